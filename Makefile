@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` (install + the demo on the embedded default model)
+# and `make test` (install + the whole test suite). Python 3.11 (the pinned torch wheels are for it).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install run test lint gui screenshot bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: install
+	$(VENV)/bin/cots demo
+
+gui: install
+	$(VENV)/bin/cots gui
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check app cots_core trainer tests bench
+
+screenshot: install
+	QT_QPA_PLATFORM=offscreen $(PY) docs/make_screenshot.py docs/screenshot.png
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The cots application: the photo/video library engine, its CLI and the desktop GUI."""

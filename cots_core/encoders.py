@@ -1,0 +1,183 @@
+"""Thin adapters over timm and transformers with one shared interface.
+
+`encoder(inputs, token_mask=None) -> EncoderOutput(tokens [B, L, C], global_feature [B, C])`.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from cots_core.config import TextConfig, VisionConfig
+from cots_core.errors import ModelLoadError
+
+
+@dataclass
+class EncoderOutput:
+    tokens: torch.Tensor  # [B, L, C]
+    global_feature: torch.Tensor  # [B, C]
+
+
+class TimmImageEncoder(nn.Module):
+    """Any timm model: ViTs give their patch tokens, CNNs their last feature map flattened into tokens.
+
+    Masked image modelling: for ViTs the masked patch embeddings are replaced by a learned mask token
+    (BEiT); for other models the masked patches are blanked in pixel space (the normalised mean, zero).
+    """
+
+    def __init__(self, config: VisionConfig, image_size: int, pretrained: bool = True):
+        super().__init__()
+        kwargs = dict(config.model_kwargs)
+        use_timm_weights = pretrained and config.pretrained == "timm"
+        try:
+            self.model = timm.create_model(config.model_name, pretrained=use_timm_weights, num_classes=0, **kwargs)
+        except RuntimeError as error:  # unknown name, or timm weights that cannot be fetched offline
+            raise ModelLoadError(f"cannot create timm model {config.model_name!r}: {error}") from error
+        if pretrained and config.pretrained and config.pretrained != "timm":
+            load_local_weights(self.model, Path(config.pretrained))
+        self.width = self.model.num_features
+        self.is_vit = hasattr(self.model, "patch_embed") and hasattr(self.model, "blocks") \
+            and hasattr(self.model, "num_prefix_tokens")
+        if self.is_vit:
+            self.grid = tuple(self.model.patch_embed.grid_size)
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, self.model.embed_dim))
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
+            self.model.patch_embed.register_forward_hook(self._replace_masked_patches)
+        else:
+            reduction = self.model.feature_info[-1]["reduction"]
+            self.grid = (image_size // reduction, image_size // reduction)
+        self._token_mask: torch.Tensor | None = None
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.channels_last = config.channels_last
+
+    def _replace_masked_patches(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        if self._token_mask is None:
+            return None
+        mask = self._token_mask.view(output.shape[0], -1, 1).to(output.dtype)
+        return output * (1 - mask) + self.mask_token.to(output.dtype) * mask
+
+    def forward(self, pixels: torch.Tensor, token_mask: torch.Tensor | None = None) -> EncoderOutput:
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        if token_mask is not None and not self.is_vit:
+            pixels = _blank_patches(pixels, token_mask, self.grid)
+        self._token_mask = token_mask if self.is_vit else None
+        try:
+            features = self.model.forward_features(pixels)
+        finally:
+            self._token_mask = None
+        global_feature = self.model.forward_head(features, pre_logits=True)
+        if features.ndim == 4:  # CNN feature map [B, C, H, W]
+            tokens = features.flatten(2).transpose(1, 2)
+        else:
+            tokens = features[:, self.model.num_prefix_tokens:]
+        return EncoderOutput(tokens=tokens, global_feature=global_feature)
+
+
+def _blank_patches(pixels: torch.Tensor, token_mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    batch = pixels.shape[0]
+    mask = token_mask.view(batch, 1, *grid).to(pixels.dtype)
+    mask = nn.functional.interpolate(mask, size=pixels.shape[-2:], mode="nearest")
+    return pixels * (1 - mask)
+
+
+def load_local_weights(model: nn.Module, path: Path) -> None:
+    """Load a local .safetensors / .pth / .bin state dict into a timm model (classifier keys dropped)."""
+    if not path.is_file():
+        raise ModelLoadError(f"image weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    except Exception as error:  # noqa: BLE001 - any reader error means the same thing to the person
+        raise ModelLoadError(f"cannot read image weights {path}: {error}") from error
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if k in own}
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ModelLoadError(f"image weights {path} do not fit {type(model).__name__}: "
+                             f"{len(missing)} missing keys, e.g. {missing[:3]}")
+    model.load_state_dict(state)
+
+
+class HFTextEncoder(nn.Module):
+    """A transformers BERT-family encoder; global feature = [CLS] token or attention-masked mean."""
+
+    def __init__(self, config: TextConfig, pretrained: bool = True):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        self.pooling = config.pooling
+        if pretrained and config.model_name_or_path:
+            try:
+                self.model = AutoModel.from_pretrained(config.model_name_or_path, add_pooling_layer=False)
+            except TypeError:
+                self.model = AutoModel.from_pretrained(config.model_name_or_path)
+            except OSError as error:
+                raise ModelLoadError(f"cannot load text model {config.model_name_or_path!r}: {error}") from error
+        else:
+            if not config.hf_config:
+                raise ModelLoadError("text config has neither a pretrained model nor an `hf_config`")
+            hf = dict(config.hf_config)
+            hf_config = AutoConfig.for_model(hf.pop("model_type", "bert"), **hf)
+            try:
+                self.model = AutoModel.from_config(hf_config, add_pooling_layer=False)
+            except TypeError:
+                self.model = AutoModel.from_config(hf_config)
+        self.width = self.model.config.hidden_size
+
+    def hf_config_dict(self) -> dict:
+        """The architecture as a plain dict, so a checkpoint can rebuild it without the original folder."""
+        data = self.model.config.to_dict()
+        keep = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        keep["model_type"] = self.model.config.model_type
+        for drop in ("transformers_version", "_name_or_path", "architectures", "torch_dtype", "dtype"):
+            keep.pop(drop, None)
+        return keep
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
+        tokens = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "mean":
+            weights = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            global_feature = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
+        else:
+            global_feature = tokens[:, 0]
+        return EncoderOutput(tokens=tokens, global_feature=global_feature)
+
+
+def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
+    """The tokenizer: from a checkpoint's `tokenizer/` folder, the pretrained folder, or a vocab file."""
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    if checkpoint_dir is not None and (checkpoint_dir / "tokenizer").is_dir():
+        return AutoTokenizer.from_pretrained(str(checkpoint_dir / "tokenizer"))
+    if config.model_name_or_path:
+        try:
+            return AutoTokenizer.from_pretrained(config.model_name_or_path)
+        except OSError as error:
+            raise ModelLoadError(f"cannot load tokenizer {config.model_name_or_path!r}: {error}") from error
+    if config.vocab_file:
+        path = Path(config.vocab_file)
+        if not path.is_absolute():
+            from cots_resources import resource_path
+
+            path = resource_path(config.vocab_file)
+        if not path.is_file():
+            raise ModelLoadError(f"tokenizer vocabulary not found: {path}")
+        # transformers 5 takes `vocab`, 4.x `vocab_file`
+        parameters = inspect.signature(BertTokenizerFast.__init__).parameters
+        key = "vocab" if "vocab" in parameters else "vocab_file"
+        return BertTokenizerFast(**{key: str(path)}, do_lower_case=True)
+    raise ModelLoadError("text config names no tokenizer (model_name_or_path or vocab_file)")

@@ -1,0 +1,79 @@
+"""Projections into the joint space and the token-prediction heads."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cots_core.config import TextConfig, VisionConfig
+
+
+class ConSEProjection(nn.Module):
+    """Zero-shot bridge (Norouzi et al., ICLR 2014): image -> class posterior -> convex combination of the
+    classes' text embeddings. Both maps are ordinary trainable layers, so fine-tuning improves the bridge.
+
+    out = class_embeddings( softmax(classifier(x) / temperature) )
+    """
+
+    def __init__(self, width: int, num_classes: int, embed_dim: int, temperature: float = 1.0):
+        super().__init__()
+        self.classifier = nn.Linear(width, num_classes)
+        self.class_embeddings = nn.Linear(num_classes, embed_dim, bias=False)
+        self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        posterior = (self.classifier(x) / self.log_temperature.exp()).softmax(dim=-1)
+        return self.class_embeddings(posterior)
+
+
+def build_image_projection(config: VisionConfig, width: int, embed_dim: int) -> nn.Module:
+    if config.projection == "conse":
+        return ConSEProjection(width, config.num_classes, embed_dim, config.conse_temperature)
+    if config.projection == "linear":
+        return nn.Linear(width, embed_dim)
+    raise ValueError(f"unknown image projection {config.projection!r} (linear, conse)")
+
+
+def build_text_projection(config: TextConfig, width: int, embed_dim: int) -> nn.Module:
+    projection = nn.Linear(width, embed_dim)
+    if config.projection == "identity_init":
+        if width != embed_dim:
+            raise ValueError(f"identity_init projection needs text width {width} == embed_dim {embed_dim}")
+        with torch.no_grad():
+            projection.weight.copy_(torch.eye(embed_dim))
+            projection.bias.zero_()
+    elif config.projection != "linear":
+        raise ValueError(f"unknown text projection {config.projection!r} (linear, identity_init)")
+    return projection
+
+
+class CrossGlobalMap(nn.Module):
+    """Maps one stream's global feature to the other's token width (identity where they match)."""
+
+    def __init__(self, in_width: int, out_width: int):
+        super().__init__()
+        self.map = nn.Identity() if in_width == out_width else nn.Linear(in_width, out_width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.map(x)
+
+
+class TokenPredictionHead(nn.Module):
+    """BERT's prediction head: dense -> GELU -> LayerNorm -> vocabulary logits.
+
+    With `tied_embeddings` the output matrix is the word-embedding matrix (as in BERT's MLM head).
+    """
+
+    def __init__(self, width: int, vocab_size: int, tied_embeddings: nn.Embedding | None = None):
+        super().__init__()
+        self.transform = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width))
+        self.tied_embeddings = tied_embeddings
+        if tied_embeddings is None:
+            self.decoder = nn.Linear(width, vocab_size)
+        else:
+            self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.transform(x)
+        if self.tied_embeddings is None:
+            return self.decoder(x)
+        return x @ self.tied_embeddings.weight.t() + self.bias

@@ -1,0 +1,109 @@
+"""COTS training objectives as pure functions of tensors.
+
+Notation: v, t are online image/text embeddings [B, D]; v_m, t_m the momentum embeddings [B, D];
+Q_I, Q_T the paired image/text queues [N, D] (N may be 0); all rows L2-normalised; tau the temperature.
+Every function returns a scalar that is a defined zero (never NaN) when it has nothing to average.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def _zero_like(*tensors: torch.Tensor) -> torch.Tensor:
+    """A zero that stays connected to the graph, so backward() works when a loss has no terms."""
+    return sum((x.sum() * 0.0 for x in tensors), torch.zeros((), device=tensors[0].device))
+
+
+def _contrastive_direction(q: torch.Tensor, k_pos: torch.Tensor, k_neg: torch.Tensor, tau: float) -> torch.Tensor:
+    """-mean_i log( exp(q_i.k_pos_i/tau) / (exp(q_i.k_pos_i/tau) + sum_k exp(q_i.k_neg_k/tau)) )."""
+    positive = (q * k_pos).sum(dim=1, keepdim=True)  # [B, 1]
+    negatives = q @ k_neg.t()  # [B, N]
+    logits = torch.cat([positive, negatives], dim=1) / tau
+    return -F.log_softmax(logits, dim=1)[:, 0].mean()
+
+
+def mcl_loss(v: torch.Tensor, t: torch.Tensor, v_m: torch.Tensor, t_m: torch.Tensor,
+             Q_I: torch.Tensor, Q_T: torch.Tensor, tau: float) -> torch.Tensor:  # noqa: N803
+    """Instance-level momentum contrastive loss, L_mcl = L_i2t + L_t2i.
+
+    L_i2t = -1/B sum_i log( exp(v_i.t_m_i/tau) / (exp(v_i.t_m_i/tau) + sum_k exp(v_i.Q_T[k]/tau)) )
+    L_t2i = -1/B sum_i log( exp(t_i.v_m_i/tau) / (exp(t_i.v_m_i/tau) + sum_k exp(t_i.Q_I[k]/tau)) )
+    The positive is the paired momentum embedding; the negatives are the other modality's queue.
+    """
+    if v.shape[0] == 0:
+        return _zero_like(v, t)
+    return _contrastive_direction(v, t_m, Q_T, tau) + _contrastive_direction(t, v_m, Q_I, tau)
+
+
+def kl_alignment_loss(v: torch.Tensor, t: torch.Tensor, Q_I: torch.Tensor, Q_T: torch.Tensor,  # noqa: N803
+                      tau: float) -> torch.Tensor:
+    """Task-level interaction: symmetric KL between the two retrieval distributions over the queues.
+
+    P_i2t(i)[k] = softmax_k(v_i.Q_T[k]/tau),  P_t2i(i)[k] = softmax_k(t_i.Q_I[k]/tau)
+    (the queues are paired: index k is the same unpaired sample in both), and
+    L_kl = 1/B sum_i [ KL(P_i2t(i) || P_t2i(i)) + KL(P_t2i(i) || P_i2t(i)) ].  Zero when N = 0.
+    """
+    if v.shape[0] == 0 or Q_I.shape[0] == 0:
+        return _zero_like(v, t)
+    log_p_i2t = F.log_softmax(v @ Q_T.t() / tau, dim=1)
+    log_p_t2i = F.log_softmax(t @ Q_I.t() / tau, dim=1)
+    p_i2t, p_t2i = log_p_i2t.exp(), log_p_t2i.exp()
+    kl_i2t_t2i = (p_i2t * (log_p_i2t - log_p_t2i)).sum(dim=1)
+    kl_t2i_i2t = (p_t2i * (log_p_t2i - log_p_i2t)).sum(dim=1)
+    return (kl_i2t_t2i + kl_t2i_i2t).mean()
+
+
+def amf_keep_mask(pair_sim: torch.Tensor, sim_queue: torch.Tensor, k: float = 2.0,
+                  min_queue: int = 2) -> torch.Tensor:
+    """Adaptive momentum filter: which pairs of the batch enter the losses.
+
+    pair_sim[i] = v_m_i.t_m_i; mu, sigma = mean and (unbiased) standard deviation of the similarity
+    queue; keep pair i iff pair_sim[i] >= s_AMF = mu - k*sigma.
+    Rule while warming up: with fewer than `min_queue` (at least 2) similarities in the queue the
+    distribution cannot be estimated, so every pair is kept.
+    """
+    if sim_queue.numel() < max(2, min_queue):
+        return torch.ones_like(pair_sim, dtype=torch.bool)
+    return pair_sim >= amf_threshold(sim_queue, k)
+
+
+def amf_threshold(sim_queue: torch.Tensor, k: float = 2.0) -> torch.Tensor:
+    """s_AMF = mean(sim_queue) - k * std(sim_queue); -inf for a queue too short to estimate."""
+    if sim_queue.numel() < 2:
+        return torch.tensor(float("-inf"), device=sim_queue.device)
+    return sim_queue.mean() - k * sim_queue.std()
+
+
+def _masked_prediction_loss(token_features: torch.Tensor, cross_global: torch.Tensor, labels: torch.Tensor,
+                            predict: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    fused = token_features + cross_global.unsqueeze(1)  # [B, L, C]: the only exchange between the streams
+    selected = labels >= 0
+    if not bool(selected.any()):
+        return _zero_like(token_features, cross_global)
+    logits = predict(fused[selected])  # [M, V]
+    return F.cross_entropy(logits.float(), labels[selected])
+
+
+def cmlm_loss(text_tokens: torch.Tensor, image_global: torch.Tensor, labels: torch.Tensor,
+              predict: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Cross-modal masked language modelling.
+
+    For each masked word position j of text i (labels[i, j] >= 0; -100 elsewhere):
+    L_cmlm = -1/M sum_(i,j) log P( w_ij | h_ij + g(v_i) ), with h_ij the masked text pass's output token
+    feature, g(v_i) the paired image's global feature mapped to the text width, P = softmax(predict(.)).
+    """
+    return _masked_prediction_loss(text_tokens, image_global, labels, predict)
+
+
+def cmvm_loss(image_tokens: torch.Tensor, text_global: torch.Tensor, labels: torch.Tensor,
+              predict: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Cross-modal masked vision modelling.
+
+    For each masked patch j of image i (labels[i, j] = its dVAE token id; -100 for unmasked patches):
+    L_cmvm = -1/M sum_(i,j) log P( z_ij | h_ij + g(t_i) ), with h_ij the masked image pass's output token
+    feature and g(t_i) the paired text's global feature mapped to the image width.
+    """
+    return _masked_prediction_loss(image_tokens, text_global, labels, predict)

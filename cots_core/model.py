@@ -1,0 +1,308 @@
+"""COTS: two separate encoders, a joint embedding space, and the three levels of cross-modal interaction."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from cots_core import losses
+from cots_core.config import ModelConfig
+from cots_core.dvae import DiscreteVAE
+from cots_core.encoders import HFTextEncoder, TimmImageEncoder, load_text_tokenizer
+from cots_core.errors import ModelLoadError
+from cots_core.heads import CrossGlobalMap, TokenPredictionHead, build_image_projection, build_text_projection
+from cots_core.masking import block_mask_batch, mask_words
+from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
+from cots_core.serialization import load_state_dict_file, save_state_dict_file
+from cots_core.transforms import build_transform
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+# Models that are built rather than stored: name -> "module:function" returning a COTS.
+NAMED_MODELS = {"cots-lite": "cots_core.lite:load_cots_lite"}
+# State that a checkpoint may leave out (an inference-only export): rebuilt from the online weights.
+_OPTIONAL_PREFIXES = ("image_encoder_m.", "image_projection_m.", "text_encoder_m.", "text_projection_m.",
+                      "queue.", "image_tokenizer.")
+
+
+class COTS(nn.Module):
+    """The COTS model. Inference uses only the online encoders; training adds momentum encoders,
+    queues, masked-modelling heads and the dVAE image tokenizer (which receives no gradient)."""
+
+    def __init__(self, config: ModelConfig, pretrained_backbones: bool = True, checkpoint_dir: Path | None = None):
+        super().__init__()
+        self.config = config
+        self.image_encoder = TimmImageEncoder(config.vision, config.image_size, pretrained=pretrained_backbones)
+        self.text_encoder = HFTextEncoder(config.text, pretrained=pretrained_backbones)
+        self.tokenizer = load_text_tokenizer(config.text, checkpoint_dir)
+        self.image_projection = build_image_projection(config.vision, self.image_encoder.width, config.embed_dim)
+        self.text_projection = build_text_projection(config.text, self.text_encoder.width, config.embed_dim)
+
+        self.image_encoder_m = make_momentum_copy(self.image_encoder)
+        self.image_projection_m = make_momentum_copy(self.image_projection)
+        self.text_encoder_m = make_momentum_copy(self.text_encoder)
+        self.text_projection_m = make_momentum_copy(self.text_projection)
+        self.queue = FeatureQueue(config.queue.size, config.embed_dim)
+
+        # token level: the only exchange between the streams is the other stream's global feature
+        self.text_global_to_image = CrossGlobalMap(self.text_encoder.width, self.image_encoder.width)
+        self.image_global_to_text = CrossGlobalMap(self.image_encoder.width, self.text_encoder.width)
+        vocab_size = len(self.tokenizer)
+        if vocab_size > self.text_encoder.input_embeddings().num_embeddings:
+            raise ModelLoadError(f"tokenizer has {vocab_size} entries but the text model only "
+                                 f"{self.text_encoder.input_embeddings().num_embeddings} embeddings")
+        self.mlm_head = TokenPredictionHead(self.text_encoder.width, self.text_encoder.input_embeddings().num_embeddings)
+        # tie the output matrix to the word embeddings without registering them twice
+        object.__setattr__(self.mlm_head, "tied_embeddings", self.text_encoder.input_embeddings())
+        del self.mlm_head.decoder
+        self.mlm_head.bias = nn.Parameter(torch.zeros(self.text_encoder.input_embeddings().num_embeddings))
+        self.mvm_head = TokenPredictionHead(self.image_encoder.width, config.tokenizer.vocab_size)
+        self.image_tokenizer = DiscreteVAE(config.tokenizer, config.image_size, self.image_encoder.grid)
+        self.image_tokenizer.requires_grad_(False)
+
+        self.preprocess = build_transform(config.image_size, config.vision.mean, config.vision.std,
+                                          config.vision.interpolation, train=False)
+        self.train_transform = build_transform(config.image_size, config.vision.mean, config.vision.std,
+                                               config.vision.interpolation, train=True)
+        self._model_id: str | None = None
+
+    # ---------------------------------------------------------------- inference
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.image_encoder.grid
+
+    @property
+    def model_id(self) -> str:
+        """Stable identifier of the online weights: embeddings made by different weights never mix."""
+        if self._model_id is None:
+            digest = hashlib.sha256()
+            for module in (self.image_encoder, self.image_projection, self.text_encoder, self.text_projection):
+                for name, tensor in module.state_dict().items():
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+            self._model_id = f"{self.config.name}-{digest.hexdigest()[:12]}"
+        return self._model_id
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(list(texts), padding=True, truncation=True,
+                                 max_length=self.config.text.max_length, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        modules = (self.image_encoder, self.image_projection, self.text_encoder, self.text_projection)
+        was_training = [m.training for m in modules]
+        for module in modules:
+            module.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            for module, mode in zip(modules, was_training):
+                module.train(mode)
+
+    def embed_image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Online image embeddings with gradient (training and fine-tuning code)."""
+        return F.normalize(self.image_projection(self.image_encoder(pixels).global_feature).float(), dim=-1)
+
+    def embed_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_projection(self.text_encoder(input_ids, attention_mask).global_feature).float(),
+                           dim=-1)
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image embeddings [B, D] from preprocessed pixels [B, 3, S, S]."""
+        with self._inference():
+            return self.embed_image_features(pixels.to(self.device))
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """L2-normalised text embeddings [B, D]."""
+        if not texts:
+            return torch.zeros(0, self.config.embed_dim)
+        tokens = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
+        with self._inference():
+            return self.embed_text_features(tokens["input_ids"], tokens["attention_mask"])
+
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """A video's embedding [D]: the mean of its frames' image embeddings, renormalised (COTS, sec. 3.1)."""
+        if frames.shape[0] == 0:
+            raise ValueError("encode_video needs at least one frame")
+        return F.normalize(self.encode_images(frames).mean(dim=0), dim=-1)
+
+    def encode_pil(self, images: list[Image.Image]) -> torch.Tensor:
+        return self.encode_images(torch.stack([self.preprocess(image) for image in images]))
+
+    # ---------------------------------------------------------------- training
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        m = self.config.queue.momentum
+        momentum_update(self.image_encoder, self.image_encoder_m, m)
+        momentum_update(self.image_projection, self.image_projection_m, m)
+        momentum_update(self.text_encoder, self.text_encoder_m, m)
+        momentum_update(self.text_projection, self.text_projection_m, m)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self.training_step(batch)
+
+    def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """All COTS objectives on one batch; enqueues the batch's momentum features afterwards.
+
+        The EMA update of the momentum encoders happens first (as in ALBEF), so a trainer only has to
+        call backward() and step its optimizer.
+        """
+        cfg = self.config
+        device = self.device
+        pixels = batch["pixels"].to(device)
+        if "input_ids" in batch:
+            input_ids, attention_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        else:
+            tokens = self.tokenize(batch["texts"])
+            input_ids, attention_mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
+
+        image_out = self.image_encoder(pixels)
+        text_out = self.text_encoder(input_ids, attention_mask)
+        v = F.normalize(self.image_projection(image_out.global_feature).float(), dim=-1)
+        t = F.normalize(self.text_projection(text_out.global_feature).float(), dim=-1)
+
+        with torch.no_grad():
+            self.momentum_update()
+            v_m = F.normalize(self.image_projection_m(self.image_encoder_m(pixels).global_feature).float(), dim=-1)
+            t_m = F.normalize(self.text_projection_m(
+                self.text_encoder_m(input_ids, attention_mask).global_feature).float(), dim=-1)
+            pair_sim = (v_m * t_m).sum(dim=1)
+            # clones: the queues are overwritten in place at the end of this step, before backward()
+            queue_image, queue_text, queue_sim = (q.clone() for q in self.queue.valid())
+
+        if cfg.loss.use_amf:
+            keep = losses.amf_keep_mask(pair_sim, queue_sim, cfg.loss.amf_k, cfg.loss.amf_min_queue)
+            warm = queue_sim.numel() >= max(2, cfg.loss.amf_min_queue)
+            threshold = losses.amf_threshold(queue_sim, cfg.loss.amf_k) if warm else torch.tensor(float("-inf"))
+        else:
+            keep = torch.ones_like(pair_sim, dtype=torch.bool)
+            threshold = torch.tensor(float("-inf"))
+        tau = cfg.queue.temperature
+        zero = losses._zero_like(v, t)
+
+        loss_mcl = losses.mcl_loss(v[keep], t[keep], v_m[keep], t_m[keep], queue_image, queue_text, tau) \
+            if cfg.loss.use_mcl else zero
+        loss_kl = losses.kl_alignment_loss(v[keep], t[keep], queue_image, queue_text, tau) \
+            if cfg.loss.use_kl else zero
+        if cfg.loss.use_mvlm:
+            loss_cmlm = self._cmlm(input_ids, attention_mask, image_out.global_feature, keep)
+            visual_tokens = batch.get("visual_tokens")
+            loss_cmvm = self._cmvm(pixels, visual_tokens, text_out.global_feature, keep)
+        else:
+            loss_cmlm = loss_cmvm = zero
+        loss = loss_mcl + cfg.loss.w_token * (loss_cmlm + loss_cmvm) + cfg.loss.w_kl * loss_kl
+
+        self.queue.enqueue(v_m, t_m, pair_sim)  # every pair, kept or not
+        return {
+            "loss": loss, "loss_mcl": loss_mcl, "loss_kl": loss_kl,
+            "loss_cmlm": loss_cmlm, "loss_cmvm": loss_cmvm,
+            "amf_kept": keep.float().mean().detach(), "amf_threshold": threshold.detach().to(device),
+            "amf_keep_mask": keep.detach(), "pair_similarity": pair_sim.detach(),
+        }
+
+    def _cmlm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_global: torch.Tensor,
+              keep: torch.Tensor) -> torch.Tensor:
+        tok = self.tokenizer
+        masked_ids, labels = mask_words(input_ids, attention_mask, tok.all_special_ids, tok.mask_token_id,
+                                        len(tok), self.config.loss.mlm_probability)
+        masked_out = self.text_encoder(masked_ids, attention_mask)
+        cross = self.image_global_to_text(image_global)
+        return losses.cmlm_loss(masked_out.tokens[keep], cross[keep], labels[keep], self.mlm_head)
+
+    def _cmvm(self, pixels: torch.Tensor, visual_tokens: torch.Tensor | None, text_global: torch.Tensor,
+              keep: torch.Tensor) -> torch.Tensor:
+        if visual_tokens is None:
+            visual_tokens = self.image_tokenizer.codebook_indices(pixels)
+        visual_tokens = visual_tokens.to(pixels.device).long()
+        token_mask = block_mask_batch(pixels.shape[0], self.grid, self.config.loss.mvm_ratio,
+                                      self.config.loss.mvm_min_block).to(pixels.device)
+        labels = torch.where(token_mask, visual_tokens, torch.full_like(visual_tokens, -100))
+        masked_out = self.image_encoder(pixels, token_mask=token_mask)
+        cross = self.text_global_to_image(text_global)
+        return losses.cmvm_loss(masked_out.tokens[keep], cross[keep], labels[keep], self.mvm_head)
+
+    # ---------------------------------------------------------------- persistence
+    def export_config(self) -> ModelConfig:
+        """The config that rebuilds this architecture offline, without the original pretrained folders."""
+        text = dict(model_name_or_path=None, hf_config=self.text_encoder.hf_config_dict(), vocab_file=None)
+        return self.config.replace(vision={"pretrained": None}, text=text)
+
+    def save_pretrained(self, directory: str | Path, inference_only: bool = False) -> None:
+        """config.json + model.safetensors + tokenizer/. `inference_only` leaves out momentum encoders,
+        queues and the dVAE (a fine-tune from it starts them afresh)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = self.state_dict()
+        if inference_only:
+            state = {k: v for k, v in state.items() if not k.startswith(_OPTIONAL_PREFIXES)}
+        self.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+        save_state_dict_file(state, directory / WEIGHTS_FILE)
+        self.export_config().save_json(directory / CONFIG_FILE)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:
+        """Load a directory written by `save_pretrained`, or a named model such as "cots-lite"."""
+        if str(name_or_path) in NAMED_MODELS:
+            module_name, function = NAMED_MODELS[str(name_or_path)].split(":")
+            model = getattr(importlib.import_module(module_name), function)()
+        else:
+            model = cls._load_directory(Path(name_or_path).expanduser())
+        model.eval()
+        return model.to(device) if device is not None else model
+
+    @classmethod
+    def _load_directory(cls, directory: Path) -> COTS:
+        if not directory.is_dir():
+            known = ", ".join(sorted(NAMED_MODELS))
+            raise ModelLoadError(f"no model at {directory}: give a directory written by save_pretrained "
+                                 f"(config.json, model.safetensors) or one of: {known}")
+        config = ModelConfig.load_json(directory / CONFIG_FILE)
+        model = cls(config, pretrained_backbones=False, checkpoint_dir=directory)
+        load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
+        model._check_required_keys(directory / WEIGHTS_FILE)
+        return model
+
+    def _check_required_keys(self, path: Path) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            stored = set(handle.keys())
+        missing = [k for k in self.state_dict() if k not in stored and not k.startswith(_OPTIONAL_PREFIXES)]
+        if missing:
+            raise ModelLoadError(f"checkpoint file {path} does not match its config: "
+                                 f"{len(missing)} missing (e.g. {missing[0]})")
+        if not any(k.startswith("image_encoder_m.") for k in stored):
+            self.sync_momentum_encoders()
+
+    @torch.no_grad()
+    def sync_momentum_encoders(self) -> None:
+        """Momentum encoders := online encoders (for a checkpoint saved without them)."""
+        for online, twin in ((self.image_encoder, self.image_encoder_m), (self.image_projection, self.image_projection_m),
+                             (self.text_encoder, self.text_encoder_m), (self.text_projection, self.text_projection_m)):
+            twin.load_state_dict(online.state_dict())
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:
+    """`COTS.from_pretrained` under the name the application uses."""
+    return COTS.from_pretrained(name_or_path, device=device)
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """The raw config.json of a checkpoint (for tools that only need its metadata)."""
+    return json.loads((Path(directory) / CONFIG_FILE).read_text())

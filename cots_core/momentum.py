@@ -1,0 +1,65 @@
+"""Momentum (EMA) copies of the encoders and the paired feature/similarity queues, all state in buffers."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from cots_core.distributed import all_gather_no_grad
+
+
+def make_momentum_copy(module: nn.Module) -> nn.Module:
+    """A frozen deep copy: gets no gradient, only EMA updates."""
+    twin = copy.deepcopy(module)
+    for parameter in twin.parameters():
+        parameter.requires_grad_(False)
+    return twin
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, momentum: nn.Module, m: float) -> None:
+    """theta_m <- m * theta_m + (1 - m) * theta, in place; buffers are copied."""
+    online_params = list(online.parameters())
+    momentum_params = list(momentum.parameters())
+    torch._foreach_mul_(momentum_params, m)
+    torch._foreach_add_(momentum_params, online_params, alpha=1.0 - m)
+    for online_buffer, momentum_buffer in zip(online.buffers(), momentum.buffers()):
+        momentum_buffer.copy_(online_buffer)
+
+
+class FeatureQueue(nn.Module):
+    """Paired FIFO queues of momentum image features, text features and their similarities.
+
+    Row k of `image`, `text` and `similarity` always belongs to the same pair: all three are written at
+    the same pointer. Only the first `filled` rows are valid until the queue has wrapped once.
+    """
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.size = size
+        self.register_buffer("image", torch.zeros(size, dim))
+        self.register_buffer("text", torch.zeros(size, dim))
+        self.register_buffer("similarity", torch.zeros(size))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    def valid(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        count = int(self.filled)
+        return self.image[:count], self.text[:count], self.similarity[:count]
+
+    @torch.no_grad()
+    def enqueue(self, image: torch.Tensor, text: torch.Tensor, similarity: torch.Tensor) -> None:
+        """Push a batch (gathered from every rank first, in rank order), overwriting the oldest rows."""
+        image = all_gather_no_grad(image.detach().float())
+        text = all_gather_no_grad(text.detach().float())
+        similarity = all_gather_no_grad(similarity.detach().float())
+        if image.shape[0] > self.size:  # a batch larger than the queue: keep its newest rows
+            image, text, similarity = image[-self.size:], text[-self.size:], similarity[-self.size:]
+        count = image.shape[0]
+        positions = (int(self.pointer) + torch.arange(count, device=self.image.device)) % self.size
+        self.image[positions] = image
+        self.text[positions] = text
+        self.similarity[positions] = similarity
+        self.pointer.fill_((int(self.pointer) + count) % self.size)
+        self.filled.fill_(min(self.size, int(self.filled) + count))

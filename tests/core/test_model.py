@@ -1,0 +1,184 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cots_core import COTS, ModelConfig, ModelLoadError
+from cots_core.encoders import TimmImageEncoder
+
+TEXTS = ["a red circle", "a blue square", "two green triangles", "a yellow star",
+         "a big red square", "three blue circles", "a small green star", "a white triangle"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return COTS(ModelConfig.preset("tiny"))
+
+
+def batch(size=8, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return {"pixels": torch.randn(size, 3, 64, 64, generator=generator), "texts": TEXTS[:size]}
+
+
+def _encoder_params(module):
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def test_every_loss_reaches_both_encoders(tiny):
+    tiny.train()
+    tiny.training_step(batch(seed=1))  # fill the queue so that MCL negatives and KL exist
+    out = tiny.training_step(batch(seed=2))
+    image_params = _encoder_params(tiny.image_encoder)
+    text_params = _encoder_params(tiny.text_encoder)
+    for name in ("loss_mcl", "loss_kl", "loss_cmlm", "loss_cmvm"):
+        assert out[name].item() > 0, name
+        grads = torch.autograd.grad(out[name], image_params + text_params, retain_graph=True, allow_unused=True)
+        image_grads, text_grads = grads[:len(image_params)], grads[len(image_params):]
+        assert any(g is not None and g.abs().sum() > 0 for g in image_grads), f"{name} misses the image encoder"
+        assert any(g is not None and g.abs().sum() > 0 for g in text_grads), f"{name} misses the text encoder"
+    out["loss"].backward()
+    for frozen in (tiny.image_encoder_m, tiny.text_encoder_m, tiny.image_projection_m, tiny.text_projection_m,
+                   tiny.image_tokenizer):
+        assert all(p.grad is None and not p.requires_grad for p in frozen.parameters())
+    tiny.zero_grad(set_to_none=True)
+
+
+def test_training_step_outputs_and_enqueues_all_pairs():
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny"))
+    out = model.training_step(batch())
+    for key in ("loss", "loss_mcl", "loss_kl", "loss_cmlm", "loss_cmvm", "amf_kept", "amf_threshold"):
+        assert key in out and torch.isfinite(out[key]) | torch.isinf(out["amf_threshold"])
+    assert int(model.queue.filled) == 8
+    visual_tokens = torch.zeros(8, 64, dtype=torch.long)
+    tokens = model.tokenize(TEXTS)
+    out = model.training_step({**batch(), **tokens, "visual_tokens": visual_tokens})
+    assert int(model.queue.filled) == 16 and torch.isfinite(out["loss"])
+
+
+def test_amf_filtering_every_pair_gives_a_defined_zero():
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny", loss={"amf_min_queue": 4}))
+    with torch.no_grad():  # a warm similarity queue far above any real pair's similarity
+        model.queue.similarity[:16] = torch.linspace(5.0, 6.0, 16)
+        model.queue.filled.fill_(16)
+        model.queue.pointer.fill_(16)
+    out = model.training_step(batch())
+    assert out["amf_kept"].item() == 0.0
+    assert out["loss"].item() == 0.0 and not torch.isnan(out["loss"])
+    out["loss"].backward()
+    assert int(model.queue.filled) == 24  # filtered pairs are still enqueued
+
+
+def test_tiny_model_overfits_one_batch():
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    data = batch()
+    history = []
+    for _ in range(200):
+        out = model.training_step(data)
+        out["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        history.append(out["loss"].item())
+    first = np.mean(history[1:6])  # from step 1 on, every term is active (the queue is no longer empty)
+    last = np.mean(history[-5:])
+    assert last <= 0.5 * first, (first, last)
+
+
+def test_save_and_load_give_identical_embeddings(tiny, tmp_path):
+    tiny.eval()
+    tiny.save_pretrained(tmp_path / "ckpt")
+    loaded = COTS.from_pretrained(tmp_path / "ckpt")
+    pixels = torch.randn(3, 3, 64, 64)
+    assert torch.equal(tiny.encode_images(pixels), loaded.encode_images(pixels))
+    assert torch.equal(tiny.encode_texts(TEXTS), loaded.encode_texts(TEXTS))
+    assert torch.equal(tiny.queue.image, loaded.queue.image)
+    assert loaded.model_id == tiny.model_id
+
+
+def test_inference_only_checkpoint_rebuilds_momentum(tiny, tmp_path):
+    tiny.save_pretrained(tmp_path / "slim", inference_only=True)
+    loaded = COTS.from_pretrained(tmp_path / "slim")
+    for online, twin in zip(loaded.image_encoder.parameters(), loaded.image_encoder_m.parameters()):
+        assert torch.equal(online, twin)
+    assert torch.equal(tiny.encode_texts(TEXTS), loaded.encode_texts(TEXTS))
+
+
+def test_corrupt_truncated_missing_and_mismatched_checkpoints(tiny, tmp_path):
+    directory = tmp_path / "ckpt"
+    tiny.save_pretrained(directory)
+    weights = directory / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="model.safetensors"):
+        COTS.from_pretrained(directory)
+    weights.unlink()
+    with pytest.raises(ModelLoadError, match="not found.*model.safetensors"):
+        COTS.from_pretrained(directory)
+    weights.write_bytes(data)
+    config = json.loads((directory / "config.json").read_text())
+    config["embed_dim"] = 32
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="does not match"):
+        COTS.from_pretrained(directory)
+    (directory / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="config.json"):
+        COTS.from_pretrained(directory)
+    with pytest.raises(ModelLoadError, match="no model at"):
+        COTS.from_pretrained(tmp_path / "nowhere")
+
+
+def test_encode_video_of_copies_equals_the_frame(tiny):
+    frame = torch.randn(1, 3, 64, 64)
+    video = tiny.encode_video(frame.repeat(5, 1, 1, 1))
+    assert torch.allclose(video, tiny.encode_images(frame)[0], atol=1e-6)
+    assert video.norm().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_embeddings_are_unit_length_and_deterministic(tiny):
+    tiny.train()  # encode_* must switch dropout off by themselves
+    first, second = tiny.encode_texts(TEXTS), tiny.encode_texts(TEXTS)
+    assert torch.equal(first, second)
+    assert torch.allclose(first.norm(dim=1), torch.ones(len(TEXTS)), atol=1e-5)
+    assert tiny.training
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16", "I", "F", "CMYK", "1"])
+def test_preprocess_accepts_any_pil_mode(tiny, mode):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 80, 3), dtype=np.uint8)).convert(mode) \
+        if mode not in ("I;16", "I", "F") else Image.fromarray(np.arange(4000, dtype=np.uint16).reshape(50, 80) * 16)
+    if mode in ("I", "F"):
+        image = image.convert(mode)
+    pixels = tiny.preprocess(image)
+    assert pixels.shape == (3, 64, 64) and torch.isfinite(pixels).all()
+
+
+def test_alpha_is_composited_on_white(tiny):
+    transparent = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    white = Image.new("RGB", (64, 64), (255, 255, 255))
+    assert torch.allclose(tiny.preprocess(transparent), tiny.preprocess(white))
+
+
+def test_cnn_image_tower_gives_feature_map_tokens_and_masked_pass():
+    config = ModelConfig.preset("tiny", vision={"model_name": "resnet10t", "model_kwargs": {}})
+    model = COTS(config)
+    assert model.grid == (2, 2)
+    out = model.training_step(batch(4))
+    assert torch.isfinite(out["loss"]) and out["loss_cmvm"].item() > 0
+
+
+def test_paper_preset_has_a_24x24_grid():
+    config = ModelConfig.preset("vit-b16-bert-base")
+    encoder = TimmImageEncoder(config.vision, config.image_size, pretrained=False)
+    assert encoder.grid == (24, 24) and encoder.width == 768
+    assert config.embed_dim == 768 and config.queue.size >= 10000
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(ModelLoadError, match="tiny"):
+        ModelConfig.preset("nope")
