@@ -10,9 +10,7 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
-
-class CommandError(Exception):
-    """An error the person can act on; printed without a traceback, exit status 2."""
+from cots_core.errors import CotsError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,8 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging information")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for entry in sorted(entry_points(group="cots.commands"), key=lambda e: e.name):
-        register = entry.load()
-        register(subparsers)
+        try:
+            entry.load()(subparsers)
+        except Exception as error:  # noqa: BLE001 - one broken command group must not take down the others
+            logging.getLogger(__name__).warning("the %s commands are unavailable: %s", entry.name, error)
     return parser
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CommandError, FileNotFoundError, ValueError) as error:
+    except (CotsError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as error:
         print(f"cots: error: {error}", file=sys.stderr)
         return 2
 

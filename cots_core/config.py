@@ -174,6 +174,8 @@ def _tiny() -> ModelConfig:
             hf_config=dict(model_type="bert", hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                            intermediate_size=128, max_position_embeddings=64),
             max_length=32,
+            # a random BERT's [CLS] output is nearly constant across texts; the token mean is not
+            pooling="mean",
         ),
         queue=QueueConfig(size=256, momentum=0.995, temperature=0.07),
         loss=LossConfig(amf_min_queue=64, mvm_min_block=4),

@@ -157,6 +157,15 @@ class HFTextEncoder(nn.Module):
         return EncoderOutput(tokens=tokens, global_feature=global_feature)
 
 
+def shipped_resource(relative: str) -> Path:
+    """A file of the shipped resources/ folder: installed as `cots_resources`, or beside a bare checkout."""
+    try:
+        from cots_resources import resource_path
+    except ImportError:  # running from a source tree that was not pip-installed
+        return Path(__file__).resolve().parents[1] / "resources" / relative
+    return resource_path(relative)
+
+
 def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
     """The tokenizer: from a checkpoint's `tokenizer/` folder, the pretrained folder, or a vocab file."""
     from transformers import AutoTokenizer, BertTokenizerFast
@@ -171,9 +180,7 @@ def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
     if config.vocab_file:
         path = Path(config.vocab_file)
         if not path.is_absolute():
-            from cots_resources import resource_path
-
-            path = resource_path(config.vocab_file)
+            path = shipped_resource(config.vocab_file)
         if not path.is_file():
             raise ModelLoadError(f"tokenizer vocabulary not found: {path}")
         # transformers 5 takes `vocab`, 4.x `vocab_file`

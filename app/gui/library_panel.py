@@ -1,0 +1,66 @@
+"""The library tab: watched folders (add, remove, re-scan) and the files that failed, with reasons."""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class LibraryPanel(QWidget):
+    add_requested = Signal()
+    remove_requested = Signal(str)
+    rescan_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Watched folders"))
+        self.folders = QListWidget()
+        layout.addWidget(self.folders, 1)
+        buttons = QHBoxLayout()
+        self.add_button = QPushButton("Add folder…")
+        self.remove_button = QPushButton("Remove")
+        self.rescan_button = QPushButton("Re-scan")
+        for button in (self.add_button, self.remove_button, self.rescan_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.failures_label = QLabel("Files that could not be read")
+        layout.addWidget(self.failures_label)
+        self.failures = QTreeWidget()
+        self.failures.setHeaderLabels(["File", "Reason"])
+        self.failures.setRootIsDecorated(False)
+        layout.addWidget(self.failures, 2)
+        self.add_button.clicked.connect(self.add_requested)
+        self.rescan_button.clicked.connect(self.rescan_requested)
+        self.remove_button.clicked.connect(self._remove)
+
+    def _remove(self) -> None:
+        item = self.folders.currentItem()
+        if item is not None:
+            self.remove_requested.emit(item.text())
+
+    def set_folders(self, folders: list[str]) -> None:
+        self.folders.clear()
+        self.folders.addItems(folders)
+
+    def set_failures(self, failures: list[tuple[str, str]]) -> None:
+        self.failures.clear()
+        for path, reason in failures:
+            item = QTreeWidgetItem([path, reason])
+            item.setToolTip(0, path)
+            item.setToolTip(1, reason)
+            self.failures.addTopLevelItem(item)
+        self.failures.resizeColumnToContents(0)
+        self.failures_label.setText(f"Files that could not be read ({len(failures)})")
+
+    def failure_rows(self) -> list[tuple[str, str]]:
+        return [(self.failures.topLevelItem(i).text(0), self.failures.topLevelItem(i).text(1))
+                for i in range(self.failures.topLevelItemCount())]

@@ -1,0 +1,160 @@
+"""Side panels: the selected item's details, and the "image to text" results of a dropped image."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.service import Hit
+from app.gui.thumbs import format_time
+
+PREVIEW = 320
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+def _preview_label() -> QLabel:
+    label = QLabel("No selection")
+    label.setAlignment(Qt.AlignCenter)
+    label.setMinimumSize(PREVIEW, PREVIEW * 3 // 4)
+    label.setStyleSheet("background: #202326; color: #9aa0a6;")
+    return label
+
+
+def _texts_table() -> QTableWidget:
+    table = QTableWidget(0, 2)
+    table.setHorizontalHeaderLabels(["Text", "Score"])
+    table.horizontalHeader().setStretchLastSection(False)
+    table.horizontalHeader().setSectionResizeMode(0, table.horizontalHeader().ResizeMode.Stretch)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QTableWidget.NoEditTriggers)
+    return table
+
+
+def fill_texts(table: QTableWidget, texts: list[tuple[str, float]]) -> None:
+    table.setRowCount(len(texts))
+    for row, (text, score) in enumerate(texts):
+        table.setItem(row, 0, QTableWidgetItem(text))
+        item = QTableWidgetItem(f"{score:.3f}")
+        item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        table.setItem(row, 1, item)
+
+
+class DetailPane(QWidget):
+    """Preview, facts and actions of the selected result."""
+
+    open_requested = Signal(object)
+    reveal_requested = Signal(object)
+    similar_requested = Signal(object)
+    copy_requested = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.hit: Hit | None = None
+        layout = QVBoxLayout(self)
+        self.preview = _preview_label()
+        layout.addWidget(self.preview)
+        form = self.form = QFormLayout()
+        self.fields = {name: QLabel() for name in ("Path", "Date", "Size", "Dimensions", "Moment", "Score")}
+        for name, label in self.fields.items():
+            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            label.setWordWrap(True)
+            form.addRow(name, label)
+        layout.addLayout(form)
+        layout.addWidget(QLabel("Best-matching texts"))
+        self.texts = _texts_table()
+        layout.addWidget(self.texts, 1)
+        buttons = QHBoxLayout()
+        self.buttons = {}
+        for title, signal in (("Open", self.open_requested), ("Show in folder", self.reveal_requested),
+                              ("Find similar", self.similar_requested), ("Copy path", self.copy_requested)):
+            button = QPushButton(title)
+            button.clicked.connect(lambda _=False, s=signal: self.hit and s.emit(self.hit))
+            buttons.addWidget(button)
+            self.buttons[title] = button
+        layout.addLayout(buttons)
+        self.show_hit(None)
+
+    def show_hit(self, hit: Hit | None) -> None:
+        self.hit = hit
+        for button in self.buttons.values():
+            button.setEnabled(hit is not None)
+        if hit is None:
+            for label in self.fields.values():
+                label.clear()
+            self.preview.setPixmap(QPixmap())
+            self.preview.setText("No selection")
+            fill_texts(self.texts, [])
+            return
+        self.fields["Path"].setText(hit.path)
+        self.fields["Date"].setText(datetime.fromtimestamp(hit.date).strftime("%Y-%m-%d %H:%M") if hit.date else "")
+        self.fields["Size"].setText(human_size(hit.size))
+        self.fields["Dimensions"].setText(f"{hit.width} × {hit.height}" if hit.width else "")
+        self.fields["Moment"].setText(format_time(hit.timestamp) if hit.kind == "video" else "")
+        self.form.setRowVisible(self.fields["Moment"], hit.kind == "video")  # photos have no moment
+        self.fields["Score"].setText(f"{hit.score:.3f}" + (" (weak match)" if hit.weak else ""))
+        self.preview.setText("…")
+        fill_texts(self.texts, [])
+
+    def set_preview(self, path: str | None) -> None:
+        pixmap = QPixmap(path) if path else QPixmap()
+        if pixmap.isNull():
+            self.preview.setText("No preview")
+            return
+        self.preview.setPixmap(pixmap.scaled(PREVIEW, PREVIEW, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+
+    def set_texts(self, texts: list[tuple[str, float]]) -> None:
+        fill_texts(self.texts, texts)
+
+
+class ImageToTextPanel(QWidget):
+    """A dropped or pasted image and the texts that match it best, with their scores."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.title = QLabel("Drop or paste an image to see which texts match it")
+        self.title.setWordWrap(True)
+        layout.addWidget(self.title)
+        self.preview = _preview_label()
+        self.preview.setText("Drop an image here")
+        layout.addWidget(self.preview)
+        self.texts = _texts_table()
+        layout.addWidget(self.texts, 1)
+
+    def show_image(self, name: str, pixmap: QPixmap | None) -> None:
+        self.title.setText(f"Texts that match {name}:")
+        if pixmap is not None and not pixmap.isNull():
+            self.preview.setPixmap(pixmap.scaled(PREVIEW, PREVIEW, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+        fill_texts(self.texts, [])
+
+    def set_texts(self, texts: list[tuple[str, float]]) -> None:
+        fill_texts(self.texts, texts)
+
+    def texts_shown(self) -> list[str]:
+        return [self.texts.item(r, 0).text() for r in range(self.texts.rowCount())]
+
+
+def basename(path: str) -> str:
+    return os.path.basename(path.rstrip("/\\")) or path

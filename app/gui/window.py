@@ -1,0 +1,487 @@
+"""The main window: search, results grid, side panels, indexing, drops, keyboard.
+
+It talks to the library only through a ``LibraryService`` and only through ``TaskRunner.run_task``:
+no model, database or file work happens on the GUI thread.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QBuffer, QFileSystemWatcher, QIODevice, QSize, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QProgressBar,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui import actions
+from app.gui.finetune import FineTuneJob
+from app.gui.indexing import IndexingBar, IndexingController
+from app.gui.library_panel import LibraryPanel
+from app.gui.notices import NoticeArea
+from app.gui.panels import DetailPane, ImageToTextPanel, basename
+from app.gui.results import HitRole, ResultsModel
+from app.gui.search_bar import SearchBar
+from app.gui.service import Hit, IndexSummary, LibraryService
+from app.gui.settings import Settings
+from app.gui.tasks import TaskRunner
+from app.gui.thumbs import ThumbnailCache
+from app.library.media import IMAGE_EXTENSIONS
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, service: LibraryService, settings: Settings | None = None,
+                 thumbs: ThumbnailCache | None = None, runner: TaskRunner | None = None,
+                 model_label: str = "model", auto_index: bool = True):
+        super().__init__()
+        self.setWindowTitle("cots — search your photos and videos")
+        self.service, self.settings = service, settings or Settings()
+        self.runner = runner or TaskRunner(self)
+        self.thumbs = thumbs or ThumbnailCache()
+        self.previews = ThumbnailCache(self.thumbs.folder.parent / "previews", size=1024)
+        self.model_label, self.auto_index = model_label, auto_index
+        self.model_ready = False
+        self._query_generation = 0
+        self._pending_query: str | None = None
+        self._rescan_pending = False
+        self.finetune: FineTuneJob | None = None
+        self._build()
+        self._connect()
+        self.load_model()
+
+    # -- layout --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        self.search = SearchBar()
+        self.search.weak.setChecked(self.settings["show_weaker"])
+        layout.addWidget(self.search)
+        self.notices = NoticeArea()
+        layout.addWidget(self.notices)
+        self.results_label = QLabel()
+        layout.addWidget(self.results_label)
+        splitter = QSplitter(Qt.Horizontal)
+        self.model = ResultsModel(self.runner, self.thumbs)
+        self.model.show_weak = self.search.weak.isChecked()
+        self.view = QListView()
+        self.view.setModel(self.model)
+        self.view.setViewMode(QListView.IconMode)
+        self.view.setIconSize(QSize(self.model.icon_size, self.model.icon_size))
+        self.view.setGridSize(QSize(self.model.icon_size + 24, self.model.icon_size + 44))
+        self.view.setResizeMode(QListView.Adjust)
+        self.view.setMovement(QListView.Static)
+        self.view.setUniformItemSizes(True)
+        self.view.setWordWrap(True)
+        splitter.addWidget(self.view)
+        self.tabs = QTabWidget()
+        self.detail = DetailPane()
+        self.image_text = ImageToTextPanel()
+        self.library = LibraryPanel()
+        self.tabs.addTab(self.detail, "Details")
+        self.tabs.addTab(self.image_text, "Image → text")
+        self.tabs.addTab(self.library, "Library")
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout.addWidget(splitter, 1)
+        self.indexing = IndexingController(self.runner, self)
+        self.indexing_bar = IndexingBar(self.indexing)
+        layout.addWidget(self.indexing_bar)
+        self.setCentralWidget(central)
+        self.counts_label = QLabel()
+        self.model_status = QLabel()
+        self.train_bar = QProgressBar(maximumWidth=160, visible=False)
+        self.statusBar().addWidget(self.counts_label, 1)
+        self.statusBar().addPermanentWidget(self.train_bar)
+        self.statusBar().addPermanentWidget(self.model_status)
+        self.setAcceptDrops(True)
+        self.watcher = QFileSystemWatcher(self)
+        self.rescan_timer = QTimer(self, singleShot=True, interval=3000)
+        self.status_timer = QTimer(self, interval=2000)
+        self._build_menus()
+        self.resize(1280, 800)
+
+    def _build_menus(self) -> None:
+        library = self.menuBar().addMenu("&Library")
+        for title, slot, key in (("Add folder…", self.choose_folder, None), ("Re-scan now", self.rescan, "F5"),
+                                 ("Paste image", self.paste, None), ("Quit", self.close, QKeySequence.Quit)):
+            action = QAction(title, self)
+            if key:
+                action.setShortcut(key)
+            action.triggered.connect(slot)
+            library.addAction(action)
+        model = self.menuBar().addMenu("&Model")
+        self.finetune_action = QAction("Fine-tune on a captioned folder…", self)
+        self.finetune_action.triggered.connect(self.choose_finetune_data)
+        model.addAction(self.finetune_action)
+
+    def _connect(self) -> None:
+        self.search.query_changed.connect(self.run_query)
+        self.search.show_weak_changed.connect(self._set_show_weak)
+        self.search.sort_changed.connect(self.model.set_sort)
+        self.view.selectionModel().currentChanged.connect(lambda cur, _: self.show_detail(cur.data(HitRole)))
+        self.view.activated.connect(lambda index: self.open_hit(index.data(HitRole)))
+        self.view.installEventFilter(self)
+        self.search.box.installEventFilter(self)
+        self.detail.open_requested.connect(self.open_hit)
+        self.detail.reveal_requested.connect(lambda hit: actions.show_in_folder(hit.path))
+        self.detail.copy_requested.connect(lambda hit: actions.copy_path(hit.path))
+        self.detail.similar_requested.connect(lambda hit: self.find_similar(hit.path))
+        self.library.add_requested.connect(self.choose_folder)
+        self.library.remove_requested.connect(self.remove_folder)
+        self.library.rescan_requested.connect(self.rescan)
+        self.indexing.finished.connect(self._index_finished)
+        self.indexing.failed.connect(lambda reason: self.notify(f"Indexing stopped: {reason}", "error"))
+        self.indexing.started.connect(lambda _: self.status_timer.start())
+        self.status_timer.timeout.connect(self._tick_during_indexing)
+        self.watcher.directoryChanged.connect(lambda _: self.rescan_timer.start())
+        self.rescan_timer.timeout.connect(self.rescan)
+        QShortcut(QKeySequence.Find, self, self.search.focus)
+        QShortcut(QKeySequence("/"), self, self.search.focus)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, self.clear_search)
+        QShortcut(QKeySequence.Paste, self, self.paste)
+
+    # -- model and library state ---------------------------------------------------------------
+    def load_model(self) -> None:
+        self.model_status.setText(f"Model: loading {self.model_label}…")
+        self.runner.run_task(self.service.load_model, self._model_loaded)
+
+    def _model_loaded(self, model_id, error) -> None:
+        if error is not None:
+            self.model_status.setText("Model: not loaded")
+            return self.notify(f"The model could not be loaded: {error}", "error")
+        self.model_ready = True
+        self.model_status.setText(f"Model: {model_id}")
+        self.refresh_status()
+        self.runner.run_task(self.service.folders, self._startup_folders)
+        if self._pending_query is not None:
+            self.run_query(self._pending_query)
+
+    def _startup_folders(self, folders, error) -> None:
+        if error is None and not folders and not self.settings["first_run_done"]:
+            self.offer_standard_folders()
+        elif error is None and folders and self.auto_index:
+            self.rescan()  # picks up what changed while the app was closed
+
+    def offer_standard_folders(self) -> None:
+        found = [QStandardPaths.writableLocation(loc) for loc in
+                 (QStandardPaths.PicturesLocation, QStandardPaths.MoviesLocation)]
+        found = [f for f in dict.fromkeys(found) if f and Path(f).is_dir()]
+        choices = [("Choose a folder…", self.choose_folder)]
+        if found:
+            choices.insert(0, ("Add " + " and ".join(basename(f) for f in found), lambda: self.add_folders(found)))
+        self.notify("Welcome! Add the folders where you keep photos and videos to start searching them.",
+                    "info", choices)
+        self.settings["first_run_done"] = True
+
+    def refresh_status(self) -> None:
+        def gather():
+            return self.service.counts(), self.service.failures(), self.service.folders()
+        self.runner.run_task(gather, self._status_ready)
+
+    def _status_ready(self, result, error) -> None:
+        if error is not None:
+            return
+        counts, failures, folders = result
+        text = f"{counts.images} photos · {counts.videos} videos indexed"
+        if counts.failed:
+            text += f" · {counts.failed} failed"
+        self.counts_label.setText(text)
+        if counts.model and self.model_ready:
+            self.model_status.setText(f"Model: {counts.model}")
+        self.library.set_failures(failures)
+        self.library.set_folders(folders)
+        self.search.set_folders(folders)
+        self._watch(folders)
+
+    def _watch(self, folders: list[str]) -> None:
+        if self.watcher.directories():
+            self.watcher.removePaths(self.watcher.directories())
+        watched = [f for f in folders if os.path.isdir(f)]
+        for folder in folders:  # subfolders one level down; a full tree may exceed the OS's watch limit
+            try:
+                watched += [e.path for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")][:200]
+            except OSError:
+                continue
+        if watched:
+            self.watcher.addPaths(watched)
+
+    # -- folders and indexing ------------------------------------------------------------------
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder to the library")
+        if folder:
+            self.add_folders([folder])
+
+    def add_folders(self, folders: list[str]) -> None:
+        def add():
+            return [self.service.add_folder(f) for f in folders]
+        self.runner.run_task(add, lambda _, error: self.notify(str(error), "error") if error else self.rescan())
+
+    def remove_folder(self, folder: str) -> None:
+        def remove():
+            return self.service.remove_folder(folder)
+        self.runner.run_task(remove, lambda n, error: self.notify(str(error), "error") if error else (
+            self.notify(f"Removed {folder} ({n} items) from the library"), self.refresh_status()))
+
+    def rescan(self) -> None:
+        if not self.model_ready:
+            return
+        if self.indexing.running:
+            self._rescan_pending = True
+            return
+        self.indexing.start(self.service.index, "Indexing")
+        self.refresh_status()
+
+    def _tick_during_indexing(self) -> None:
+        self.refresh_status()
+        if self.search.box.text().strip():  # results grow as items get indexed
+            self.run_query(self.search.box.text().strip(), quiet=True)
+
+    def _index_finished(self, result) -> None:
+        self.status_timer.stop()
+        self.refresh_status()
+        if isinstance(result, str):
+            self.notify(f"Switched to the model {result}; the library is re-embedded", "success")
+        elif isinstance(result, IndexSummary):
+            if result.cancelled:
+                self.notify("Indexing cancelled; what was indexed is kept")
+            elif result.failed:
+                self.notify(f"{result.failed} files could not be read; see the Library tab", "error")
+        if self.search.box.text().strip():
+            self.run_query(self.search.box.text().strip(), quiet=True)
+        if self._rescan_pending:
+            self._rescan_pending = False
+            self.rescan()
+
+    # -- search --------------------------------------------------------------------------------
+    def run_query(self, query: str, quiet: bool = False) -> None:
+        self._query_generation += 1
+        generation = self._query_generation
+        if not query:
+            self._pending_query = None
+            self.model.set_hits([])
+            self.results_label.clear()
+            return
+        if not self.model_ready:
+            self._pending_query = query
+            self.results_label.setText("Waiting for the model to load…")
+            return
+        self._pending_query = None
+        filters = self.search.filters()
+        started = time.perf_counter()
+        self.runner.clear("interactive")  # a newer query supersedes queued ones
+        self.runner.run_task(lambda: self.service.search(query, filters),
+                             lambda hits, error: self._show_hits(generation, hits, error, f"“{query}”", started),
+                             pool="interactive")
+
+    def find_similar(self, image) -> None:
+        if not self.model_ready:
+            return self.notify("The model is still loading; try again in a moment")
+        self._query_generation += 1
+        generation = self._query_generation
+        filters = self.search.filters()
+        name = basename(image) if isinstance(image, str) else "the pasted image"
+        started = time.perf_counter()
+        self.runner.run_task(lambda: self.service.similar(image, filters),
+                             lambda hits, error: self._show_hits(generation, hits, error, f"similar to {name}", started),
+                             pool="interactive")
+
+    def _show_hits(self, generation: int, hits, error, what: str, started: float) -> None:
+        if generation != self._query_generation:
+            return  # a newer query has been asked meanwhile
+        if error is not None:
+            return self.notify(f"Search failed: {error}", "error")
+        self.model.set_hits(hits)
+        self._last_query = (what, (time.perf_counter() - started) * 1000)
+        self._update_results_label()
+
+    def _update_results_label(self) -> None:
+        what, ms = getattr(self, "_last_query", ("", 0.0))
+        hidden, weak = self.model.hidden_count(), sum(h.weak for h in self.model.hits())
+        strong = self.model.rowCount() - weak
+        self.search.set_hidden_count(hidden)
+        if not strong and not weak:
+            text = f"No good matches {what}" + (" (tick “Show weaker matches”)" if hidden else "")
+        else:
+            text = f"{strong} matches {what}" + (f" + {weak} weaker" if weak else "") + f" ({ms:.0f} ms)"
+        self.results_label.setText(text)
+
+    def _set_show_weak(self, show: bool) -> None:
+        self.settings["show_weaker"] = show
+        self.model.set_show_weak(show)
+        self._update_results_label()
+
+    def clear_search(self) -> None:
+        if getattr(self, "preview_window", None) and self.preview_window.isVisible():
+            return self.preview_window.close()
+        self.search.clear()
+        self.search.focus()
+
+    # -- details, opening, preview -------------------------------------------------------------
+    def show_detail(self, hit: Hit | None) -> None:
+        self.detail.show_hit(hit)
+        if hit is None:
+            return
+        self.tabs.setCurrentWidget(self.detail)
+        self.runner.run_task(lambda: str(self.previews.get(hit.path, hit.timestamp)),
+                             lambda path, error: self.detail.hit is hit and self.detail.set_preview(
+                                 None if error else path), pool="thumbnails")
+        self.runner.run_task(lambda: self.service.texts_for(hit),
+                             lambda texts, error: self.detail.hit is hit and not error and
+                             self.detail.set_texts(texts), pool="interactive")
+
+    def current_hit(self) -> Hit | None:
+        return self.view.currentIndex().data(HitRole)
+
+    def open_hit(self, hit: Hit | None) -> None:
+        if hit is not None and not actions.open_file(hit.path, hit.timestamp if hit.kind == "video" else None):
+            self.notify(f"No application could open {hit.path}", "error")
+
+    def toggle_preview(self) -> None:
+        from app.gui.preview import PreviewWindow
+
+        hit = self.current_hit()
+        if hit is None:
+            return
+        if getattr(self, "preview_window", None) is None:
+            self.preview_window = PreviewWindow(self)
+        self.preview_window.toggle(hit, self.runner, self.previews)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == event.Type.KeyPress:
+            key = event.key()
+            if watched is self.view and key in (Qt.Key_Return, Qt.Key_Enter):
+                self.open_hit(self.current_hit())
+                return True
+            if watched is self.view and key == Qt.Key_Space:
+                self.toggle_preview()
+                return True
+            if watched is self.search.box and key == Qt.Key_Down and self.model.rowCount():
+                self.view.setFocus()
+                self.view.setCurrentIndex(self.model.index(0))
+                return True
+        return super().eventFilter(watched, event)
+
+    # -- drops and paste -----------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self.handle_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    def paste(self) -> None:
+        if not self.handle_mime(QGuiApplication.clipboard().mimeData()):
+            self.notify("The clipboard holds no image or file")
+
+    def handle_mime(self, mime) -> bool:
+        """A dropped or pasted image -> image to text + similar; a folder -> offer to add it."""
+        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+        folders = [p for p in paths if os.path.isdir(p)]
+        images = [p for p in paths if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(p)]
+        if folders:
+            self.notify(f"Add {', '.join(folders)} to the library?", "info",
+                        [("Add to library", lambda: self.add_folders(folders))])
+        if images:
+            self.describe_image(images[0], basename(images[0]), QPixmap(images[0]))
+        elif not folders and mime.hasImage():
+            qimage = mime.imageData()
+            buffer = QBuffer()
+            buffer.open(QIODevice.WriteOnly)
+            qimage.save(buffer, "PNG")
+            image = Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
+            self.describe_image(image, "the pasted image", QPixmap.fromImage(qimage))
+        elif paths and not folders:
+            self.notify(f"{basename(paths[0])} is not an image cots can read", "error")
+            return False
+        return bool(folders or images or mime.hasImage())
+
+    def describe_image(self, image, name: str, pixmap: QPixmap | None) -> None:
+        if not self.model_ready:
+            return self.notify("The model is still loading; drop the image again in a moment")
+        self.tabs.setCurrentWidget(self.image_text)
+        self.image_text.show_image(name, pixmap)
+        self.runner.run_task(lambda: self.service.describe(image),
+                             lambda texts, error: self.notify(f"Could not read {name}: {error}", "error")
+                             if error else self.image_text.set_texts(texts), pool="interactive")
+        self.find_similar(image)
+
+    # -- fine-tuning ---------------------------------------------------------------------------
+    def choose_finetune_data(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder of captioned photos and videos")
+        if folder:
+            self.start_finetune(folder)
+
+    def start_finetune(self, data: str, out: str | None = None, program: str | None = None,
+                       arguments: list[str] | None = None) -> FineTuneJob | None:
+        if self.finetune and self.finetune.running:
+            self.notify("A fine-tuning run is already going")
+            return None
+        from app.library.paths import data_dir
+
+        out = out or str(data_dir() / "models" / time.strftime("finetuned-%Y%m%d-%H%M%S"))
+        model = self.settings["model"]
+        self.finetune = FineTuneJob(model, data, out, program, arguments, self)
+        self.finetune.progress.connect(self._finetune_progress)
+        self.finetune.finished.connect(self._finetune_finished)
+        self.train_bar.setRange(0, 0)
+        self.train_bar.setFormat("Training %v/%m")
+        self.train_bar.show()
+        self.finetune.start()
+        self.notify(f"Fine-tuning {model} on {data}; you can keep searching meanwhile")
+        return self.finetune
+
+    def _finetune_progress(self, step: int, total: int) -> None:
+        self.train_bar.setRange(0, max(total, 1))
+        self.train_bar.setValue(step)
+
+    def _finetune_finished(self, checkpoint: str, error: str) -> None:
+        self.train_bar.hide()
+        if error:
+            return self.notify(error, "error")
+        self.notify(f"The fine-tuned model is ready in {checkpoint}.", "success",
+                    [("Switch to it", lambda: self.switch_model(checkpoint))])
+
+    def switch_model(self, source: str) -> None:
+        """Re-embed the library with ``source`` in the background; old embeddings answer meanwhile."""
+        def job(on_progress, control):
+            model_id = self.service.switch_model(source, on_progress, control)
+            return model_id
+        if self.indexing.start(job, f"Re-embedding with {basename(source)}"):
+            self.settings["model"] = source
+        else:
+            self.notify("Wait for indexing to finish before switching models")
+
+    # -- notices and closing -------------------------------------------------------------------
+    def notify(self, text: str, level: str = "info", choices=None) -> None:
+        self.notices.show_notice(text, level, choices)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Stop cleanly: cancel indexing (finished items are already committed), wait, then close."""
+        if getattr(self, "_closed", False):
+            return super().closeEvent(event)
+        self._closed = True
+        self.indexing.cancel()
+        self.status_timer.stop()
+        if self.finetune and self.finetune.running:
+            self.finetune.cancel()
+        self.runner.shutdown()
+        self.service.close()
+        self.settings["geometry"] = bytes(self.saveGeometry())
+        self.settings.sync()
+        super().closeEvent(event)

@@ -1,0 +1,196 @@
+"""The library database: SQLite through sqlite-utils, WAL mode, versioned stepwise migrations.
+
+SQLite is the source of truth; the HNSW files next to it are caches rebuilt from the
+``embeddings``/``segments``/``text_embeddings`` tables. Every thread gets its own connection
+(``LibraryDB.conn``); writes that must land together go through ``LibraryDB.transaction()``,
+an explicit ``BEGIN IMMEDIATE`` ... ``COMMIT`` (connections run in autocommit mode, so
+nothing commits half a batch behind our back).
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+SCHEMA_VERSION = 2
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    """Base schema."""
+    db["folders"].create({"id": int, "path": str, "added_at": float}, pk="id")
+    db["folders"].create_index(["path"], unique=True)
+    db["media"].create(
+        {
+            "id": int, "path": str, "folder_id": int, "name": str, "folder_names": str, "caption": str,
+            "kind": str,  # image | video
+            "size": int, "mtime_ns": int, "hash": str,
+            "width": int, "height": int, "duration": float, "captured_at": float,
+            "status": str,  # ok | error
+            "error": str, "model_id": str, "indexed_at": float,
+        },
+        pk="id",
+        foreign_keys=[("folder_id", "folders", "id")],
+    )
+    db["media"].create_index(["path"], unique=True)
+    db["media"].create_index(["folder_id"])
+    db["media"].create_index(["size"])
+    db["embeddings"].create(
+        {"media_id": int, "model_id": str, "vector": bytes, "gen": int}, pk=("media_id", "model_id"),
+        foreign_keys=[("media_id", "media", "id")],
+    )
+    db["segments"].create(
+        {"id": int, "media_id": int, "model_id": str, "start_s": float, "end_s": float, "vector": bytes,
+         "gen": int},
+        pk="id", foreign_keys=[("media_id", "media", "id")],
+    )
+    db["segments"].create_index(["media_id", "model_id"])
+    db["texts"].create({"id": int, "text": str, "source": str, "media_id": int}, pk="id")
+    db["texts"].create_index(["source", "media_id", "text"], unique=True)
+    db["text_embeddings"].create(
+        {"text_id": int, "model_id": str, "vector": bytes, "gen": int}, pk=("text_id", "model_id"),
+        foreign_keys=[("text_id", "texts", "id")],
+    )
+    # ``gen``: the library generation that wrote the vector, so a saved index can catch up exactly.
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    # File and folder names and captions, for the lexical half of hybrid search.
+    db["media"].enable_fts(
+        ["name", "folder_names", "caption"], fts_version="FTS5", create_triggers=True,
+        tokenize="unicode61 remove_diacritics 2",
+    )
+
+
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    """Folders that could not be read during the last scan, and a hash index for move detection."""
+    db["scan_errors"].create({"path": str, "error": str, "seen_at": float}, pk="path")
+    db["media"].create_index(["hash"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def blob_to_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+class LibraryDB:
+    """One library's SQLite database; safe to share between threads (one connection per thread)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser().resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.migrate()
+
+    # -- connections ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils view of this thread's connection."""
+        wrapped = getattr(self._local, "db", None)
+        if wrapped is None:
+            wrapped = self._local.db = sqlite_utils.Database(self.conn)
+        return wrapped
+
+    def close(self) -> None:
+        """Close every thread's connection (call once, when no thread uses the library any more)."""
+        with self._lock:
+            for conn in self._connections:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass  # created in a thread that already ended
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All statements inside commit together or not at all."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- schema ------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        """Apply the migrations this file has not seen yet, each in its own transaction."""
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            from app.library.errors import LibraryError
+
+            raise LibraryError(
+                f"{self.path} was written by a newer version of cots (schema {version} > {SCHEMA_VERSION}); "
+                "upgrade cots or use another --db"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            with self.transaction() as conn:
+                MIGRATIONS[step](self.db)
+                conn.execute(f"PRAGMA user_version = {step + 1}")
+
+    # -- settings ----------------------------------------------------------------------------
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str | None, conn: sqlite3.Connection | None = None) -> None:
+        conn = conn or self.conn
+        if value is None:
+            conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
+
+    def bump_generation(self, conn: sqlite3.Connection) -> int:
+        """Count a change to the stored embeddings (inside the writing transaction)."""
+        generation = int(self.get_setting("generation", "0")) + 1
+        self.set_setting("generation", str(generation), conn)
+        return generation
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_setting("generation", "0"))
+
+    # -- folders -----------------------------------------------------------------------------
+    def add_folder(self, path: Path) -> int:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (str(path), time.time()))
+            return conn.execute("SELECT id FROM folders WHERE path = ?", (str(path),)).fetchone()[0]
+
+    def folders(self) -> list[tuple[int, Path]]:
+        return [(r[0], Path(r[1])) for r in self.conn.execute("SELECT id, path FROM folders ORDER BY path")]

@@ -1,0 +1,131 @@
+"""The model as the library sees it: device placement, autocast, batching, numpy out.
+
+Any object with the cots_core inference interface works (``preprocess``, ``encode_images``,
+``encode_texts``, ``model_id``, ``config.image_size``, ``config.embed_dim``), so tests pass a fake.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.library.errors import LibraryError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "cots-lite"
+
+
+def select_device(preference: str | None = None) -> torch.device:
+    """``cuda`` when there is one, then Apple's ``mps``, else ``cpu``; ``preference`` overrides."""
+    if preference and preference != "auto":
+        device = torch.device(preference)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise LibraryError(f"--device {preference}: no CUDA GPU is available (try --device cpu)")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise LibraryError(f"--device {preference}: MPS is not available (try --device cpu)")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_batch_size(device: torch.device, image_size: int = 224) -> int:
+    """A batch that fits: scaled by free GPU memory, modest on CPU (latency per progress update)."""
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            per_image = 24 * 1024 * 1024 * (image_size / 224) ** 2  # generous for ViT-B activations at fp16
+            return int(max(8, min(256, free * 0.5 // per_image)))
+        except RuntimeError:
+            return 64
+    if device.type == "mps":
+        return 64
+    return 32
+
+
+class Encoder:
+    """Wraps a model for inference on one device; safe to call from several threads."""
+
+    def __init__(self, model, device: str | torch.device | None = None, source: str | None = None):
+        self.model = model
+        self.device = torch.device(device) if isinstance(device, str) else (device or select_device())
+        self.source = source  # how to load it again (stored in the library's settings)
+        self._lock = threading.Lock()  # one forward at a time: concurrent ones only fight for cores
+        if isinstance(model, torch.nn.Module):
+            model.to(self.device)
+            model.eval()
+            if self.device.type == "cpu":
+                torch.set_num_threads(max(1, os.cpu_count() or 1))
+                model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None) -> Encoder:
+        """Load a model by preset name or checkpoint directory (offline)."""
+        from cots_core import load_model
+
+        target = select_device(device)
+        return cls(load_model(str(name_or_path), device=str(target)), target, source=str(name_or_path))
+
+    # -- model facts -------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.config.image_size)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.config.embed_dim)
+
+    def default_batch_size(self) -> int:
+        return default_batch_size(self.device, self.image_size)
+
+    # -- inference ---------------------------------------------------------------------------
+    def preprocess(self, image) -> torch.Tensor:
+        return self.model.preprocess(image)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        if self.device.type == "mps":
+            return torch.autocast("mps", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def encode_images(self, pixels: torch.Tensor) -> np.ndarray:
+        """[B, 3, S, S] preprocessed pixels -> [B, D] float32 L2-normalised."""
+        if pixels.shape[0] == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        pixels = pixels.to(self.device, non_blocking=True)
+        if self.device.type == "cpu":
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        with self._lock, torch.inference_mode(), self._autocast():
+            out = self.model.encode_images(pixels)
+        return _normalise(out.float().cpu().numpy())
+
+    def encode_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embed_dim), np.float32)
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            with self._lock, torch.inference_mode(), self._autocast():
+                chunks.append(self.model.encode_texts(list(texts[start:start + batch_size])).float().cpu().numpy())
+        return _normalise(np.concatenate(chunks))
+
+    def encode_pil(self, images) -> np.ndarray:
+        return self.encode_images(torch.stack([self.preprocess(image) for image in images]))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

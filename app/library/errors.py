@@ -1,0 +1,12 @@
+"""Library errors: messages a person can act on (the CLI prints them, the GUI shows a notice)."""
+from __future__ import annotations
+
+from cots_core.errors import CotsError
+
+
+class LibraryError(CotsError):
+    """A library operation failed for a reason the person can fix (bad path, wrong model, ...)."""
+
+
+class MediaError(Exception):
+    """One file could not be read; recorded on its row and retried only when the file changes."""

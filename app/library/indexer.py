@@ -1,0 +1,504 @@
+"""The indexing pipeline: scan, plan, decode in a bounded thread pool, encode batches, write.
+
+Crash safety comes from the order of things: each batch is written in one transaction (rows,
+embeddings, segments, captions and the generation counter together), rows are upserted by path,
+moves and deletions are single transactions, and the vector indexes are caches that
+``Library.vectors`` repairs from SQLite. Killing the process at any point and running again gives
+the state an uninterrupted run would have given.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.library.db import vector_to_blob
+from app.library.encoder import Encoder
+from app.library.errors import LibraryError, MediaError
+from app.library.library import Library
+from app.library.media import DEFAULT_MAX_PIXELS, DecodedMedia, content_hash, read_image, read_video
+from app.library.scanner import LibraryScanner, ScannedFile, display_name, folder_names, read_caption
+from app.library.vocabulary import load_vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexOptions:
+    batch_size: int | None = None  # None: chosen for the device
+    workers: int | None = None  # decoding threads; None: one per core, at most 8
+    video_every_s: float = 2.0
+    video_max_frames: int = 32
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    retry_failed: bool = False  # retry files that failed before even if unchanged
+    save_every_s: float = 60.0  # write the vector indexes this often during long runs
+    vocabulary: bool = True  # embed the shipped vocabulary (for image -> text) when missing
+
+
+@dataclass
+class IndexProgress:
+    """One progress report; ``phase`` is scan | index | texts | done."""
+
+    phase: str
+    done: int
+    total: int
+    rate: float  # items per second in this phase
+    eta_s: float | None
+    current: str | None
+    failed: int
+    elapsed_s: float
+
+
+@dataclass
+class IndexReport:
+    scanned: int = 0
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    touched: int = 0  # (size, mtime) changed, content did not: embedding kept
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    cancelled: bool = False
+    seconds: float = 0.0
+    model_id: str | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, error) of this run's failures
+
+
+@dataclass
+class _Job:
+    file: ScannedFile
+    row_id: int | None
+    old_hash: str | None
+    has_embedding: bool
+
+
+@dataclass
+class _Result:
+    job: _Job
+    hash: str | None = None
+    decoded: DecodedMedia | None = None
+    pixels: torch.Tensor | None = None
+    caption: str | None = None
+    error: str | None = None
+    touched: bool = False
+    vector: np.ndarray | None = None
+    segment_vectors: np.ndarray | None = None
+
+
+ProgressCallback = Callable[[IndexProgress], None]
+
+
+class IndexCancelled(Exception):
+    pass
+
+
+class Indexer:
+    """Brings a library's database and vector indexes up to date with its folders.
+
+    ``progress`` is called from the thread that runs ``run`` (a GUI must hand it to its own
+    thread). ``pause()``, ``resume()`` and ``cancel()`` may be called from any thread.
+    """
+
+    def __init__(self, library: Library, encoder: Encoder, options: IndexOptions | None = None,
+                 progress: ProgressCallback | None = None, cancel_event: threading.Event | None = None,
+                 pause_event: threading.Event | None = None):
+        self.library = library
+        self.encoder = encoder
+        self.options = options or IndexOptions()
+        self.progress = progress
+        self.cancel_event = cancel_event or threading.Event()
+        self.pause_event = pause_event or threading.Event()  # set = paused
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.pause_event.clear()
+
+    def pause(self) -> None:
+        self.pause_event.set()
+
+    def resume(self) -> None:
+        self.pause_event.clear()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _check(self) -> None:
+        while self.pause_event.is_set() and not self.cancel_event.is_set():
+            time.sleep(0.05)
+        if self.cancel_event.is_set():
+            raise IndexCancelled
+
+    def _report(self, phase: str, done: int, total: int, started: float, current: str | None, failed: int,
+                run_started: float) -> None:
+        if not self.progress:
+            return
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 and total >= done else None
+        self.progress(IndexProgress(phase, done, total, rate, eta, current, failed,
+                                    time.perf_counter() - run_started))
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self) -> IndexReport:
+        """Index every watched folder; returns what changed. Raises nothing for bad files."""
+        lib = self.library
+        model_id = self.encoder.model_id
+        report = IndexReport(model_id=model_id)
+        run_started = time.perf_counter()
+        if lib.model_id is None:
+            lib.set_model(model_id, self.encoder.source)
+        folders = lib.db.folders()
+        if not folders:
+            raise LibraryError("the library has no folders yet: `cots index FOLDER` adds one")
+        try:
+            scan = self._scan(folders, report, run_started)
+            for kind in ("media", "segment", "text"):  # loaded (and repaired) now, so writes keep them current
+                lib.vectors(kind, model_id, dim=self.encoder.embed_dim)
+            jobs = self._plan(scan, folders, report)
+            self._pipeline(jobs, report, run_started)
+            if self.options.vocabulary:
+                self._embed_vocabulary(run_started)
+        except IndexCancelled:
+            report.cancelled = True
+        finally:
+            lib.save_vectors()
+        if not report.cancelled and lib.model_id != model_id:
+            self._switch_model(model_id)
+        report.seconds = time.perf_counter() - run_started
+        self._report("done", report.scanned, report.scanned, run_started, None, report.failed, run_started)
+        return report
+
+    def _scan(self, folders, report: IndexReport, run_started: float):
+        started = time.perf_counter()
+
+        def on_folder(path: Path, found: int) -> None:
+            self._check()
+            self._report("scan", found, 0, started, str(path), 0, run_started)
+
+        scanner = LibraryScanner(on_folder=on_folder)
+        scan = scanner.scan([p for _, p in folders])
+        report.scanned = len(scan.files)
+        with self.library.db.transaction() as conn:
+            conn.execute("DELETE FROM scan_errors")
+            conn.executemany("INSERT INTO scan_errors(path, error, seen_at) VALUES (?, ?, ?)",
+                             [(p, e, time.time()) for p, e in scan.errors.items()])
+        return scan
+
+    def _plan(self, scan, folders, report: IndexReport) -> list[_Job]:
+        """Decide per file: unchanged, moved, deleted, or to be (re)read."""
+        lib = self.library
+        conn = lib.db.conn
+        model_id = self.encoder.model_id
+        rows = {
+            r[1]: r for r in conn.execute(
+                "SELECT m.id, m.path, m.size, m.mtime_ns, m.hash, m.status, e.media_id IS NOT NULL "
+                "FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ?", (model_id,))
+        }
+        seen: set[str] = set()
+        jobs: list[_Job] = []
+        new_jobs: list[_Job] = []
+        for file in scan.files:
+            path = str(file.path)
+            seen.add(path)
+            row = rows.get(path)
+            if row is None:
+                new_jobs.append(_Job(file, None, None, False))
+                continue
+            row_id, size, mtime_ns, old_hash, status, has_embedding = row[0], row[2], row[3], row[4], row[5], row[6]
+            same_stat = size == file.size and mtime_ns == file.mtime_ns
+            if same_stat and (status == "forgotten" or (status == "error" and not self.options.retry_failed)
+                              or (status == "ok" and has_embedding)):
+                report.unchanged += 1
+                continue
+            jobs.append(_Job(file, row_id, old_hash if status == "ok" else None, bool(has_embedding)))
+
+        # Rows whose file is gone, except under folders that could not be read this time.
+        unreadable = [str(p).rstrip("/") + "/" for p in scan.unreadable]
+        missing = {
+            path: row for path, row in rows.items()
+            if path not in seen and row[5] != "forgotten"
+            and not any(path.startswith(u) or path == u.rstrip("/") for u in unreadable)
+        }
+        missing.update({p: r for p, r in rows.items() if r[5] == "forgotten" and p not in seen
+                        and not any(p.startswith(u) for u in unreadable)})
+        # Moves: a new path with the content of a missing row keeps that row (and its embeddings).
+        by_size: dict[int, list[tuple]] = {}
+        for row in missing.values():
+            if row[5] == "ok" and row[4]:
+                by_size.setdefault(row[2], []).append(row)
+        moves: list[tuple[_Job, tuple]] = []
+        for job in new_jobs:
+            candidates = by_size.get(job.file.size)
+            if candidates:
+                try:
+                    digest = content_hash(job.file.path)
+                except OSError:
+                    digest = None
+                match = next((r for r in candidates if r[4] == digest and r[1] in missing), None)
+                if match is not None:
+                    missing.pop(match[1])
+                    moves.append((job, match))
+                    continue
+            jobs.append(job)
+        folder_ids = {str(p): fid for fid, p in folders}
+        if moves:
+            with lib.db.transaction() as conn:
+                for job, row in moves:
+                    file = job.file
+                    conn.execute(
+                        "UPDATE media SET path = ?, folder_id = ?, name = ?, folder_names = ?, mtime_ns = ? "
+                        "WHERE id = ?",
+                        (str(file.path), folder_ids.get(str(file.root)), display_name(file.path),
+                         folder_names(file.path, file.root), file.mtime_ns, row[0]))
+            report.moved += len(moves)
+        gone = [row[0] for row in missing.values()]
+        if gone:
+            lib.delete_media(gone)
+            report.removed += len(gone)
+        return jobs
+
+    # -- decoding (worker threads) -----------------------------------------------------------
+    def _decode(self, job: _Job) -> _Result:
+        file = job.file
+        result = _Result(job)
+        try:
+            if self.cancel_event.is_set():
+                return result
+            if file.kind == "image":
+                try:
+                    with open(file.path, "rb") as handle:
+                        data = handle.read()
+                except FileNotFoundError as error:
+                    raise MediaError("file vanished before it could be read") from error
+                except OSError as error:
+                    raise MediaError(f"file cannot be read: {error.strerror or error}") from error
+                result.hash = content_hash(file.path, data=data)
+                if job.has_embedding and result.hash == job.old_hash:
+                    result.touched = True
+                    return result
+                if not data:
+                    raise MediaError("empty file (0 bytes)")
+                result.decoded = read_image(data, self.encoder.image_size, self.options.max_pixels)
+            else:
+                try:
+                    if os.path.getsize(file.path) == 0:
+                        raise MediaError("empty file (0 bytes)")
+                    result.hash = content_hash(file.path)
+                except FileNotFoundError as error:
+                    raise MediaError("file vanished before it could be read") from error
+                if job.has_embedding and result.hash == job.old_hash:
+                    result.touched = True
+                    return result
+                result.decoded = read_video(file.path, self.encoder.image_size, self.options.video_every_s,
+                                            self.options.video_max_frames)
+            result.pixels = torch.stack([self.encoder.preprocess(frame) for frame in result.decoded.frames])
+            result.decoded.frames = []  # the pixels are all we keep
+            result.caption = read_caption(file.path)
+        except MediaError as error:
+            result.error = str(error)
+        except Exception as error:  # noqa: BLE001 - one odd file must never stop a run
+            log.debug("unexpected error reading %s", file.path, exc_info=True)
+            result.error = f"{type(error).__name__}: {error}"
+        return result
+
+    # -- pipeline ----------------------------------------------------------------------------
+    def _pipeline(self, jobs: list[_Job], report: IndexReport, run_started: float) -> None:
+        if not jobs:
+            return
+        batch_size = self.options.batch_size or self.encoder.default_batch_size()
+        workers = self.options.workers or min(8, os.cpu_count() or 1)
+        ahead = max(2 * batch_size, 4 * workers)  # decoded items waiting for the model, at most
+        started = time.perf_counter()
+        last_save = started
+        total = len(jobs)
+        done = 0
+        pending: list[_Result] = []  # decoded, waiting for the next batch
+        pending_images = 0
+        queue = deque(jobs)
+        in_flight: deque[Future] = deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cots-decode") as pool:
+            try:
+                while queue or in_flight:
+                    self._check()
+                    while queue and len(in_flight) < ahead:
+                        in_flight.append(pool.submit(self._decode, queue.popleft()))
+                    result = in_flight.popleft().result()
+                    pending.append(result)
+                    if result.pixels is not None:
+                        pending_images += len(result.pixels)
+                    if pending_images >= batch_size or not (queue or in_flight):
+                        done += self._flush(pending, report)
+                        pending, pending_images = [], 0
+                        self._report("index", done, total, started, str(result.job.file.path), report.failed,
+                                     run_started)
+                        if time.perf_counter() - last_save > self.options.save_every_s:
+                            self.library.save_vectors()
+                            last_save = time.perf_counter()
+            except IndexCancelled:
+                for future in in_flight:
+                    future.cancel()
+                # Decoded work is cheap to keep: write it, then stop.
+                pending += [f.result() for f in in_flight if f.done() and not f.cancelled()]
+                self._flush([r for r in pending if r.pixels is not None or r.error or r.touched], report)
+                raise
+
+    def _flush(self, results: list[_Result], report: IndexReport) -> int:
+        """Encode the batch's pixels and write every result in one transaction."""
+        lib = self.library
+        enc = self.encoder
+        model_id = enc.model_id
+        results = [r for r in results if r.pixels is not None or r.error is not None or r.touched]
+        if not results:
+            return 0
+        with_pixels = [r for r in results if r.pixels is not None]
+        if with_pixels:
+            vectors = self._encode(torch.cat([r.pixels for r in with_pixels]))
+            offset = 0
+            for r in with_pixels:
+                n = len(r.pixels)
+                frames = vectors[offset:offset + n]
+                offset += n
+                if r.job.file.kind == "video":
+                    r.segment_vectors = frames
+                    mean = frames.mean(axis=0)
+                    r.vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+                else:
+                    r.vector = frames[0]
+                r.pixels = None
+        captions = [r for r in with_pixels if r.caption]
+        caption_vectors = enc.encode_texts([r.caption for r in captions]) if captions else None
+        caption_of = {id(r): caption_vectors[i] for i, r in enumerate(captions)} if captions else {}
+        folder_ids = {str(p): fid for fid, p in lib.db.folders()}
+        now = time.time()
+        add = {"media": ([], []), "segment": ([], []), "text": ([], [])}
+        remove = {"media": [], "segment": [], "text": []}
+        with lib.db.transaction() as conn:
+            gen = lib.db.bump_generation(conn)
+            for r in results:
+                file = r.job.file
+                if r.touched:
+                    conn.execute("UPDATE media SET size = ?, mtime_ns = ? WHERE id = ?",
+                                 (file.size, file.mtime_ns, r.job.row_id))
+                    report.touched += 1
+                    continue
+                decoded = r.decoded
+                ok = r.error is None
+                values = {
+                    "path": str(file.path), "folder_id": folder_ids.get(str(file.root)),
+                    "name": display_name(file.path), "folder_names": folder_names(file.path, file.root),
+                    "caption": r.caption, "kind": file.kind, "size": file.size, "mtime_ns": file.mtime_ns,
+                    "hash": r.hash, "width": decoded.width if decoded else None,
+                    "height": decoded.height if decoded else None,
+                    "duration": decoded.duration if decoded else None,
+                    "captured_at": decoded.captured_at if decoded else None,
+                    "status": "ok" if ok else "error", "error": r.error,
+                    "model_id": model_id if ok else None, "indexed_at": now,
+                }
+                columns = ", ".join(values)
+                updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "path")
+                row_id = conn.execute(
+                    f"INSERT INTO media({columns}) VALUES ({', '.join('?' * len(values))}) "
+                    f"ON CONFLICT(path) DO UPDATE SET {updates} RETURNING id", list(values.values())).fetchone()[0]
+                # Changed content makes every model's vectors of this row stale; an unchanged file
+                # re-read for another model keeps the old model's vectors (they answer until the switch).
+                changed = not ok or r.hash != r.job.old_hash
+                scope, scope_args = ("", ()) if changed else (" AND model_id = ?", (model_id,))
+                old_segments = [s[0] for s in conn.execute(
+                    f"SELECT id FROM segments WHERE media_id = ?{scope}", (row_id, *scope_args))]
+                old_texts = [t[0] for t in conn.execute("SELECT id FROM texts WHERE media_id = ?", (row_id,))]
+                conn.execute(f"DELETE FROM segments WHERE media_id = ?{scope}", (row_id, *scope_args))
+                conn.execute(f"DELETE FROM embeddings WHERE media_id = ?{scope}", (row_id, *scope_args))
+                for text_id in old_texts:
+                    conn.execute("DELETE FROM text_embeddings WHERE text_id = ?", (text_id,))
+                    conn.execute("DELETE FROM texts WHERE id = ?", (text_id,))
+                remove["segment"] += old_segments
+                remove["text"] += old_texts
+                if not ok:
+                    remove["media"].append(row_id)
+                    report.failed += 1
+                    report.errors.append((str(file.path), r.error))
+                    continue
+                if r.job.row_id is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+                conn.execute("INSERT INTO embeddings(media_id, model_id, vector, gen) VALUES (?, ?, ?, ?)",
+                             (row_id, model_id, vector_to_blob(r.vector), gen))
+                add["media"][0].append(row_id)
+                add["media"][1].append(r.vector)
+                if r.segment_vectors is not None:
+                    times = decoded.times
+                    ends = times[1:] + [decoded.duration or times[-1]]
+                    for start, end, vec in zip(times, ends, r.segment_vectors):
+                        seg_id = conn.execute(
+                            "INSERT INTO segments(media_id, model_id, start_s, end_s, vector, gen) "
+                            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                            (row_id, model_id, start, max(end, start), vector_to_blob(vec), gen)).fetchone()[0]
+                        add["segment"][0].append(seg_id)
+                        add["segment"][1].append(vec)
+                if id(r) in caption_of:
+                    text_id = conn.execute(
+                        "INSERT INTO texts(text, source, media_id) VALUES (?, 'caption', ?) RETURNING id",
+                        (r.caption, row_id)).fetchone()[0]
+                    conn.execute("INSERT INTO text_embeddings(text_id, model_id, vector, gen) VALUES (?, ?, ?, ?)",
+                                 (text_id, model_id, vector_to_blob(caption_of[id(r)]), gen))
+                    add["text"][0].append(text_id)
+                    add["text"][1].append(caption_of[id(r)])
+        lib.apply(gen, model_id,
+                  add={k: (ids, np.stack(vecs)) for k, (ids, vecs) in add.items() if ids},
+                  remove=remove)
+        return len(results)
+
+    def _encode(self, pixels: torch.Tensor) -> np.ndarray:
+        batch = self.options.batch_size or self.encoder.default_batch_size()
+        return np.concatenate([self.encoder.encode_images(pixels[i:i + batch])
+                               for i in range(0, len(pixels), batch)])
+
+    # -- vocabulary and model switch ---------------------------------------------------------
+    def _embed_vocabulary(self, run_started: float) -> None:
+        """Store the shipped vocabulary and embed what this model has not embedded yet."""
+        lib = self.library
+        model_id = self.encoder.model_id
+        conn = lib.db.conn
+        vocabulary = load_vocabulary()
+        known = conn.execute("SELECT COUNT(*) FROM texts WHERE source = 'vocabulary'").fetchone()[0]
+        if known != len(vocabulary):
+            with lib.db.transaction() as conn:
+                conn.executemany("INSERT OR IGNORE INTO texts(text, source, media_id) VALUES (?, 'vocabulary', NULL)",
+                                 [(t,) for t in vocabulary])
+        todo = conn.execute(
+            "SELECT t.id, t.text FROM texts t LEFT JOIN text_embeddings e ON e.text_id = t.id AND e.model_id = ? "
+            "WHERE e.text_id IS NULL AND t.source = 'vocabulary' ORDER BY t.id", (model_id,)).fetchall()
+        started = time.perf_counter()
+        for start in range(0, len(todo), 256):
+            self._check()
+            chunk = todo[start:start + 256]
+            vectors = self.encoder.encode_texts([t for _, t in chunk])
+            with lib.db.transaction() as conn:
+                gen = lib.db.bump_generation(conn)
+                conn.executemany("INSERT OR REPLACE INTO text_embeddings(text_id, model_id, vector, gen) "
+                                 "VALUES (?, ?, ?, ?)",
+                                 [(tid, model_id, vector_to_blob(v), gen) for (tid, _), v in zip(chunk, vectors)])
+            lib.apply(gen, model_id, add={"text": ([tid for tid, _ in chunk], vectors)})
+            self._report("texts", start + len(chunk), len(todo), started, None, 0, run_started)
+
+    def _switch_model(self, model_id: str) -> None:
+        """Make this run's model the library's once every readable file has its embedding."""
+        lib = self.library
+        left = lib.db.conn.execute(
+            "SELECT COUNT(*) FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
+            "WHERE m.status = 'ok' AND e.media_id IS NULL", (model_id,)).fetchone()[0]
+        if left:
+            return
+        old = lib.model_id
+        lib.set_model(model_id, self.encoder.source)
+        if old:
+            lib.drop_model(old)

@@ -1,0 +1,400 @@
+"""``Library``: one photo/video library = its SQLite database plus the vector indexes beside it.
+
+Shared by the CLI, the GUI and the tests. No model is needed to open a library, list folders,
+read status or forget files; indexing and search take an ``Encoder`` (app.library.encoder).
+
+Threading: a ``Library`` may be used from several threads at once. Each thread gets its own
+SQLite connection; vector indexes are guarded by locks; run at most one ``Indexer`` at a time.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from app.library.db import LibraryDB, blob_to_vector
+from app.library.errors import LibraryError
+from app.library.paths import default_db_path
+from app.library.vector_index import HnswParams, VectorIndex
+
+log = logging.getLogger(__name__)
+
+# Embedding kinds, each with its own vector index: media (one per image/video), segment (video
+# frames, for timestamps), text (captions and vocabulary, for image -> text).
+# Embedding kinds, each with its own vector index: media (one per image/video), segment (video
+# frames, for timestamps), text (captions and vocabulary, for image -> text).
+KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
+KIND_ID_COLUMNS = {"media": "media_id", "segment": "id", "text": "text_id"}
+MEDIA_COLUMNS = (
+    "id, path, kind, size, mtime_ns, hash, width, height, duration, captured_at, status, error, "
+    "model_id, indexed_at, caption, folder_id"
+)
+
+
+@dataclass
+class MediaRecord:
+    id: int
+    path: str
+    kind: str
+    size: int | None
+    mtime_ns: int | None
+    hash: str | None
+    width: int | None
+    height: int | None
+    duration: float | None
+    captured_at: float | None
+    status: str
+    error: str | None
+    model_id: str | None
+    indexed_at: float | None
+    caption: str | None
+    folder_id: int | None
+
+    @property
+    def mtime(self) -> float | None:
+        return self.mtime_ns / 1e9 if self.mtime_ns is not None else None
+
+    @property
+    def date(self) -> float | None:
+        """Capture time from EXIF, else the file's modification time."""
+        return self.captured_at if self.captured_at is not None else self.mtime
+
+
+@dataclass
+class Failure:
+    path: str
+    error: str
+
+
+@dataclass
+class LibraryStatus:
+    db: str
+    model: str | None
+    model_source: str | None
+    folders: list[str]
+    indexed: int
+    images: int
+    videos: int
+    segments: int
+    pending: int  # readable files without an embedding from the current model
+    failed: list[Failure] = field(default_factory=list)
+    index: dict[str, dict] = field(default_factory=dict)  # kind -> {in_db, in_index, healthy}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_slug(model_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model_id)[:80]
+
+
+class Library:
+    """A library of watched folders, its media rows, embeddings and vector indexes."""
+
+    def __init__(self, db_path: str | Path | None = None, params: HnswParams | None = None):
+        path = Path(db_path).expanduser() if db_path else default_db_path()
+        try:
+            self.db = LibraryDB(path)
+        except sqlite3.DatabaseError as error:
+            raise LibraryError(f"{path} is not a cots library database ({error})") from error
+        self.path = self.db.path
+        self.params = params or HnswParams()
+        self._vectors: dict[tuple[str, str], VectorIndex] = {}
+        self._synced: dict[tuple[str, str], int] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._vector_lock = threading.RLock()
+
+    def close(self) -> None:
+        """Save the vector indexes and close all connections."""
+        self.save_vectors()
+        self.db.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- model -------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str | None:
+        """The model whose embeddings answer searches (None before the first indexing run)."""
+        return self.db.get_setting("model_id")
+
+    @property
+    def model_source(self) -> str | None:
+        """How to load that model again: a preset name or a checkpoint directory."""
+        return self.db.get_setting("model_source")
+
+    def set_model(self, model_id: str, source: str | None) -> None:
+        with self.db.transaction() as conn:
+            self.db.set_setting("model_id", model_id, conn)
+            self.db.set_setting("model_source", source, conn)
+
+    def drop_model(self, model_id: str) -> None:
+        """Delete another model's embeddings (after a switch) and its index files."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM embeddings WHERE model_id = ?", (model_id,))
+            conn.execute("DELETE FROM segments WHERE model_id = ?", (model_id,))
+            conn.execute("DELETE FROM text_embeddings WHERE model_id = ?", (model_id,))
+            self.db.bump_generation(conn)
+        with self._vector_lock:
+            for kind in KIND_TABLES:
+                self._vectors.pop((kind, model_id), None)
+                self._synced.pop((kind, model_id), None)
+                self._dirty.discard((kind, model_id))
+                VectorIndex.remove_files(self.index_prefix(kind, model_id))
+
+    # -- folders -----------------------------------------------------------------------------
+    def add_folder(self, path: str | Path) -> Path:
+        folder = Path(path).expanduser().resolve()
+        if not folder.is_dir():
+            raise LibraryError(f"{path} is not a folder")
+        self.db.add_folder(folder)
+        return folder
+
+    def folders(self) -> list[Path]:
+        return [p for _, p in self.db.folders()]
+
+    def forget(self, path: str | Path) -> int:
+        """Remove a watched folder, or a folder or file inside one, from the library.
+
+        Returns the number of media rows removed. A forgotten file inside a watched folder stays
+        forgotten (its row is kept, marked ``forgotten``, without embeddings) until it changes.
+        """
+        target = Path(path).expanduser().absolute()
+        resolved = Path(path).expanduser().resolve()
+        candidates = sorted({str(target), str(resolved)})
+        conn = self.db.conn
+        watched = [(fid, p) for fid, p in self.db.folders() if str(p) in candidates]
+        clauses = " OR ".join(["path = ? OR substr(path, 1, ?) = ?"] * len(candidates))
+        prefixes = [c.rstrip("/") + "/" for c in candidates]
+        params = [v for c, p in zip(candidates, prefixes) for v in (c, len(p), p)]
+        ids = [r[0] for r in conn.execute(f"SELECT id FROM media WHERE {clauses}", params)]
+        if not ids and not watched:
+            raise LibraryError(f"{path} is not in the library (see `cots status` for its folders)")
+        if watched:
+            self.delete_media(ids)
+            with self.db.transaction() as conn:
+                for fid, _ in watched:
+                    conn.execute("DELETE FROM folders WHERE id = ?", (fid,))
+        else:
+            self.delete_media(ids, keep_rows_as_forgotten=True)
+        return len(ids)
+
+    # -- media rows --------------------------------------------------------------------------
+    def media(self, ids) -> dict[int, MediaRecord]:
+        ids = [int(i) for i in ids]
+        out: dict[int, MediaRecord] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE id IN ({marks})", chunk):
+                out[row[0]] = MediaRecord(*row)
+        return out
+
+    def media_by_path(self, path: str | Path) -> MediaRecord | None:
+        row = self.db.conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE path = ?",
+                                   (str(Path(path).expanduser().absolute()),)).fetchone()
+        return MediaRecord(*row) if row else None
+
+    def embedding(self, media_id: int, model_id: str | None = None) -> np.ndarray | None:
+        row = self.db.conn.execute("SELECT vector FROM embeddings WHERE media_id = ? AND model_id = ?",
+                                   (media_id, model_id or self.model_id)).fetchone()
+        return blob_to_vector(row[0]).copy() if row else None
+
+    def segments(self, media_id: int, model_id: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(start seconds, end seconds, vectors) of a video's segments."""
+        rows = self.db.conn.execute(
+            "SELECT start_s, end_s, vector FROM segments WHERE media_id = ? AND model_id = ? ORDER BY start_s",
+            (media_id, model_id or self.model_id)).fetchall()
+        if not rows:
+            return np.zeros(0), np.zeros(0), np.zeros((0, 0), np.float32)
+        return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                np.stack([blob_to_vector(r[2]) for r in rows]))
+
+    def delete_media(self, ids, keep_rows_as_forgotten: bool = False) -> None:
+        """Remove rows' embeddings from SQLite and every vector index (and the rows themselves)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return
+        removed_segments: list[int] = []
+        with self.db.transaction() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                removed_segments += [r[0] for r in conn.execute(
+                    f"SELECT id FROM segments WHERE media_id IN ({marks})", chunk)]
+                conn.execute(f"DELETE FROM segments WHERE media_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM embeddings WHERE media_id IN ({marks})", chunk)
+                text_ids = [r[0] for r in conn.execute(
+                    f"SELECT id FROM texts WHERE media_id IN ({marks})", chunk)]
+                if text_ids:
+                    tmarks = ",".join("?" * len(text_ids))
+                    conn.execute(f"DELETE FROM text_embeddings WHERE text_id IN ({tmarks})", text_ids)
+                    conn.execute(f"DELETE FROM texts WHERE id IN ({tmarks})", text_ids)
+                if keep_rows_as_forgotten:
+                    conn.execute(f"UPDATE media SET status = 'forgotten', error = NULL, model_id = NULL "
+                                 f"WHERE id IN ({marks})", chunk)
+                else:
+                    conn.execute(f"DELETE FROM media WHERE id IN ({marks})", chunk)
+            generation = self.db.bump_generation(conn)
+        self.apply(generation, remove={"media": ids, "segment": removed_segments})
+
+    # -- vector indexes ----------------------------------------------------------------------
+    def index_prefix(self, kind: str, model_id: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}.{kind}.{model_slug(model_id)}")
+
+    def vectors(self, kind: str, model_id: str | None = None, dim: int | None = None) -> VectorIndex:
+        """The index of one embedding kind, loaded from disk and brought in line with SQLite.
+
+        Missing, unreadable or inconsistent files are rebuilt from the stored embeddings; an index
+        that disagrees with the database (after a crash, or another process indexing) is repaired
+        by adding and removing the differing rows.
+        """
+        model_id = model_id or self.model_id
+        if model_id is None:
+            return VectorIndex(dim or 1, self.params)
+        key = (kind, model_id)
+        with self._vector_lock:
+            generation = self.db.generation
+            index = self._vectors.get(key)
+            if index is not None and self._synced.get(key) == generation:
+                return index
+            since = self._synced.get(key)
+            rows_dim = self._stored_dim(kind, model_id) or dim
+            if index is None:
+                loaded = VectorIndex.load(self.index_prefix(kind, model_id), rows_dim or 0, self.params) \
+                    if rows_dim else None
+                saved_gen = loaded[1].get("generation") if loaded else None
+                if loaded and loaded[1].get("model_id") == model_id and isinstance(saved_gen, int) \
+                        and saved_gen <= generation:
+                    index, since = loaded[0], saved_gen
+                else:
+                    index, since = VectorIndex(rows_dim or 1, self.params), None
+            changed = self._repair(kind, model_id, index, since)
+            self._vectors[key] = index
+            self._synced[key] = generation
+            if changed:
+                self._dirty.add(key)
+            return index
+
+    def _stored_dim(self, kind: str, model_id: str) -> int | None:
+        row = self.db.conn.execute(f"SELECT 0, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? LIMIT 1",
+                                   (model_id,)).fetchone()
+        return len(row[1]) // 4 if row else None
+
+    def _repair(self, kind: str, model_id: str, index: VectorIndex, since: int | None) -> bool:
+        """Make ``index`` hold exactly the stored vectors: add missing rows, drop deleted ones and
+        re-add rows written after generation ``since`` (None: the index is new, add everything)."""
+        table = KIND_TABLES[kind]
+        id_column = KIND_ID_COLUMNS[kind]
+        db_ids = {r[0] for r in self.db.conn.execute(f"SELECT {id_column} FROM {table} WHERE model_id = ?",
+                                                       (model_id,))}
+        live = set(index.ids.tolist())
+        extra = live - db_ids
+        if extra:
+            index.remove(list(extra))
+        if since is None or len(live) == 0:
+            query = f"SELECT {id_column}, vector FROM {table} WHERE model_id = ?"
+            params: tuple = (model_id,)
+        else:
+            query = f"SELECT {id_column}, vector FROM {table} WHERE model_id = ? AND (gen > ? OR gen IS NULL)"
+            params = (model_id, since)
+        missing = db_ids - live
+        started = time.perf_counter()
+        added = 0
+        cursor = self.db.conn.execute(query, params)
+        while rows := cursor.fetchmany(20000):
+            index.add([r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows]), num_threads=-1)
+            added += len(rows)
+            missing.difference_update(r[0] for r in rows)
+        if missing:  # rows older than ``since`` that the saved index lacks (it was saved mid-crash)
+            missing_list = sorted(missing)
+            for start in range(0, len(missing_list), 5000):
+                chunk = missing_list[start:start + 5000]
+                marks = ",".join("?" * len(chunk))
+                rows = self.db.conn.execute(
+                    f"SELECT {id_column}, vector FROM {table} WHERE model_id = ? AND {id_column} IN ({marks})",
+                    (model_id, *chunk)).fetchall()
+                if rows:
+                    index.add([r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows]),
+                              num_threads=-1)
+                    added += len(rows)
+        if added or extra:
+            log.info("%s index: %d rows (re)added, %d removed from SQLite in %.1fs", kind, added, len(extra),
+                     time.perf_counter() - started)
+        return bool(added or extra)
+
+    def apply(self, generation: int, model_id: str | None = None, add: dict | None = None,
+              remove: dict | None = None) -> None:
+        """Mirror a committed write in the in-memory indexes.
+
+        ``add``: kind -> (ids, vectors); ``remove``: kind -> ids. When this write is the only change
+        since the last sync, the indexes count as in sync; otherwise the next ``vectors`` call repairs.
+        """
+        with self._vector_lock:
+            for key, index in self._vectors.items():
+                kind, key_model = key
+                if remove and remove.get(kind):
+                    index.remove(remove[kind])  # ids are unique per table: other models' are no-ops
+                    self._dirty.add(key)
+                if add and kind in add and key_model == model_id:
+                    ids, vecs = add[kind]
+                    if len(ids):
+                        index.add(ids, vecs)
+                        self._dirty.add(key)
+                if self._synced.get(key) == generation - 1:
+                    self._synced[key] = generation
+
+    def save_vectors(self) -> None:
+        """Write the changed indexes next to the database (cheap to skip: they are caches)."""
+        with self._vector_lock:
+            for key in list(self._dirty):
+                kind, model_id = key
+                index = self._vectors.get(key)
+                if index is None:
+                    continue
+                try:
+                    index.save(self.index_prefix(kind, model_id),
+                               {"model_id": model_id, "kind": kind, "generation": self._synced.get(key)})
+                    self._dirty.discard(key)
+                except OSError as error:
+                    log.warning("could not save the %s index: %s", kind, error)
+
+    # -- status ------------------------------------------------------------------------------
+    def failures(self) -> list[Failure]:
+        conn = self.db.conn
+        rows = [Failure(r[0], r[1]) for r in conn.execute(
+            "SELECT path, error FROM media WHERE status = 'error' ORDER BY path")]
+        rows += [Failure(r[0], r[1]) for r in conn.execute("SELECT path, error FROM scan_errors ORDER BY path")]
+        return rows
+
+    def status(self, check_index: bool = True) -> LibraryStatus:
+        conn = self.db.conn
+        model_id = self.model_id
+        counts = dict(conn.execute(
+            "SELECT m.kind, COUNT(*) FROM media m JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
+            "WHERE m.status = 'ok' GROUP BY m.kind", (model_id,)).fetchall())
+        ok = conn.execute("SELECT COUNT(*) FROM media WHERE status = 'ok'").fetchone()[0]
+        segments = conn.execute("SELECT COUNT(*) FROM segments WHERE model_id = ?", (model_id,)).fetchone()[0]
+        indexed = sum(counts.values())
+        health: dict[str, dict] = {}
+        if check_index and model_id:
+            for kind in KIND_TABLES:
+                in_db = conn.execute(f"SELECT COUNT(*) FROM {KIND_TABLES[kind]} WHERE model_id = ?",
+                                     (model_id,)).fetchone()[0]
+                in_index = len(self.vectors(kind, model_id))
+                health[kind] = {"in_db": in_db, "in_index": in_index, "healthy": in_db == in_index}
+        return LibraryStatus(
+            db=str(self.path), model=model_id, model_source=self.model_source,
+            folders=[str(p) for p in self.folders()], indexed=indexed,
+            images=counts.get("image", 0), videos=counts.get("video", 0), segments=segments,
+            pending=ok - indexed, failed=self.failures(), index=health,
+        )

@@ -1,0 +1,243 @@
+"""Media readers, chosen by file extension: images through Pillow, videos through OpenCV.
+
+Every reader raises ``MediaError`` with a short reason for anything it cannot read; the indexer
+records that reason on the file's row.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from app.library.errors import MediaError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP is larger than any camera photo
+HASH_CHUNK = 1 << 20
+
+try:  # HEIC/AVIF (iPhone photos) when the optional pillow-heif wheel is installed
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    IMAGE_EXTENSIONS |= {".heic", ".heif"}
+    if hasattr(pillow_heif, "register_avif_opener"):
+        pillow_heif.register_avif_opener()
+        IMAGE_EXTENSIONS.add(".avif")
+except ImportError:
+    pass
+try:
+    from PIL import features
+
+    if features.check("avif"):  # Pillow >= 11.2 reads AVIF itself
+        IMAGE_EXTENSIONS.add(".avif")
+except Exception:  # noqa: BLE001 - a feature probe must never break import
+    pass
+
+
+@dataclass
+class DecodedMedia:
+    """What a reader returns: images ready for the model's ``preprocess`` plus metadata."""
+
+    kind: str  # image | video
+    frames: list[Image.Image]  # one for an image; the sampled frames of a video
+    width: int
+    height: int
+    times: list[float] = field(default_factory=list)  # video: start second of each frame's segment
+    duration: float | None = None
+    captured_at: float | None = None
+
+
+def media_kind(path: str | Path) -> str | None:
+    """``image``, ``video`` or None for a file the library does not index."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def content_hash_bytes(size: int, head: bytes, tail: bytes) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(size.to_bytes(8, "little"))
+    digest.update(head)
+    digest.update(tail)
+    return digest.hexdigest()
+
+
+def content_hash(path: str | Path, data: bytes | None = None) -> str:
+    """A fast content hash: size plus the first and last MiB (the whole file when it is small).
+
+    Like rclip's, it confirms a (size, mtime) change and recognises moved files without reading
+    whole videos. ``data`` (the file's bytes, already read) avoids a second read.
+    """
+    if data is not None:
+        size = len(data)
+        head = data[:HASH_CHUNK]
+        tail = data[max(HASH_CHUNK, size - HASH_CHUNK):]
+        return content_hash_bytes(size, head, tail)
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(HASH_CHUNK)
+        tail = b""
+        if size > HASH_CHUNK:
+            handle.seek(max(HASH_CHUNK, size - HASH_CHUNK))
+            tail = handle.read()
+    return content_hash_bytes(size, head, tail)
+
+
+# -- images -------------------------------------------------------------------------------------
+
+_EXIF_DATETIME_ORIGINAL = 36867
+_EXIF_DATETIME = 306
+
+
+def _exif_capture_time(image: Image.Image) -> float | None:
+    try:
+        exif = image.getexif()
+        value = exif.get_ifd(0x8769).get(_EXIF_DATETIME_ORIGINAL) or exif.get(_EXIF_DATETIME)
+        if not value:
+            return None
+        return datetime.strptime(str(value).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S").timestamp()
+    except Exception:  # noqa: BLE001 - broken EXIF is common and never fatal
+        return None
+
+
+def read_image(
+    source: str | Path | bytes, target_size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> DecodedMedia:
+    """Decode an image at (roughly) the size the model needs, EXIF orientation applied."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            handle = io.BytesIO(source) if isinstance(source, bytes) else source
+            image = Image.open(handle)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise MediaError(
+                    f"image too large: {width}x{height} pixels is over the limit of {max_pixels:,} "
+                    "(possible decompression bomb)"
+                )
+            if width <= 0 or height <= 0:
+                raise MediaError("image has no pixels")
+            captured_at = _exif_capture_time(image)
+            if image.format == "JPEG":
+                # DCT scaling: decode at 1/2, 1/4 or 1/8 size, never below what the model needs.
+                image.draft("RGB", (target_size * 2, target_size * 2))
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # GIF/WebP animations and multi-page TIFFs: the first frame
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            if image.mode != "RGB":
+                image = _to_rgb(image)
+    except MediaError:
+        raise
+    except FileNotFoundError as error:
+        raise MediaError("file vanished before it could be read") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise MediaError(f"image too large (possible decompression bomb): {error}") from error
+    except Image.UnidentifiedImageError as error:
+        raise MediaError("not an image file, or a format Pillow cannot read") from error
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise MediaError(f"corrupt or truncated image: {error}") from error
+    # Keep memory small while batches queue up: the model resizes to target_size anyway.
+    if min(image.size) > target_size * 2:
+        scale = target_size * 2 / min(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.BILINEAR)
+    return DecodedMedia("image", [image], width, height, captured_at=captured_at)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return image.point(lambda v: v / 256).convert("RGB")
+    return image.convert("RGB")
+
+
+# -- videos -------------------------------------------------------------------------------------
+
+
+def video_sample_times(duration: float, every_s: float = 2.0, max_frames: int = 32) -> list[float]:
+    """One frame every ``every_s`` seconds, spread evenly over the video when that exceeds ``max_frames``."""
+    if duration <= 0:
+        return [0.0]
+    count = max(1, math.ceil(duration / every_s))
+    if count <= max_frames:
+        return [i * every_s for i in range(count)]
+    step = duration / max_frames
+    return [i * step for i in range(max_frames)]
+
+
+def read_video(
+    path: str | Path, target_size: int = 224, every_s: float = 2.0, max_frames: int = 32
+) -> DecodedMedia:
+    """Sample frames with OpenCV; segment i spans [times[i], times[i+1]) (the last ends at the end)."""
+    import cv2
+
+    if not os.path.exists(path):
+        raise MediaError("file vanished before it could be read")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise MediaError("video could not be opened (corrupt, or a codec OpenCV lacks)")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        duration = count / fps if fps > 0 and count > 0 else 0.0
+        frames: list[Image.Image] = []
+        times: list[float] = []
+        for t in video_sample_times(duration, every_s, max_frames):
+            if fps > 0:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, int(round(t * fps)))
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                continue
+            image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if min(image.size) > target_size * 2:
+                scale = target_size * 2 / min(image.size)
+                image = image.resize((round(image.width * scale), round(image.height * scale)),
+                                     Image.Resampling.BILINEAR)
+            frames.append(image)
+            times.append(float(t))
+        if not frames:
+            raise MediaError("video has no readable frames")
+    finally:
+        capture.release()
+    return DecodedMedia("video", frames, width, height, times=times, duration=duration or None)
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+Reader = Callable[..., DecodedMedia]
+READERS: dict[str, Reader] = {ext: read_image for ext in IMAGE_EXTENSIONS}
+READERS.update({ext: read_video for ext in VIDEO_EXTENSIONS})
+
+
+def read_media(path: str | Path, **options) -> DecodedMedia:
+    """Decode any supported file with the reader registered for its extension."""
+    ext = os.path.splitext(str(path))[1].lower()
+    reader = READERS.get(ext)
+    if reader is None:
+        raise MediaError(f"unsupported file type {ext!r}")
+    if reader is read_image:
+        return read_image(path, options.get("target_size", 224), options.get("max_pixels", DEFAULT_MAX_PIXELS))
+    return reader(path, options.get("target_size", 224), options.get("every_s", 2.0),
+                  options.get("max_frames", 32))

@@ -1,0 +1,424 @@
+"""Search over a library: text -> media (hybrid with FTS5), image -> similar media, image -> text.
+
+Relevance is calibrated rather than a fixed similarity threshold. A hit's ``relevance`` is the
+mean of two z-scores that do not depend on the library's size:
+- query side: its similarity standardised against the query's similarities to a random sample of
+  the library (is this item unusually close to the query, for this library?);
+- item side: its similarity standardised against the item's similarities to the shipped vocabulary
+  (is this query one of the better descriptions of this item, among ~1,300 generic phrases?).
+A query that matches nothing well scores low on both, so few or no hits pass the cut-off.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from app.library.encoder import Encoder
+from app.library.errors import LibraryError, MediaError
+from app.library.library import Library, MediaRecord
+from app.library.media import read_media
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_RELEVANCE = 2.0
+RRF_K = 60
+SAMPLE_SIZE = 2048
+STOPWORDS = set(
+    "a an the of on in at to for with and or by from is are was were be this that these those my our your "
+    "photo photos picture pictures image images video videos some".split()
+)
+
+
+@dataclass
+class Hit:
+    """One search result, best first. ``score``: cosine similarity to the query (for a video, its best
+    segment's when higher); ``timestamp``: start second of the best-matching segment (videos)."""
+
+    id: int
+    path: str
+    kind: str
+    score: float
+    relevance: float | None
+    timestamp: float | None
+    segment_end: float | None
+    matched: tuple[str, ...]  # "meaning" and/or "name" (file/folder name or caption)
+    record: MediaRecord
+
+    def to_dict(self) -> dict:
+        out = {"path": self.path, "kind": self.kind, "score": round(float(self.score), 5),
+               "relevance": None if self.relevance is None else round(float(self.relevance), 3),
+               "matched": list(self.matched)}
+        if self.kind == "video":
+            out["timestamp"] = None if self.timestamp is None else round(float(self.timestamp), 2)
+        out.update({"width": self.record.width, "height": self.record.height, "date": self.record.date})
+        return out
+
+
+@dataclass
+class TextHit:
+    text: str
+    score: float  # cosine similarity
+    relevance: float  # z-score among all candidate texts for this image
+    source: str  # caption | vocabulary
+    media_id: int | None = None  # for captions: the item it belongs to
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "score": round(float(self.score), 5),
+                "relevance": round(float(self.relevance), 3), "source": self.source}
+
+
+@dataclass
+class Filters:
+    kind: str | None = None  # image | video
+    folder: str | None = None  # path prefix
+    date_from: float | None = None  # epoch seconds (capture time, else modification time)
+    date_to: float | None = None
+
+    def active(self) -> bool:
+        return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to))
+
+    def sql(self) -> tuple[str, list]:
+        clauses, params = [], []
+        if self.kind:
+            clauses.append("m.kind = ?")
+            params.append(self.kind)
+        if self.folder:
+            prefix = str(Path(self.folder).expanduser().resolve()).rstrip("/") + "/"
+            clauses.append("substr(m.path, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
+        if self.date_from is not None:
+            clauses.append(f"{date} >= ?")
+            params.append(self.date_from)
+        if self.date_to is not None:
+            clauses.append(f"{date} <= ?")
+            params.append(self.date_to)
+        return (" AND ".join(clauses) or "1"), params
+
+
+def parse_date(text: str | None, end: bool = False) -> float | None:
+    """'2019', '2019-06' or '2019-06-30' -> epoch seconds (start, or end of the period with end=True)."""
+    if not text:
+        return None
+    for fmt, step in (("%Y-%m-%d", "day"), ("%Y-%m", "month"), ("%Y", "year")):
+        try:
+            start = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if not end:
+            return start.timestamp()
+        if step == "day":
+            nxt = start.timestamp() + 86400
+        elif step == "month":
+            nxt = (start.replace(year=start.year + 1, month=1) if start.month == 12
+                   else start.replace(month=start.month + 1)).timestamp()
+        else:
+            nxt = start.replace(year=start.year + 1).timestamp()
+        return nxt - 1e-3
+    raise LibraryError(f"cannot read the date {text!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+
+
+def fts_query(text: str) -> str | None:
+    """Words of the query (stop words dropped) as an FTS5 AND of prefix terms."""
+    words = [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
+    if not words:
+        return None
+    return " AND ".join(f'"{w}"*' for w in words)
+
+
+class SearchService:
+    """Searches one library with the model that indexed it. Safe to use from several threads."""
+
+    def __init__(self, library: Library, encoder: Encoder, min_relevance: float = DEFAULT_MIN_RELEVANCE):
+        if library.model_id and library.model_id != encoder.model_id:
+            raise LibraryError(
+                f"this library was indexed with {library.model_id}, not {encoder.model_id}: load "
+                f"{library.model_source or 'that model'} (or re-index with --model)"
+            )
+        self.library = library
+        self.encoder = encoder
+        self.min_relevance = min_relevance
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._sample: tuple[int, np.ndarray] | None = None  # (index size when drawn, vectors)
+        self._vocab: tuple[int, np.ndarray] | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.encoder.model_id
+
+    # -- encoders ----------------------------------------------------------------------------
+    def encode_text(self, text: str) -> np.ndarray:
+        with self._lock:
+            if text in self._query_cache:
+                self._query_cache.move_to_end(text)
+                return self._query_cache[text]
+        vector = self.encoder.encode_texts([text])[0]
+        with self._lock:
+            self._query_cache[text] = vector
+            while len(self._query_cache) > 256:
+                self._query_cache.popitem(last=False)
+        return vector
+
+    def encode_image(self, image: str | Path | Image.Image | int) -> tuple[np.ndarray, int | None]:
+        """Embedding of a library item (by id or path) or of any image file or PIL image."""
+        if isinstance(image, int | np.integer):
+            vector = self.library.embedding(int(image), self.model_id)
+            if vector is None:
+                raise LibraryError(f"item {image} has no embedding for {self.model_id}")
+            return vector, int(image)
+        if isinstance(image, str | Path):
+            record = self.library.media_by_path(image)
+            if record is not None and record.status == "ok":
+                vector = self.library.embedding(record.id, self.model_id)
+                if vector is not None:
+                    return vector, record.id
+            if not Path(image).exists():
+                raise LibraryError(f"{image}: no such file")
+            try:
+                decoded = read_media(image, target_size=self.encoder.image_size)
+            except MediaError as error:
+                raise LibraryError(f"{image}: {error}") from error
+            vectors = self.encoder.encode_pil(decoded.frames)
+            mean = vectors.mean(axis=0)
+            return mean / max(float(np.linalg.norm(mean)), 1e-12), None
+        if isinstance(image, Image.Image):
+            return self.encoder.encode_pil([image.convert("RGB")])[0], None
+        raise TypeError(f"cannot search by {type(image).__name__}")
+
+    # -- calibration -------------------------------------------------------------------------
+    def _library_sample(self) -> np.ndarray:
+        index = self.library.vectors("media", self.model_id)
+        n = len(index)
+        cached = self._sample
+        if cached is None or abs(cached[0] - n) > max(16, 0.1 * cached[0]):
+            cached = self._sample = (n, index.sample(SAMPLE_SIZE))
+        return cached[1]
+
+    def _vocabulary_matrix(self) -> np.ndarray:
+        """Vocabulary embeddings of this model (for the item-side z-score)."""
+        conn = self.library.db.conn
+        count = conn.execute(
+            "SELECT COUNT(*) FROM text_embeddings e JOIN texts t ON t.id = e.text_id "
+            "WHERE t.source = 'vocabulary' AND e.model_id = ?", (self.model_id,)).fetchone()[0]
+        if self._vocab is None or self._vocab[0] != count:
+            rows = conn.execute(
+                "SELECT e.vector FROM text_embeddings e JOIN texts t ON t.id = e.text_id "
+                "WHERE t.source = 'vocabulary' AND e.model_id = ? ORDER BY t.id", (self.model_id,)).fetchall()
+            matrix = (np.stack([np.frombuffer(r[0], np.float32) for r in rows]) if rows
+                      else np.zeros((0, self.encoder.embed_dim), np.float32))
+            self._vocab = (count, matrix)
+        return self._vocab[1]
+
+    def relevance(self, query: np.ndarray, item_vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Calibrated relevance (see the module docstring) of items with the given similarities."""
+        sample = self._library_sample()
+        parts = []
+        if len(sample) >= 8:
+            dist = sample @ query
+            parts.append((scores - dist.mean()) / max(float(dist.std()), 1e-6))
+        vocab = self._vocabulary_matrix()
+        if len(vocab) >= 8 and len(item_vectors):
+            per_item = item_vectors @ vocab.T  # [n, V]
+            parts.append((scores - per_item.mean(axis=1)) / np.maximum(per_item.std(axis=1), 1e-6))
+        if not parts:
+            return np.full(len(scores), np.inf, np.float32)
+        return np.mean(parts, axis=0)
+
+    # -- text -> media -----------------------------------------------------------------------
+    def text(self, query: str, k: int = 20, filters: Filters | None = None, hybrid: bool = True,
+             min_relevance: float | None = None) -> list[Hit]:
+        """Media matching a text query, best first (see the module docstring for the cut-off)."""
+        query = query.strip()
+        if not query:
+            return []
+        filters = filters or Filters()
+        threshold = self.min_relevance if min_relevance is None else min_relevance
+        vector = self.encode_text(query)
+        semantic = self._semantic(vector, k, filters)
+        ids = list(semantic)
+        vectors = self._item_vectors(ids)
+        sims = np.array([semantic[i][0] for i in ids], np.float32)
+        rel = self.relevance(vector, vectors, sims) if ids else np.zeros(0)
+        kept = [(i, s, r) for i, s, r in zip(ids, sims, rel) if r >= threshold]
+        kept.sort(key=lambda t: -t[1])
+        lexical = self._lexical(query, k, filters) if hybrid else []
+        fused: dict[int, float] = {}
+        for rank, (i, _, _) in enumerate(kept):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        for rank, i in enumerate(lexical):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        # Items found only by name still get a similarity (for display and ties).
+        extra = [i for i in lexical if i not in semantic]
+        if extra:
+            extra_vectors = self._item_vectors(extra)
+            extra_sims = extra_vectors @ vector if len(extra_vectors) else np.zeros(len(extra))
+            extra_rel = self.relevance(vector, extra_vectors, extra_sims)
+            for i, s, r in zip(extra, extra_sims, extra_rel):
+                semantic[i] = (float(s), None, None)
+                rel = np.append(rel, r)
+                ids.append(i)
+        relevance_of = dict(zip(ids, (float(r) for r in rel)))
+        kept_ids = {i for i, _, _ in kept}
+        lexical_ids = set(lexical)
+        order = sorted(fused, key=lambda i: (-fused[i], -semantic[i][0]))[:k]
+        return self._hits(order, semantic, relevance_of, kept_ids, lexical_ids, vector)
+
+    def _semantic(self, vector: np.ndarray, k: int, filters: Filters) -> dict[int, tuple[float, float | None, float | None]]:
+        """media id -> (similarity, segment start, segment end) for the top candidates."""
+        lib = self.library
+        media_index = lib.vectors("media", self.model_id)
+        fetch = max(50, 4 * k) * (10 if filters.active() else 1)
+        out: dict[int, tuple[float, float | None, float | None]] = {}
+        ids, sims = media_index.search(vector, fetch)
+        for i, s in zip(ids.tolist(), sims.tolist()):
+            out[i] = (s, None, None)
+        if filters.kind != "image":
+            seg_index = lib.vectors("segment", self.model_id)
+            if len(seg_index):
+                seg_ids, seg_sims = seg_index.search(vector, fetch)
+                self._merge_segments(out, seg_ids.tolist(), seg_sims.tolist())
+        if filters.active():
+            out = self._filter(out, filters)
+            if len(out) < k:
+                out = self._exact_filtered(vector, filters)
+        return out
+
+    def _merge_segments(self, out: dict, seg_ids: list[int], seg_sims: list[float]) -> None:
+        if not seg_ids:
+            return
+        marks = ",".join("?" * len(seg_ids))
+        rows = self.library.db.conn.execute(
+            f"SELECT id, media_id, start_s, end_s FROM segments WHERE id IN ({marks})", seg_ids).fetchall()
+        where = {r[0]: r[1:] for r in rows}
+        for seg_id, s in zip(seg_ids, seg_sims):
+            if seg_id not in where:
+                continue
+            media_id, start, end = where[seg_id]
+            if media_id not in out or out[media_id][0] < s:
+                out[media_id] = (s, start, end)
+
+    def _filter(self, candidates: dict, filters: Filters) -> dict:
+        if not candidates:
+            return candidates
+        where, params = filters.sql()
+        ids = list(candidates)
+        marks = ",".join("?" * len(ids))
+        allowed = {r[0] for r in self.library.db.conn.execute(
+            f"SELECT m.id FROM media m WHERE m.id IN ({marks}) AND {where}", [*ids, *params])}
+        return {i: v for i, v in candidates.items() if i in allowed}
+
+    def _exact_filtered(self, vector: np.ndarray, filters: Filters) -> dict:
+        """Few candidates passed the filters: score every allowed item exactly."""
+        where, params = filters.sql()
+        allowed = [r[0] for r in self.library.db.conn.execute(
+            f"SELECT m.id FROM media m WHERE m.status = 'ok' AND {where}", params)]
+        index = self.library.vectors("media", self.model_id)
+        allowed = [i for i in allowed if i in index][:200_000]
+        if not allowed:
+            return {}
+        sims = index.get(allowed) @ vector
+        out = {i: (float(s), None, None) for i, s in zip(allowed, sims)}
+        videos = [i for i in allowed if self.library.media([i])[i].kind == "video"] if filters.kind != "image" else []
+        for media_id in videos:
+            starts, ends, seg_vectors = self.library.segments(media_id, self.model_id)
+            if len(starts):
+                seg_sims = seg_vectors @ vector
+                best = int(np.argmax(seg_sims))
+                if seg_sims[best] > out[media_id][0]:
+                    out[media_id] = (float(seg_sims[best]), float(starts[best]), float(ends[best]))
+        return out
+
+    def _lexical(self, query: str, k: int, filters: Filters) -> list[int]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        where, params = filters.sql()
+        try:
+            rows = self.library.db.conn.execute(
+                f"SELECT m.id FROM media_fts f JOIN media m ON m.id = f.rowid "
+                f"WHERE media_fts MATCH ? AND m.status = 'ok' AND {where} ORDER BY bm25(media_fts) LIMIT ?",
+                [match, *params, max(k, 20)]).fetchall()
+        except Exception as error:  # noqa: BLE001 - an odd query must not break search
+            log.debug("FTS query %r failed: %s", match, error)
+            return []
+        index = self.library.vectors("media", self.model_id)
+        return [r[0] for r in rows if r[0] in index]
+
+    def _item_vectors(self, ids: list[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self.encoder.embed_dim), np.float32)
+        return self.library.vectors("media", self.model_id).get(ids)
+
+    def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector) -> list[Hit]:
+        records = self.library.media(order)
+        hits = []
+        for i in order:
+            record = records.get(i)
+            if record is None:
+                continue
+            score, start, end = semantic.get(i, (0.0, None, None))
+            if record.kind == "video":
+                starts, ends, seg_vectors = self.library.segments(i, self.model_id)
+                if len(starts):
+                    seg_sims = seg_vectors @ vector
+                    best = int(np.argmax(seg_sims))
+                    start, end = float(starts[best]), float(ends[best])
+                    score = max(score, float(seg_sims[best]))
+            matched = tuple(m for m, ok in (("meaning", i in kept_ids), ("name", i in lexical_ids)) if ok)
+            hits.append(Hit(i, record.path, record.kind, float(score), relevance_of.get(i), start, end,
+                            matched, record))
+        return hits
+
+    # -- image -> media ----------------------------------------------------------------------
+    def similar(self, image: str | Path | Image.Image | int, k: int = 20, filters: Filters | None = None,
+                min_relevance: float | None = None) -> list[Hit]:
+        """Media that look like an image (a library item, a file or a PIL image), best first."""
+        vector, self_id = self.encode_image(image)
+        filters = filters or Filters()
+        semantic = self._semantic(vector, k + 1, filters)
+        semantic.pop(self_id, None)
+        ids = list(semantic)
+        sims = np.array([semantic[i][0] for i in ids], np.float32)
+        sample = self._library_sample()
+        if len(sample) >= 8 and len(ids):
+            dist = sample @ vector
+            rel = (sims - dist.mean()) / max(float(dist.std()), 1e-6)
+        else:
+            rel = np.full(len(ids), np.inf)
+        threshold = -np.inf if min_relevance is None else min_relevance
+        kept = [(i, s, r) for i, s, r in zip(ids, sims, rel) if r >= threshold]
+        kept.sort(key=lambda t: -t[1])
+        order = [i for i, _, _ in kept[:k]]
+        return self._hits(order, semantic, {i: float(r) for i, _, r in kept}, set(order), set(), vector)
+
+    # -- image -> text -----------------------------------------------------------------------
+    def describe(self, image: str | Path | Image.Image | int, k: int = 10,
+                 sources: tuple[str, ...] = ("caption", "vocabulary")) -> list[TextHit]:
+        """The best-matching captions and vocabulary phrases for an image, with scores."""
+        vector, _ = self.encode_image(image)
+        index = self.library.vectors("text", self.model_id)
+        if len(index) == 0:
+            raise LibraryError("no texts are embedded yet: run `cots index` first")
+        ids, sims = index.search(vector, min(len(index), max(200, 4 * k)))
+        sample = index.sample(SAMPLE_SIZE) @ vector
+        mean, std = float(sample.mean()), max(float(sample.std()), 1e-6)
+        marks = ",".join("?" * len(ids))
+        rows = {r[0]: r[1:] for r in self.library.db.conn.execute(
+            f"SELECT id, text, source, media_id FROM texts WHERE id IN ({marks})", ids.tolist())}
+        out = []
+        for i, s in zip(ids.tolist(), sims.tolist()):
+            if i in rows and rows[i][1] in sources:
+                text, source, media_id = rows[i]
+                out.append(TextHit(text, s, (s - mean) / std, source, media_id))
+            if len(out) >= k:
+                break
+        return out

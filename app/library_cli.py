@@ -1,0 +1,337 @@
+"""Library subcommands: index, search, similar, describe, status, forget, demo (and the gui hook).
+
+Registered by ``app.cli.register_library_commands``. Handlers print; the engine in ``app.library``
+never does. Errors the person can fix are ``LibraryError`` (a ``CotsError``): exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEMO_QUERIES = [
+    "a cat",  # a photo and a moment in the video
+    "a cup of espresso",
+    "a rocket launch",
+    "a woman in military uniform",
+    "a temple",  # meaning, helped by a sidecar caption
+    "China 2011",  # a folder name: the full-text half of hybrid search
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", help="library database (default: the library in your user data folder)")
+    common.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 or mps")
+    common.add_argument("--model", default=None,
+                        help="model name or checkpoint folder (default: the library's own, else cots-lite)")
+
+    p = subparsers.add_parser("index", parents=[common], help="add folders to the library and index them",
+                              description="Add folders (if given) and bring the library up to date: new and "
+                                          "changed files are embedded, moved files keep their embedding, "
+                                          "deleted files are removed.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add (none: re-index the library's folders)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per core)")
+    p.add_argument("--video-interval", type=float, default=2.0, help="seconds between sampled video frames")
+    p.add_argument("--max-frames", type=int, default=32, help="frames sampled per video at most")
+    p.add_argument("--retry-failed", action="store_true", help="retry files that failed, even if unchanged")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_index)
+
+    p = subparsers.add_parser("search", parents=[common], help="search the library with words")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=20, help="results at most (default 20)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, best first")
+    p.add_argument("--kind", choices=["image", "video"])
+    p.add_argument("--folder", help="only under this folder")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
+    p.add_argument("--all", action="store_true", help="also show weak matches (no relevance cut-off)")
+    p.add_argument("--min-relevance", type=float, default=None, help="cut-off on the calibrated relevance")
+    p.add_argument("--no-names", action="store_true", help="meaning only: ignore file, folder names and captions")
+    p.set_defaults(handler=cmd_search)
+
+    p = subparsers.add_parser("similar", parents=[common], help="find media that look like an image")
+    p.add_argument("image")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_similar)
+
+    p = subparsers.add_parser("describe", parents=[common],
+                              help="best-matching words for an image (captions and the shipped vocabulary)")
+    p.add_argument("image")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_describe)
+
+    p = subparsers.add_parser("status", parents=[common], help="counts, failures, model and index health")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+    p = subparsers.add_parser("forget", parents=[common], help="remove a folder or file from the library")
+    p.add_argument("path")
+    p.set_defaults(handler=cmd_forget)
+
+    p = subparsers.add_parser("demo", parents=[common],
+                              help="index the shipped sample library and run a few searches")
+    p.set_defaults(handler=cmd_demo)
+
+    register_gui(subparsers)
+
+
+def register_gui(subparsers: argparse._SubParsersAction) -> None:
+    """Hook for the desktop app: ``app/gui/cli.py`` defines ``register(subparsers)`` (adds ``cots gui``)."""
+    try:
+        from app.gui import cli as gui_cli
+    except ImportError:
+        return
+    gui_cli.register(subparsers)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def open_library(args):
+    from app.library import Library
+
+    return Library(args.db)
+
+
+def load_encoder(args, library):
+    from app.library.encoder import DEFAULT_MODEL, Encoder
+
+    source = args.model or library.model_source or DEFAULT_MODEL
+    print(f"loading model {source} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
+    return Encoder.load(source, device=args.device)
+
+
+def _search_service(args, library):
+    from app.library.errors import LibraryError
+    from app.library.search import SearchService
+
+    if library.model_id is None:
+        raise LibraryError(f"the library {library.path} is empty: run `cots index FOLDER` first")
+    return SearchService(library, load_encoder(args, library))
+
+
+def _format_time(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+class ProgressBar:
+    """tqdm on stderr, fed by the indexer's progress callback."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and sys.stderr.isatty() or enabled == "force"
+        self.bar = None
+        self.phase = None
+
+    def __call__(self, progress) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if progress.phase != self.phase:
+            if self.bar is not None:
+                self.bar.close()
+            self.phase = progress.phase
+            label = {"scan": "scanning", "index": "indexing", "texts": "vocabulary", "done": None}[progress.phase]
+            self.bar = tqdm(total=progress.total or None, desc=label, unit="file" if progress.phase != "texts"
+                            else "text", file=sys.stderr, leave=False) if label else None
+        if self.bar is not None:
+            if progress.total:
+                self.bar.total = progress.total
+            self.bar.n = progress.done
+            if progress.current:
+                self.bar.set_postfix_str(Path(progress.current).name[-40:], refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_index(library, encoder, options=None, show_progress: bool = True):
+    """Run the indexer in a worker thread so that Ctrl+C cancels cleanly (state kept, resumable)."""
+    from app.library.indexer import Indexer
+
+    bar = ProgressBar(show_progress)
+    indexer = Indexer(library, encoder, options, progress=bar)
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["report"] = indexer.run()
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=work, name="cots-indexer")
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        print("\ncancelling (what is done is kept; run the command again to continue) ...", file=sys.stderr)
+        indexer.cancel()
+        thread.join()
+    finally:
+        bar.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["report"]
+
+
+def print_report(report, library) -> None:
+    parts = [f"{report.added} new", f"{report.updated} updated", f"{report.moved} moved",
+             f"{report.removed} removed", f"{report.unchanged + report.touched} unchanged",
+             f"{report.failed} failed"]
+    state = "cancelled" if report.cancelled else "done"
+    print(f"{state} in {report.seconds:.1f}s: " + ", ".join(parts))
+    for path, error in report.errors[:20]:
+        print(f"  failed: {path}: {error}")
+    if len(report.errors) > 20:
+        print(f"  ... and {len(report.errors) - 20} more (see `cots status`)")
+
+
+def print_hits(hits, query: str | None = None) -> None:
+    if not hits:
+        print("  no good matches" + (" (--all shows weaker ones)" if query is not None else ""))
+        return
+    for rank, hit in enumerate(hits, 1):
+        when = f" at {_format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
+        rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
+        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {hit.path}{when}")
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_index(args) -> int:
+    from app.library.indexer import IndexOptions
+
+    with open_library(args) as library:
+        for path in args.paths:
+            folder = library.add_folder(path)
+            print(f"watching {folder}", file=sys.stderr)
+        encoder = load_encoder(args, library)
+        options = IndexOptions(batch_size=args.batch_size, workers=args.workers,
+                               video_every_s=args.video_interval, video_max_frames=args.max_frames,
+                               retry_failed=args.retry_failed)
+        print(f"indexing into {library.path} with {encoder.model_id} on {encoder.device}", file=sys.stderr)
+        report = run_index(library, encoder, options, show_progress=not args.quiet)
+        print_report(report, library)
+        return 130 if report.cancelled else 0
+
+
+def cmd_search(args) -> int:
+    from app.library.search import Filters, parse_date
+
+    with open_library(args) as library:
+        service = _search_service(args, library)
+        filters = Filters(kind=args.kind, folder=args.folder, date_from=parse_date(args.date_from),
+                          date_to=parse_date(args.date_to, end=True))
+        cutoff = float("-inf") if args.all else args.min_relevance
+        hits = service.text(args.query, k=args.k, filters=filters, hybrid=not args.no_names, min_relevance=cutoff)
+        if args.json:
+            print(json.dumps([h.to_dict() for h in hits], indent=1))
+        else:
+            print_hits(hits, args.query)
+    return 0
+
+
+def cmd_similar(args) -> int:
+    with open_library(args) as library:
+        hits = _search_service(args, library).similar(args.image, k=args.k)
+        if args.json:
+            print(json.dumps([h.to_dict() for h in hits], indent=1))
+        else:
+            print_hits(hits)
+    return 0
+
+
+def cmd_describe(args) -> int:
+    with open_library(args) as library:
+        texts = _search_service(args, library).describe(args.image, k=args.k)
+        if args.json:
+            print(json.dumps([t.to_dict() for t in texts], indent=1))
+        else:
+            for t in texts:
+                print(f"  {t.score:.3f}  {t.text}" + ("  (caption)" if t.source == "caption" else ""))
+    return 0
+
+
+def cmd_status(args) -> int:
+    with open_library(args) as library:
+        status = library.status()
+        if args.json:
+            print(json.dumps(status.to_dict(), indent=1))
+            return 0
+        print(f"library   {status.db}")
+        print(f"model     {status.model or '(none yet)'}" + (f"  [{status.model_source}]" if status.model_source else ""))
+        print(f"folders   {', '.join(status.folders) or '(none: cots index FOLDER adds one)'}")
+        print(f"indexed   {status.indexed} ({status.images} images, {status.videos} videos, "
+              f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))
+        health = ", ".join(f"{k} {v['in_index']}/{v['in_db']}" + ("" if v["healthy"] else " (repairing)")
+                           for k, v in status.index.items())
+        print(f"index     {health or '-'}")
+        print(f"failed    {len(status.failed)}")
+        for failure in status.failed:
+            print(f"  {failure.path}: {failure.error}")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    with open_library(args) as library:
+        removed = library.forget(args.path)
+        print(f"forgot {args.path} ({removed} item{'s' if removed != 1 else ''} removed)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from cots_resources import resource_path
+
+    from app.library import Library
+    from app.library.indexer import IndexOptions
+    from app.library.paths import data_dir
+
+    sample = resource_path("sample_library")
+    if not sample.is_dir():
+        from app.library.errors import LibraryError
+
+        raise LibraryError(f"the sample library is missing from this installation ({sample})")
+    db = Path(args.db) if args.db else data_dir() / "demo" / "demo.db"
+    print(f"cots demo: indexing the sample library {sample}\n          into {db}")
+    with Library(db) as library:
+        library.add_folder(sample)
+        started = time.perf_counter()
+        encoder = load_encoder(args, library)
+        print(f"model {encoder.model_id} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
+        report = run_index(library, encoder, IndexOptions())
+        print_report(report, library)
+        from app.library.search import SearchService
+
+        service = SearchService(library, encoder)
+        for query in DEMO_QUERIES:
+            print(f'\ncots search "{query}"')
+            print_hits(service.text(query, k=3), query)
+        nonsense = "qwzx blorfy vintrap"
+        print(f'\ncots search "{nonsense}"   (no real match: the calibrated cut-off should show little or nothing)')
+        print_hits(service.text(nonsense, k=3), nonsense)
+        probe = sample / "chelsea.jpg"
+        print(f"\ncots describe {probe.name}")
+        for t in service.describe(probe, k=5):
+            print(f"  {t.score:.3f}  {t.text}")
+        print(f"\ncots similar {probe.name}")
+        print_hits(service.similar(probe, k=3))
+        print(f"\nTry your own: cots search \"...\" --db {db}")
+    return 0

@@ -1,0 +1,79 @@
+"""Render the main window with results for a query to docs/screenshot.png (offscreen, no display needed).
+
+    python docs/make_screenshot.py [--query "a cup of coffee"] [--model cots-lite] [--out docs/screenshot.png]
+
+Indexes the shipped sample library into a temporary database with the default model, types the
+query, waits for results and thumbnails, selects the best hit and grabs the window.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def wait(app, condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--query", default="a cup of coffee")
+    parser.add_argument("--model", default="cots-lite")
+    parser.add_argument("--library", default=str(ROOT / "resources" / "sample_library"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.engine_service import EngineService
+    from app.gui.settings import Settings
+    from app.gui.thumbs import ThumbnailCache
+    from app.gui.window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    work = Path(tempfile.mkdtemp(prefix="cots-screenshot-"))
+    service = EngineService(work / "library.db", args.model)
+    service.add_folder(args.library)
+    settings = Settings(QSettings(str(work / "settings.ini"), QSettings.IniFormat))
+    window = MainWindow(service, settings, ThumbnailCache(work / "thumbnails"), model_label=args.model)
+    window.resize(1400, 860)
+    window.show()
+    if not wait(app, lambda: window.model_ready, 600):
+        print("the model did not load", file=sys.stderr)
+        return 1
+    wait(app, lambda: window.indexing.running, 10)
+    wait(app, lambda: not window.indexing.running, 900)
+    window.search.box.setText(args.query)
+    window.search.emit_query()
+    if not wait(app, lambda: window.model.rowCount() > 0, 60):
+        print(f"no results for {args.query!r}", file=sys.stderr)
+    window.search.weak.setChecked(True)  # show the whole small library, strong matches first
+    window.view.setCurrentIndex(window.model.index(0))
+    wait(app, lambda: window.model.thumbnails_ready() >= window.model.rowCount(), 60)
+    wait(app, lambda: window.detail.preview.pixmap() is not None and not window.detail.preview.pixmap().isNull()
+         and window.detail.texts.rowCount() > 0, 30)
+    wait(app, lambda: False, 0.5)
+    window.grab().save(args.out)
+    print(args.out)
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Fixtures for the library tests: a fake model, small generated folders, a fresh library."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fakes import fake_encoder, noise_image, solid  # noqa: E402
+
+from app.library import Library  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("COTS_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def encoder():
+    return fake_encoder()
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """A folder with three plain-colour photos and a few noise images in a subfolder."""
+    root = tmp_path / "photos"
+    (root / "Paris 2019").mkdir(parents=True)
+    for colour in ("red", "green", "blue"):
+        solid(colour).save(root / f"{colour}.jpg")
+    for i in range(5):
+        noise_image(i).save(root / "Paris 2019" / f"IMG_{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def library(tmp_path):
+    lib = Library(tmp_path / "lib" / "library.db")
+    yield lib
+    lib.close()
+
+
+def run_indexer(library, encoder, **options):
+    from app.library.indexer import Indexer, IndexOptions
+
+    progress = options.pop("progress", None)
+    return Indexer(library, encoder, IndexOptions(vocabulary=options.pop("vocabulary", False), **options),
+                   progress=progress).run()

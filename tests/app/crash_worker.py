@@ -1,0 +1,63 @@
+"""Indexes a folder with the fake model, optionally killing itself with SIGKILL at a chosen point.
+
+Used by test_crash_safety.py: ``python crash_worker.py DB FOLDER MODE N``. Modes: none, scan (during
+the scan), batch (after N committed batches), in_transaction (inside the Nth write transaction,
+before COMMIT), apply (after a commit, before the in-memory index sees it), save (between the
+files of a vector-index save), delete (inside the deletion of vanished files).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from fakes import fake_encoder  # noqa: E402
+
+from app.library import Library  # noqa: E402
+from app.library.db import LibraryDB  # noqa: E402
+from app.library.indexer import Indexer, IndexOptions  # noqa: E402
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(db: str, folder: str, mode: str, n: int) -> None:
+    library = Library(db)
+    library.add_folder(folder)
+    counter = {"calls": 0}
+
+    def nth() -> bool:
+        counter["calls"] += 1
+        return counter["calls"] >= n
+
+    if mode == "in_transaction":
+        real = LibraryDB.bump_generation
+        LibraryDB.bump_generation = lambda self, conn: die() if nth() else real(self, conn)
+    elif mode == "apply":
+        real_apply = Library.apply
+        Library.apply = lambda self, *a, **k: die() if nth() else real_apply(self, *a, **k)
+    elif mode == "save":
+        real_replace = os.replace
+        os.replace = lambda a, b: die() if nth() else real_replace(a, b)
+    elif mode == "delete":
+        real_delete = Library.delete_media
+        Library.delete_media = lambda self, ids, **k: (real_delete(self, ids[: len(ids) // 2], **k), die())
+
+    def progress(p) -> None:
+        if mode == "scan" and p.phase == "scan" and nth():
+            die()
+        if mode == "batch" and p.phase == "index" and nth():
+            die()
+
+    options = IndexOptions(batch_size=8, workers=2, vocabulary=False, save_every_s=0.0)
+    Indexer(library, fake_encoder(), options, progress=progress).run()
+    library.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -1,0 +1,149 @@
+"""The window end to end on a small library with the fast fake model (offscreen, pytest-qt)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import cv2  # noqa: F401 - the headless OpenCV wheel and PySide6 load side by side
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from app.gui import actions
+from app.gui.cli import register
+from app.gui.finetune import FineTuneJob, finetune_command
+
+try:
+    from tests.app.test_gui_support import make_photos, make_window, solid
+except ImportError:
+    from test_gui_support import make_photos, make_window, solid  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def simulate_drop(widget, mime: QMimeData) -> None:
+    """DragEnter (which makes the widget Qt's drop target), then Drop, as a real drag delivers them."""
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    assert drop.isAccepted()
+
+
+@pytest.fixture
+def indexed(qtbot, tmp_path):
+    folder = make_photos(tmp_path / "photos")
+    window = make_window(tmp_path, folder)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.model_ready, timeout=10000)
+    qtbot.waitUntil(lambda: not window.indexing.running and "photos" in window.counts_label.text(), timeout=30000)
+    qtbot.waitUntil(lambda: bool(window.library.failure_rows()), timeout=5000)
+    return window
+
+
+def test_typing_a_query_shows_the_expected_photo_first(qtbot, indexed):
+    window = indexed
+    qtbot.keyClicks(window.search.box, "blue")  # debounced: no Enter needed
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10000)
+    assert window.model.hit(0).path.endswith("blue.jpg")
+    assert "4 photos" in window.counts_label.text()
+    assert "fake" in window.model_status.text()
+    # thumbnails arrive from the worker pool and are cached on disk
+    window.view.viewport().update()
+    qtbot.waitUntil(lambda: window.model.thumbnails_ready() >= 1, timeout=10000)
+    assert window.thumbs.cached(window.model.hit(0).path).exists()
+
+
+def test_a_bad_file_is_listed_with_its_reason_and_the_rest_is_indexed(indexed):
+    rows = indexed.library.failure_rows()
+    assert [path.rsplit("/", 1)[-1] for path, _ in rows] == ["broken.jpg"]
+    assert rows[0][1]  # a reason a person can read
+    assert indexed.counts_label.text().startswith("4 photos")
+
+
+def test_dropping_an_image_fills_image_to_text_and_the_grid(qtbot, indexed, tmp_path):
+    window = indexed
+    dropped = tmp_path / "outside" / "query.png"
+    dropped.parent.mkdir()
+    solid("red").save(dropped)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(dropped))])
+    simulate_drop(window, mime)
+    qtbot.waitUntil(lambda: bool(window.image_text.texts_shown()), timeout=10000)
+    assert "a red square" in window.image_text.texts_shown()[:3]
+    assert window.tabs.currentWidget() is window.image_text
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10000)
+    assert window.model.hit(0).path.endswith("red.jpg")
+
+
+def test_dropping_a_folder_offers_to_add_it(qtbot, indexed, tmp_path):
+    window = indexed
+    other = make_photos(tmp_path / "more", colours=("cyan",), bad=False)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    simulate_drop(window, mime)
+    offer = [n for n in window.notices.notices() if "Add to library" in n.buttons]
+    assert offer
+    offer[0].buttons["Add to library"].click()
+    qtbot.waitUntil(lambda: "5 photos" in window.counts_label.text(), timeout=30000)
+
+
+def test_keyboard(qtbot, indexed, monkeypatch):
+    window = indexed
+    opened = []
+    monkeypatch.setattr(actions, "open_file", lambda path, timestamp=None: opened.append(path) or True)
+    window.view.setFocus()
+    qtbot.keyClick(window, Qt.Key_F, Qt.ControlModifier)
+    assert window.search.box.hasFocus()
+    qtbot.keyClicks(window.search.box, "green")
+    qtbot.keyClick(window.search.box, Qt.Key_Return)
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10000)
+    qtbot.keyClick(window.search.box, Qt.Key_Down)
+    assert window.view.hasFocus() and window.view.currentIndex().row() == 0
+    assert window.detail.hit is window.model.hit(0)
+    qtbot.keyClick(window.view, Qt.Key_Return)
+    assert opened and opened[0].endswith("green.jpg")
+    qtbot.keyClick(window.view, Qt.Key_Escape)
+    assert window.search.box.text() == "" and window.model.rowCount() == 0
+
+
+def test_weak_matches_are_hidden_until_asked_for(qtbot, indexed):
+    window = indexed
+    qtbot.keyClicks(window.search.box, "magenta")
+    qtbot.keyClick(window.search.box, Qt.Key_Return)
+    qtbot.waitUntil(lambda: window.model.rowCount() + window.model.hidden_count() > 0, timeout=10000)
+    total = window.model.rowCount() + window.model.hidden_count()
+    assert all(not h.weak for h in window.model.hits())
+    window.search.weak.setChecked(True)
+    assert window.model.rowCount() == total and window.model.hidden_count() == 0
+    assert window.settings["show_weaker"] is True
+
+
+def test_first_run_offers_folders(qtbot, tmp_path):
+    window = make_window(tmp_path, None)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: any("Welcome" in n.text for n in window.notices.notices()), timeout=10000)
+
+
+def test_gui_command_registers():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["gui", "--db", "x.db", "--model", "cots-lite"])
+    assert (args.db, args.model) == ("x.db", "cots-lite") and callable(args.handler)
+
+
+def test_finetune_job_reports_progress_and_checkpoint(qtbot, tmp_path):
+    assert finetune_command("cots-lite", "d", "o") == ["-m", "trainer", "finetune", "--from", "cots-lite",
+                                                       "--data", "d", "--out", "o"]
+    script = ("import sys, json\n"
+              "for i in range(1, 4): sys.stderr.write(f'\\r{i}/3 [00:01]'); sys.stderr.flush()\n"
+              "print(json.dumps({'checkpoint': 'ckpt/final'}))\n")
+    job = FineTuneJob("m", "d", str(tmp_path), program=sys.executable, arguments=["-c", script])
+    steps = []
+    job.progress.connect(lambda step, total: steps.append((step, total)))
+    with qtbot.waitSignal(job.finished, timeout=20000) as done:
+        job.start()
+    assert done.args == ["ckpt/final", ""]
+    assert steps and steps[-1] == (3, 3)

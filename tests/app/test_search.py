@@ -1,0 +1,98 @@
+"""Search: hybrid text search, filters, the calibrated cut-off, similar images and image -> text."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from conftest import run_indexer
+from fakes import noise_image, solid, write_video
+
+from app.library import LibraryError
+from app.library.search import Filters, SearchService, fts_query, parse_date
+
+ALL = float("-inf")
+
+
+@pytest.fixture
+def indexed(library, encoder, photos):
+    library.add_folder(photos)
+    run_indexer(library, encoder, vocabulary=True)
+    return SearchService(library, encoder)
+
+
+def test_hybrid_search_finds_a_folder_by_name(indexed, photos):
+    hits = indexed.text("Paris 2019", k=10)
+    assert {h.path for h in hits} == {str(photos / "Paris 2019" / f"IMG_{i:04d}.png") for i in range(5)}
+    assert all("name" in h.matched for h in hits)
+
+
+def test_meaning_and_names_are_fused(indexed, photos):
+    hits = indexed.text("blue", k=3, min_relevance=ALL)
+    assert hits[0].path == str(photos / "blue.jpg")
+    assert set(hits[0].matched) == {"meaning", "name"}
+
+
+def test_filters_kind_folder_and_date(library, encoder, photos, tmp_path):
+    write_video(photos / "clip.mp4", ["red", "blue"])
+    old = time.mktime((2015, 6, 1, 12, 0, 0, 0, 0, -1))
+    os.utime(photos / "green.jpg", (old, old))
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    search = SearchService(library, encoder, min_relevance=ALL)
+    assert {h.kind for h in search.text("red", k=20, filters=Filters(kind="video"))} == {"video"}
+    assert {h.kind for h in search.text("red", k=20, filters=Filters(kind="image"))} == {"image"}
+    in_paris = search.text("red", k=20, filters=Filters(folder=str(photos / "Paris 2019")))
+    assert len(in_paris) == 5 and all("/Paris 2019/" in h.path for h in in_paris)
+    dated = search.text("red", k=20, filters=Filters(date_from=parse_date("2015"), date_to=parse_date("2015", end=True)))
+    assert [h.path for h in dated] == [str(photos / "green.jpg")]
+
+
+def test_calibrated_cut_off_drops_queries_without_a_match(library, encoder, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(80):
+        noise_image(i).save(folder / f"{i:03d}.png")
+    solid("red").save(folder / "the_one.png")
+    library.add_folder(folder)
+    run_indexer(library, encoder, vocabulary=True)
+    search = SearchService(library, encoder)
+    hits = search.text("red", k=10, hybrid=False)
+    assert hits and hits[0].path.endswith("the_one.png") and len(hits) <= 3
+    assert len(search.text("qwzx blorfy vintrap", k=10, hybrid=False)) <= 3  # few, not the top 10
+    assert len(search.text("qwzx blorfy vintrap", k=10, hybrid=False, min_relevance=ALL)) == 10
+
+
+def test_similar_excludes_the_query_item_and_accepts_pixels(indexed, photos):
+    hits = indexed.similar(photos / "red.jpg", k=3)
+    assert str(photos / "red.jpg") not in [h.path for h in hits] and len(hits) == 3
+    outside = indexed.similar(solid("green", (30, 30)), k=1)
+    assert outside[0].path == str(photos / "green.jpg")
+    by_id = indexed.similar(indexed.library.media_by_path(photos / "blue.jpg").id, k=2)
+    assert len(by_id) == 2
+
+
+def test_describe_returns_scored_vocabulary(indexed, photos):
+    texts = indexed.describe(photos / "red.jpg", k=3)
+    assert len(texts) == 3 and all("red" in t.text.lower() for t in texts)
+    assert texts[0].to_dict().keys() == {"text", "score", "relevance", "source"}
+
+
+def test_json_shape_of_hits(indexed, photos):
+    hit = indexed.text("red", k=1, min_relevance=ALL)[0].to_dict()
+    assert {"path", "kind", "score"} <= hit.keys() and hit["kind"] == "image"
+
+
+def test_search_refuses_another_model(indexed):
+    from fakes import fake_encoder
+
+    with pytest.raises(LibraryError, match="indexed with"):
+        SearchService(indexed.library, fake_encoder("other"))
+
+
+def test_query_helpers():
+    assert fts_query("a dog on the beach") == '"dog"* AND "beach"*'
+    assert fts_query("the a of") is None
+    assert parse_date("2019-06-30") < parse_date("2019-06-30", end=True) < parse_date("2019-07")
+    with pytest.raises(LibraryError):
+        parse_date("June")

@@ -1,0 +1,89 @@
+"""The vector index: recall with the shipped parameters, persistence, and repair from SQLite."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_indexer
+
+from app.library import Library
+from app.library.vector_index import HnswParams, VectorIndex, ids_checksum
+
+
+def _unit(rng, n, d=384):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.slow  # about a minute to build on two busy cores
+def test_hnsw_recall_at_10_on_20k_random_384d_vectors():
+    rng = np.random.default_rng(0)
+    data, queries = _unit(rng, 20_000), _unit(rng, 200)
+    index = VectorIndex(384, HnswParams(), capacity=20_000)
+    ids = np.arange(1, 20_001) * 3  # labels are arbitrary row ids, not positions
+    index.add(ids, data, num_threads=-1)
+    truth = np.argsort(-(queries @ data.T), axis=1)[:, :10]
+    hits = 0
+    for q, expected in zip(queries, truth):
+        found, _ = index.search(q, 10, exact=False)
+        hits += len(set(found.tolist()) & set(ids[expected].tolist()))
+    recall = hits / (10 * len(queries))
+    assert recall >= 0.95, recall
+
+
+def test_exact_and_hnsw_agree_on_small_sets_and_deletes_apply():
+    rng = np.random.default_rng(1)
+    data = _unit(rng, 500, 32)
+    index = VectorIndex(32)
+    index.add(np.arange(500), data)
+    index.remove([0, 1, 2])
+    q = data[0]
+    exact_ids, exact_scores = index.search(q, 5, exact=True)
+    hnsw_ids, _ = index.search(q, 5, exact=False)
+    assert 0 not in exact_ids and 0 not in hnsw_ids
+    assert list(exact_ids[:3]) == list(hnsw_ids[:3])
+    assert np.all(np.diff(exact_scores) <= 1e-6)
+    index.add([0], data[:1])  # re-adding a deleted id works
+    assert index.search(q, 1, exact=False)[0][0] == 0 and len(index) == 498
+
+
+def test_save_load_and_inconsistent_files_are_refused(tmp_path):
+    rng = np.random.default_rng(2)
+    index = VectorIndex(16)
+    index.add([5, 7, 9], _unit(rng, 3, 16))
+    index.save(tmp_path / "x", {"model_id": "m", "generation": 3})
+    loaded, meta = VectorIndex.load(tmp_path / "x", 16)
+    assert sorted(loaded.ids.tolist()) == [5, 7, 9] and meta["generation"] == 3
+    meta["checksum"] = ids_checksum(np.array([1, 2]))
+    (tmp_path / "x.json").write_text(json.dumps(meta))
+    assert VectorIndex.load(tmp_path / "x", 16) is None
+    assert VectorIndex.load(tmp_path / "missing", 16) is None
+
+
+def test_index_is_rebuilt_when_missing_stale_or_from_another_model(library, encoder, photos, tmp_path):
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    prefix = library.index_prefix("media", library.model_id)
+    library.close()
+    # missing
+    for suffix in (".hnsw", ".ids.npy", ".json"):
+        (prefix.parent / (prefix.name + suffix)).unlink()
+    lib = Library(library.path)
+    assert len(lib.vectors("media")) == 8
+    lib.close()
+    # stale: the database changed behind the saved index's back (another process, or a crash)
+    lib = Library(library.path)
+    row = lib.media_by_path(photos / "red.jpg").id
+    lib.db.conn.execute("DELETE FROM embeddings WHERE media_id = ?", (row,))
+    lib.db.conn.execute("UPDATE settings SET value = value + 1 WHERE key = 'generation'")
+    assert len(lib.vectors("media")) == 7 and row not in lib.vectors("media")
+    lib.close()
+    # saved by another model
+    meta = json.loads((prefix.parent / (prefix.name + ".json")).read_text())
+    meta["model_id"] = "other"
+    (prefix.parent / (prefix.name + ".json")).write_text(json.dumps(meta))
+    lib = Library(library.path)
+    assert len(lib.vectors("media")) == 7
+    assert lib.status().index["media"]["healthy"]
+    lib.close()

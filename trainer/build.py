@@ -1,0 +1,142 @@
+"""Composition helpers for ``trainer.loop.main``: the model and the data a config asks for."""
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+
+from cots_core import COTS, CotsError, ModelConfig, load_model
+from cots_core.dvae import DiscreteVAE
+from trainer.checkpoint import resolve_model_dir
+from trainer.config import TrainConfig
+from trainer.data import (
+    LoadReport,
+    PairDataset,
+    Record,
+    ResumableBatchSampler,
+    ShardStream,
+    collate_pairs,
+    detect_format,
+    load_frame,
+    load_records,
+    split_records,
+)
+from trainer.data.media import MediaError
+from trainer.distributed import DistEnv, barrier
+
+TOKEN_CACHE = "visual_tokens.safetensors"
+
+
+def model_config(cfg: TrainConfig) -> ModelConfig:
+    """The preset with the backbone choices and ``model`` overrides of a pretrain config applied."""
+    overrides = copy.deepcopy(cfg.model)
+    if cfg.image_backbone:
+        vision = overrides.setdefault("vision", {})
+        if Path(cfg.image_backbone).expanduser().is_file():
+            vision["pretrained"] = str(Path(cfg.image_backbone).expanduser().resolve())
+        else:
+            vision.setdefault("model_name", cfg.image_backbone)
+            vision.setdefault("model_kwargs", {})
+            vision["pretrained"] = "timm"
+    if cfg.text_backbone:
+        text = overrides.setdefault("text", {})
+        text.update(model_name_or_path=cfg.text_backbone, vocab_file=None, hf_config={})
+    config = ModelConfig.preset(cfg.preset)
+    return config.replace(**overrides) if overrides else config
+
+
+def build_model(cfg: TrainConfig) -> COTS:
+    """Pretrain: a fresh model (random, or unimodal pretrained backbones). Finetune: a saved or named
+    COTS model, whose loss settings may still be overridden with ``model.loss``."""
+    if cfg.mode == "finetune":
+        if not cfg.init_from:
+            raise CotsError("finetune needs --from MODEL (a checkpoint folder or a named model such as cots-lite)")
+        model = load_model(resolve_model_dir(cfg.init_from))
+        extra = set(cfg.model) - {"loss"}
+        if extra:
+            raise CotsError(f"finetune can only override model.loss, not model.{sorted(extra)[0]}: "
+                            "the architecture comes from the checkpoint")
+        if cfg.model.get("loss"):
+            model.config = model.config.replace(loss=cfg.model["loss"])
+    else:
+        model = COTS(model_config(cfg), pretrained_backbones=True)
+    if cfg.tokenizer:
+        load_image_tokenizer(model, cfg.tokenizer)
+    model.train()
+    return model
+
+
+def load_image_tokenizer(model: COTS, directory: str) -> None:
+    """Copy a trained dVAE into the model; its image size and token grid must match the model's."""
+    dvae = DiscreteVAE.from_pretrained(directory)
+    own = model.image_tokenizer
+    if (dvae.image_size, tuple(dvae.grid), dvae.config.vocab_size) != (own.image_size, tuple(own.grid),
+                                                                       own.config.vocab_size):
+        raise CotsError(f"tokenizer {directory} is for {dvae.image_size}px images, a {dvae.grid} grid and "
+                        f"{dvae.config.vocab_size} codes; this model needs {own.image_size}px, {own.grid}, "
+                        f"{own.config.vocab_size} (train one with `cots train tokenizer --preset ...`)")
+    own.load_state_dict(dvae.state_dict())
+
+
+@dataclass
+class TrainData:
+    loader: DataLoader
+    val_records: list[Record]
+    report: LoadReport
+    n_train: int  # training pairs (-1 when streamed)
+
+
+def _token_cache(model: COTS, records: list[Record], frames: int, path: Path, env: DistEnv) -> torch.Tensor:
+    """Visual token ids [n_records, grid] of each record's eval-transformed image, computed once (rank 0)."""
+    key = hashlib.sha256("\n".join(r.path for r in records).encode()).hexdigest()[:16]
+    if env.is_main and not (path.is_file() and load_file(str(path)).get(f"k{key}") is not None):
+        rows = []
+        tokenizer = model.image_tokenizer
+        device = next(tokenizer.parameters()).device
+        for start in range(0, len(records), 64):
+            pixels = []
+            for record in records[start: start + 64]:
+                try:
+                    pixels.append(model.preprocess(load_frame(record, frames, 0)))
+                except MediaError:  # this record is replaced at training time anyway
+                    pixels.append(torch.zeros(3, model.config.image_size, model.config.image_size))
+            rows.append(tokenizer.codebook_indices(torch.stack(pixels).to(device)).cpu())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"tokens": torch.cat(rows), f"k{key}": torch.zeros(1)}, str(path))
+    barrier(env)
+    return load_file(str(path))["tokens"]
+
+
+def build_data(cfg: TrainConfig, model: COTS, env: DistEnv, start_batch: int = 0) -> TrainData:
+    """Records, split, dataset and an endless loader for this rank, positioned after ``start_batch``."""
+    d = cfg.data
+    if not d.train:
+        raise CotsError("no training data: give --data (a folder, a .csv/.tsv/.jsonl manifest, a COCO .json "
+                        "or a shard pattern)")
+    transform = model.train_transform if d.augment and not (cfg.tokenizer and cfg.cache_tokens) else model.preprocess
+    explicit_val = load_records(d.val, d.verify)[0] if d.val else None
+    if detect_format(d.train) == "shards":
+        fraction = 0.0 if explicit_val is not None else d.val_fraction
+        report = LoadReport(source=d.train)
+        val = explicit_val if explicit_val is not None else (
+            load_records(d.train, holdout=fraction, seed=cfg.seed, limit=d.max_val_items)[0] if fraction > 0 else [])
+        dataset = ShardStream(d.train, transform, cfg.seed, fraction, d.frames, rank=env.rank,
+                              world_size=env.world_size, skip=start_batch * cfg.batch_size)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_pairs, num_workers=d.num_workers)
+        return TrainData(loader, val[: d.max_val_items], report, -1)
+    records, report = load_records(d.train, d.verify)
+    train, val = split_records(records, explicit_val, d.val_fraction, cfg.seed, d.val_split, report)
+    report.count(train)
+    tokens = None
+    if cfg.tokenizer and cfg.cache_tokens:
+        tokens = _token_cache(model, train, d.frames, Path(cfg.out) / TOKEN_CACHE, env)
+    dataset = PairDataset(train, transform, cfg.seed, d.frames, visual_tokens=tokens)
+    sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed, env.rank, env.world_size, start_batch)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=d.num_workers,
+                        generator=torch.Generator().manual_seed(cfg.seed), persistent_workers=d.num_workers > 0)
+    return TrainData(loader, val[: d.max_val_items], report, len(dataset))

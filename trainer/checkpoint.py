@@ -1,0 +1,101 @@
+"""Training checkpoints: everything needed to continue exactly where a run stopped.
+
+    RUN/step-000200/  config.json, model.safetensors, tokenizer/   (COTS.save_pretrained: weights,
+                      momentum encoders, queues; loadable by ``cots eval --model``)
+                      training_state.pt   optimizer, scheduler, grad scaler, step, RNG states
+                      train_config.yaml
+    RUN/LATEST        name of the newest checkpoint folder
+    RUN/best/         the model with the best validation rsum so far (+ best_metrics.json)
+
+``training_state.pt`` holds only tensors and plain containers and is read with
+``torch.load(weights_only=True)``, so it never unpickles code.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cots_core.model import WEIGHTS_FILE
+from cots_core.serialization import load_state_dict_file
+from trainer.config import TrainConfig
+
+TRAINING_STATE = "training_state.pt"
+LATEST = "LATEST"
+PREFIX = "step-"
+
+
+def capture_rng() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss,
+                       "gauss": gauss}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(run_dir: str | Path, model, optimizer, scheduler, scaler, step: int, cfg: TrainConfig,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write ``RUN/step-NNNNNN`` and point LATEST at it; older ones beyond ``keep_checkpoints`` go."""
+    run_dir = Path(run_dir)
+    directory = run_dir / f"{PREFIX}{step:06d}"
+    model.save_pretrained(directory)
+    state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "scaler": scaler.state_dict() if scaler is not None else None, "rng": capture_rng(),
+             "extra": extra or {}}
+    temporary = directory / (TRAINING_STATE + ".tmp")
+    torch.save(state, temporary)
+    temporary.replace(directory / TRAINING_STATE)
+    cfg.save(directory)
+    (run_dir / LATEST).write_text(directory.name + "\n")
+    if cfg.keep_checkpoints > 0:
+        older = sorted(p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir() and p != directory)
+        for old in older[: max(0, len(older) - (cfg.keep_checkpoints - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder, or a run folder (its LATEST checkpoint)."""
+    path = Path(path)
+    if (path / TRAINING_STATE).is_file():
+        return path
+    if (path / LATEST).is_file():
+        candidate = path / (path / LATEST).read_text().strip()
+        if (candidate / TRAINING_STATE).is_file():
+            return candidate
+    raise FileNotFoundError(f"no checkpoint to resume at {path} (expected {TRAINING_STATE} or a {LATEST} file)")
+
+
+def resolve_model_dir(path: str | Path) -> str:
+    """For ``--model``/``--from``: a run folder means its LATEST checkpoint; names pass through."""
+    p = Path(path)
+    if p.is_dir() and not (p / "config.json").is_file() and (p / LATEST).is_file():
+        return str(p / (p / LATEST).read_text().strip())
+    return str(path)
+
+
+def load_checkpoint(directory: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
+    """Restore everything in place; returns the saved state (``step``, ``extra``). Call RNG restore last."""
+    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True)
+    state = torch.load(directory / TRAINING_STATE, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return state
