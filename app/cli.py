@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 
-from cots_core.errors import CotsError
+# Before anything imports torch: OpenMP's spin-waiting threads make a shared desktop CPU several times
+# slower (one text query: 353 ms spinning vs 24 ms passive, bench/RESULTS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from cots_core.errors import CotsError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,28 +29,8 @@ SPLITS = {
 }
 
 
-# Until cots_core keeps BatchNorm frozen during fine-tuning itself (docs/NEEDS_lite.md), --freeze-bn runs
-# the same CLI with COTS.train patched to leave BatchNorm layers in eval mode.
-FROZEN_BN_CLI = """
-import sys
-from torch import nn
-from cots_core.model import COTS
-_train = COTS.train
-def train(self, mode=True):
-    _train(self, mode)
-    for module in self.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
-    return self
-COTS.train = train
-from app.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def cots(*args: str, frozen_bn: bool = False) -> str:
-    entry = ["-c", FROZEN_BN_CLI] if frozen_bn else ["-m", "app"]
-    result = subprocess.run([sys.executable, *entry, *args], cwd=ROOT, capture_output=True, text=True)
+def cots(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"cots {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout
@@ -60,18 +40,17 @@ def evaluate(model: str, heldout: Path) -> dict[str, float]:
     return json.loads(cots("eval", "--model", model, "--data", str(heldout), "--json").strip().splitlines()[-1])
 
 
-def run(split: str, steps: int, lr: float, batch_size: int, token_losses: bool, frozen_bn: bool,
-        out: Path) -> dict:
+def run(split: str, steps: int, lr: float, batch_size: int, token_losses: bool, out: Path) -> dict:
     train, heldout = (DATA / name for name in SPLITS[split])
     before = evaluate("cots-lite", heldout)
     args = ["train", "finetune", "--from", "cots-lite", "--data", str(train), "--val-fraction", "0",
             "--out", str(out), "--steps", str(steps), "--batch-size", str(batch_size), "--lr", str(lr),
             "--warmup", str(max(1, steps // 10)), "--save-every", str(10 * steps), "--no-progress"]
-    if not token_losses:  # cots-lite has no trained MLM head or dVAE: their losses are noise here
-        args += ["--set", "model.loss.use_mvlm=false"]
-    cots(*args, frozen_bn=frozen_bn)
+    if token_losses:  # off by default for cots-lite: it has no trained MLM head or dVAE
+        args += ["--set", "model.loss.use_mvlm=true"]
+    cots(*args)
     after = evaluate(str(out), heldout)
-    return {"split": split, "steps": steps, "lr": lr, "token_losses": token_losses, "frozen_bn": frozen_bn,
+    return {"split": split, "steps": steps, "lr": lr, "token_losses": token_losses,
             "before": {k: before[k] for k in ("t2i_r1", "t2i_r5", "i2t_r1")},
             "after": {k: after[k] for k in ("t2i_r1", "t2i_r5", "i2t_r1")}}
 
@@ -83,13 +62,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--token-losses", action="store_true", help="keep CMLM/CMVM on (default: off)")
-    parser.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm in eval mode while training")
     args = parser.parse_args()
     splits = ["captions", "photos"] if args.split == "both" else [args.split]
     with tempfile.TemporaryDirectory() as scratch:
         for split in splits:
-            result = run(split, args.steps, args.lr, args.batch_size, args.token_losses, args.freeze_bn,
-                         Path(scratch) / split)
+            result = run(split, args.steps, args.lr, args.batch_size, args.token_losses, Path(scratch) / split)
             print(json.dumps(result))
 
 

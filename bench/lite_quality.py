@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see docs/NEEDS_lite.md: spin-waiting on a shared CPU
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spin-waiting on a shared CPU: see app/cli.py
 import torch  # noqa: E402
 import torch.nn.functional as F
 from PIL import Image

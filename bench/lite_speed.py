@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see docs/NEEDS_lite.md: spin-waiting on a shared CPU
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spin-waiting on a shared CPU: see app/cli.py
 import torch  # noqa: E402
 from PIL import Image
 

@@ -38,6 +38,9 @@ class VisionConfig:
     num_classes: int = 1000  # only for the "conse" projection
     conse_temperature: float = 1.0
     channels_last: bool = False
+    # Keep BatchNorm statistics fixed while training: small fine-tuning batches would overwrite the
+    # pretrained running mean/var (measured on cots-lite: bench/RESULTS.md). Affine weights still train.
+    freeze_batchnorm: bool = False
 
 
 @dataclass
@@ -204,7 +207,8 @@ def _cots_lite() -> ModelConfig:
         image_size=224,
         embed_dim=384,
         vision=VisionConfig(model_name="tf_efficientnet_lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                            projection="conse", num_classes=1000, channels_last=True),
+                            projection="conse", num_classes=1000, channels_last=True,
+                            freeze_batchnorm=True),
         text=TextConfig(pooling="mean", max_length=64, projection="identity_init"),
         queue=QueueConfig(size=4096, momentum=0.995, temperature=0.05),
         loss=LossConfig(amf_min_queue=512, mvm_min_block=4),

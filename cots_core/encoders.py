@@ -118,12 +118,21 @@ class HFTextEncoder(nn.Module):
 
         self.pooling = config.pooling
         if pretrained and config.model_name_or_path:
+            from transformers.utils import logging as hf_logging
+
+            verbosity, progress_bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+            hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not worth a report
+            hf_logging.disable_progress_bar()
             try:
                 self.model = AutoModel.from_pretrained(config.model_name_or_path, add_pooling_layer=False)
             except TypeError:
                 self.model = AutoModel.from_pretrained(config.model_name_or_path)
             except OSError as error:
                 raise ModelLoadError(f"cannot load text model {config.model_name_or_path!r}: {error}") from error
+            finally:
+                hf_logging.set_verbosity(verbosity)
+                if progress_bar:
+                    hf_logging.enable_progress_bar()
         else:
             if not config.hf_config:
                 raise ModelLoadError("text config has neither a pretrained model nor an `hf_config`")

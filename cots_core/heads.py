@@ -60,13 +60,14 @@ class CrossGlobalMap(nn.Module):
 class TokenPredictionHead(nn.Module):
     """BERT's prediction head: dense -> GELU -> LayerNorm -> vocabulary logits.
 
-    With `tied_embeddings` the output matrix is the word-embedding matrix (as in BERT's MLM head).
+    With `tied_embeddings` the output matrix is the word-embedding matrix (as in BERT's MLM head); it is
+    held as a reference, not a submodule, so the matrix is stored once, with the text encoder.
     """
 
     def __init__(self, width: int, vocab_size: int, tied_embeddings: nn.Embedding | None = None):
         super().__init__()
         self.transform = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width))
-        self.tied_embeddings = tied_embeddings
+        object.__setattr__(self, "tied_embeddings", tied_embeddings)
         if tied_embeddings is None:
             self.decoder = nn.Linear(width, vocab_size)
         else:

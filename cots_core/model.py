@@ -57,15 +57,12 @@ class COTS(nn.Module):
         # token level: the only exchange between the streams is the other stream's global feature
         self.text_global_to_image = CrossGlobalMap(self.text_encoder.width, self.image_encoder.width)
         self.image_global_to_text = CrossGlobalMap(self.image_encoder.width, self.text_encoder.width)
-        vocab_size = len(self.tokenizer)
-        if vocab_size > self.text_encoder.input_embeddings().num_embeddings:
-            raise ModelLoadError(f"tokenizer has {vocab_size} entries but the text model only "
-                                 f"{self.text_encoder.input_embeddings().num_embeddings} embeddings")
-        self.mlm_head = TokenPredictionHead(self.text_encoder.width, self.text_encoder.input_embeddings().num_embeddings)
-        # tie the output matrix to the word embeddings without registering them twice
-        object.__setattr__(self.mlm_head, "tied_embeddings", self.text_encoder.input_embeddings())
-        del self.mlm_head.decoder
-        self.mlm_head.bias = nn.Parameter(torch.zeros(self.text_encoder.input_embeddings().num_embeddings))
+        word_embeddings = self.text_encoder.input_embeddings()
+        if len(self.tokenizer) > word_embeddings.num_embeddings:
+            raise ModelLoadError(f"tokenizer has {len(self.tokenizer)} entries but the text model only "
+                                 f"{word_embeddings.num_embeddings} embeddings")
+        self.mlm_head = TokenPredictionHead(self.text_encoder.width, word_embeddings.num_embeddings,
+                                            tied_embeddings=word_embeddings)
         self.mvm_head = TokenPredictionHead(self.image_encoder.width, config.tokenizer.vocab_size)
         self.image_tokenizer = DiscreteVAE(config.tokenizer, config.image_size, self.image_encoder.grid)
         self.image_tokenizer.requires_grad_(False)
@@ -75,6 +72,16 @@ class COTS(nn.Module):
         self.train_transform = build_transform(config.image_size, config.vision.mean, config.vision.std,
                                                config.vision.interpolation, train=True)
         self._model_id: str | None = None
+        # False when loaded from an inference-only checkpoint: the dVAE and token heads are then untrained
+        self.has_training_state = True
+
+    def train(self, mode: bool = True) -> COTS:
+        super().train(mode)
+        if mode and self.config.vision.freeze_batchnorm:
+            for module in self.image_encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     # ---------------------------------------------------------------- inference
     @property
@@ -289,6 +296,7 @@ class COTS(nn.Module):
                                  f"{len(missing)} missing (e.g. {missing[0]})")
         if not any(k.startswith("image_encoder_m.") for k in stored):
             self.sync_momentum_encoders()
+        self.has_training_state = any(k.startswith("image_tokenizer.") for k in stored)
 
     @torch.no_grad()
     def sync_momentum_encoders(self) -> None:

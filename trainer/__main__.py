@@ -1,5 +1,8 @@
+import os
 import sys
 
-from trainer.cli import main
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see app/cli.py
+
+from trainer.cli import main  # noqa: E402
 
 sys.exit(main())

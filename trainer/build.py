@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from cots_core import COTS, CotsError, ModelConfig, load_model
 from cots_core.dvae import DiscreteVAE
+from cots_core.momentum import FeatureQueue
 from trainer.checkpoint import resolve_model_dir
 from trainer.config import TrainConfig
 from trainer.data import (
@@ -50,19 +52,30 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
     return config.replace(**overrides) if overrides else config
 
 
-def build_model(cfg: TrainConfig) -> COTS:
+def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
     """Pretrain: a fresh model (random, or unimodal pretrained backbones). Finetune: a saved or named
     COTS model, whose loss settings may still be overridden with ``model.loss``."""
     if cfg.mode == "finetune":
         if not cfg.init_from:
             raise CotsError("finetune needs --from MODEL (a checkpoint folder or a named model such as cots-lite)")
         model = load_model(resolve_model_dir(cfg.init_from))
-        extra = set(cfg.model) - {"loss"}
+        extra = set(cfg.model) - {"loss", "queue"}
         if extra:
-            raise CotsError(f"finetune can only override model.loss, not model.{sorted(extra)[0]}: "
+            raise CotsError(f"finetune can only override model.loss and model.queue, not model.{sorted(extra)[0]}: "
                             "the architecture comes from the checkpoint")
-        if cfg.model.get("loss"):
-            model.config = model.config.replace(loss=cfg.model["loss"])
+        loss = dict(cfg.model.get("loss") or {})
+        if "use_mvlm" not in loss and not cfg.tokenizer and not model.has_training_state:
+            # an inference-only checkpoint (cots-lite) has no trained dVAE or word head: their losses would
+            # only add noise to the contrastive gradient (measured: bench/RESULTS.md)
+            loss["use_mvlm"] = False
+            log(f"{cfg.init_from} has no trained token heads and no --tokenizer was given: "
+                "masked modelling (CMLM/CMVM) is off; pass --set model.loss.use_mvlm=true to force it")
+        if loss:
+            model.config = model.config.replace(loss=loss)
+        if cfg.model.get("queue"):
+            model.config = model.config.replace(queue=cfg.model["queue"])
+            if model.config.queue.size != model.queue.size:  # a personal collection may be smaller than the queue
+                model.queue = FeatureQueue(model.config.queue.size, model.config.embed_dim)
     else:
         model = COTS(model_config(cfg), pretrained_backbones=True)
     if cfg.tokenizer:

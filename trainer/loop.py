@@ -74,7 +74,7 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
     env = setup_distributed(cfg.device)
     try:
         seed_everything(cfg.seed)
-        model = build_model(cfg).to(env.device)
+        model = build_model(cfg, log if env.is_main else (lambda _: None)).to(env.device)
         optimizer, scheduler = build_optimizer(model, cfg.optim, cfg.steps)
         autocast, scaler = autocast_for(cfg.precision, env.device)
         state = load_checkpoint(resolve_checkpoint(resume), model, optimizer, scheduler, scaler) if resume else None

@@ -25,6 +25,7 @@ from app.library.db import vector_to_blob
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
+from app.library.lock import indexing_lock
 from app.library.media import DEFAULT_MAX_PIXELS, DecodedMedia, content_hash, read_image, read_video
 from app.library.scanner import LibraryScanner, ScannedFile, display_name, folder_names, read_caption
 from app.library.vocabulary import load_vocabulary
@@ -148,7 +149,12 @@ class Indexer:
 
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> IndexReport:
-        """Index every watched folder; returns what changed. Raises nothing for bad files."""
+        """Index every watched folder; returns what changed. Raises nothing for bad files, and
+        LibraryError when another process is already indexing the same library."""
+        with indexing_lock(self.library.path):
+            return self._run()
+
+    def _run(self) -> IndexReport:
         lib = self.library
         model_id = self.encoder.model_id
         report = IndexReport(model_id=model_id)

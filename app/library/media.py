@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from app.library.errors import MediaError
+from cots_core.images import to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def read_image(
             image.load()
             image = ImageOps.exif_transpose(image)
             if image.mode != "RGB":
-                image = _to_rgb(image)
+                image = to_rgb(image)
     except MediaError:
         raise
     except FileNotFoundError as error:
@@ -158,17 +159,6 @@ def read_image(
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                              Image.Resampling.BILINEAR)
     return DecodedMedia("image", [image], width, height, captured_at=captured_at)
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return image.point(lambda v: v / 256).convert("RGB")
-    return image.convert("RGB")
 
 
 # -- videos -------------------------------------------------------------------------------------

@@ -40,11 +40,3 @@ def library(tmp_path):
     lib = Library(tmp_path / "lib" / "library.db")
     yield lib
     lib.close()
-
-
-def run_indexer(library, encoder, **options):
-    from app.library.indexer import Indexer, IndexOptions
-
-    progress = options.pop("progress", None)
-    return Indexer(library, encoder, IndexOptions(vocabulary=options.pop("vocabulary", False), **options),
-                   progress=progress).run()

@@ -80,3 +80,11 @@ def write_video(path, colours: list[str], seconds_each: float = 4.0, fps: int = 
         for _ in range(int(seconds_each * fps)):
             writer.write(frame)
     writer.release()
+
+
+def run_indexer(library, encoder, **options):
+    from app.library.indexer import Indexer, IndexOptions
+
+    progress = options.pop("progress", None)
+    return Indexer(library, encoder, IndexOptions(vocabulary=options.pop("vocabulary", False), **options),
+                   progress=progress).run()

@@ -6,8 +6,7 @@ import os
 
 import cv2
 import numpy as np
-from conftest import run_indexer
-from fakes import noise_image, solid
+from fakes import noise_image, run_indexer, solid
 from PIL import Image
 
 from app.library.media import read_image

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_indexer
-from fakes import noise_image
+from fakes import noise_image, run_indexer
 
 from app.library import Library
 

@@ -6,8 +6,7 @@ import shutil
 import threading
 import time
 
-from conftest import run_indexer
-from fakes import FakeModel, fake_encoder, noise_image, solid, write_video
+from fakes import FakeModel, fake_encoder, noise_image, run_indexer, solid, write_video
 
 from app.library.encoder import Encoder
 from app.library.indexer import Indexer, IndexOptions
@@ -213,3 +212,15 @@ def test_forget_folder_and_file(library, encoder, photos):
     assert len(library.vectors("media")) == 7  # a forgotten file stays forgotten while unchanged
     assert library.forget(photos) == 8
     assert library.folders() == [] and len(library.vectors("media")) == 0
+
+
+def test_a_second_indexing_run_on_the_same_library_is_refused(library, encoder, photos):
+    import pytest
+
+    from app.library.errors import LibraryError
+    from app.library.lock import indexing_lock
+
+    library.add_folder(photos)
+    with indexing_lock(library.path), pytest.raises(LibraryError, match="another cots process is indexing"):
+        run_indexer(library, encoder)
+    assert run_indexer(library, encoder).added == 8  # free again once the other run is over

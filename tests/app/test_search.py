@@ -5,8 +5,7 @@ import os
 import time
 
 import pytest
-from conftest import run_indexer
-from fakes import noise_image, solid, write_video
+from fakes import noise_image, run_indexer, solid, write_video
 
 from app.library import LibraryError
 from app.library.search import Filters, SearchService, fts_query, parse_date

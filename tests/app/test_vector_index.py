@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_indexer
+from fakes import run_indexer
 
 from app.library import Library
 from app.library.vector_index import HnswParams, VectorIndex, ids_checksum

@@ -9,8 +9,9 @@ import io
 import os
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cots_core.images import to_rgb
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -39,26 +40,6 @@ def media_kind(path: str | os.PathLike) -> str | None:
     if ext in VIDEO_EXTS:
         return "video"
     return None
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode to RGB: transparency composited on white, 16-bit and float scaled to 8 bits."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        top = 1.0 if image.mode == "F" and arr.max(initial=0) <= 1.0 else 255.0
-        if image.mode != "F" and arr.max(initial=0) > 255:
-            top = 65535.0
-        arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, "L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def _jpeg_is_truncated(head: bytes, tail: bytes) -> bool:
