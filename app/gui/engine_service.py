@@ -30,15 +30,25 @@ class EngineService:
         self.encoder = encoder
         self.engine: SearchService | None = None
         self._lock = threading.Lock()
+        self._pending_switch: str | None = None
 
     # -- model ---------------------------------------------------------------------------------
     def load_model(self) -> str:
         """Load the model that indexed this library (or the requested one for a new library)."""
+        indexed_with = self.library.model_source
+        self._pending_switch = self.requested if (
+            self.requested and indexed_with
+            and Path(self.requested).expanduser() != Path(indexed_with).expanduser()) else None
         if self.encoder is None:
-            source = self.library.model_source or self.requested or "cots-lite"
+            source = indexed_with or self.requested or "cots-lite"
             self.encoder = Encoder.load(source, self.device)
         self.engine = SearchService(self.library, self.encoder, self.min_relevance)
         return self.encoder.model_id
+
+    def pending_switch(self) -> str | None:
+        """The model asked for (``cots gui --model``) when the library was indexed with another one;
+        decided by ``load_model`` (on a worker thread), so this reads no database."""
+        return self._pending_switch
 
     def model_name(self) -> str | None:
         return self.encoder.model_id if self.encoder else None
@@ -72,7 +82,8 @@ class EngineService:
         if encoder is None:
             raise LibraryError("the model is still loading")
         indexer = Indexer(self.library, encoder, self.options, progress=lambda p: on_progress(_progress(p)),
-                          cancel_event=control.cancel_event, pause_event=control.pause_event)
+                          cancel_event=control.cancel_event, pause_event=control.pause_event,
+                          on_model_switch=lambda _: self._use_encoder(encoder))
         report = indexer.run()
         return IndexSummary(report.added + report.updated + report.moved, report.failed, report.removed,
                             report.cancelled, list(report.errors))
@@ -81,12 +92,13 @@ class EngineService:
         """Re-embed with ``source``; the current model answers searches until every item is re-embedded
         (the indexer switches the library's model at the end of a complete run)."""
         new = Encoder.load(source, self.device)
-        self.index(on_progress, control, encoder=new)
-        if self.library.model_id == new.model_id:
-            with self._lock:
-                self.encoder = new
-                self.engine = SearchService(self.library, new, self.min_relevance)
+        self.index(on_progress, control, encoder=new)  # swaps the search engine the moment the library switches
         return self.library.model_id or new.model_id
+
+    def _use_encoder(self, encoder: Encoder) -> None:
+        with self._lock:
+            self.encoder = encoder
+            self.engine = SearchService(self.library, encoder, self.min_relevance)
 
     # -- search --------------------------------------------------------------------------------
     def _hits(self, engine_hits) -> list[Hit]:

@@ -1,8 +1,8 @@
 """What the window needs from the library, as plain Python (no Qt): results, filters, progress.
 
 Every ``LibraryService`` method may block (model, SQLite, files), so the window only calls them
-through ``TaskRunner.run_task``. Two implementations: ``EngineService`` over ``app.library`` (the
-real one) and ``MemoryService`` (an in-memory exact-search library, for tests and demos).
+through ``TaskRunner.run_task``. ``EngineService`` implements it over ``app.library``; tests may pass
+any object with the same methods.
 """
 from __future__ import annotations
 
@@ -126,6 +126,7 @@ ImageInput = str | Path | Image.Image
 class LibraryService(Protocol):
     def load_model(self) -> str: ...
     def model_name(self) -> str | None: ...
+    def pending_switch(self) -> str | None: ...
     def folders(self) -> list[str]: ...
     def add_folder(self, path: str) -> str: ...
     def remove_folder(self, path: str) -> int: ...
@@ -138,21 +139,3 @@ class LibraryService(Protocol):
     def texts_for(self, hit: Hit, k: int = 5) -> list[tuple[str, float]]: ...
     def switch_model(self, source: str, on_progress, control: IndexControl) -> str: ...
     def close(self) -> None: ...
-
-
-def calibrate(scores, min_z: float = 2.0, floor: float | None = None):
-    """Which scores are real matches: standardised against the query's own score distribution.
-
-    A hit is strong when it stands ``min_z`` deviations above the mean over the library (so a query
-    with nothing matching gets few or no strong hits) and, when given, above an absolute floor.
-    """
-    import numpy as np
-
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.size < 3:
-        return np.ones(scores.shape, bool)
-    z = (scores - scores.mean()) / max(scores.std(), 1e-6)
-    strong = z >= min_z
-    if floor is not None:
-        strong &= scores >= floor
-    return strong

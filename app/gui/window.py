@@ -164,7 +164,13 @@ class MainWindow(QMainWindow):
         self.model_ready = True
         self.model_status.setText(f"Model: {model_id}")
         self.refresh_status()
-        self.runner.run_task(self.service.folders, self._startup_folders)
+        requested = self.service.pending_switch()
+        if requested:  # asked for another model than the one this library was indexed with
+            self.notify(f"Re-embedding the library with {basename(requested)}; the current model answers "
+                        "searches until it is done.")
+            self.switch_model(requested)
+        else:
+            self.runner.run_task(self.service.folders, self._startup_folders)
         if self._pending_query is not None:
             self.run_query(self._pending_query)
 

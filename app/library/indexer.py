@@ -108,17 +108,22 @@ class Indexer:
 
     ``progress`` is called from the thread that runs ``run`` (a GUI must hand it to its own
     thread). ``pause()``, ``resume()`` and ``cancel()`` may be called from any thread.
+    ``on_model_switch(model_id)`` is called when a run with a new model has re-embedded everything and
+    the library has switched to it, before the old model's rows are dropped: a searcher swaps its
+    encoder there, so no search falls between the two models.
     """
 
     def __init__(self, library: Library, encoder: Encoder, options: IndexOptions | None = None,
                  progress: ProgressCallback | None = None, cancel_event: threading.Event | None = None,
-                 pause_event: threading.Event | None = None):
+                 pause_event: threading.Event | None = None,
+                 on_model_switch: Callable[[str], None] | None = None):
         self.library = library
         self.encoder = encoder
         self.options = options or IndexOptions()
         self.progress = progress
         self.cancel_event = cancel_event or threading.Event()
         self.pause_event = pause_event or threading.Event()  # set = paused
+        self.on_model_switch = on_model_switch
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -506,5 +511,7 @@ class Indexer:
             return
         old = lib.model_id
         lib.set_model(model_id, self.encoder.source)
+        if self.on_model_switch:
+            self.on_model_switch(model_id)
         if old:
             lib.drop_model(old)

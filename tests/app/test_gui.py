@@ -147,3 +147,31 @@ def test_finetune_job_reports_progress_and_checkpoint(qtbot, tmp_path):
         job.start()
     assert done.args == ["ckpt/final", ""]
     assert steps and steps[-1] == (3, 3)
+
+
+def test_asking_for_another_model_than_the_librarys_schedules_a_switch(tmp_path):
+    from fakes import FakeModel, solid
+
+    from app.gui.engine_service import EngineService
+    from app.gui.service import IndexControl
+    from app.library.encoder import Encoder
+    from app.library.indexer import IndexOptions
+
+    def service(model=None):
+        return EngineService(tmp_path / "lib.db", model=model, encoder=Encoder(FakeModel(), device="cpu", source="fake"),
+                             options=IndexOptions(workers=1, vocabulary=False))
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    solid("red").save(photos / "red.jpg")
+    first = service()
+    first.add_folder(str(photos))
+    first.load_model()
+    first.index(lambda progress: None, IndexControl())
+    assert first.pending_switch() is None
+    first.close()
+    for requested, expected in (("runs/mine", "runs/mine"), ("fake", None)):
+        again = service(requested)
+        again.load_model()  # the library's own model answers; another requested one is scheduled
+        assert again.pending_switch() == expected
+        again.close()

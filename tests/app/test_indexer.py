@@ -196,7 +196,15 @@ def test_a_new_model_re_embeds_while_the_old_one_answers(library, photos):
             cancel_event=cancel).run()
     assert library.model_id == old.model_id == seen_models[0]
     assert len(SearchService(library, old, min_relevance=ALL).text("red", k=3, hybrid=False)) >= 1
-    run_indexer(library, new)  # completes: the library switches and the old vectors go
+    at_switch = []
+
+    def on_switch(model_id):  # the new model answers from here on; the old rows still exist
+        at_switch.append((model_id, library.db.conn.execute(
+            "SELECT COUNT(*) FROM embeddings WHERE model_id = ?", (old.model_id,)).fetchone()[0]))
+        assert len(SearchService(library, new, min_relevance=ALL).text("red", k=3, hybrid=False)) >= 1
+
+    Indexer(library, new, IndexOptions(vocabulary=False), on_model_switch=on_switch).run()  # completes
+    assert at_switch == [(new.model_id, 8)]
     assert library.model_id == new.model_id
     assert library.db.conn.execute("SELECT COUNT(*) FROM embeddings WHERE model_id = ?",
                                    (old.model_id,)).fetchone()[0] == 0
