@@ -41,7 +41,7 @@ def make_photos(folder: Path, colours=("red", "green", "blue", "yellow"), bad: b
         solid(colour).save(folder / f"{colour}.jpg", quality=95)
     (folder / "red.txt").write_text("a red square")
     for i in range(noise):
-        Image.effect_noise((48, 36), 60 + i).convert("RGB").save(folder / f"noise_{i:03d}.png")
+        Image.effect_noise((48, 36), 60 + i).convert("RGB").save(folder / f"noise_{i:04d}.png")
     if bad:
         (folder / "broken.jpg").write_text("this is not a JPEG")
     return folder
