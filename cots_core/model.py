@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -309,8 +308,3 @@ class COTS(nn.Module):
 def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:
     """`COTS.from_pretrained` under the name the application uses."""
     return COTS.from_pretrained(name_or_path, device=device)
-
-
-def read_config(directory: str | Path) -> dict[str, Any]:
-    """The raw config.json of a checkpoint (for tools that only need its metadata)."""
-    return json.loads((Path(directory) / CONFIG_FILE).read_text())
