@@ -178,6 +178,8 @@ class VectorIndex:
             if ids_checksum(ids) != meta.get("checksum"):
                 return None
             index = cls(dim, params, capacity=16)
+            # a fresh, uninitialised hnswlib object: loading into an initialised one prints a warning
+            index._hnsw = hnswlib.Index(space="ip", dim=dim)
             index._hnsw.load_index(str(prefix) + ".hnsw", max_elements=max(len(ids), 16))
             index._hnsw.set_num_threads(1)
             index._live = set(ids.tolist())
