@@ -125,7 +125,11 @@ class EngineService:
         return [(t.text, float(t.score)) for t in self._search().describe(image, k)]
 
     def texts_for(self, hit: Hit, k: int = 5) -> list[tuple[str, float]]:
-        return self.describe(hit.media_id if hit.media_id is not None else hit.path, k)
+        if hit.media_id is None:
+            return self.describe(hit.path, k)
+        # a video hit is described by the moment that matched, not by the mean of all its scenes
+        moment = hit.timestamp if hit.kind == "video" else None
+        return [(t.text, float(t.score)) for t in self._search().describe(hit.media_id, k=k, at=moment)]
 
     def close(self) -> None:
         self.library.close()

@@ -402,9 +402,14 @@ class SearchService:
 
     # -- image -> text -----------------------------------------------------------------------
     def describe(self, image: str | Path | Image.Image | int, k: int = 10,
-                 sources: tuple[str, ...] = ("caption", "vocabulary")) -> list[TextHit]:
-        """The best-matching captions and vocabulary phrases for an image, with scores."""
-        vector, _ = self.encode_image(image)
+                 sources: tuple[str, ...] = ("caption", "vocabulary"), at: float | None = None) -> list[TextHit]:
+        """The best-matching captions and vocabulary phrases for an image, with scores. For an indexed
+        video, ``at`` (seconds) describes the segment playing then instead of the whole video."""
+        vector, media_id = self.encode_image(image)
+        if at is not None and media_id is not None:
+            starts, _, segment_vectors = self.library.segments(media_id, self.model_id)
+            if len(starts):
+                vector = segment_vectors[max(0, int(np.searchsorted(starts, at, side="right")) - 1)]
         index = self.library.vectors("text", self.model_id)
         if len(index) == 0:
             raise LibraryError("no texts are embedded yet: run `cots index` first")

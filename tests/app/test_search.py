@@ -95,3 +95,13 @@ def test_query_helpers():
     assert parse_date("2019-06-30") < parse_date("2019-06-30", end=True) < parse_date("2019-07")
     with pytest.raises(LibraryError):
         parse_date("June")
+
+
+def test_describe_a_video_at_a_moment_uses_that_segment(library, encoder, photos):
+    write_video(photos / "clip.mp4", ["red", "blue"])  # red for 0-4 s, blue for 4-8 s
+    library.add_folder(photos)
+    run_indexer(library, encoder, vocabulary=True)
+    search = SearchService(library, encoder, min_relevance=ALL)
+    video = library.media_by_path(photos / "clip.mp4").id
+    assert "red" in search.describe(video, k=1, at=1.0)[0].text.lower()
+    assert "blue" in search.describe(video, k=1, at=6.0)[0].text.lower()
