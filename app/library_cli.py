@@ -68,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="best-matching words for an image (captions and the shipped vocabulary)")
     p.add_argument("image")
     p.add_argument("-k", type=int, default=10)
+    p.add_argument("--at", type=float, default=None, metavar="SECONDS",
+                   help="for an indexed video: describe the moment at SECONDS, not the whole video")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_describe)
 
@@ -261,7 +263,7 @@ def cmd_similar(args) -> int:
 
 def cmd_describe(args) -> int:
     with open_library(args) as library:
-        texts = _search_service(args, library).describe(args.image, k=args.k)
+        texts = _search_service(args, library).describe(args.image, k=args.k, at=args.at)
         if args.json:
             print(json.dumps([t.to_dict() for t in texts], indent=1))
         else:
