@@ -14,7 +14,6 @@ safetensors load. The choices below (prompts, temperature) were measured by benc
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 
 from cots_core.config import ModelConfig
 from cots_core.errors import ModelLoadError
+from cots_core.paths import data_dir
 
 if TYPE_CHECKING:  # model.py names this module in NAMED_MODELS: import it lazily at run time
     from cots_core.model import COTS
@@ -199,14 +199,7 @@ def build_cots_lite() -> COTS:
 
 def cache_dir() -> Path:
     """Where the built checkpoint lives: <user data dir>/models/cots-lite (``COTS_DATA_DIR`` overrides)."""
-    override = os.environ.get("COTS_DATA_DIR")
-    if override:
-        root = Path(override)
-    else:
-        import platformdirs
-
-        root = Path(platformdirs.user_data_dir("cots", appauthor=False))
-    return root / "models" / NAME
+    return data_dir() / "models" / NAME
 
 
 def load_cots_lite(directory: str | Path | None = None, rebuild: bool = False) -> COTS:

@@ -1,18 +1,12 @@
 """Where libraries live by default (platform conventions, via platformdirs)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import platformdirs
+# one rule for the model cache and the libraries: cots_core decides where user data lives
+from cots_core.paths import data_dir
 
-APP_NAME = "cots"
-
-
-def data_dir() -> Path:
-    """Per-user data directory; ``COTS_DATA_DIR`` overrides it (tests, portable installs)."""
-    override = os.environ.get("COTS_DATA_DIR")
-    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+__all__ = ["data_dir", "default_db_path"]
 
 
 def default_db_path(name: str = "library") -> Path:
