@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from importlib.metadata import entry_points
 
@@ -41,8 +42,19 @@ def register_library_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; every error a person can cause ends in one line on stderr and an exit status."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # a file name that is not UTF-8 must never make printing fail
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as exit_:  # --help, or argparse's own one-line usage error
+        return exit_.code if isinstance(exit_.code, int) else 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -51,13 +63,48 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as a message at interpreter exit
+        return status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CotsError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as error:
-        print(f"cots: error: {error}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        _silence_stdout()  # `cots search x | head -1`: the reader has all it wanted
+        return 141
+    except (CotsError, ValueError) as error:
+        return _fail(error)
+    except sqlite3.DatabaseError as error:
+        from app.library.db import database_error_message
+
+        return _fail(database_error_message(getattr(args, "db", None), error))
+    except (OSError, UnicodeError) as error:
+        return _fail(error)
+    except Exception as error:  # noqa: BLE001 - the last guard: one line, never a traceback
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(f"cots: internal error: {type(error).__name__}: {_one_line(error)} "
+              "(run again with -v for details, and please report it)", file=sys.stderr)
+        return 1
+
+
+def _one_line(error: BaseException | str) -> str:
+    from app.library.pathtext import display_text
+
+    return display_text(str(error))
+
+
+def _fail(error: BaseException | str) -> int:
+    print(f"cots: error: {_one_line(error)}", file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not complain about the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from app.library.pathtext import display_text
+
 log = logging.getLogger(__name__)
 
 DEMO_QUERIES = [
@@ -77,8 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
 
-    p = subparsers.add_parser("forget", parents=[common], help="remove a folder or file from the library")
+    p = subparsers.add_parser("forget", parents=[common], help="remove a folder or file from the library",
+                              description="Remove a watched folder, or a folder or file inside one, from the "
+                                          "library (the files stay on disk). It says what it will remove and "
+                                          "asks first; `cots index FOLDER` brings forgotten files back.")
     p.add_argument("path")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
     p.set_defaults(handler=cmd_forget)
 
     p = subparsers.add_parser("demo", parents=[common],
@@ -200,7 +206,7 @@ def print_report(report, library) -> None:
     state = "cancelled" if report.cancelled else "done"
     print(f"{state} in {report.seconds:.1f}s: " + ", ".join(parts))
     for path, error in report.errors[:20]:
-        print(f"  failed: {path}: {error}")
+        print(f"  failed: {display_text(path)}: {display_text(error)}")
     if len(report.errors) > 20:
         print(f"  ... and {len(report.errors) - 20} more (see `cots status`)")
 
@@ -212,7 +218,7 @@ def print_hits(hits, query: str | None = None) -> None:
     for rank, hit in enumerate(hits, 1):
         when = f" at {_format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
-        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {hit.path}{when}")
+        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {display_text(hit.path)}{when}")
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -224,7 +230,7 @@ def cmd_index(args) -> int:
     with open_library(args) as library:
         for path in args.paths:
             folder = library.add_folder(path)
-            print(f"watching {folder}", file=sys.stderr)
+            print(f"watching {display_text(folder)}", file=sys.stderr)
         encoder = load_encoder(args, library)
         options = IndexOptions(batch_size=args.batch_size, workers=args.workers,
                                video_every_s=args.video_interval, video_max_frames=args.max_frames,
@@ -268,7 +274,7 @@ def cmd_describe(args) -> int:
             print(json.dumps([t.to_dict() for t in texts], indent=1))
         else:
             for t in texts:
-                print(f"  {t.score:.3f}  {t.text}" + ("  (caption)" if t.source == "caption" else ""))
+                print(f"  {t.score:.3f}  {display_text(t.text)}" + ("  (caption)" if t.source == "caption" else ""))
     return 0
 
 
@@ -278,9 +284,10 @@ def cmd_status(args) -> int:
         if args.json:
             print(json.dumps(status.to_dict(), indent=1))
             return 0
-        print(f"library   {status.db}")
-        print(f"model     {status.model or '(none yet)'}" + (f"  [{status.model_source}]" if status.model_source else ""))
-        print(f"folders   {', '.join(status.folders) or '(none: cots index FOLDER adds one)'}")
+        print(f"library   {display_text(status.db)}")
+        print(f"model     {status.model or '(none yet)'}"
+              + (f"  [{display_text(status.model_source)}]" if status.model_source else ""))
+        print(f"folders   {', '.join(map(display_text, status.folders)) or '(none: cots index FOLDER adds one)'}")
         print(f"indexed   {status.indexed} ({status.images} images, {status.videos} videos, "
               f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))
         health = ", ".join(f"{k} {v['in_index']}/{v['in_db']}" + ("" if v["healthy"] else " (repairing)")
@@ -288,14 +295,28 @@ def cmd_status(args) -> int:
         print(f"index     {health or '-'}")
         print(f"failed    {len(status.failed)}")
         for failure in status.failed:
-            print(f"  {failure.path}: {failure.error}")
+            print(f"  {display_text(failure.path)}: {display_text(failure.error or '')}")
     return 0
 
 
 def cmd_forget(args) -> int:
+    from app.library.errors import LibraryError
+
     with open_library(args) as library:
-        removed = library.forget(args.path)
-        print(f"forgot {args.path} ({removed} item{'s' if removed != 1 else ''} removed)")
+        plan = library.forget_plan(args.path)
+        print(f"cots forget will {plan.describe()}; `cots index FOLDER` brings it back", file=sys.stderr)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise LibraryError("forget asks for confirmation: run it in a terminal, or add --yes")
+            try:
+                answer = input("Forget? [y/N] ")
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing forgotten", file=sys.stderr)
+                return 1
+        removed = library.forget(plan)
+        print(f"forgot {display_text(plan.target)} ({removed} item{'s' if removed != 1 else ''} removed)")
     return 0
 
 

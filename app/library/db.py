@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
+from app.library.pathtext import from_db, to_db
+
 SCHEMA_VERSION = 2
 
 
@@ -167,14 +169,14 @@ class LibraryDB:
     # -- settings ----------------------------------------------------------------------------
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        return from_db(row[0]) if row else default
 
     def set_setting(self, key: str, value: str | None, conn: sqlite3.Connection | None = None) -> None:
         conn = conn or self.conn
         if value is None:
             conn.execute("DELETE FROM settings WHERE key = ?", (key,))
         else:
-            conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
+            conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, to_db(value)))
 
     def bump_generation(self, conn: sqlite3.Connection) -> int:
         """Count a change to the stored embeddings (inside the writing transaction)."""
@@ -188,9 +190,31 @@ class LibraryDB:
 
     # -- folders -----------------------------------------------------------------------------
     def add_folder(self, path: Path) -> int:
+        stored = to_db(path)
         with self.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (str(path), time.time()))
-            return conn.execute("SELECT id FROM folders WHERE path = ?", (str(path),)).fetchone()[0]
+            conn.execute("INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (stored, time.time()))
+            return conn.execute("SELECT id FROM folders WHERE path = ?", (stored,)).fetchone()[0]
 
     def folders(self) -> list[tuple[int, Path]]:
-        return [(r[0], Path(r[1])) for r in self.conn.execute("SELECT id, path FROM folders ORDER BY path")]
+        return [(r[0], Path(from_db(r[1]))) for r in self.conn.execute("SELECT id, path FROM folders ORDER BY path")]
+
+
+def is_damaged(error: sqlite3.DatabaseError) -> bool:
+    """True for a file SQLite cannot read as a database (corrupt pages, or not a database at all)."""
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error).lower()
+    return name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in text or "not a database" in text
+
+
+def database_error_message(db_path: str | Path | None, error: sqlite3.DatabaseError) -> str:
+    """One line for a SQLite error met while running a command: what happened and the way out."""
+    from app.library.paths import default_db_path
+    from app.library.pathtext import display_text
+
+    path = display_text(Path(db_path).expanduser() if db_path else default_db_path())
+    option = f" --db {path}" if db_path else ""
+    if is_damaged(error):
+        return (f"the library database {path} is damaged ({error}): run `cots repair{option}` "
+                "(it keeps the damaged file aside, salvages what it can read, and the next `cots index` "
+                "re-embeds the rest)")
+    return f"the library database {path} cannot be used ({error}); check the disk and try again"

@@ -27,6 +27,7 @@ from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
 from app.library.lock import indexing_lock
 from app.library.media import DEFAULT_MAX_PIXELS, DecodedMedia, content_hash, read_image, read_video
+from app.library.pathtext import from_db, safe_text, searchable_text, to_db
 from app.library.scanner import LibraryScanner, ScannedFile, display_name, folder_names, read_caption
 from app.library.vocabulary import load_vocabulary
 
@@ -200,7 +201,7 @@ class Indexer:
         with self.library.db.transaction() as conn:
             conn.execute("DELETE FROM scan_errors")
             conn.executemany("INSERT INTO scan_errors(path, error, seen_at) VALUES (?, ?, ?)",
-                             [(p, e, time.time()) for p, e in scan.errors.items()])
+                             [(to_db(p), safe_text(e), time.time()) for p, e in scan.errors.items()])
         return scan
 
     def _plan(self, scan, folders, report: IndexReport) -> list[_Job]:
@@ -208,11 +209,12 @@ class Indexer:
         lib = self.library
         conn = lib.db.conn
         model_id = self.encoder.model_id
-        rows = {
-            r[1]: r for r in conn.execute(
-                "SELECT m.id, m.path, m.size, m.mtime_ns, m.hash, m.status, e.media_id IS NOT NULL "
-                "FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ?", (model_id,))
-        }
+        rows = {}
+        for r in conn.execute("SELECT m.id, m.path, m.size, m.mtime_ns, m.hash, m.status, e.media_id IS NOT NULL "
+                              "FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ?",
+                              (model_id,)):
+            path = from_db(r[1])
+            rows[path] = (r[0], path, *r[2:])
         seen: set[str] = set()
         jobs: list[_Job] = []
         new_jobs: list[_Job] = []
@@ -267,8 +269,8 @@ class Indexer:
                     conn.execute(
                         "UPDATE media SET path = ?, folder_id = ?, name = ?, folder_names = ?, mtime_ns = ? "
                         "WHERE id = ?",
-                        (str(file.path), folder_ids.get(str(file.root)), display_name(file.path),
-                         folder_names(file.path, file.root), file.mtime_ns, row[0]))
+                        (to_db(file.path), folder_ids.get(str(file.root)), searchable_text(display_name(file.path)),
+                         searchable_text(folder_names(file.path, file.root)), file.mtime_ns, row[0]))
             report.moved += len(moves)
         gone = [row[0] for row in missing.values()]
         if gone:
@@ -403,14 +405,15 @@ class Indexer:
                 decoded = r.decoded
                 ok = r.error is None
                 values = {
-                    "path": str(file.path), "folder_id": folder_ids.get(str(file.root)),
-                    "name": display_name(file.path), "folder_names": folder_names(file.path, file.root),
+                    "path": to_db(file.path), "folder_id": folder_ids.get(str(file.root)),
+                    "name": searchable_text(display_name(file.path)),
+                    "folder_names": searchable_text(folder_names(file.path, file.root)),
                     "caption": r.caption, "kind": file.kind, "size": file.size, "mtime_ns": file.mtime_ns,
                     "hash": r.hash, "width": decoded.width if decoded else None,
                     "height": decoded.height if decoded else None,
                     "duration": decoded.duration if decoded else None,
                     "captured_at": decoded.captured_at if decoded else None,
-                    "status": "ok" if ok else "error", "error": r.error,
+                    "status": "ok" if ok else "error", "error": safe_text(r.error) if r.error else None,
                     "model_id": model_id if ok else None, "indexed_at": now,
                 }
                 columns = ", ".join(values)

@@ -21,12 +21,11 @@ import numpy as np
 from app.library.db import LibraryDB, blob_to_vector
 from app.library.errors import LibraryError
 from app.library.paths import default_db_path
+from app.library.pathtext import display_text, from_db, path_prefix_sql, to_db
 from app.library.vector_index import HnswParams, VectorIndex
 
 log = logging.getLogger(__name__)
 
-# Embedding kinds, each with its own vector index: media (one per image/video), segment (video
-# frames, for timestamps), text (captions and vocabulary, for image -> text).
 # Embedding kinds, each with its own vector index: media (one per image/video), segment (video
 # frames, for timestamps), text (captions and vocabulary, for image -> text).
 KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
@@ -88,6 +87,23 @@ class LibraryStatus:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ForgetPlan:
+    """What a ``forget`` removes: the watched folders that stop being watched and the media rows."""
+
+    target: Path
+    folders: list[Path]
+    media_ids: list[int]
+    folder_ids: list[int] = field(default_factory=list)
+
+    def describe(self) -> str:
+        items = f"{len(self.media_ids)} item{'s' if len(self.media_ids) != 1 else ''}"
+        if self.folders:
+            return (f"stop watching {', '.join(display_text(p) for p in self.folders)} and remove its {items} "
+                    "from the library")
+        return f"remove {items} under {display_text(self.target)} from the library"
 
 
 def model_slug(model_id: str) -> str:
@@ -153,40 +169,56 @@ class Library:
 
     # -- folders -----------------------------------------------------------------------------
     def add_folder(self, path: str | Path) -> Path:
+        """Watch a folder; files forgotten under it (``forget``) come back at the next indexing run."""
         folder = Path(path).expanduser().resolve()
         if not folder.is_dir():
-            raise LibraryError(f"{path} is not a folder")
+            raise LibraryError(f"{display_text(path)} is not a folder")
         self.db.add_folder(folder)
+        clause, params = path_prefix_sql("path", folder)
+        with self.db.transaction() as conn:
+            conn.execute(f"DELETE FROM media WHERE status = 'forgotten' AND {clause}", params)
         return folder
 
     def folders(self) -> list[Path]:
         return [p for _, p in self.db.folders()]
 
-    def forget(self, path: str | Path) -> int:
+    def forget_plan(self, path: str | Path) -> ForgetPlan:
+        """What ``forget(path)`` would remove; LibraryError unless ``path`` is a watched folder or inside one."""
+        watched = self.db.folders()
+        listing = ", ".join(display_text(p) for _, p in watched) or "none yet"
+        if not str(path).strip():
+            raise LibraryError(f"forget needs a folder or file of the library (watched folders: {listing})")
+        candidates = {Path(path).expanduser().absolute(), Path(path).expanduser().resolve()}
+        folders = [(fid, p) for fid, p in watched if p in candidates]
+        if not folders and not any(p in c.parents for c in candidates for _, p in watched):
+            raise LibraryError(f"{display_text(path)} is neither a watched folder nor inside one "
+                               f"(watched folders: {listing})")
+        ids: set[int] = set()
+        for candidate in candidates:
+            clause, params = path_prefix_sql("path", candidate)
+            ids.update(r[0] for r in self.db.conn.execute(
+                f"SELECT id FROM media WHERE status != 'forgotten' AND {clause}", params))
+            if folders:
+                ids.update(r[0] for r in self.db.conn.execute(f"SELECT id FROM media WHERE {clause}", params))
+        return ForgetPlan(Path(path).expanduser().absolute(), [p for _, p in folders], sorted(ids),
+                          [fid for fid, _ in folders])
+
+    def forget(self, path: str | Path | ForgetPlan) -> int:
         """Remove a watched folder, or a folder or file inside one, from the library.
 
         Returns the number of media rows removed. A forgotten file inside a watched folder stays
-        forgotten (its row is kept, marked ``forgotten``, without embeddings) until it changes.
+        forgotten (its row is kept, marked ``forgotten``, without embeddings) until it changes or
+        its folder is added again (``add_folder``, i.e. ``cots index FOLDER``).
         """
-        target = Path(path).expanduser().absolute()
-        resolved = Path(path).expanduser().resolve()
-        candidates = sorted({str(target), str(resolved)})
-        conn = self.db.conn
-        watched = [(fid, p) for fid, p in self.db.folders() if str(p) in candidates]
-        clauses = " OR ".join(["path = ? OR substr(path, 1, ?) = ?"] * len(candidates))
-        prefixes = [c.rstrip("/") + "/" for c in candidates]
-        params = [v for c, p in zip(candidates, prefixes) for v in (c, len(p), p)]
-        ids = [r[0] for r in conn.execute(f"SELECT id FROM media WHERE {clauses}", params)]
-        if not ids and not watched:
-            raise LibraryError(f"{path} is not in the library (see `cots status` for its folders)")
-        if watched:
-            self.delete_media(ids)
+        plan = path if isinstance(path, ForgetPlan) else self.forget_plan(path)
+        if plan.folder_ids:
+            self.delete_media(plan.media_ids)
             with self.db.transaction() as conn:
-                for fid, _ in watched:
+                for fid in plan.folder_ids:
                     conn.execute("DELETE FROM folders WHERE id = ?", (fid,))
         else:
-            self.delete_media(ids, keep_rows_as_forgotten=True)
-        return len(ids)
+            self.delete_media(plan.media_ids, keep_rows_as_forgotten=True)
+        return len(plan.media_ids)
 
     # -- media rows --------------------------------------------------------------------------
     def media(self, ids) -> dict[int, MediaRecord]:
@@ -196,13 +228,13 @@ class Library:
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.db.conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE id IN ({marks})", chunk):
-                out[row[0]] = MediaRecord(*row)
+                out[row[0]] = MediaRecord(row[0], from_db(row[1]), *row[2:])
         return out
 
     def media_by_path(self, path: str | Path) -> MediaRecord | None:
         row = self.db.conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE path = ?",
-                                   (str(Path(path).expanduser().absolute()),)).fetchone()
-        return MediaRecord(*row) if row else None
+                                   (to_db(Path(path).expanduser().absolute()),)).fetchone()
+        return MediaRecord(row[0], from_db(row[1]), *row[2:]) if row else None
 
     def embedding(self, media_id: int, model_id: str | None = None) -> np.ndarray | None:
         row = self.db.conn.execute("SELECT vector FROM embeddings WHERE media_id = ? AND model_id = ?",
@@ -371,9 +403,9 @@ class Library:
     # -- status ------------------------------------------------------------------------------
     def failures(self) -> list[Failure]:
         conn = self.db.conn
-        rows = [Failure(r[0], r[1]) for r in conn.execute(
+        rows = [Failure(from_db(r[0]), r[1]) for r in conn.execute(
             "SELECT path, error FROM media WHERE status = 'error' ORDER BY path")]
-        rows += [Failure(r[0], r[1]) for r in conn.execute("SELECT path, error FROM scan_errors ORDER BY path")]
+        rows += [Failure(from_db(r[0]), r[1]) for r in conn.execute("SELECT path, error FROM scan_errors ORDER BY path")]
         return rows
 
     def status(self, check_index: bool = True) -> LibraryStatus:

@@ -25,6 +25,7 @@ from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
 from app.library.media import read_media
+from app.library.pathtext import path_prefix_sql
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,9 @@ class Filters:
             clauses.append("m.kind = ?")
             params.append(self.kind)
         if self.folder:
-            prefix = str(Path(self.folder).expanduser().resolve()).rstrip("/") + "/"
-            clauses.append("substr(m.path, 1, ?) = ?")
-            params += [len(prefix), prefix]
+            clause, folder_params = path_prefix_sql("m.path", Path(self.folder).expanduser().resolve())
+            clauses.append(clause)
+            params += folder_params
         date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
         if self.date_from is not None:
             clauses.append(f"{date} >= ?")

@@ -52,7 +52,7 @@ def test_cli_round_trip_with_the_tiny_model(tmp_path, capsys, tiny_model_dir, ph
     assert len(texts) == 4 and {"text", "score"} <= texts[0].keys()
     capsys.readouterr()
     assert main(["search", "red", *common]) == 0 and "loading model" in capsys.readouterr().err
-    assert main(["forget", str(photos / "Paris 2019"), "--db", db]) == 0
+    assert main(["forget", str(photos / "Paris 2019"), "--db", db, "--yes"]) == 0
     assert _json(capsys, ["status", "--json", "--db", db])["indexed"] == 3
     assert main(["status", "--db", db]) == 0 and "failed    1" in capsys.readouterr().out
 
