@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cots_core.errors import ModelLoadError
+from cots_core.folder_safety import require_regular_file
 
 
 @dataclass
@@ -153,13 +154,19 @@ class ModelConfig:
     @classmethod
     def load_json(cls, path: str | Path) -> ModelConfig:
         path = Path(path)
+        require_regular_file(path, "model config")
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError as error:
             raise ModelLoadError(f"model config not found: {path}") from error
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ModelLoadError(f"model config {path} is not valid JSON ({error})") from error
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"model config {path} is not a JSON object")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ModelLoadError(f"model config {path} does not describe a cots model ({error})") from error
 
 
 def _tiny() -> ModelConfig:

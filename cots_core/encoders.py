@@ -14,6 +14,7 @@ from torch import nn
 
 from cots_core.config import TextConfig, VisionConfig
 from cots_core.errors import ModelLoadError
+from cots_core.folder_safety import cached_hub_snapshot, check_model_folder, hub_options, refuse_auto_map
 
 
 @dataclass
@@ -123,12 +124,17 @@ class HFTextEncoder(nn.Module):
             verbosity, progress_bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
             hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not worth a report
             hf_logging.disable_progress_bar()
+            name = config.model_name_or_path
+            if Path(name).is_dir():
+                check_model_folder(name)
+            options = hub_options(local_only=Path(name).is_dir())
             try:
-                self.model = AutoModel.from_pretrained(config.model_name_or_path, add_pooling_layer=False)
-            except TypeError:
-                self.model = AutoModel.from_pretrained(config.model_name_or_path)
-            except OSError as error:
-                raise ModelLoadError(f"cannot load text model {config.model_name_or_path!r}: {error}") from error
+                try:
+                    self.model = AutoModel.from_pretrained(name, add_pooling_layer=False, **options)
+                except TypeError:
+                    self.model = AutoModel.from_pretrained(name, **options)
+            except (OSError, ValueError) as error:
+                raise ModelLoadError(f"cannot load text model {name!r}: {_first_line(error)}") from error
             finally:
                 hf_logging.set_verbosity(verbosity)
                 if progress_bar:
@@ -137,11 +143,16 @@ class HFTextEncoder(nn.Module):
             if not config.hf_config:
                 raise ModelLoadError("text config has neither a pretrained model nor an `hf_config`")
             hf = dict(config.hf_config)
-            hf_config = AutoConfig.for_model(hf.pop("model_type", "bert"), **hf)
+            refuse_auto_map(hf, "the text config (hf_config)")
             try:
-                self.model = AutoModel.from_config(hf_config, add_pooling_layer=False)
-            except TypeError:
-                self.model = AutoModel.from_config(hf_config)
+                hf_config = AutoConfig.for_model(hf.pop("model_type", "bert"), **hf)
+                try:
+                    self.model = AutoModel.from_config(hf_config, add_pooling_layer=False, trust_remote_code=False)
+                except TypeError:
+                    self.model = AutoModel.from_config(hf_config, trust_remote_code=False)
+            except ValueError as error:  # an unknown model_type, or a config transformers rejects
+                raise ModelLoadError(f"cannot build the text model from its config: {_first_line(error)}") \
+                    from error
         self.width = self.model.config.hidden_size
 
     def hf_config_dict(self) -> dict:
@@ -176,16 +187,35 @@ def shipped_resource(relative: str) -> Path:
 
 
 def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
-    """The tokenizer: from a checkpoint's `tokenizer/` folder, the pretrained folder, or a vocab file."""
+    """The tokenizer: from a checkpoint's `tokenizer/` folder, the pretrained folder, or a vocab file.
+
+    Loading a checkpoint folder never goes to the network: a config that names a hub model without
+    a local tokenizer fails at once instead of trying to download it.
+    """
     from transformers import AutoTokenizer, BertTokenizerFast
 
     if checkpoint_dir is not None and (checkpoint_dir / "tokenizer").is_dir():
-        return AutoTokenizer.from_pretrained(str(checkpoint_dir / "tokenizer"))
-    if config.model_name_or_path:
+        check_model_folder(checkpoint_dir)
         try:
-            return AutoTokenizer.from_pretrained(config.model_name_or_path)
-        except OSError as error:
-            raise ModelLoadError(f"cannot load tokenizer {config.model_name_or_path!r}: {error}") from error
+            return AutoTokenizer.from_pretrained(str(checkpoint_dir / "tokenizer"), **hub_options(local_only=True))
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"cannot load the tokenizer in {checkpoint_dir / 'tokenizer'}: "
+                                 f"{_first_line(error)}") from error
+    if config.model_name_or_path:
+        name = config.model_name_or_path
+        if checkpoint_dir is not None and not Path(name).is_dir():
+            cached = cached_hub_snapshot(name)
+            if cached is None:
+                raise ModelLoadError(f"the model in {checkpoint_dir} names the tokenizer {name!r}, which is neither "
+                                     "in its tokenizer/ folder nor in the local Hugging Face cache; cots does not "
+                                     "download at run time: save the tokenizer into the model's tokenizer/ folder")
+            name = str(cached)
+        if Path(name).is_dir():
+            check_model_folder(name)
+        try:
+            return AutoTokenizer.from_pretrained(name, **hub_options(local_only=Path(name).is_dir()))
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"cannot load tokenizer {name!r}: {_first_line(error)}") from error
     if config.vocab_file:
         path = Path(config.vocab_file)
         if not path.is_absolute():
@@ -197,3 +227,8 @@ def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
         key = "vocab" if "vocab" in parameters else "vocab_file"
         return BertTokenizerFast(**{key: str(path)}, do_lower_case=True)
     raise ModelLoadError("text config names no tokenizer (model_name_or_path or vocab_file)")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

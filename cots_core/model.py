@@ -18,6 +18,7 @@ from cots_core.config import ModelConfig
 from cots_core.dvae import DiscreteVAE
 from cots_core.encoders import HFTextEncoder, TimmImageEncoder, load_text_tokenizer
 from cots_core.errors import ModelLoadError
+from cots_core.folder_safety import check_model_folder
 from cots_core.heads import CrossGlobalMap, TokenPredictionHead, build_image_projection, build_text_projection
 from cots_core.masking import block_mask_batch, mask_words
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
@@ -278,6 +279,7 @@ class COTS(nn.Module):
             known = ", ".join(sorted(NAMED_MODELS))
             raise ModelLoadError(f"no model at {directory}: give a directory written by save_pretrained "
                                  f"(config.json, model.safetensors) or one of: {known}")
+        check_model_folder(directory)  # before anything is read: no FIFOs, no code hooks (auto_map)
         config = ModelConfig.load_json(directory / CONFIG_FILE)
         model = cls(config, pretrained_backbones=False, checkpoint_dir=directory)
         load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)

@@ -1,0 +1,78 @@
+"""Model folders are data, never code: what every load from a folder or a hub name goes through.
+
+Model folders are what people share (``--model``, ``train --from``, a library's remembered model).
+transformers would import Python from a folder whose config has an ``auto_map`` (after a y/N prompt
+on a terminal); cots refuses such folders outright, passes ``trust_remote_code=False`` everywhere,
+and reads nothing that is not a regular file (a FIFO would block the read forever).
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from cots_core.errors import ModelLoadError
+
+# The files through which transformers finds custom code.
+_CODE_HOOK_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
+
+
+def hub_options(local_only: bool) -> dict:
+    """Keyword arguments for every transformers ``from_pretrained``: never run code, and never go to the
+    network unless the caller builds from a hub name on purpose (a training preset)."""
+    return {"trust_remote_code": False, "local_files_only": local_only}
+
+
+def cached_hub_snapshot(repo_id: str, filename: str = "tokenizer_config.json") -> Path | None:
+    """The local copy of a hub model in the Hugging Face cache, found without any network access
+    (``local_files_only`` alone still lets huggingface_hub open connections), or None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, filename)
+    except Exception:  # noqa: BLE001 - an odd name is simply not in the cache
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def require_regular_file(path: str | Path, what: str = "file") -> None:
+    """ModelLoadError unless ``path`` is missing or a regular file (checked without opening it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ModelLoadError(f"cannot read the {what} {path}: {error.strerror or error}") from error
+    if not stat.S_ISREG(mode):
+        raise ModelLoadError(f"the {what} {path} is not a regular file (a pipe, socket or device): "
+                             "a model folder holds plain files only")
+
+
+def refuse_auto_map(data: dict, source: str | Path) -> None:
+    """ModelLoadError when a config asks transformers to import code (``auto_map``)."""
+    if isinstance(data, dict) and "auto_map" in data:
+        raise ModelLoadError(f"{source} asks to run Python code from the model folder (auto_map); cots never "
+                             "runs code from a model: use a model saved by cots or a standard architecture")
+
+
+def check_model_folder(folder: str | Path) -> None:
+    """Refuse a folder with non-regular files or configs that point transformers at custom code."""
+    folder = Path(folder)
+    for directory in (folder, folder / "tokenizer"):
+        if not directory.is_dir():
+            continue
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as error:
+            raise ModelLoadError(f"cannot read the model folder {directory}: {error.strerror or error}") from error
+        for entry in entries:
+            if entry.is_dir():
+                continue
+            require_regular_file(entry.path, "model file")
+            if entry.name in _CODE_HOOK_FILES:
+                try:
+                    data = json.loads(Path(entry.path).read_text(encoding="utf-8"))
+                except (OSError, ValueError) as error:
+                    raise ModelLoadError(f"{entry.path} is not valid JSON ({error})") from error
+                refuse_auto_map(data, entry.path)
