@@ -1,4 +1,4 @@
-"""Library subcommands: index, search, similar, describe, status, forget, demo (and the gui hook).
+"""Library subcommands: index, search, similar, describe, status, forget, repair, demo (and the gui hook).
 
 Registered by ``app.cli.register_library_commands``. Handlers print; the engine in ``app.library``
 never does. Errors the person can fix are ``LibraryError`` (a ``CotsError``): exit status 2.
@@ -87,6 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
     p.set_defaults(handler=cmd_forget)
 
+    p = subparsers.add_parser("repair", parents=[common], help="check the library database and salvage a damaged one",
+                              description="Run SQLite's integrity check on the library. A damaged file is kept "
+                                          "aside as NAME.damaged-<time>, what can be read is copied into a fresh "
+                                          "library, and the next `cots index` re-embeds what was lost. The "
+                                          "vector indexes are rebuilt either way.")
+    p.set_defaults(handler=cmd_repair)
+
     p = subparsers.add_parser("demo", parents=[common],
                               help="index the shipped sample library and run a few searches")
     p.set_defaults(handler=cmd_demo)
@@ -106,10 +113,11 @@ def register_gui(subparsers: argparse._SubParsersAction) -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def open_library(args):
+def open_library(args, create: bool = False):
+    """The library of ``--db`` (or the default one); only ``create=True`` commands may start a new one."""
     from app.library import Library
 
-    return Library(args.db)
+    return Library(args.db, create=create)
 
 
 def load_encoder(args, library):
@@ -227,7 +235,7 @@ def print_hits(hits, query: str | None = None) -> None:
 def cmd_index(args) -> int:
     from app.library.indexer import IndexOptions
 
-    with open_library(args) as library:
+    with open_library(args, create=True) as library:
         for path in args.paths:
             folder = library.add_folder(path)
             print(f"watching {display_text(folder)}", file=sys.stderr)
@@ -317,6 +325,27 @@ def cmd_forget(args) -> int:
                 return 1
         removed = library.forget(plan)
         print(f"forgot {display_text(plan.target)} ({removed} item{'s' if removed != 1 else ''} removed)")
+    return 0
+
+
+def cmd_repair(args) -> int:
+    from app.library.paths import default_db_path
+    from app.library.repair import repair_library
+
+    path = Path(args.db).expanduser() if args.db else default_db_path()
+    print(f"checking {display_text(path)} ...", file=sys.stderr)
+    report = repair_library(path)
+    if not report.damaged:
+        print(f"{display_text(report.path)} is sound (integrity check ok); the vector indexes will be rebuilt")
+        return 0
+    print(f"{display_text(report.path)} was damaged: {display_text('; '.join(report.problems[:2]))}")
+    print(f"salvaged ({report.method}): " + ", ".join(f"{n} {table}" for table, n in report.rows.items()))
+    print(f"the damaged file is kept as {display_text(report.kept_as)}")
+    print(f"{report.to_reembed} item{'s' if report.to_reembed != 1 else ''} lost their embedding: "
+          "run `cots index` to re-embed them (and any file whose row was lost)")
+    if report.without_folder:
+        print(f"{report.without_folder} items belong to watched folders the damaged file no longer lists: "
+              "run `cots index FOLDER` for each of your folders")
     return 0
 
 

@@ -20,7 +20,12 @@ import sqlite_utils
 
 from app.library.pathtext import from_db, to_db
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# PRAGMA application_id of a cots library ("COTS"): another program's SQLite file is never written to.
+APPLICATION_ID = 0x434F5453
+# Libraries written before application_id existed are recognised by these tables.
+LIBRARY_TABLES = {"folders", "media", "embeddings", "settings"}
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -73,7 +78,13 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
     db["media"].create_index(["hash"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    """Mark the file as a cots library. (Paths that are not valid UTF-8 are stored as BLOBs of their
+    bytes from this version on: SQLite columns take either, so existing rows need no change.)"""
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -88,8 +99,9 @@ def blob_to_vector(blob: bytes) -> np.ndarray:
 class LibraryDB:
     """One library's SQLite database; safe to share between threads (one connection per thread)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path).expanduser().resolve()
+        check_library_file(self.path, create)  # before any write: never touch another program's file
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -218,3 +230,49 @@ def database_error_message(db_path: str | Path | None, error: sqlite3.DatabaseEr
                 "(it keeps the damaged file aside, salvages what it can read, and the next `cots index` "
                 "re-embeds the rest)")
     return f"the library database {path} cannot be used ({error}); check the disk and try again"
+
+
+def check_library_file(path: Path, create: bool = True) -> None:
+    """LibraryError unless ``path`` is a cots library, an empty file, or missing (and ``create``).
+
+    Reads only: the file's header, ``application_id``, ``user_version`` and table names.
+    """
+    from app.library.errors import LibraryDamagedError, LibraryError
+    from app.library.pathtext import display_text
+
+    shown = display_text(path)
+    if not path.exists():
+        if create:
+            return
+        raise LibraryError(f"there is no library at {shown}: `cots index FOLDER --db {shown}` creates one")
+    if not path.is_file():
+        raise LibraryError(f"{shown} is not a library database (not a regular file): give --db a .db file")
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise LibraryError(f"cannot read the library database {shown}: {error.strerror or error}") from error
+    if not header:
+        return  # an empty file becomes a new library
+    if header != SQLITE_HEADER:
+        raise LibraryError(f"{shown} is not a SQLite database, so not a cots library; nothing was changed: "
+                           "give --db another file")
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        if is_damaged(error):
+            raise LibraryDamagedError(database_error_message(path, error)) from error
+        raise LibraryError(f"cannot open the library database {shown} ({error})") from error
+    # no tables: a new file (version 0), or one from a newer cots that ``migrate`` refuses with its own line
+    empty = not tables and (version == 0 or version > SCHEMA_VERSION)
+    ours = application_id == APPLICATION_ID or (application_id == 0 and (LIBRARY_TABLES <= tables or empty))
+    if not ours:
+        listed = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
+        raise LibraryError(f"{shown} is a SQLite database of another program (tables: {listed or 'none'}), not a "
+                           "cots library; nothing was changed: give --db a new file or a cots library")

@@ -8,5 +8,9 @@ class LibraryError(CotsError):
     """A library operation failed for a reason the person can fix (bad path, wrong model, ...)."""
 
 
+class LibraryDamagedError(LibraryError):
+    """SQLite cannot read the library database (corrupt pages): ``cots repair`` salvages it."""
+
+
 class MediaError(Exception):
     """One file could not be read; recorded on its row and retried only when the file changes."""

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.library.db import LibraryDB, blob_to_vector
-from app.library.errors import LibraryError
+from app.library.db import LibraryDB, blob_to_vector, database_error_message, is_damaged
+from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, path_prefix_sql, to_db
 from app.library.vector_index import HnswParams, VectorIndex
@@ -113,12 +113,16 @@ def model_slug(model_id: str) -> str:
 class Library:
     """A library of watched folders, its media rows, embeddings and vector indexes."""
 
-    def __init__(self, db_path: str | Path | None = None, params: HnswParams | None = None):
+    def __init__(self, db_path: str | Path | None = None, params: HnswParams | None = None, create: bool = True):
+        """Open (or, with ``create``, start) a library; LibraryError for a file that is not one,
+        LibraryDamagedError for one SQLite cannot read (``repair_library`` salvages it)."""
         path = Path(db_path).expanduser() if db_path else default_db_path()
         try:
-            self.db = LibraryDB(path)
+            self.db = LibraryDB(path, create=create)
         except sqlite3.DatabaseError as error:
-            raise LibraryError(f"{path} is not a cots library database ({error})") from error
+            if is_damaged(error):
+                raise LibraryDamagedError(database_error_message(db_path, error)) from error
+            raise LibraryError(f"cannot open the library database {display_text(path)} ({error})") from error
         self.path = self.db.path
         self.params = params or HnswParams()
         self._vectors: dict[tuple[str, str], VectorIndex] = {}

@@ -1,0 +1,206 @@
+"""``cots repair``: check a library's SQLite file and, when damaged, salvage what can be read.
+
+The damaged file is never changed: it is moved aside as ``NAME.damaged-<timestamp>`` (with its WAL),
+and a fresh library is written in its place from the rows that can still be read, through
+``sqlite3 .recover`` when the sqlite3 program is installed, else row by row through Python. Rows
+whose embedding was lost are kept, so the next ``cots index`` re-embeds exactly those; the vector
+index files are deleted and rebuilt from SQLite on the next load.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.library.db import LibraryDB, check_library_file
+from app.library.errors import LibraryDamagedError, LibraryError
+from app.library.library import KIND_TABLES
+from app.library.lock import indexing_lock
+from app.library.pathtext import display_text
+
+log = logging.getLogger(__name__)
+
+# Parents before children, so that what survives keeps its links.
+TABLES = ("settings", "folders", "scan_errors", "media", "embeddings", "segments", "texts", "text_embeddings")
+RECOVER_TIMEOUT_S = 600
+_MAX_SKIPS = 64  # rowid jumps past an unreadable page, doubling each time
+
+
+@dataclass
+class RepairReport:
+    path: Path
+    damaged: bool
+    problems: list[str] = field(default_factory=list)  # what the integrity check said (first lines)
+    kept_as: Path | None = None  # where the damaged file now is
+    method: str | None = None  # "sqlite3 .recover" | "row by row"
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows salvaged
+    to_reembed: int = 0  # readable media rows without an embedding: the next `cots index` redoes them
+    without_folder: int = 0  # media rows whose watched folder was lost: `cots index FOLDER` adds it back
+
+
+def integrity_problems(path: Path) -> list[str]:
+    """SQLite's integrity check: an empty list when the file is sound."""
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        return [str(error)]
+    return [] if rows == ["ok"] else rows
+
+
+def repair_library(path: str | Path) -> RepairReport:
+    """Check the library at ``path``; salvage it into a fresh file when SQLite reports damage."""
+    path = Path(path).expanduser().resolve()
+    try:
+        check_library_file(path, create=False)
+    except LibraryDamagedError:
+        pass  # what repair is for; another program's file or a missing one still stops here
+    with indexing_lock(path):
+        problems = integrity_problems(path)
+        report = RepairReport(path, damaged=bool(problems), problems=problems[:5])
+        if problems:
+            _salvage(path, report)
+        _remove_vector_indexes(path)
+    return report
+
+
+def _salvage(path: Path, report: RepairReport) -> None:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fresh = path.with_name(f"{path.name}.repairing-{stamp}")
+    recovered = path.with_name(f"{path.name}.recovered-{stamp}")
+    try:
+        LibraryDB(fresh).close()  # the current schema, empty
+        source = path
+        if _recover_with_sqlite3(path, recovered):
+            source, report.method = recovered, "sqlite3 .recover"
+        else:
+            report.method = "row by row"
+        report.rows = _copy_rows(source, fresh)
+        if integrity_problems(fresh):
+            raise LibraryError(f"the salvaged copy of {display_text(path)} is not sound either; the damaged file "
+                               "is unchanged: restore a backup, or delete it and run `cots index FOLDER`")
+        report.kept_as = path.with_name(f"{path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(f"{path}{suffix}"):
+                os.replace(f"{path}{suffix}", f"{report.kept_as}{suffix}")
+        os.replace(fresh, path)
+    finally:
+        for leftover in (fresh, recovered):
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(f"{leftover}{suffix}"):
+                    os.remove(f"{leftover}{suffix}")
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        report.to_reembed = conn.execute(
+            "SELECT COUNT(*) FROM media m WHERE m.status = 'ok' AND NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.media_id = m.id)").fetchone()[0]
+        report.without_folder = conn.execute(
+            "SELECT COUNT(*) FROM media WHERE folder_id IS NULL OR folder_id NOT IN (SELECT id FROM folders)"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _recover_with_sqlite3(path: Path, target: Path) -> bool:
+    """``sqlite3 PATH .recover`` into ``target``; False when the program is missing or fails."""
+    program = shutil.which("sqlite3")
+    if program is None:
+        return False
+    try:
+        dump = subprocess.run([program, str(path), ".recover"], capture_output=True, timeout=RECOVER_TIMEOUT_S,
+                              check=True).stdout
+        conn = sqlite3.connect(target, isolation_level=None)
+        try:
+            conn.executescript(dump.decode("utf-8", "surrogateescape"))
+        finally:
+            conn.close()
+        return True
+    except (OSError, subprocess.SubprocessError, sqlite3.Error, UnicodeError) as error:
+        log.info("sqlite3 .recover did not work (%s); reading row by row", error)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(f"{target}{suffix}"):
+                os.remove(f"{target}{suffix}")
+        return False
+
+
+def _readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]) -> Iterator[tuple]:
+    """Every row of ``table`` that SQLite can still read, in rowid order, stepping over bad pages."""
+    select = f"SELECT rowid, {', '.join(columns)} FROM {table}"
+    last: int | None = None
+    skips = 0
+    while True:
+        try:
+            query, params = (select + " ORDER BY rowid", ()) if last is None else \
+                (select + " WHERE rowid > ? ORDER BY rowid", (last,))
+            for row in conn.execute(query, params):
+                last = row[0]
+                yield row[1:]
+            return
+        except sqlite3.DatabaseError as error:
+            skips += 1
+            if skips > _MAX_SKIPS:
+                log.info("%s: giving up after %d unreadable stretches (%s)", table, _MAX_SKIPS, error)
+                return
+            last = (last or 0) + 2 ** skips  # jump past the damaged page
+
+
+def _copy_rows(source: Path, target: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    src = sqlite3.connect(source, isolation_level=None)
+    dst = sqlite3.connect(target, isolation_level=None)
+    try:
+        try:
+            src_tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError:
+            src_tables = set(TABLES)  # the schema page itself is damaged: try every table anyway
+        dst.execute("PRAGMA foreign_keys = OFF")
+        dst.execute("BEGIN")
+        for table in TABLES:
+            if table not in src_tables:
+                continue
+            columns = [r[1] for r in dst.execute(f"PRAGMA table_info({table})")]
+            try:
+                present = {r[1] for r in src.execute(f"PRAGMA table_info({table})")}
+                columns = [c for c in columns if c in present]
+            except sqlite3.DatabaseError:
+                pass
+            insert = f"INSERT OR IGNORE INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            counts[table] = 0
+            for row in _readable_rows(src, table, columns):
+                try:
+                    dst.execute(insert, row)
+                    counts[table] += 1
+                except sqlite3.Error:
+                    continue  # a row that does not fit the schema is not worth keeping
+        # What lost its parent goes: it could never be found or shown again.
+        dst.execute("DELETE FROM embeddings WHERE media_id NOT IN (SELECT id FROM media)")
+        dst.execute("DELETE FROM segments WHERE media_id NOT IN (SELECT id FROM media)")
+        dst.execute("DELETE FROM texts WHERE media_id IS NOT NULL AND media_id NOT IN (SELECT id FROM media)")
+        dst.execute("DELETE FROM text_embeddings WHERE text_id NOT IN (SELECT id FROM texts)")
+        # A video without its segments is re-read in full, so its timestamps come back too.
+        dst.execute("DELETE FROM embeddings WHERE media_id IN (SELECT id FROM media WHERE kind = 'video') AND "
+                    "NOT EXISTS (SELECT 1 FROM segments s WHERE s.media_id = embeddings.media_id "
+                    "AND s.model_id = embeddings.model_id)")
+        dst.execute("INSERT INTO media_fts(media_fts) VALUES ('rebuild')")
+        dst.execute("COMMIT")
+    finally:
+        src.close()
+        dst.close()
+    return counts
+
+
+def _remove_vector_indexes(path: Path) -> None:
+    """The HNSW files are caches of SQLite: after a repair they are rebuilt from it."""
+    for kind in KIND_TABLES:
+        for candidate in path.parent.glob(f"{path.stem}.{kind}.*"):
+            if candidate.name.endswith((".hnsw", ".ids.npy", ".json", ".tmp", ".tmp.npy")):
+                candidate.unlink(missing_ok=True)

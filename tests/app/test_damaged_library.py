@@ -1,0 +1,98 @@
+"""A damaged library database: one line that names the way out, and `cots repair` salvages it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+
+import pytest
+from fakes import noise_image, run_indexer
+
+from app.cli import main
+from app.library import Library
+from app.library.encoder import Encoder
+from app.library.repair import integrity_problems
+
+N = 40
+
+
+@pytest.fixture
+def cli_encoder(encoder, monkeypatch):
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    return encoder
+
+
+def _indexed_library(tmp_path, encoder):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(N):
+        noise_image(i).save(root / f"n{i:03d}.png")
+    db = tmp_path / "lib.db"
+    with Library(db) as library:
+        library.add_folder(root)
+        assert run_indexer(library, encoder).added == N
+    return db
+
+
+def _zero_root_page(db, table: str) -> None:
+    """Overwrite the first page of a table's b-tree with zeros: its rows become unreadable."""
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    conn.close()
+    assert not os.path.exists(f"{db}-wal") or os.path.getsize(f"{db}-wal") == 0
+    with open(db, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\0" * page_size)
+
+
+def _status(capsys, db) -> dict:
+    capsys.readouterr()
+    assert main(["status", "--json", "--db", str(db)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("sqlite3_program", [True, False])
+def test_a_damaged_library_says_so_and_repair_salvages_it(tmp_path, cli_encoder, capsys, monkeypatch,
+                                                          sqlite3_program):
+    if not sqlite3_program:
+        monkeypatch.setattr(shutil, "which", lambda name: None)  # row by row, through Python
+    db = _indexed_library(tmp_path, cli_encoder)
+    _zero_root_page(db, "media")
+    assert integrity_problems(db)
+    for argv in (["status"], ["search", "noise"], ["index", "--quiet"], ["similar", str(tmp_path / "photos/n001.png")]):
+        capsys.readouterr()
+        assert main([*argv, "--db", str(db)]) == 2, argv
+        err = capsys.readouterr().err
+        assert "damaged" in err and "cots repair" in err and "Traceback" not in err, (argv, err)
+        assert [line.startswith("cots: error:") for line in err.strip().splitlines()][-1:] == [True], err
+        assert err.count("cots: error:") == 1
+
+    assert main(["repair", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "kept as" in out and "cots index" in out
+    kept = [p for p in os.listdir(tmp_path) if p.startswith("lib.db.damaged-") and not p.endswith(("-wal", "-shm"))]
+    assert len(kept) == 1 and integrity_problems(tmp_path / kept[0])  # the damaged file, unchanged, aside
+    assert not integrity_problems(db)
+    assert _status(capsys, db)["folders"] == [str(tmp_path / "photos")]
+
+    assert main(["index", "--db", str(db), "--quiet"]) == 0  # re-embeds what was lost
+    status = _status(capsys, db)
+    assert status["indexed"] == N and all(v["healthy"] for v in status["index"].values())
+    capsys.readouterr()
+    assert main(["similar", str(tmp_path / "photos/n001.png"), "--db", str(db), "--json", "-k", "3"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_repair_of_a_sound_library_keeps_everything(tmp_path, cli_encoder, capsys):
+    db = _indexed_library(tmp_path, cli_encoder)
+    assert main(["repair", "--db", str(db)]) == 0
+    assert "sound" in capsys.readouterr().out
+    assert not [p for p in os.listdir(tmp_path) if ".damaged-" in p]
+    assert _status(capsys, db)["indexed"] == N
+
+
+def test_repair_refuses_what_is_not_a_library(tmp_path, capsys):
+    assert main(["repair", "--db", str(tmp_path / "none.db")]) == 2
+    assert "no library" in capsys.readouterr().err and not (tmp_path / "none.db").exists()
