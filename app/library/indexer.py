@@ -26,7 +26,15 @@ from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
 from app.library.lock import indexing_lock
-from app.library.media import DEFAULT_MAX_PIXELS, DecodedMedia, content_hash, read_image, read_video
+from app.library.media import (
+    DEFAULT_MAX_PIXELS,
+    DecodedMedia,
+    check_image_file,
+    content_hash,
+    read_image,
+    read_video,
+    require_regular_file,
+)
 from app.library.pathtext import from_db, safe_text, searchable_text, to_db
 from app.library.scanner import LibraryScanner, ScannedFile, display_name, folder_names, read_caption
 from app.library.vocabulary import load_vocabulary
@@ -286,27 +294,18 @@ class Indexer:
             if self.cancel_event.is_set():
                 return result
             if file.kind == "image":
-                try:
-                    with open(file.path, "rb") as handle:
-                        data = handle.read()
-                except FileNotFoundError as error:
-                    raise MediaError("file vanished before it could be read") from error
-                except OSError as error:
-                    raise MediaError(f"file cannot be read: {error.strerror or error}") from error
-                result.hash = content_hash(file.path, data=data)
+                # Size and header first, then a hash of at most 2 MiB, then Pillow reads what it decodes:
+                # a file is never read whole into memory (a 2 GB file named .jpg costs nothing).
+                check_image_file(file.path)
+                result.hash = self._hash(file)
                 if job.has_embedding and result.hash == job.old_hash:
                     result.touched = True
                     return result
-                if not data:
-                    raise MediaError("empty file (0 bytes)")
-                result.decoded = read_image(data, self.encoder.image_size, self.options.max_pixels)
+                result.decoded = read_image(file.path, self.encoder.image_size, self.options.max_pixels)
             else:
-                try:
-                    if os.path.getsize(file.path) == 0:
-                        raise MediaError("empty file (0 bytes)")
-                    result.hash = content_hash(file.path)
-                except FileNotFoundError as error:
-                    raise MediaError("file vanished before it could be read") from error
+                if require_regular_file(file.path) == 0:
+                    raise MediaError("empty file (0 bytes)")
+                result.hash = self._hash(file)
                 if job.has_embedding and result.hash == job.old_hash:
                     result.touched = True
                     return result
@@ -321,6 +320,15 @@ class Indexer:
             log.debug("unexpected error reading %s", file.path, exc_info=True)
             result.error = f"{type(error).__name__}: {error}"
         return result
+
+    @staticmethod
+    def _hash(file: ScannedFile) -> str:
+        try:
+            return content_hash(file.path)
+        except FileNotFoundError as error:
+            raise MediaError("file vanished before it could be read") from error
+        except OSError as error:
+            raise MediaError(f"file cannot be read: {error.strerror or error}") from error
 
     # -- pipeline ----------------------------------------------------------------------------
     def _pipeline(self, jobs: list[_Job], report: IndexReport, run_started: float) -> None:

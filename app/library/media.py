@@ -10,6 +10,7 @@ import io
 import logging
 import math
 import os
+import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,15 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP is larger than any camera photo
+# Checked before a byte is read: a 100 MP 16-bit RGB TIFF is 600 MB, camera photos are a few tens of MB.
+MAX_IMAGE_BYTES = 1 << 30
 HASH_CHUNK = 1 << 20
+# The first bytes of every format in IMAGE_EXTENSIONS (a file named .jpg may be any of them).
+IMAGE_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
+    b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+",  # TIFF, BigTIFF
+)
 
 try:  # HEIC/AVIF (iPhone photos) when the optional pillow-heif wheel is installed
     import pillow_heif
@@ -70,6 +79,47 @@ def media_kind(path: str | Path) -> str | None:
     return None
 
 
+def require_regular_file(path: str | Path) -> int:
+    """The size of ``path``; MediaError unless it is a regular file (a FIFO would block the read forever)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as error:
+        raise MediaError("file vanished before it could be read") from error
+    except OSError as error:
+        raise MediaError(f"file cannot be read: {error.strerror or error}") from error
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaError("not a regular file (a pipe, socket or device)")
+    return info.st_size
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Whether the first bytes of a file start one of the image formats the library reads."""
+    if head.startswith(IMAGE_SIGNATURES):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return head[4:8] == b"ftyp"  # HEIC, HEIF, AVIF (ISO media)
+
+
+def check_image_file(path: str | Path) -> int:
+    """Size and header checks before a file is decoded: regular, not empty, under ``MAX_IMAGE_BYTES``, and
+    starting like an image. Reads 16 bytes at most; returns the size."""
+    size = require_regular_file(path)
+    if size == 0:
+        raise MediaError("empty file (0 bytes)")
+    if size > MAX_IMAGE_BYTES:
+        raise MediaError(f"file too large for an image: {size / 2**20:,.0f} MiB is over the limit of "
+                         f"{MAX_IMAGE_BYTES / 2**20:,.0f} MiB")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as error:
+        raise MediaError(f"file cannot be read: {error.strerror or error}") from error
+    if not looks_like_image(head):
+        raise MediaError("not an image file (its first bytes match no image format)")
+    return size
+
+
 def content_hash_bytes(size: int, head: bytes, tail: bytes) -> str:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(size.to_bytes(8, "little"))
@@ -95,7 +145,7 @@ def content_hash(path: str | Path, data: bytes | None = None) -> str:
         tail = b""
         if size > HASH_CHUNK:
             handle.seek(max(HASH_CHUNK, size - HASH_CHUNK))
-            tail = handle.read()
+            tail = handle.read(HASH_CHUNK)  # bounded even if the file grows meanwhile
     return content_hash_bytes(size, head, tail)
 
 
@@ -103,6 +153,7 @@ def content_hash(path: str | Path, data: bytes | None = None) -> str:
 
 _EXIF_DATETIME_ORIGINAL = 36867
 _EXIF_DATETIME = 306
+_EXIF_ORIENTATION = 0x0112
 
 
 def _exif_capture_time(image: Image.Image) -> float | None:
@@ -116,10 +167,23 @@ def _exif_capture_time(image: Image.Image) -> float | None:
         return None
 
 
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION) or 1)
+    except Exception:  # noqa: BLE001 - broken EXIF is common and never fatal
+        return 1
+
+
 def read_image(
     source: str | Path | bytes, target_size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> DecodedMedia:
-    """Decode an image at (roughly) the size the model needs, EXIF orientation applied."""
+    """Decode an image at (roughly) the size the model needs, EXIF orientation applied.
+
+    ``width`` and ``height`` are those of the image as shown (after the EXIF rotation). A path is checked
+    (``check_image_file``) before it is opened; Pillow then reads only what decoding needs.
+    """
+    if not isinstance(source, bytes):
+        check_image_file(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -134,6 +198,8 @@ def read_image(
             if width <= 0 or height <= 0:
                 raise MediaError("image has no pixels")
             captured_at = _exif_capture_time(image)
+            if _exif_orientation(image) in (5, 6, 7, 8):  # rotated a quarter turn: shown as height x width
+                width, height = height, width
             if image.format == "JPEG":
                 # DCT scaling: decode at 1/2, 1/4 or 1/8 size, never below what the model needs.
                 image.draft("RGB", (target_size * 2, target_size * 2))
@@ -181,8 +247,8 @@ def read_video(
     """Sample frames with OpenCV; segment i spans [times[i], times[i+1]) (the last ends at the end)."""
     import cv2
 
-    if not os.path.exists(path):
-        raise MediaError("file vanished before it could be read")
+    if require_regular_file(path) == 0:
+        raise MediaError("empty file (0 bytes)")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():

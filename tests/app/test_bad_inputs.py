@@ -100,7 +100,7 @@ def test_image_reader_details(tmp_path):
     path = tmp_path / "rot.jpg"
     image.save(path, exif=exif)
     decoded = read_image(path.read_bytes(), target_size=64)
-    assert (decoded.width, decoded.height) == (1600, 200)
+    assert (decoded.width, decoded.height) == (200, 1600)  # as shown: after the rotation (issue 11)
     assert decoded.frames[0].height > decoded.frames[0].width  # rotated
     assert max(decoded.frames[0].size) < 1600  # reduced
     assert decoded.captured_at is not None
