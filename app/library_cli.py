@@ -299,8 +299,11 @@ def cmd_status(args) -> int:
         print(f"indexed   {status.indexed} ({status.images} images, {status.videos} videos, "
               f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))
         health = ", ".join(f"{k} {v['in_index']}/{v['in_db']}" + ("" if v["healthy"] else " (repairing)")
-                           for k, v in status.index.items())
+                           + (" (rebuilt)" if v.get("rebuilt") else "") for k, v in status.index.items())
         print(f"index     {health or '-'}")
+        for kind, v in status.index.items():
+            if v.get("rebuilt"):
+                print(f"  {kind} index: {v['rebuilt']}")
         print(f"failed    {len(status.failed)}")
         for failure in status.failed:
             print(f"  {display_text(failure.path)}: {display_text(failure.error or '')}")

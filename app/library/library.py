@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # frames, for timestamps), text (captions and vocabulary, for image -> text).
 KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
 KIND_ID_COLUMNS = {"media": "media_id", "segment": "id", "text": "text_id"}
+SPOT_CHECKS = 64  # vectors of a loaded index compared with SQLite
 MEDIA_COLUMNS = (
     "id, path, kind, size, mtime_ns, hash, width, height, duration, captured_at, status, error, "
     "model_id, indexed_at, caption, folder_id"
@@ -129,6 +130,7 @@ class Library:
         self._synced: dict[tuple[str, str], int] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._vector_lock = threading.RLock()
+        self.rebuilt: dict[tuple[str, str], str] = {}  # (kind, model) -> why its saved index was rebuilt
 
     def close(self) -> None:
         """Save the vector indexes and close all connections."""
@@ -311,7 +313,13 @@ class Library:
                 saved_gen = loaded[1].get("generation") if loaded else None
                 if loaded and loaded[1].get("model_id") == model_id and isinstance(saved_gen, int) \
                         and saved_gen <= generation:
-                    index, since = loaded[0], saved_gen
+                    if self._agrees_with_database(kind, model_id, loaded[0], saved_gen):
+                        index, since = loaded[0], saved_gen
+                    else:
+                        log.info("the saved %s index disagrees with the database: rebuilding it", kind)
+                        self.rebuilt[key] = "the saved index file disagreed with the database; rebuilt from it"
+                        self._dirty.add(key)
+                        index, since = VectorIndex(rows_dim or 1, self.params), None
                 else:
                     index, since = VectorIndex(rows_dim or 1, self.params), None
             changed = self._repair(kind, model_id, index, since)
@@ -320,6 +328,29 @@ class Library:
             if changed:
                 self._dirty.add(key)
             return index
+
+    def _agrees_with_database(self, kind: str, model_id: str, index: VectorIndex, saved_gen: int,
+                              sample: int = SPOT_CHECKS) -> bool:
+        """Spot-check a loaded index: a random sample of its vectors must equal the stored embeddings.
+
+        The file's own checks (sizes, ids) pass for a file damaged in place, e.g. every vector's sign
+        flipped; a few dozen rows read by id catch that for the cost of one small query.
+        """
+        ids = index.ids
+        if len(ids) == 0:
+            return True
+        ids = np.random.default_rng().choice(ids, min(sample, len(ids)), replace=False)
+        id_column = KIND_ID_COLUMNS[kind]
+        marks = ",".join("?" * len(ids))
+        rows = self.db.conn.execute(
+            f"SELECT {id_column}, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? AND {id_column} IN ({marks}) "
+            "AND gen IS NOT NULL AND gen <= ?", (model_id, *ids.tolist(), saved_gen)).fetchall()
+        if not rows:
+            return True
+        stored = np.stack([blob_to_vector(r[1]) for r in rows])
+        if stored.shape[1] != index.dim:
+            return False
+        return bool(np.allclose(index.get([r[0] for r in rows]), stored, atol=1e-4))
 
     def _stored_dim(self, kind: str, model_id: str) -> int | None:
         row = self.db.conn.execute(f"SELECT 0, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? LIMIT 1",
@@ -427,7 +458,8 @@ class Library:
                 in_db = conn.execute(f"SELECT COUNT(*) FROM {KIND_TABLES[kind]} WHERE model_id = ?",
                                      (model_id,)).fetchone()[0]
                 in_index = len(self.vectors(kind, model_id))
-                health[kind] = {"in_db": in_db, "in_index": in_index, "healthy": in_db == in_index}
+                health[kind] = {"in_db": in_db, "in_index": in_index, "healthy": in_db == in_index,
+                                "rebuilt": self.rebuilt.get((kind, model_id))}
         return LibraryStatus(
             db=str(self.path), model=model_id, model_source=self.model_source,
             folders=[str(p) for p in self.folders()], indexed=indexed,

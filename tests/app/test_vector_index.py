@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -87,3 +88,37 @@ def test_index_is_rebuilt_when_missing_stale_or_from_another_model(library, enco
     assert len(lib.vectors("media")) == 7
     assert lib.status().index["media"]["healthy"]
     lib.close()
+
+
+def test_an_index_file_damaged_in_place_is_detected_and_rebuilt(library, encoder, photos, capsys, monkeypatch):
+    """Same size, same ids, every vector's sign flipped: the file's own checks pass, the spot check does not."""
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    model_id = library.model_id
+    prefix = library.index_prefix("media", model_id)
+    library.close()
+    meta = json.loads((prefix.parent / (prefix.name + ".json")).read_text())
+    size = os.path.getsize(str(prefix) + ".hnsw")
+    saved, _ = VectorIndex.load(prefix, meta["dim"])
+    ids = saved.ids
+    flipped = VectorIndex(meta["dim"], capacity=1024)
+    flipped.add(ids, -saved.get(ids))
+    flipped.save(prefix, {k: meta[k] for k in ("model_id", "kind", "generation")})
+    assert os.path.getsize(str(prefix) + ".hnsw") == size and VectorIndex.load(prefix, meta["dim"]) is not None
+
+    lib = Library(library.path)
+    red = lib.media_by_path(photos / "red.jpg").id
+    assert np.allclose(lib.vectors("media").get([red])[0], lib.embedding(red))
+    status = lib.status()
+    assert "disagreed" in status.index["media"]["rebuilt"] and status.index["text"]["rebuilt"] is None
+    lib.close()
+    lib = Library(library.path)  # the rebuilt index was saved: no second rebuild
+    assert lib.status().index["media"]["rebuilt"] is None
+    lib.close()
+
+    flipped.save(prefix, {k: meta[k] for k in ("model_id", "kind", "generation")})
+    from app.cli import main
+
+    capsys.readouterr()
+    assert main(["status", "--db", str(library.path)]) == 0
+    assert "media index: the saved index file disagreed" in capsys.readouterr().out
