@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -39,38 +40,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "changed files are embedded, moved files keep their embedding, "
                                           "deleted files are removed.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add (none: re-index the library's folders)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per core)")
-    p.add_argument("--video-interval", type=float, default=2.0, help="seconds between sampled video frames")
-    p.add_argument("--max-frames", type=int, default=32, help="frames sampled per video at most")
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--workers", type=positive_int, default=None, help="decoding threads (default: one per core)")
+    p.add_argument("--video-interval", type=positive_float, default=2.0,
+                   help="seconds between sampled video frames")
+    p.add_argument("--max-frames", type=positive_int, default=32, help="frames sampled per video at most")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed, even if unchanged")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_index)
 
     p = subparsers.add_parser("search", parents=[common], help="search the library with words")
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=20, help="results at most (default 20)")
+    p.add_argument("-k", type=positive_int, default=20, help="results at most (default 20)")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
     p.add_argument("--kind", choices=["image", "video"])
     p.add_argument("--folder", help="only under this folder")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--all", action="store_true", help="also show weak matches (no relevance cut-off)")
-    p.add_argument("--min-relevance", type=float, default=None, help="cut-off on the calibrated relevance")
+    p.add_argument("--min-relevance", type=_finite_float, default=None, help="cut-off on the calibrated relevance")
     p.add_argument("--no-names", action="store_true", help="meaning only: ignore file, folder names and captions")
     p.set_defaults(handler=cmd_search)
 
     p = subparsers.add_parser("similar", parents=[common], help="find media that look like an image")
     p.add_argument("image")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=positive_int, default=10, help="results at most (default 10)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_similar)
 
     p = subparsers.add_parser("describe", parents=[common],
                               help="best-matching words for an image (captions and the shipped vocabulary)")
     p.add_argument("image")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--at", type=float, default=None, metavar="SECONDS",
+    p.add_argument("-k", type=positive_int, default=10, help="texts at most (default 10)")
+    p.add_argument("--at", type=non_negative_float, default=None, metavar="SECONDS",
                    help="for an indexed video: describe the moment at SECONDS, not the whole video")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_describe)
@@ -108,6 +110,44 @@ def register_gui(subparsers: argparse._SubParsersAction) -> None:
     except ImportError:
         return
     gui_cli.register(subparsers)
+
+
+# -- argument types -----------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (``-k 0`` or ``-k -1`` is a mistake, not a request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value:g}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value:g}")
+    return value
 
 
 # -- helpers ------------------------------------------------------------------------------------

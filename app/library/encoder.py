@@ -24,7 +24,11 @@ DEFAULT_MODEL = "cots-lite"
 def select_device(preference: str | None = None) -> torch.device:
     """``cuda`` when there is one, then Apple's ``mps``, else ``cpu``; ``preference`` overrides."""
     if preference and preference != "auto":
-        device = torch.device(preference)
+        try:
+            device = torch.device(preference)
+        except (RuntimeError, ValueError) as error:
+            raise LibraryError(f"--device {preference!r} is not a device: use auto, cpu, cuda, cuda:1 or mps") \
+                from error
         if device.type == "cuda" and not torch.cuda.is_available():
             raise LibraryError(f"--device {preference}: no CUDA GPU is available (try --device cpu)")
         if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):

@@ -176,6 +176,8 @@ class Library:
     # -- folders -----------------------------------------------------------------------------
     def add_folder(self, path: str | Path) -> Path:
         """Watch a folder; files forgotten under it (``forget``) come back at the next indexing run."""
+        if not str(path).strip():  # Path("") is the current folder: never what an empty argument meant
+            raise LibraryError("an empty path is not a folder: give the folder to watch")
         folder = Path(path).expanduser().resolve()
         if not folder.is_dir():
             raise LibraryError(f"{display_text(path)} is not a folder")

@@ -25,7 +25,7 @@ from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
 from app.library.media import read_media
-from app.library.pathtext import path_prefix_sql
+from app.library.pathtext import display_text, path_prefix_sql
 
 log = logging.getLogger(__name__)
 
@@ -407,8 +407,16 @@ class SearchService:
         """The best-matching captions and vocabulary phrases for an image, with scores. For an indexed
         video, ``at`` (seconds) describes the segment playing then instead of the whole video."""
         vector, media_id = self.encode_image(image)
-        if at is not None and media_id is not None:
-            starts, _, segment_vectors = self.library.segments(media_id, self.model_id)
+        if at is not None:
+            record = self.library.media([media_id]).get(media_id) if media_id is not None else None
+            if record is None or record.kind != "video":
+                raise LibraryError(f"--at describes a moment of an indexed video, and {display_text(str(image))} "
+                                   "is not one: leave --at out")
+            starts, ends, segment_vectors = self.library.segments(media_id, self.model_id)
+            length = record.duration or (float(ends[-1]) if len(ends) else 0.0)
+            if not 0 <= at <= length:
+                raise LibraryError(f"--at {at:g}: the video {display_text(record.path)} is {length:.1f} seconds "
+                                   f"long; give a moment from 0 to {length:.1f}")
             if len(starts):
                 vector = segment_vectors[max(0, int(np.searchsorted(starts, at, side="right")) - 1)]
         index = self.library.vectors("text", self.model_id)

@@ -105,3 +105,7 @@ def test_describe_a_video_at_a_moment_uses_that_segment(library, encoder, photos
     video = library.media_by_path(photos / "clip.mp4").id
     assert "red" in search.describe(video, k=1, at=1.0)[0].text.lower()
     assert "blue" in search.describe(video, k=1, at=6.0)[0].text.lower()
+    with pytest.raises(LibraryError, match="8.0 seconds long"):
+        search.describe(video, k=1, at=99999)  # beyond the end: a clear error, not the last segment
+    with pytest.raises(LibraryError, match="indexed video"):
+        search.describe(library.media_by_path(photos / "red.jpg").id, k=1, at=1.0)
