@@ -209,7 +209,7 @@ class ProgressBar:
                 self.bar.total = progress.total
             self.bar.n = progress.done
             if progress.current:
-                self.bar.set_postfix_str(Path(progress.current).name[-40:], refresh=False)
+                self.bar.set_postfix_str(display_text(Path(progress.current).name)[-40:], refresh=False)
             self.bar.refresh()
 
     def close(self) -> None:
