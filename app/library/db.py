@@ -229,6 +229,8 @@ def database_error_message(db_path: str | Path | None, error: sqlite3.DatabaseEr
         return (f"the library database {path} is damaged ({error}): run `cots repair{option}` "
                 "(it keeps the damaged file aside, salvages what it can read, and the next `cots index` "
                 "re-embeds the rest)")
+    if "locked" in str(error).lower() or "busy" in str(error).lower():
+        return f"the library database {path} is busy ({error}): another program holds it; try again"
     return f"the library database {path} cannot be used ({error}); check the disk and try again"
 
 

@@ -29,6 +29,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP is larger than any camera photo
 # Checked before a byte is read: a 100 MP 16-bit RGB TIFF is 600 MB, camera photos are a few tens of MB.
 MAX_IMAGE_BYTES = 1 << 30
+HEADER_BUDGET = 16 << 20  # bytes Pillow may read from a large file before it has found the image header
 HASH_CHUNK = 1 << 20
 # The first bytes of every format in IMAGE_EXTENSIONS (a file named .jpg may be any of them).
 IMAGE_SIGNATURES = (
@@ -167,6 +168,31 @@ def _exif_capture_time(image: Image.Image) -> float | None:
         return None
 
 
+class _HeaderBudget:
+    """A large file as Pillow sees it while it looks for the image header: at most ``HEADER_BUDGET`` bytes.
+
+    Pillow's JPEG reader skips junk one byte at a time, so 900 MB of zeros after a JPEG signature cost
+    minutes of CPU; real headers (EXIF, ICC, XMP) fit in a few MB.
+    """
+
+    def __init__(self, handle, budget: int | None = None):
+        self._handle = handle
+        self.budget = HEADER_BUDGET if budget is None else budget
+        self._read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        if self.budget is not None:
+            self._read += len(data)
+            if self._read > self.budget:
+                raise MediaError(f"no image header in the first {self.budget // 2**20} MiB "
+                                 "(damaged, or not an image)")
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+
 def _exif_orientation(image: Image.Image) -> int:
     try:
         return int(image.getexif().get(_EXIF_ORIENTATION) or 1)
@@ -182,13 +208,19 @@ def read_image(
     ``width`` and ``height`` are those of the image as shown (after the EXIF rotation). A path is checked
     (``check_image_file``) before it is opened; Pillow then reads only what decoding needs.
     """
-    if not isinstance(source, bytes):
-        check_image_file(source)
+    size = len(source) if isinstance(source, bytes) else check_image_file(source)
+    handle = None
     try:
+        if isinstance(source, bytes):
+            stream = io.BytesIO(source)
+        else:
+            handle = open(source, "rb")  # noqa: SIM115 - closed in the finally below, after decoding
+            stream = _HeaderBudget(handle) if size > HEADER_BUDGET else handle
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            handle = io.BytesIO(source) if isinstance(source, bytes) else source
-            image = Image.open(handle)
+            image = Image.open(stream)
+            if isinstance(stream, _HeaderBudget):
+                stream.budget = None  # the header is parsed: decoding reads what the image needs
             width, height = image.size
             if width * height > max_pixels:
                 raise MediaError(
@@ -219,6 +251,9 @@ def read_image(
         raise MediaError("not an image file, or a format Pillow cannot read") from error
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise MediaError(f"corrupt or truncated image: {error}") from error
+    finally:
+        if handle is not None:
+            handle.close()
     # Keep memory small while batches queue up: the model resizes to target_size anyway.
     if min(image.size) > target_size * 2:
         scale = target_size * 2 / min(image.size)

@@ -1,6 +1,7 @@
 """Large and odd files: size and header are checked before reading, nothing is read whole, FIFOs never block."""
 from __future__ import annotations
 
+import io
 import os
 import threading
 import tracemalloc
@@ -98,3 +99,17 @@ def _error(call):
     except MediaError as error:
         return error
     return None
+
+
+def test_a_large_file_gets_a_bounded_header_search(tmp_path, monkeypatch):
+    """Pillow skips junk before a JPEG header one byte at a time; a large file may only make it read so far."""
+    monkeypatch.setattr(media, "HEADER_BUDGET", 1 << 20)
+    _sparse(tmp_path / "zeros.jpg", 4 << 20, b"\xff\xd8\xff\xe0")
+    with pytest.raises(MediaError, match="no image header in the first 1 MiB"):
+        read_image(tmp_path / "zeros.jpg")
+    buffer = io.BytesIO()
+    solid("red", (80, 60)).save(buffer, "JPEG")
+    (tmp_path / "trailing.jpg").write_bytes(buffer.getvalue())
+    os.truncate(tmp_path / "trailing.jpg", 4 << 20)  # a real photo followed by megabytes of anything
+    decoded = read_image(tmp_path / "trailing.jpg")
+    assert (decoded.width, decoded.height) == (80, 60)
