@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # Parents before children, so that what survives keeps its links.
 TABLES = ("settings", "folders", "scan_errors", "media", "embeddings", "segments", "texts", "text_embeddings")
 RECOVER_TIMEOUT_S = 600
-_MAX_SKIPS = 64  # rowid jumps past an unreadable page, doubling each time
+_MAX_SKIPS = 48  # rowid jumps past an unreadable page, doubling each time (2**48: past any real rowid)
 
 
 @dataclass
@@ -147,10 +147,10 @@ def _readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]) -> 
             return
         except sqlite3.DatabaseError as error:
             skips += 1
-            if skips > _MAX_SKIPS:
-                log.info("%s: giving up after %d unreadable stretches (%s)", table, _MAX_SKIPS, error)
-                return
             last = (last or 0) + 2 ** skips  # jump past the damaged page
+            if skips > _MAX_SKIPS or last >= 2**62:
+                log.info("%s: giving up after %d unreadable stretches (%s)", table, skips, error)
+                return
 
 
 def _copy_rows(source: Path, target: Path) -> dict[str, int]:

@@ -96,3 +96,41 @@ def test_repair_of_a_sound_library_keeps_everything(tmp_path, cli_encoder, capsy
 def test_repair_refuses_what_is_not_a_library(tmp_path, capsys):
     assert main(["repair", "--db", str(tmp_path / "none.db")]) == 2
     assert "no library" in capsys.readouterr().err and not (tmp_path / "none.db").exists()
+
+
+def _leaf_pages(db, table: str) -> list[int]:
+    try:
+        conn = sqlite3.connect(db)
+        pages = [r[0] for r in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", (table,))]
+        conn.close()
+        return pages
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no dbstat table")
+
+
+def test_repair_steps_over_one_bad_page_and_keeps_the_rest(tmp_path, encoder, monkeypatch):
+    from app.library.repair import repair_library
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # the row-by-row salvage
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(240):
+        noise_image(i, (8, 8)).save(root / f"n{i:03d}.png")
+    db = tmp_path / "lib.db"
+    with Library(db) as library:
+        library.add_folder(root)
+        run_indexer(library, encoder)
+    leaves = _leaf_pages(db, "embeddings")
+    assert len(leaves) >= 3
+    page_size = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    with open(db, "r+b") as handle:  # one leaf in the middle: the rows before and after it stay readable
+        handle.seek((leaves[len(leaves) // 2] - 1) * page_size)
+        handle.write(b"\0" * page_size)
+    report = repair_library(db)
+    assert report.damaged and report.rows["media"] == 240
+    assert 0 < report.to_reembed < 120 and report.rows["embeddings"] == 240 - report.to_reembed
+    with Library(db) as library:
+        again = run_indexer(library, encoder)
+        assert again.updated == report.to_reembed and again.unchanged == 240 - report.to_reembed
+        assert library.status().indexed == 240
