@@ -172,6 +172,8 @@ class VectorIndex:
         prefix = Path(prefix)
         try:
             meta = json.loads(Path(str(prefix) + ".json").read_text())
+            if not isinstance(meta, dict):
+                return None
             if meta.get("dim") != dim or os.path.getsize(str(prefix) + ".hnsw") != meta.get("hnsw_bytes"):
                 return None
             ids = np.load(str(prefix) + ".ids.npy")
@@ -188,7 +190,7 @@ class VectorIndex:
             if index._deleted < 0 or not index._live.issubset(labels):
                 return None
             return index, meta
-        except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, RuntimeError, TypeError, AttributeError, KeyError, MemoryError) as error:
             log.info("vector index %s not usable (%s); it will be rebuilt", prefix, error)
             return None
 

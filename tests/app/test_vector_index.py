@@ -60,6 +60,9 @@ def test_save_load_and_inconsistent_files_are_refused(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps(meta))
     assert VectorIndex.load(tmp_path / "x", 16) is None
     assert VectorIndex.load(tmp_path / "missing", 16) is None
+    for junk in ("[]", '{"dim": 16, "hnsw_bytes": "x"}', '"text"', "\udce9"):
+        (tmp_path / "x.json").write_text(junk, errors="surrogateescape")
+        assert VectorIndex.load(tmp_path / "x", 16) is None
 
 
 def test_index_is_rebuilt_when_missing_stale_or_from_another_model(library, encoder, photos, tmp_path):
