@@ -15,6 +15,7 @@ from pathlib import Path
 from cots_core.errors import ModelLoadError
 
 # The files through which transformers finds custom code.
+MAX_CONFIG_BYTES = 16 << 20  # configs are a few KB; never read a huge one into memory
 _CODE_HOOK_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
 
 
@@ -71,6 +72,9 @@ def check_model_folder(folder: str | Path) -> None:
                 continue
             require_regular_file(entry.path, "model file")
             if entry.name in _CODE_HOOK_FILES:
+                if entry.stat().st_size > MAX_CONFIG_BYTES:
+                    raise ModelLoadError(f"{entry.path} is too large for a model config "
+                                         f"({entry.stat().st_size / 2**20:,.0f} MiB)")
                 try:
                     data = json.loads(Path(entry.path).read_text(encoding="utf-8"))
                 except (OSError, ValueError) as error:
