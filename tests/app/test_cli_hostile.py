@@ -61,7 +61,17 @@ def _values(tmp_path, root, rng: random.Random) -> list[str]:
         os.mkfifo(fifo)
     junk = tmp_path / "junk.bin"
     junk.write_bytes(rng.randbytes(3000))
-    return [
+    models = []  # model folders that are not models: each must fail in one line, before reading much
+    for name, content in (("m_random", rng.randbytes(200)), ("m_list", b"[]"), ("m_nulls", b"\0" * 50),
+                          ("m_fields", b'{"text": 5, "vision": [1]}'), ("m_automap", b'{"auto_map": {}}')):
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "config.json").write_bytes(content)
+        models.append(str(tmp_path / name))
+    if hasattr(os, "mkfifo") and not (tmp_path / "m_fifo").exists():
+        (tmp_path / "m_fifo").mkdir()
+        os.mkfifo(tmp_path / "m_fifo" / "config.json")
+        models.append(str(tmp_path / "m_fifo"))
+    return [*models,
         "", " ", "-", "--", "-1", "0", "1e309", "nan", "inf", "-inf", "NaN", "99999999999999999999",
         "a cat", "red", "*", '"', "'", "\\", "AND OR NOT", "NEAR(", "^", "name:x", "% _", "\x00", "\n\n",
         "x" * 5000, "\u202e\u200b", "😀" * 10, os.fsdecode(b"caf\xe9"), os.fsdecode(rng.randbytes(12)),
