@@ -106,12 +106,12 @@ def open_library(args):
     return Library(args.db)
 
 
-def load_encoder(args, library):
+def load_encoder(args, library, text_first: bool = False):
     from app.library.encoder import DEFAULT_MODEL, Encoder
 
     source = args.model or library.model_source or DEFAULT_MODEL
     print(f"loading model {source} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
-    return Encoder.load(source, device=args.device)
+    return Encoder.load(source, device=args.device, text_first=text_first)
 
 
 def _search_service(args, library):
@@ -120,7 +120,8 @@ def _search_service(args, library):
 
     if library.model_id is None:
         raise LibraryError(f"the library {library.path} is empty: run `cots index FOLDER` first")
-    return SearchService(library, load_encoder(args, library))
+    # searches need the image tower only for a query image outside the library: load it on demand
+    return SearchService(library, load_encoder(args, library, text_first=True))
 
 
 def _format_time(seconds: float | None) -> str:
