@@ -285,6 +285,7 @@ def cmd_status(args) -> int:
         print(f"indexed   {status.indexed} ({status.images} images, {status.videos} videos, "
               f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))
         health = ", ".join(f"{k} {v['in_index']}/{v['in_db']}" + ("" if v["healthy"] else " (repairing)")
+                           + (f" (hnsw ef {v['ef_search']})" if v.get("search") == "hnsw" else "")
                            for k, v in status.index.items())
         print(f"index     {health or '-'}")
         print(f"failed    {len(status.failed)}")
