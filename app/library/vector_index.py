@@ -307,10 +307,21 @@ def choose_ef_search(index: VectorIndex, query_sets: list[tuple[np.ndarray, np.n
         own = np.full(len(queries), -1, np.int64) if own_ids is None else np.asarray(own_ids, np.int64)
         truth_ids, truth_scores = exact_top_k(index, queries, k + 1)
         prepared.append((queries, own, _drop_self(truth_ids, truth_scores, own, k)))
-    recall = 0.0
-    for ef in candidates:
-        recall = min(recall_at_k(index, queries, own, ef, truth) for queries, own, truth in prepared)
-        if recall >= target:
-            break
-    return EfChoice(ef_search=int(ef), recall=round(recall, 4), size=len(index),
+    measured: dict[int, float] = {}
+
+    def recall_of(position: int) -> float:
+        ef = candidates[position]
+        if ef not in measured:
+            measured[ef] = min(recall_at_k(index, queries, own, ef, truth) for queries, own, truth in prepared)
+        return measured[ef]
+
+    # recall grows with ef: bisect for the first candidate reaching the target (4 measurements, not 14)
+    low, high = 0, len(candidates) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if recall_of(middle) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    return EfChoice(ef_search=int(candidates[low]), recall=round(recall_of(low), 4), size=len(index),
                     queries=sum(len(q) for q, _, _ in prepared), k=k)
