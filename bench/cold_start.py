@@ -4,7 +4,8 @@
 
 Each round runs every command once, in turn, so a load change on a shared machine hits them alike.
 Rows: `import torch` (the reference), `cots search` (the lean text path), `cots search` with the lean path
-switched off (the full model: timm, transformers, image tower), and commands that need no model.
+switched off (the full model: timm, transformers, image tower), the GUI's engine loading its model and
+answering a first query (without the window), and commands that need no model.
 `--write` puts the table into bench/RESULTS.md (its own section, replaced on each run). Needs an indexed
 library: `cots demo` makes one.
 """
@@ -25,6 +26,9 @@ SECTION = "## Cold start of the CLI (bench/cold_start.py)"
 # The same `cots search` with the lean text path disabled: what every search cost before it.
 FULL_PATH = ("import sys, cots_core.lean_text as lean; lean.load_lean_text_model = lambda *a, **k: None; "
              "from app.cli import main; sys.exit(main(sys.argv[1:]))")
+# The GUI's engine, without the window: load the library's model, answer the first query.
+GUI_FIRST_QUERY = ("import sys; from app.gui.engine_service import EngineService; from app.gui.service import Filters; "
+                   "s = EngineService(sys.argv[1]); s.load_model(); s.search(sys.argv[2], Filters()); s.close()")
 
 
 def commands(db: str, query: str) -> dict[str, list[str]]:
@@ -34,6 +38,9 @@ def commands(db: str, query: str) -> dict[str, list[str]]:
         'python -c "import torch"': [py, "-c", "import torch"],
         f'cots search "{query}" (lean text path)': [py, "-m", "app.cli", *search],
         f'cots search "{query}" (full model)': [py, "-c", FULL_PATH, *search],
+        "GUI engine: load model + first query (lean)": [py, "-c", GUI_FIRST_QUERY, db, query],
+        "GUI engine: load model + first query (full)": [py, "-c", FULL_PATH.split("from app.cli")[0]
+                                                        + GUI_FIRST_QUERY.removeprefix("import sys; "), db, query],
         "cots status": [py, "-m", "app.cli", "status", "--db", db],
         "cots --help": [py, "-m", "app.cli", "--help"],
     }
