@@ -1,8 +1,8 @@
 """Stored model ids: a checkpoint's ``model_id`` (a hash of all its online weights) computed once, not at
 every load.
 
-The id is kept in the user data directory, keyed by the checkpoint folder and the size and mtime of its
-``config.json`` and ``model.safetensors``: rewriting either file (a new build, a fine-tune saved over it)
+The id is kept in the user data directory, keyed by the checkpoint folder and the size, mtime and ctime
+of its ``config.json`` and ``model.safetensors``: rewriting either file (a new build, a fine-tune saved over it)
 changes the key, and the id is computed again from the weights.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ def _key(directory: Path) -> dict | None:
     except OSError:
         return None
     return {"path": str(directory.resolve()),
-            **{name: [stat.st_size, stat.st_mtime_ns] for name, stat in stats.items()}}
+            # ctime too: tools can set a file's mtime back (cp -p, rsync -t), never its ctime
+            **{name: [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns] for name, stat in stats.items()}}
 
 
 def _record_path(directory: Path) -> Path:

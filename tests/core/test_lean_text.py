@@ -2,6 +2,7 @@
 id and its key, the fallback to the full model, and no timm/transformers import for a text query."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -62,8 +63,12 @@ def test_no_lean_path_before_the_model_id_is_known(tiny_dir):
 def test_the_stored_id_is_dropped_when_the_weights_change(tiny_dir):
     first = load_model(tiny_dir).model_id
     assert known_model_id(tiny_dir) == first
+    weights = tiny_dir / "model.safetensors"
+    before = weights.stat()
     torch.manual_seed(5)
     COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(tiny_dir)  # new weights
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, old mtime (as cp -p leaves it)
+    assert weights.stat().st_size == before.st_size
     assert known_model_id(tiny_dir) is None and load_lean_text_model(tiny_dir) is None
     second = load_model(tiny_dir).model_id
     assert second != first and load_lean_text_model(tiny_dir).model_id == second
