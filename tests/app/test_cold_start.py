@@ -54,3 +54,26 @@ def test_a_text_search_imports_only_torch(tmp_path, monkeypatch, photos):
     # an image from outside the library needs the image tower: it is loaded then, and the search works
     code, heavy = _imports(["similar", str(photos / "red.jpg"), "--db", db, "--device", "cpu", "--json"], data_dir)
     assert code == 0
+
+
+def test_the_gui_engine_answers_text_before_loading_the_image_tower(tmp_path, photos):
+    from app.gui.engine_service import EngineService
+    from app.gui.service import Filters
+    from cots_core import COTS, ModelConfig
+    from cots_core.lean_text import TextFirstModel
+
+    model_dir = tmp_path / "tiny"
+    COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(model_dir)
+    db = str(tmp_path / "lib.db")
+    assert main(["index", str(photos), "--db", db, "--model", str(model_dir), "--device", "cpu", "--quiet"]) == 0
+    service = EngineService(db, device="cpu")
+    try:
+        service.load_model()
+        model = service.encoder.model
+        assert isinstance(model, TextFirstModel)
+        assert service.search("red", Filters())  # answered by the lean text path
+        assert model._full is None
+        assert service.similar(str(photos / "Paris 2019" / "IMG_0000.png"), Filters())  # a library item: stored vector
+        assert model._full is None
+    finally:
+        service.close()
