@@ -160,12 +160,12 @@ def open_library(args, create: bool = False):
     return Library(args.db, create=create)
 
 
-def load_encoder(args, library):
+def load_encoder(args, library, text_first: bool = False):
     from app.library.encoder import DEFAULT_MODEL, Encoder
 
     source = args.model or library.model_source or DEFAULT_MODEL
     print(f"loading model {source} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
-    return Encoder.load(source, device=args.device)
+    return Encoder.load(source, device=args.device, text_first=text_first)
 
 
 def _search_service(args, library):
@@ -174,7 +174,8 @@ def _search_service(args, library):
 
     if library.model_id is None:
         raise LibraryError(f"the library {library.path} is empty: run `cots index FOLDER` first")
-    return SearchService(library, load_encoder(args, library))
+    # searches need the image tower only for a query image outside the library: load it on demand
+    return SearchService(library, load_encoder(args, library, text_first=True))
 
 
 def _format_time(seconds: float | None) -> str:
@@ -339,7 +340,9 @@ def cmd_status(args) -> int:
         print(f"indexed   {status.indexed} ({status.images} images, {status.videos} videos, "
               f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))
         health = ", ".join(f"{k} {v['in_index']}/{v['in_db']}" + ("" if v["healthy"] else " (repairing)")
-                           + (" (rebuilt)" if v.get("rebuilt") else "") for k, v in status.index.items())
+                           + (" (rebuilt)" if v.get("rebuilt") else "")
+                           + (f" (hnsw ef {v['ef_search']})" if v.get("search") == "hnsw" else "")
+                           for k, v in status.index.items())
         print(f"index     {health or '-'}")
         for kind, v in status.index.items():
             if v.get("rebuilt"):

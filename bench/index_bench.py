@@ -31,11 +31,11 @@ from app.library.indexer import Indexer, IndexOptions  # noqa: E402
 from app.library.media import read_image  # noqa: E402
 
 
-def make_photos(folder: Path, n: int, size: tuple[int, int]) -> list[Path]:
+def make_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
     from cots_resources import resource_path
 
     sources = [Image.open(p).convert("RGB") for p in sorted(resource_path("sample_library").rglob("*.jpg"))]
-    rng = random.Random(0)
+    rng = random.Random(seed)
     paths = []
     for i in range(n):
         src = sources[i % len(sources)]

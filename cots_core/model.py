@@ -21,6 +21,7 @@ from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
 from cots_core.heads import CrossGlobalMap, TokenPredictionHead, build_image_projection, build_text_projection
 from cots_core.masking import block_mask_batch, mask_words
+from cots_core.model_ids import known_model_id, remember_model_id
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
 from cots_core.serialization import load_state_dict_file, save_state_dict_file
 from cots_core.transforms import build_transform
@@ -284,6 +285,10 @@ class COTS(nn.Module):
         model = cls(config, pretrained_backbones=False, checkpoint_dir=directory)
         load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
         model._check_required_keys(directory / WEIGHTS_FILE)
+        # the weights were just read from these files: hash them once, later loads reuse the stored id
+        model._model_id = known_model_id(directory)
+        if model._model_id is None:
+            remember_model_id(directory, model.model_id)
         return model
 
     def _check_required_keys(self, path: Path) -> None:

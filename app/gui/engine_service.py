@@ -41,7 +41,8 @@ class EngineService:
             and Path(self.requested).expanduser() != Path(indexed_with).expanduser()) else None
         if self.encoder is None:
             source = indexed_with or self.requested or "cots-lite"
-            self.encoder = Encoder.load(source, self.device)
+            # text queries are answered before the image tower is loaded (first indexing or image query)
+            self.encoder = Encoder.load(source, self.device, text_first=True)
         self.engine = SearchService(self.library, self.encoder, self.min_relevance)
         return self.encoder.model_id
 

@@ -71,11 +71,18 @@ class Encoder:
                 model.to(memory_format=torch.channels_last)
 
     @classmethod
-    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None) -> Encoder:
-        """Load a model by preset name or checkpoint directory (offline)."""
+    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None,
+             text_first: bool = False) -> Encoder:
+        """Load a model by preset name or checkpoint directory (offline). ``text_first``: answer text
+        queries from the lean text path and load the image tower on first image use
+        (``cots_core.lean_text``); for search, not indexing."""
+        target = select_device(device)
+        if text_first:
+            from cots_core.lean_text import load_query_model
+
+            return cls(load_query_model(str(name_or_path), device=str(target)), target, source=str(name_or_path))
         from cots_core import load_model
 
-        target = select_device(device)
         return cls(load_model(str(name_or_path), device=str(target)), target, source=str(name_or_path))
 
     # -- model facts -------------------------------------------------------------------------

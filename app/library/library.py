@@ -22,7 +22,13 @@ from app.library.db import LibraryDB, blob_to_vector, database_error_message, is
 from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, path_prefix_sql, to_db
-from app.library.vector_index import HnswParams, VectorIndex
+from app.library.vector_index import (
+    HnswParams,
+    VectorIndex,
+    choose_ef_search,
+    item_midpoints,
+    needs_ef_choice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -430,12 +436,38 @@ class Library:
                 index = self._vectors.get(key)
                 if index is None:
                     continue
+                if needs_ef_choice(index):
+                    self._choose_ef(kind, model_id, index)
                 try:
                     index.save(self.index_prefix(kind, model_id),
                                {"model_id": model_id, "kind": kind, "generation": self._synced.get(key)})
                     self._dirty.discard(key)
                 except OSError as error:
                     log.warning("could not save the %s index: %s", kind, error)
+
+    def _search_settings(self, kind: str, model_id: str) -> dict:
+        """How the index is searched: exactly (small), or HNSW with its ef_search (and the recall measured)."""
+        index = self.vectors(kind, model_id)
+        if len(index) < index.params.exact_below:
+            return {"search": "exact"}
+        choice = index.ef_choice
+        return {"search": "hnsw", "ef_search": index.ef_search, "recall_at_10": choice.recall if choice else None}
+
+    def _choose_ef(self, kind: str, model_id: str, index: VectorIndex, sample: int = 200) -> None:
+        """Choose the index's ef_search from this library's data. Queries: a sample of its own items,
+        midpoints of item pairs, and the other side's embeddings (texts for media and segments)."""
+        started = time.perf_counter()
+        rng = np.random.default_rng(len(index))
+        own = rng.choice(index.ids, min(sample, len(index)), replace=False)
+        own_vectors = index.get(own)
+        query_sets = [(own_vectors, own), (item_midpoints(index.sample(2 * sample, seed=len(index)), sample), None)]
+        other = self.vectors("media" if kind == "text" else "text", model_id)
+        if len(other) and other.dim == index.dim:
+            query_sets.append((other.sample(sample, seed=len(index)), None))
+        index.ef_choice = choose_ef_search(index, query_sets)
+        log.info("%s index: ef_search %d (recall@10 %.3f on %d queries) chosen in %.1fs", kind,
+                 index.ef_choice.ef_search, index.ef_choice.recall, index.ef_choice.queries,
+                 time.perf_counter() - started)
 
     # -- status ------------------------------------------------------------------------------
     def failures(self) -> list[Failure]:
@@ -461,7 +493,8 @@ class Library:
                                      (model_id,)).fetchone()[0]
                 in_index = len(self.vectors(kind, model_id))
                 health[kind] = {"in_db": in_db, "in_index": in_index, "healthy": in_db == in_index,
-                                "rebuilt": self.rebuilt.get((kind, model_id))}
+                                "rebuilt": self.rebuilt.get((kind, model_id)),
+                                **self._search_settings(kind, model_id)}
         return LibraryStatus(
             db=str(self.path), model=model_id, model_source=self.model_source,
             folders=[str(p) for p in self.folders()], indexed=indexed,

@@ -174,3 +174,17 @@ def test_real_model_reloads_from_cache_with_identical_embeddings(cots_lite, monk
     assert torch.allclose(again.encode_images(pixels), model.encode_images(pixels), atol=1e-5)
     texts = ["a rocket on the launch pad at night"]
     assert torch.allclose(again.encode_texts(texts), model.encode_texts(texts), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_real_model_lean_text_path_gives_the_same_embeddings(cots_lite, monkeypatch):
+    from cots_core.lean_text import load_lean_text_model
+
+    model, data_dir = cots_lite
+    monkeypatch.setenv("COTS_DATA_DIR", str(data_dir))
+    lean = load_lean_text_model("cots-lite")  # the cached build, and the model id its load stored
+    assert lean is not None and lean.model_id == model.model_id
+    _, queries, _ = _eval_set()
+    texts = [*queries, "", " ".join(queries)]  # and one past max_length
+    cosines = torch.nn.functional.cosine_similarity(lean.encode_texts(texts), model.encode_texts(texts), dim=-1)
+    assert cosines.min() >= 0.9999
