@@ -24,6 +24,7 @@ from torch import nn
 
 from cots_core.config import ModelConfig
 from cots_core.errors import ModelLoadError
+from cots_core.folder_safety import check_model_folder
 from cots_core.model_ids import known_model_id
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
     tokenizer_file = directory / "tokenizer" / "tokenizer.json"
     if model_id is None or not tokenizer_file.is_file():
         return None
+    check_model_folder(directory)  # the same rules as the full load: plain files, no code hooks
     try:
         config = ModelConfig.load_json(directory / "config.json")
         if not supports(config):

@@ -27,11 +27,11 @@ def fake_models(encoder, monkeypatch):
     """The library's own model is the fake; any other --model goes through the real loader."""
     real_load = Encoder.load.__func__
 
-    def load(cls, name_or_path="cots-lite", device=None):
+    def load(cls, name_or_path="cots-lite", device=None, text_first=False):
         if str(name_or_path) == "fake":
             return encoder
         assert str(name_or_path) != "cots-lite", "the fuzz test must not build cots-lite"
-        return real_load(cls, name_or_path, device)
+        return real_load(cls, name_or_path, device, text_first)
 
     monkeypatch.setattr(Encoder, "load", classmethod(load))
     return encoder
