@@ -9,9 +9,14 @@ from cots_core.config import TextConfig, VisionConfig
 
 class ConSEProjection(nn.Module):
     """Zero-shot bridge (Norouzi et al., ICLR 2014): image -> class posterior -> convex combination of the
-    classes' text embeddings. Both maps are ordinary trainable layers, so fine-tuning improves the bridge.
+    classes' text embeddings, plus a residual path from the pooled image feature. All three maps are
+    ordinary trainable layers, so fine-tuning improves the bridge.
 
-    out = class_embeddings( softmax(classifier(x) / temperature) )
+    out = class_embeddings( softmax(classifier(x) / temperature) ) + residual(x)
+
+    The residual starts at zero (step 0 of a fine-tune equals zero-shot) and lets fine-tuning express what
+    the 1,000 ImageNet classes cannot (a giraffe, a person's dog). A checkpoint saved before it existed
+    loads with it at zero (``RESIDUAL_KEYS`` may be missing).
     """
 
     def __init__(self, width: int, num_classes: int, embed_dim: int, temperature: float = 1.0):
@@ -19,10 +24,17 @@ class ConSEProjection(nn.Module):
         self.classifier = nn.Linear(width, num_classes)
         self.class_embeddings = nn.Linear(num_classes, embed_dim, bias=False)
         self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
+        self.residual = nn.Linear(width, embed_dim)
+        nn.init.zeros_(self.residual.weight)
+        nn.init.zeros_(self.residual.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         posterior = (self.classifier(x) / self.log_temperature.exp()).softmax(dim=-1)
-        return self.class_embeddings(posterior)
+        return self.class_embeddings(posterior) + self.residual(x)
+
+
+# State of ConSEProjection that older checkpoints lack: left at its zero initialisation when missing.
+RESIDUAL_KEYS = ("image_projection.residual.", "image_projection_m.residual.")
 
 
 def build_image_projection(config: VisionConfig, width: int, embed_dim: int) -> nn.Module:

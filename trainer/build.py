@@ -80,6 +80,9 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
         model = COTS(model_config(cfg), pretrained_backbones=True)
     if cfg.tokenizer:
         load_image_tokenizer(model, cfg.tokenizer)
+    if cfg.optim.tower_lr_scale == 0:  # frozen towers: no gradient, no backward pass through them
+        model.image_encoder.requires_grad_(False)
+        model.text_encoder.requires_grad_(False)
     model.train()
     return model
 

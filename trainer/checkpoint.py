@@ -82,11 +82,18 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise FileNotFoundError(f"no checkpoint to resume at {path} (expected {TRAINING_STATE} or a {LATEST} file)")
 
 
+BEST = "best"
+
+
 def resolve_model_dir(path: str | Path) -> str:
-    """For ``--model``/``--from``: a run folder means its LATEST checkpoint; names pass through."""
+    """For ``--model``/``--from``: a run folder means its best validated model (RUN/best), else its LATEST
+    checkpoint; names pass through."""
     p = Path(path)
-    if p.is_dir() and not (p / "config.json").is_file() and (p / LATEST).is_file():
-        return str(p / (p / LATEST).read_text().strip())
+    if p.is_dir() and not (p / "config.json").is_file():
+        if (p / BEST / "config.json").is_file():
+            return str(p / BEST)
+        if (p / LATEST).is_file():
+            return str(p / (p / LATEST).read_text().strip())
     return str(path)
 
 
