@@ -102,9 +102,9 @@ def evaluate(model, split: dict) -> dict[str, float]:
     return {k: m[k] for k in ("t2i_r1", "t2i_r5", "i2t_r1", "rsum")}
 
 
-DEFAULT = dict(epochs=20, batch_size=32, lr=1e-3, warmup=10, residual=True, multi_positive=True,
+DEFAULT = dict(epochs=10, batch_size=32, lr=3e-4, warmup=10, residual=False, multi_positive=True,
                queue=4096, train_text_projection=True, train_classifier=True, select_best=True, holdout=0.15,
-               weight_decay=0.02, temperature=None)
+               weight_decay=0.02, temperature=None, residual_scale=None)
 
 
 def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
@@ -122,6 +122,8 @@ def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
     m.requires_grad_(True)
     for twin in (m.image_projection_m, m.text_projection_m):
         twin.requires_grad_(False)
+    if r["residual_scale"] is not None:
+        m.image_projection.residual_scale = r["residual_scale"]
     if not r["residual"]:
         m.image_projection.residual.requires_grad_(False)
     if not r["train_text_projection"]:
@@ -172,19 +174,18 @@ def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
 
 VARIANTS = {
     "recipe (default)": {},
-    "no residual path": {"residual": False},
-    "single positive (captions in the queue are negatives)": {"multi_positive": False},
-    "lr 1e-4 (the pre-training rate)": {"lr": 1e-4},
-    "lr 3e-4": {"lr": 3e-4},
-    "lr 3e-3": {"lr": 3e-3},
-    "10 epochs": {"epochs": 10},
-    "40 epochs": {"epochs": 40},
+    "+ residual path, scale 0.01": {"residual": True, "residual_scale": 0.01},
+    "+ residual path, scale 0.03": {"residual": True, "residual_scale": 0.03},
+    "+ residual path, scale 0.1": {"residual": True, "residual_scale": 0.1},
+    "single positive (same captions in the queue are negatives)": {"multi_positive": False},
+    "lr 1e-4": {"lr": 1e-4},
+    "lr 1e-3": {"lr": 1e-3},
+    "20 epochs": {"epochs": 20},
     "last epoch (no held-out selection)": {"select_best": False},
     "queue 256": {"queue": 256},
     "text projection frozen": {"train_text_projection": False},
-    "classifier frozen (class texts, residual, text projection train)": {"train_classifier": False},
+    "classifier frozen": {"train_classifier": False},
     "temperature 0.07": {"temperature": 0.07},
-    "batch 16": {"batch_size": 16},
 }
 
 

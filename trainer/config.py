@@ -146,9 +146,9 @@ def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
 # the benchmark in bench/quality_finetune.py, bench/RESULTS.md): frozen towers, the bridge and the
 # projections at a high rate, a number of epochs rather than steps, the best epoch on held-out data.
 FINETUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 20,
+    "epochs": 10,
     "batch_size": 32,
-    "optim.lr": 1e-3,
+    "optim.lr": 3e-4,
     "optim.tower_lr_scale": 0.0,
     "optim.warmup_steps": 10,
     "data.val_fraction": 0.15,
