@@ -30,3 +30,21 @@ def test_towers_learn_at_a_fraction_of_the_head_rate():
     rates = {(id(p)): g["lr"] for g in groups for p in g["params"]}
     assert rates[id(model.image_encoder.weight)] == rates[id(model.image_encoder.bias)] == 1e-4
     assert rates[id(model.image_projection.weight)] == 1e-3
+
+
+def test_finetune_can_switch_on_the_residual_path_and_nothing_else_architectural(tmp_path):
+    import pytest
+
+    from cots_core import COTS, CotsError, ModelConfig
+    from trainer.build import build_model
+
+    config = ModelConfig.preset("tiny").replace(vision={"projection": "conse", "num_classes": 10})
+    COTS(config).save_pretrained(tmp_path / "m", inference_only=True)
+    cfg = resolve_config(None, {"mode": "finetune", "init_from": str(tmp_path / "m")},
+                         ["model.vision.conse_residual_scale=0.03"])
+    model = build_model(cfg, log=lambda _: None)
+    assert model.image_projection.residual_scale == model.image_projection_m.residual_scale == 0.03 and model.config.vision.conse_residual_scale == 0.03
+    bad = resolve_config(None, {"mode": "finetune", "init_from": str(tmp_path / "m")},
+                         ["model.vision.model_name=resnet50"])
+    with pytest.raises(CotsError, match="conse_residual_scale"):
+        build_model(bad, log=lambda _: None)
