@@ -73,3 +73,21 @@ def test_frozen_towers_get_no_gradient_and_compute_in_eval_mode(conse):
     assert model.image_projection.residual.weight.grad.abs().sum() > 0  # the residual learns from step 0
     assert model.text_projection.weight.grad.abs().sum() > 0
     assert model.queue.valid_keys().tolist() == caption_keys(["d", "e", "f", "g", "a", "b", "a", "c"]).tolist()
+
+
+def test_strict_load_tolerates_only_the_state_added_later(conse, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from cots_core import ModelLoadError
+    from cots_core.heads import RESIDUAL_KEYS
+    from cots_core.serialization import load_state_dict_file
+
+    conse.save_pretrained(tmp_path)
+    path = tmp_path / "model.safetensors"
+    state = {k: v for k, v in load_file(str(path)).items() if ".residual." not in k and k != "queue.keys"}
+    save_file(state, str(path))  # a training checkpoint written before the residual and the caption keys
+    fresh = COTS(conse.config)
+    load_state_dict_file(fresh, path, strict=True, may_be_missing=RESIDUAL_KEYS + ("queue.keys",))
+    assert not fresh.image_projection.residual.weight.any() and bool((fresh.queue.keys == -1).all())
+    with pytest.raises(ModelLoadError, match="missing"):
+        load_state_dict_file(fresh, path, strict=True)
