@@ -3,8 +3,9 @@ improves text->image search on photos of the same collection that it never train
 
 Data: tests/data/tuxpaint (a small copy of the benchmark of bench/quality_data.py: real object photographs
 from Debian's tuxpaint-stamps-default with their human-written descriptions, split by photo): 90 training
-photos, 40 other photos to search. Runs the real CLI (about a minute of CPU on 2 cores).
-Measured over seeds 0-4 with 1 and 2 threads: see bench/RESULTS.md ("Fine-tuning that transfers").
+photos, 40 other photos to search. Runs the real CLI (2 minutes on a quiet 2-core machine, cots-lite build
+included). Gains measured over seeds 0-4, with 1 and with 2 threads alike: 20, 10, 12.5, 10, 10 (bench/RESULTS.md,
+"Search quality on a real captioned benchmark").
 """
 from __future__ import annotations
 
