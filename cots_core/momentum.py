@@ -22,6 +22,8 @@ def momentum_update(online: nn.Module, momentum: nn.Module, m: float) -> None:
     """theta_m <- m * theta_m + (1 - m) * theta, in place; buffers are copied."""
     online_params = list(online.parameters())
     momentum_params = list(momentum.parameters())
+    if not momentum_params:
+        return
     torch._foreach_mul_(momentum_params, m)
     torch._foreach_add_(momentum_params, online_params, alpha=1.0 - m)
     for online_buffer, momentum_buffer in zip(online.buffers(), momentum.buffers()):
@@ -41,6 +43,8 @@ class FeatureQueue(nn.Module):
         self.register_buffer("image", torch.zeros(size, dim))
         self.register_buffer("text", torch.zeros(size, dim))
         self.register_buffer("similarity", torch.zeros(size))
+        # caption key of each row (model.caption_keys); -1: unknown, equal to no caption
+        self.register_buffer("keys", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
 
@@ -48,18 +52,25 @@ class FeatureQueue(nn.Module):
         count = int(self.filled)
         return self.image[:count], self.text[:count], self.similarity[:count]
 
+    def valid_keys(self) -> torch.Tensor:
+        return self.keys[: int(self.filled)]
+
     @torch.no_grad()
-    def enqueue(self, image: torch.Tensor, text: torch.Tensor, similarity: torch.Tensor) -> None:
+    def enqueue(self, image: torch.Tensor, text: torch.Tensor, similarity: torch.Tensor,
+                keys: torch.Tensor | None = None) -> None:
         """Push a batch (gathered from every rank first, in rank order), overwriting the oldest rows."""
         image = all_gather_no_grad(image.detach().float())
         text = all_gather_no_grad(text.detach().float())
         similarity = all_gather_no_grad(similarity.detach().float())
+        keys = all_gather_no_grad(keys.to(self.keys.device) if keys is not None
+                                  else torch.full((image.shape[0],), -1, dtype=torch.long, device=self.keys.device))
         if image.shape[0] > self.size:  # a batch larger than the queue: keep its newest rows
-            image, text, similarity = image[-self.size:], text[-self.size:], similarity[-self.size:]
+            image, text, similarity, keys = (x[-self.size:] for x in (image, text, similarity, keys))
         count = image.shape[0]
         positions = (int(self.pointer) + torch.arange(count, device=self.image.device)) % self.size
         self.image[positions] = image
         self.text[positions] = text
         self.similarity[positions] = similarity
+        self.keys[positions] = keys
         self.pointer.fill_((int(self.pointer) + count) % self.size)
         self.filled.fill_(min(self.size, int(self.filled) + count))

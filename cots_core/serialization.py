@@ -20,7 +20,10 @@ def save_state_dict_file(state: dict[str, torch.Tensor], path: Path) -> None:
     temporary.replace(path)
 
 
-def load_state_dict_file(model: nn.Module, path: Path, strict: bool = True) -> None:
+def load_state_dict_file(model: nn.Module, path: Path, strict: bool = True,
+                         may_be_missing: tuple[str, ...] = ()) -> None:
+    """Load a safetensors state dict; with ``strict``, keys starting with ``may_be_missing`` (state added in
+    a later version, whose initial value is right for an older checkpoint) may still be absent."""
     if not path.is_file():
         raise ModelLoadError(f"checkpoint file not found: {path}")
     try:
@@ -28,7 +31,7 @@ def load_state_dict_file(model: nn.Module, path: Path, strict: bool = True) -> N
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelLoadError(f"checkpoint file {path} is corrupt or truncated ({error})") from error
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
+    missing = sorted(k for k in set(own) - set(state) if not k.startswith(may_be_missing))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if (strict and (missing or unexpected)) or mismatched:
@@ -42,4 +45,4 @@ def load_state_dict_file(model: nn.Module, path: Path, strict: bool = True) -> N
             problems.append(f"{len(mismatched)} of another shape (e.g. {k}: file {tuple(state[k].shape)}, "
                             f"model {tuple(own[k].shape)})")
         raise ModelLoadError(f"checkpoint file {path} does not match its config: " + "; ".join(problems))
-    model.load_state_dict(state, strict=strict)
+    model.load_state_dict(state, strict=strict and not may_be_missing)

@@ -59,10 +59,18 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
         if not cfg.init_from:
             raise CotsError("finetune needs --from MODEL (a checkpoint folder or a named model such as cots-lite)")
         model = load_model(resolve_model_dir(cfg.init_from))
-        extra = set(cfg.model) - {"loss", "queue"}
-        if extra:
-            raise CotsError(f"finetune can only override model.loss and model.queue, not model.{sorted(extra)[0]}: "
-                            "the architecture comes from the checkpoint")
+        extra = set(cfg.model) - {"loss", "queue", "vision"}
+        vision = dict(cfg.model.get("vision") or {})
+        if extra or set(vision) - {"conse_residual_scale"}:
+            bad = sorted(extra) or [f"vision.{sorted(set(vision) - {'conse_residual_scale'})[0]}"]
+            raise CotsError(f"finetune can only override model.loss, model.queue and "
+                            f"model.vision.conse_residual_scale, not model.{bad[0]}: the architecture comes from "
+                            "the checkpoint")
+        if vision and hasattr(model.image_projection, "residual_scale"):
+            # the residual path of the ConSE bridge (off by default): what lets a fine-tune learn a name
+            model.config = model.config.replace(vision=vision)
+            for projection in (model.image_projection, model.image_projection_m):
+                projection.residual_scale = model.config.vision.conse_residual_scale
         loss = dict(cfg.model.get("loss") or {})
         if "use_mvlm" not in loss and not cfg.tokenizer and not model.has_training_state:
             # an inference-only checkpoint (cots-lite) has no trained dVAE or word head: their losses would
@@ -80,6 +88,9 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
         model = COTS(model_config(cfg), pretrained_backbones=True)
     if cfg.tokenizer:
         load_image_tokenizer(model, cfg.tokenizer)
+    if cfg.optim.tower_lr_scale == 0:  # frozen towers: no gradient, no backward pass through them
+        model.image_encoder.requires_grad_(False)
+        model.text_encoder.requires_grad_(False)
     model.train()
     return model
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cots_core.heads import RESIDUAL_KEYS
 from cots_core.model import WEIGHTS_FILE
 from cots_core.serialization import load_state_dict_file
 from trainer.config import TrainConfig
@@ -82,17 +83,25 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise FileNotFoundError(f"no checkpoint to resume at {path} (expected {TRAINING_STATE} or a {LATEST} file)")
 
 
+BEST = "best"
+
+
 def resolve_model_dir(path: str | Path) -> str:
-    """For ``--model``/``--from``: a run folder means its LATEST checkpoint; names pass through."""
+    """For ``--model``/``--from``: a run folder means its best validated model (RUN/best), else its LATEST
+    checkpoint; names pass through."""
     p = Path(path)
-    if p.is_dir() and not (p / "config.json").is_file() and (p / LATEST).is_file():
-        return str(p / (p / LATEST).read_text().strip())
+    if p.is_dir() and not (p / "config.json").is_file():
+        if (p / BEST / "config.json").is_file():
+            return str(p / BEST)
+        if (p / LATEST).is_file():
+            return str(p / (p / LATEST).read_text().strip())
     return str(path)
 
 
 def load_checkpoint(directory: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
     """Restore everything in place; returns the saved state (``step``, ``extra``). Call RNG restore last."""
-    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True)
+    # a run saved before the ConSE residual and the queue's caption keys existed resumes with them at zero / -1
+    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True, may_be_missing=RESIDUAL_KEYS + ("queue.keys",))
     state = torch.load(directory / TRAINING_STATE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -38,6 +38,9 @@ class OptimConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.01  # cosine floor, as a fraction of lr
     clip_grad: float = 1.0  # max global grad norm; 0 disables
+    # learning rate of the image and text towers as a fraction of `lr` (the rest: projections, the bridge);
+    # 0 freezes the towers (no backward through them: a fine-tune of small data is then fast and stable)
+    tower_lr_scale: float = 1.0
 
 
 @dataclass
@@ -52,6 +55,9 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)
     out: str = "runs/cots"
     steps: int = 1000
+    # when set, steps = epochs x batches per epoch of the training split (the fine-tune default), with a
+    # validation pass after every epoch; RUN/best keeps the best one
+    epochs: float | None = None
     batch_size: int = 32  # per rank, per micro-batch
     grad_accum: int = 1
     seed: int = 0
@@ -136,9 +142,32 @@ def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+# The fine-tuning recipe (`cots train finetune` without tuning flags; chosen on the validation split of
+# the benchmark in bench/quality_finetune.py, bench/RESULTS.md): frozen towers, the bridge and the
+# projections at a high rate, a number of epochs rather than steps, the best epoch on held-out data.
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "optim.lr": 3e-4,
+    "optim.tower_lr_scale": 0.0,
+    "optim.warmup_steps": 10,
+    "data.val_fraction": 0.15,
+}
+
+
+def _given(data: dict[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
 def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | None = None,
                    sets: list[str] | None = None) -> TrainConfig:
-    """Defaults < config file < named overrides (dotted keys, None = not given) < ``--set key=value``."""
+    """Defaults (FINETUNE_DEFAULTS for a fine-tune) < config file < named overrides (dotted keys, None =
+    not given) < ``--set key=value``. A fine-tune given ``steps`` runs that many steps instead of epochs."""
     data: dict[str, Any] = read_config_file(file) if file else {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
@@ -148,6 +177,10 @@ def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | N
             raise ValueError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         set_path(data, key.strip(), parse_value(value.strip()))
+    if data.get("mode") == "finetune":
+        for dotted, value in FINETUNE_DEFAULTS.items():
+            if not _given(data, dotted) and not (dotted == "epochs" and _given(data, "steps")):
+                set_path(data, dotted, value)
     return TrainConfig.from_dict(data)
 
 

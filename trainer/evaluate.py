@@ -21,7 +21,7 @@ def _frames(record: Record, frames: int):
 @torch.no_grad()
 def embed_records(model, records: list[Record], batch_size: int = 64, frames: int = 8,
                   report: LoadReport | None = None):
-    """(item embeddings [N, D], caption embeddings [M, D], caption -> item index [M]).
+    """(item embeddings [N, D], caption embeddings [M, D], caption -> item index [M], caption texts [M]).
 
     Images go through the model's eval ``preprocess``; a video is the mean of its frames'
     embeddings (``model.encode_video``). Unreadable items are left out and counted in ``report``.
@@ -65,7 +65,7 @@ def embed_records(model, records: list[Record], batch_size: int = 64, frames: in
         raise ValueError("nothing to evaluate: no readable item in the validation set")
     caption_vectors = torch.cat([model.encode_texts(texts[i: i + batch_size]).float().cpu()
                                  for i in range(0, len(texts), batch_size)])
-    return torch.stack(item_vectors), caption_vectors, torch.tensor(owners)
+    return torch.stack(item_vectors), caption_vectors, torch.tensor(owners), texts
 
 
 def evaluate_retrieval(model, records: list[Record], batch_size: int = 64, frames: int = 8,
@@ -74,10 +74,10 @@ def evaluate_retrieval(model, records: list[Record], batch_size: int = 64, frame
     was_training = model.training
     model.eval()
     try:
-        items, captions, owners = embed_records(model, records, batch_size, frames, report)
+        items, captions, owners, texts = embed_records(model, records, batch_size, frames, report)
     finally:
         model.train(was_training)
-    metrics = retrieval_metrics(items @ captions.T, owners.numpy())
+    metrics = retrieval_metrics(items @ captions.T, owners.numpy(), texts)
     metrics["n_items"] = int(items.shape[0])
     metrics["n_captions"] = int(captions.shape[0])
     return metrics

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import random
 import signal
 import sys
@@ -75,11 +77,15 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
     try:
         seed_everything(cfg.seed)
         model = build_model(cfg, log if env.is_main else (lambda _: None)).to(env.device)
+        data = None
+        if cfg.epochs and not resume:  # the number of steps follows the data (a resumed run saved its steps)
+            data = build_data(cfg, model, env)
+            cfg = epoch_schedule(cfg, data.n_train, env.world_size)
         optimizer, scheduler = build_optimizer(model, cfg.optim, cfg.steps)
         autocast, scaler = autocast_for(cfg.precision, env.device)
         state = load_checkpoint(resolve_checkpoint(resume), model, optimizer, scheduler, scaler) if resume else None
         start = state["step"] if state else 0
-        data = build_data(cfg, model, env, start_batch=start * cfg.grad_accum)
+        data = data or build_data(cfg, model, env, start_batch=start * cfg.grad_accum)
         if env.is_main:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             cfg.save(cfg.out)
@@ -95,6 +101,15 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
         return loop.run(start, best=(state or {}).get("extra", {}).get("best_rsum"))
     finally:
         cleanup(env)
+
+
+def epoch_schedule(cfg: TrainConfig, n_train: int, world_size: int = 1) -> TrainConfig:
+    """``cfg`` with ``steps`` = epochs x optimizer steps per epoch and a validation pass every epoch."""
+    if n_train < 0:
+        raise ValueError("streamed shards have no epoch length: give --steps")
+    per_epoch = max(1, math.ceil(n_train / (cfg.batch_size * cfg.grad_accum * world_size)))
+    return dataclasses.replace(cfg, steps=max(1, round(cfg.epochs * per_epoch)), epochs=None,
+                               eval_every=cfg.eval_every or per_epoch)
 
 
 class TrainLoop:
@@ -187,6 +202,7 @@ class TrainLoop:
                 best = metrics["rsum"]
                 best_dir = Path(self.cfg.out) / "best"
                 self.model.save_pretrained(best_dir)
+                self.cfg.save(best_dir)  # so `cots eval --model RUN` finds the run's validation split
                 (best_dir / "best_metrics.json").write_text(json.dumps({"step": step, **metrics}, indent=1) + "\n")
         barrier(self.env)
         return metrics, best
@@ -203,6 +219,12 @@ class TrainLoop:
 def run_cli(cfg: TrainConfig, resume: str | None = None) -> int:
     """``cots train pretrain|finetune``: exit 0 when done, 130 when interrupted (checkpoint written)."""
     summary = main(cfg, resume=resume, log=lambda text: print(text, file=sys.stderr))
-    if summary["eval"] and summary["checkpoint"]:
+    best = Path(cfg.out) / "best" / "best_metrics.json"
+    if cfg.mode == "finetune" and not summary["interrupted"] and best.is_file():
+        # a fine-tune's result is its best validated epoch (what `--model RUN` loads too)
+        metrics = json.loads(best.read_text())
+        print(json.dumps({**metrics, "step": summary["step"], "best_step": metrics["step"],
+                          "checkpoint": str(best.parent)}))
+    elif summary["eval"] and summary["checkpoint"]:
         print(json.dumps({"step": summary["step"], "checkpoint": summary["checkpoint"], **summary["eval"]}))
     return 130 if summary["interrupted"] else 0

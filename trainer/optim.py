@@ -11,17 +11,22 @@ from trainer.config import OptimConfig
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "position_embeddings", "token_type_embeddings", "mask_token")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: matrices decay; norms, biases, embeddings of positions and special tokens do not."""
-    decay, no_decay = [], []
+TOWER_PREFIXES = ("image_encoder.", "text_encoder.")  # the online towers (momentum twins take no gradient)
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr: float = 1.0, tower_lr_scale: float = 1.0) -> list[dict]:
+    """Matrices decay; norms, biases, embeddings of positions and special tokens do not. Each of those
+    is split again: the towers learn at ``lr * tower_lr_scale``, everything else (projections, bridge,
+    heads) at ``lr``. Empty groups are left out."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        if parameter.ndim <= 1 or any(key in name for key in NO_DECAY_NAMES):
-            no_decay.append(parameter)
-        else:
-            decay.append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decays = not (parameter.ndim <= 1 or any(key in name for key in NO_DECAY_NAMES))
+        groups.setdefault((name.startswith(TOWER_PREFIXES), decays), []).append(parameter)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0,
+             "lr": lr * (tower_lr_scale if tower else 1.0)}
+            for (tower, decays), params in sorted(groups.items(), key=lambda item: (item[0][0], not item[0][1]))]
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int, floor: float) -> float:
@@ -36,7 +41,8 @@ def cosine_with_warmup(step: int, total: int, warmup: int, floor: float) -> floa
 def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
     """(AdamW, LambdaLR); the scheduler is stepped once per optimizer step."""
     fused = torch.cuda.is_available() and next(model.parameters()).is_cuda
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas),
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.tower_lr_scale), lr=cfg.lr,
+                                  betas=tuple(cfg.betas),
                                   fused=fused or None)
     warmup = min(cfg.warmup_steps, max(0, total_steps - 1))
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -1,10 +1,11 @@
-"""Fine-tuning demonstration (issue: cots-lite): `cots train finetune --from cots-lite` on real captioned
-photos must raise held-out text->image R@1 over cots-lite's zero-shot.
+"""Fine-tuning transfers (issue 10): `cots train finetune --from cots-lite --data FOLDER` with no tuning flags
+improves text->image search on photos of the same collection that it never trained on.
 
-Split "captions" of tests/data/real_photos/finetune: 69 training captions of the 23 photos (random
-resized crops), evaluated on the 52 different queries of queries.json. Runs the real CLI (2-5
-minutes on 2 shared cores). BatchNorm stays in eval mode (VisionConfig.freeze_batchnorm) and masked modelling is off by
-default for an inference-only checkpoint. Measured: 69.2 -> 80.8 (bench/RESULTS.md).
+Data: tests/data/tuxpaint (a small copy of the benchmark of bench/quality_data.py: real object photographs
+from Debian's tuxpaint-stamps-default with their human-written descriptions, split by photo): 90 training
+photos, 40 other photos to search. Runs the real CLI (2 minutes on a quiet 2-core machine, cots-lite build
+included). Gains measured over seeds 0-4, with 1 and with 2 threads alike: 20, 10, 12.5, 10, 10 (bench/RESULTS.md,
+"Search quality on a real captioned benchmark").
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data" / "real_photos" / "finetune"
+DATA = ROOT / "tests" / "data" / "tuxpaint"
+# the sum of text->image R@1, R@5 and R@10 on the 40 unseen photos must rise by at least this much
+MIN_GAIN = 5.0
 
 
 def _cots(*args: str, env: dict[str, str]) -> str:
@@ -29,18 +32,20 @@ def _cots(*args: str, env: dict[str, str]) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
-def test_finetune_from_cots_lite_raises_heldout_text_to_image_r1(tmp_path):
+def test_finetune_with_default_recipe_improves_search_on_unseen_photos(tmp_path):
     env = {**os.environ, "COTS_DATA_DIR": str(tmp_path / "data"), "OMP_WAIT_POLICY": "PASSIVE"}
-    heldout = str(DATA / "heldout_queries.jsonl")
+    seed = os.environ.get("COTS_TEST_SEED", "0")  # the multi-seed check of bench/RESULTS.md sets it
 
-    def t2i_r1(model: str) -> float:
-        return json.loads(_cots("eval", "--model", model, "--data", heldout, "--json", env=env)
-                          .strip().splitlines()[-1])["t2i_r1"]
+    def t2i(model: str) -> dict[str, float]:
+        return json.loads(_cots("eval", "--model", model, "--data", str(DATA / "test"), "--json", env=env)
+                          .strip().splitlines()[-1])
 
-    before = t2i_r1("cots-lite")
+    before = t2i("cots-lite")
     run = tmp_path / "run"
-    _cots("train", "finetune", "--from", "cots-lite", "--data", str(DATA / "train_all_photos.jsonl"),
-          "--val-fraction", "0", "--out", str(run), "--steps", "40", "--batch-size", "12", "--lr", "2e-5",
-          "--warmup", "4", "--save-every", "1000", "--no-progress", env=env)
-    after = t2i_r1(str(run))
-    assert after >= before + 4.0, (before, after)  # at least two more of the 52 queries answered first
+    last = json.loads(_cots("train", "finetune", "--from", "cots-lite", "--data", str(DATA / "train"),
+                            "--out", str(run), "--seed", seed, "--no-progress", env=env).strip().splitlines()[-1])
+    assert last["checkpoint"] == str(run / "best")  # the best validated epoch is the result
+    after = t2i(str(run))
+    gain = sum(after[f"t2i_r{k}"] - before[f"t2i_r{k}"] for k in (1, 5, 10))
+    print(json.dumps({"seed": seed, "before": before, "after": after, "gain": gain}))
+    assert gain >= MIN_GAIN, (before, after)

@@ -75,3 +75,12 @@ def test_shape_errors():
         retrieval_metrics(np.zeros((2, 3)), [0, 1])
     with pytest.raises(ValueError):
         item_to_text_ranks(np.zeros((2, 2)), [0, 0])
+
+
+def test_identical_captions_of_different_items_answer_for_each_other():
+    # two photos captioned "a cow": the query of photo 0 ranks photo 1 first, which is a right answer
+    sim = np.array([[0.5, 0.2, 0.0], [0.9, 0.8, 0.1], [0.0, 0.1, 0.9]])
+    owner, texts = [0, 1, 2], ["A cow.", "a cow.", "A pig."]
+    assert retrieval_metrics(sim, owner)["t2i_r1"] == pytest.approx(200 / 3)
+    with_texts = retrieval_metrics(sim, owner, texts)
+    assert with_texts["t2i_r1"] == 100.0 and with_texts["i2t_r1"] == 100.0
