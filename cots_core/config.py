@@ -50,7 +50,7 @@ class TextConfig:
     # A local folder or hub name with pretrained weights and tokenizer, or None to build from `hf_config`.
     model_name_or_path: str | None = None
     hf_config: dict[str, Any] = field(default_factory=dict)
-    # A vocab file (absolute, or relative to the shipped resources/) for a BERT WordPiece tokenizer.
+    # A vocab file (absolute, or relative to the shipped cots_resources/) for a BERT WordPiece tokenizer.
     vocab_file: str | None = None
     pooling: str = "cls"  # "cls" or "mean"
     max_length: int = 40

@@ -167,11 +167,11 @@ class HFTextEncoder(nn.Module):
 
 
 def shipped_resource(relative: str) -> Path:
-    """A file of the shipped resources/ folder: installed as `cots_resources`, or beside a bare checkout."""
+    """A file of the shipped cots_resources/ folder: installed as `cots_resources`, or beside a bare checkout."""
     try:
         from cots_resources import resource_path
     except ImportError:  # running from a source tree that was not pip-installed
-        return Path(__file__).resolve().parents[1] / "resources" / relative
+        return Path(__file__).resolve().parents[1] / "cots_resources" / relative
     return resource_path(relative)
 
 

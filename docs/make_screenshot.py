@@ -34,7 +34,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--query", default="a cup of coffee")
     parser.add_argument("--model", default="cots-lite")
-    parser.add_argument("--library", default=str(ROOT / "resources" / "sample_library"))
+    parser.add_argument("--library", default=str(ROOT / "cots_resources" / "sample_library"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     args = parser.parse_args()
 

@@ -10,7 +10,7 @@ VOCABULARY_FILES = ("scenes.txt", "imagenet.txt")
 
 @lru_cache(maxsize=1)
 def load_vocabulary() -> tuple[str, ...]:
-    """Every phrase in ``resources/vocabulary/*.txt``, de-duplicated, in file order."""
+    """Every phrase in ``cots_resources/vocabulary/*.txt``, de-duplicated, in file order."""
     seen: set[str] = set()
     phrases: list[str] = []
     for name in VOCABULARY_FILES:

@@ -1,6 +1,6 @@
-"""Rebuild ``resources/sample_library/`` from images that ship inside pip packages (offline).
+"""Rebuild ``cots_resources/sample_library/`` from images that ship inside pip packages (offline).
 
-Run from the repository root: ``python resources/make_sample_library.py`` (needs the ``test`` extra:
+Run from the repository root: ``python cots_resources/make_sample_library.py`` (needs the ``test`` extra:
 scikit-image, scikit-learn, matplotlib). The result is committed; `cots demo` only reads it.
 """
 from __future__ import annotations
