@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import cv2  # noqa: F401 - the headless OpenCV wheel and PySide6 load side by side
 import pytest
+from cots_resources import resource_path
 from PySide6.QtCore import QMimeData, QSettings, Qt, QUrl
 
 from app.gui.engine_service import EngineService
 from app.gui.settings import Settings
 from app.gui.thumbs import ThumbnailCache
 from app.gui.window import MainWindow
-from cots_resources import resource_path
 
 try:
     from tests.app.test_gui import simulate_drop
