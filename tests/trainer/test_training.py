@@ -170,7 +170,7 @@ def test_amf_filters_mostly_mismatched_pairs(noisy_run, record_measure):
     assert precision >= 0.5
 
 
-def test_videos_train_as_frames_and_evaluate_as_frame_means(tmp_path):
+def test_videos_train_and_evaluate_as_frame_means(tmp_path):
     from cots_core import COTS, ModelConfig
     from tests.trainer.conftest import write_image, write_video
     from trainer.data import PairDataset, Record, collate_pairs
@@ -181,8 +181,10 @@ def test_videos_train_as_frames_and_evaluate_as_frame_means(tmp_path):
     image = write_image(tmp_path / "still.png", size=(40, 30))
     records = [Record(str(video), ["a grey clip"], "video"), Record(str(image), ["a red still", "red"], "image")]
     batch = collate_pairs([PairDataset(records, model.train_transform, frames=4)[(i, 0)] for i in range(3)])
-    assert batch["pixels"].shape == (3, 3, 64, 64) and not batch["skipped"]
-    out = model.training_step({"pixels": batch["pixels"], "texts": batch["texts"]})
+    assert batch["pixels"].shape == (6, 3, 64, 64) and not batch["skipped"]  # the clip's 4 frames + 2 stills
+    assert batch["frame_owner"].tolist() == [0, 0, 0, 0, 1, 2]
+    out = model.training_step({"pixels": batch["pixels"], "texts": batch["texts"], "frame_owner": batch["frame_owner"]})
+    assert out["image_embedding"].shape == (3, model.config.embed_dim)
     assert torch.isfinite(out["loss"])
     metrics = evaluate_retrieval(model, records, frames=4)
     assert metrics["n_items"] == 2 and metrics["n_captions"] == 3
