@@ -89,7 +89,7 @@ def table(out: Path) -> str:
         margin = (worst - bound) / abs(bound) if row["kind"] == "min" else (bound - worst) / abs(bound)
         sign = ">=" if row["kind"] == "min" else "<="
         flag = " **(< 20 %)**" if margin < 0.2 else ""
-        lines.append(f"| `{test.split('::')[-1]}` | {name} | {sign} {bound:g} | {worst:.4g} | {best:.4g} | "
+        lines.append(f"| `{test.split('::')[-1]}` | {name.replace('|', '&#124;')} | {sign} {bound:g} | {worst:.4g} | {best:.4g} | "
                      f"{len(values)} | {100 * margin:.0f} %{flag} |")
     failed = [f"{g} seed {r['seed']} threads {r['threads']}" for g, rs in runs.items() for r in rs if not r["passed"]]
     lines.append("")
