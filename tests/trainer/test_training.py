@@ -145,15 +145,18 @@ def noisy_run(tmp_path_factory, seed_offset):
 
 @pytest.mark.slow
 def test_learning_beats_untrained_and_chance(noisy_run, record_measure):
-    chance = 100.0 / noisy_run["trained"]["n_items"]
-    before, after = noisy_run["untrained"]["t2i_r1"], noisy_run["trained"]["t2i_r1"]
-    print(f"\nheld-out t2i R@1: untrained {before:.1f}%, trained {after:.1f}%, chance {chance:.1f}%; "
-          f"trained rsum {noisy_run['trained']['rsum']:.1f} vs {noisy_run['untrained']['rsum']:.1f}")
-    record_measure("t2i R@1 / chance", after / chance, 3.0, "min")
-    record_measure("rsum gain", noisy_run["trained"]["rsum"] - noisy_run["untrained"]["rsum"], 50.0, "min")
-    assert after >= 3 * chance
-    assert after > before
-    assert noisy_run["trained"]["rsum"] >= noisy_run["untrained"]["rsum"] + 50
+    """rsum (R@1/5/10 both ways), not R@1 alone: on 50 held-out items one R@1 hit is 2 points, as much
+    as chance itself, so "R@1 >= 3x chance" passed or failed with one query (seeds 0-3: 3, 5, 5, 2x)."""
+    trained, untrained = noisy_run["trained"], noisy_run["untrained"]
+    n_items = trained["n_items"]
+    assert trained["n_captions"] == n_items  # one caption per item: chance R@K = K / n both ways
+    chance_rsum = 2 * sum(100.0 * min(k, n_items) / n_items for k in (1, 5, 10))
+    print(f"\nheld-out rsum: untrained {untrained['rsum']:.1f}, trained {trained['rsum']:.1f}, "
+          f"chance {chance_rsum:.1f}; t2i R@1 {untrained['t2i_r1']:.1f} -> {trained['t2i_r1']:.1f}")
+    record_measure("rsum / chance rsum", trained["rsum"] / chance_rsum, 2.0, "min")
+    record_measure("rsum gain", trained["rsum"] - untrained["rsum"], 50.0, "min")
+    assert trained["rsum"] >= 2 * chance_rsum
+    assert trained["rsum"] >= untrained["rsum"] + 50
 
 
 @pytest.mark.slow
