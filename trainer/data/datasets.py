@@ -45,8 +45,9 @@ class PairDataset(Dataset):
 
     A video pair's ``pixels`` are its N evenly spaced frames [N, 3, S, S] (one augmentation draw for all),
     trained as the mean of their embeddings, the representation search uses. A file that fails to
-    decode is replaced by the next pair, and the reason rides along in the sample's ``skipped`` list, so batches keep their size (DDP gathers need equal shapes) and the
-    counts reach the main process even from worker processes.
+    decode is replaced by the next pair, and the reason rides along in the sample's ``skipped`` list,
+    so batches keep their size (DDP gathers need equal shapes) and the counts reach the main process
+    even from worker processes.
     """
 
     def __init__(self, records: list[Record], transform: Callable, seed: int = 0, frames: int = 8,
@@ -94,8 +95,7 @@ def collate_pairs(samples: list[dict]) -> dict:
     [frames] the pair of each (``COTS.training_step`` averages a pair's frame embeddings)."""
     clips = [s["pixels"] if s["pixels"].dim() == 4 else s["pixels"][None] for s in samples]
     batch = {
-        "pixels": torch.cat(clips) if any(s["pixels"].dim() == 4 for s in samples)
-        else torch.stack([s["pixels"] for s in samples]),
+        "pixels": torch.cat(clips),
         "texts": [s["text"] for s in samples],
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
         "paths": [s["path"] for s in samples],
