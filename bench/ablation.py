@@ -2,7 +2,8 @@
 
 Rows, same data, seed and steps: MCL only; + CMLM/CMVM (token level); + KL (task level); + AMF
 (full COTS). Trains on a synthetic set with ``--noise`` mismatched captions and reports R@1/5/10 both
-ways on a clean held-out synthetic set.
+ways on a clean held-out synthetic set. CMVM needs a trained dVAE (``--tokenizer``, from
+``cots train tokenizer``): without one the trainer switches CMVM off and the token-level row is CMLM only.
 
     python bench/ablation.py --steps 800 --n 4000 --batch-size 64 --out runs/ablation
 """
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="ModelConfig overrides for every row (the tiny preset's [CLS] starts nearly constant)")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--device", default="auto")
+    p.add_argument("--tokenizer", help="trained dVAE folder for CMVM targets (without it CMVM is off)")
     p.add_argument("--out", default="runs/ablation")
     p.add_argument("--json", help="write results here after every row")
     p.add_argument("--rows", default="0,1,2,3", help="which rows to run (indices)")
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         name, flags = ROWS[index]
         cfg = TrainConfig(
             preset=args.preset, out=str(out / f"row{index}"), steps=args.steps, batch_size=args.batch_size,
-            seed=args.seed, device=args.device, log_every=50, save_every=0, eval_every=0, progress=False,
+            seed=args.seed, device=args.device, tokenizer=args.tokenizer, log_every=50, save_every=0, eval_every=0, progress=False,
             model={**base_model, "loss": {**base_model.get("loss", {}), **flags}},
             data=DataConfig(train=str(train_dir), val=str(val_dir), augment=False, num_workers=args.workers,
                             max_val_items=args.n_val),

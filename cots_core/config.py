@@ -71,7 +71,10 @@ class QueueConfig:
 @dataclass
 class LossConfig:
     use_mcl: bool = True
-    use_mvlm: bool = True
+    use_mvlm: bool = True  # token level: CMLM and CMVM
+    # CMVM predicts the dVAE's token ids: meaningless without a trained tokenizer, so a run without one
+    # saves False here (the checkpoint's config says which losses were trained)
+    use_cmvm: bool = True
     use_kl: bool = True
     use_amf: bool = True
     w_token: float = 1.0

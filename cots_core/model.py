@@ -175,18 +175,24 @@ class COTS(nn.Module):
         momentum_update(self.text_encoder, self.text_encoder_m, m)
         momentum_update(self.text_projection, self.text_projection_m, m)
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        return self.training_step(batch)
+    def forward(self, batch: dict[str, Any], update_momentum: bool = True) -> dict[str, torch.Tensor]:
+        return self.training_step(batch, update_momentum)
 
-    def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: dict[str, Any], update_momentum: bool = True) -> dict[str, torch.Tensor]:
         """All COTS objectives on one batch; enqueues the batch's momentum features afterwards.
 
         The EMA update of the momentum encoders happens first (as in ALBEF), so a trainer only has to
-        call backward() and step its optimizer.
+        call backward() and step its optimizer. With gradient accumulation, pass ``update_momentum``
+        True on the first micro-batch of an optimiser step only: one EMA update per optimiser step.
+        A video pair brings several frames: ``frame_owner`` [N] gives each row of ``pixels`` [N, 3, S, S]
+        its pair (contiguous), and the pair's embedding is the mean of its frames' embeddings, as in
+        ``encode_video``; the token-level losses use each pair's first frame.
         """
         cfg = self.config
         device = self.device
         pixels = batch["pixels"].to(device)
+        owner = batch.get("frame_owner")
+        owner = owner.to(device) if owner is not None else None
         if "input_ids" in batch:
             input_ids, attention_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         else:
@@ -195,18 +201,19 @@ class COTS(nn.Module):
 
         image_out = self.image_encoder(pixels)
         text_out = self.text_encoder(input_ids, attention_mask)
-        v = F.normalize(self.image_projection(image_out.global_feature).float(), dim=-1)
+        v = mean_per_pair(F.normalize(self.image_projection(image_out.global_feature).float(), dim=-1), owner)
         t = F.normalize(self.text_projection(text_out.global_feature).float(), dim=-1)
         keys = caption_keys(batch["texts"]).to(device) if "texts" in batch else None
 
         with torch.no_grad():
-            self.momentum_update()
+            if update_momentum:
+                self.momentum_update()
             # a frozen tower's momentum twin holds the same weights: reuse its output instead of a second pass
             image_m = image_out.global_feature if _is_frozen(self.image_encoder) \
                 else self.image_encoder_m(pixels).global_feature
             text_m = text_out.global_feature if _is_frozen(self.text_encoder) \
                 else self.text_encoder_m(input_ids, attention_mask).global_feature
-            v_m = F.normalize(self.image_projection_m(image_m.detach()).float(), dim=-1)
+            v_m = mean_per_pair(F.normalize(self.image_projection_m(image_m.detach()).float(), dim=-1), owner)
             t_m = F.normalize(self.text_projection_m(text_m.detach()).float(), dim=-1)
             pair_sim = (v_m * t_m).sum(dim=1)
             # clones: the queues are overwritten in place at the end of this step, before backward()
@@ -230,9 +237,12 @@ class COTS(nn.Module):
         loss_kl = losses.kl_alignment_loss(v[keep], t[keep], queue_image, queue_text, tau) \
             if cfg.loss.use_kl else zero
         if cfg.loss.use_mvlm:
-            loss_cmlm = self._cmlm(input_ids, attention_mask, image_out.global_feature, keep)
+            image_global = mean_per_pair(image_out.global_feature, owner, normalize=False)
+            loss_cmlm = self._cmlm(input_ids, attention_mask, image_global, keep)
             visual_tokens = batch.get("visual_tokens")
-            loss_cmvm = self._cmvm(pixels, visual_tokens, text_out.global_feature, keep)
+            first_frames = pixels if owner is None else pixels[first_frame_of_each_pair(owner)]
+            loss_cmvm = self._cmvm(first_frames, visual_tokens, text_out.global_feature, keep) \
+                if cfg.loss.use_cmvm else zero
         else:
             loss_cmlm = loss_cmvm = zero
         loss = loss_mcl + cfg.loss.w_token * (loss_cmlm + loss_cmvm) + cfg.loss.w_kl * loss_kl
@@ -242,7 +252,7 @@ class COTS(nn.Module):
             "loss": loss, "loss_mcl": loss_mcl, "loss_kl": loss_kl,
             "loss_cmlm": loss_cmlm, "loss_cmvm": loss_cmvm,
             "amf_kept": keep.float().mean().detach(), "amf_threshold": threshold.detach().to(device),
-            "amf_keep_mask": keep.detach(), "pair_similarity": pair_sim.detach(),
+            "amf_keep_mask": keep.detach(), "pair_similarity": pair_sim.detach(), "image_embedding": v.detach(),
         }
 
     def _cmlm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_global: torch.Tensor,
@@ -343,6 +353,23 @@ def caption_keys(texts: list[str]) -> torch.Tensor:
     return torch.tensor([int.from_bytes(hashlib.blake2b(" ".join(text.lower().split()).encode(),
                                                         digest_size=8).digest(), "little") >> 1
                          for text in texts], dtype=torch.long)
+
+
+def mean_per_pair(features: torch.Tensor, owner: torch.Tensor | None, normalize: bool = True) -> torch.Tensor:
+    """Rows [N, D] averaged per pair (``owner`` [N], pairs 0..P-1): a video pair's frames become one
+    row, renormalised when ``normalize`` (as ``COTS.encode_video``). ``owner`` None: one row per pair."""
+    if owner is None:
+        return features
+    pairs = int(owner.max()) + 1
+    sums = features.new_zeros(pairs, features.shape[1]).index_add(0, owner, features)
+    means = sums / torch.bincount(owner, minlength=pairs).clamp(min=1).unsqueeze(1).to(features.dtype)
+    return F.normalize(means, dim=-1) if normalize else means
+
+
+def first_frame_of_each_pair(owner: torch.Tensor) -> torch.Tensor:
+    """Row index of each pair's first frame, for ``owner`` [N] sorted by pair."""
+    counts = torch.bincount(owner)
+    return torch.cumsum(counts, 0) - counts
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:

@@ -1,7 +1,42 @@
+import json
 import os
+
+import pytest
 
 # Nothing in the test suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see app/cli.py
+
+# bench/threshold_audit.py reruns the tests that assert learning or quality with other seeds and
+# thread counts, and collects what they measured (see bench/RESULTS.md, "Learning and quality thresholds").
+SEED_ENV = "COTS_TEST_SEED"
+MEASURES_ENV = "COTS_TEST_MEASURES"
+
+
+@pytest.fixture(scope="session")
+def seed_offset() -> int:
+    """Added to a quality test's own seeds: 0 (the committed seeds) unless COTS_TEST_SEED says otherwise."""
+    return int(os.environ.get(SEED_ENV, "0"))
+
+
+@pytest.fixture
+def record_measure(request, record_property, seed_offset):
+    """record_measure(name, value, bound, kind): what a threshold assertion compared, for the audit.
+
+    kind "min": the test asserts value >= bound; "max": value <= bound. Always a junit property; also a
+    JSON line in the file named by COTS_TEST_MEASURES when that is set.
+    """
+    def record(name: str, value: float, bound: float, kind: str) -> None:
+        if kind not in ("min", "max"):
+            raise ValueError(f"kind must be 'min' or 'max', got {kind!r}")
+        entry = {"test": request.node.nodeid, "name": name, "value": float(value), "bound": float(bound),
+                 "kind": kind, "seed_offset": seed_offset, "threads": os.environ.get("OMP_NUM_THREADS")}
+        record_property(name, entry)
+        path = os.environ.get(MEASURES_ENV)
+        if path:
+            with open(path, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+    return record

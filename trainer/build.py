@@ -91,8 +91,25 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
     if cfg.optim.tower_lr_scale == 0:  # frozen towers: no gradient, no backward pass through them
         model.image_encoder.requires_grad_(False)
         model.text_encoder.requires_grad_(False)
+    _cmvm_only_with_a_trained_tokenizer(model, cfg, log)
     model.train()
     return model
+
+
+def _cmvm_only_with_a_trained_tokenizer(model: COTS, cfg: TrainConfig, log: Callable[[str], None]) -> None:
+    """CMVM's targets are the dVAE's token ids: without a trained dVAE (--tokenizer, or a checkpoint that
+    trained CMVM with one) they are the argmax of random weights, so CMVM is switched off, and the saved
+    config says so (``loss.use_cmvm: false``). Refused if asked for explicitly."""
+    loss = model.config.loss
+    inherited = cfg.mode == "finetune" and model.has_training_state and loss.use_cmvm
+    if cfg.tokenizer or inherited or not (loss.use_mvlm and loss.use_cmvm):
+        return
+    if (cfg.model.get("loss") or {}).get("use_cmvm") is True:
+        raise CotsError("model.loss.use_cmvm=true needs a trained image tokenizer: train one with "
+                        "`cots train tokenizer --data DIR --out TOK` and pass --tokenizer TOK")
+    model.config = model.config.replace(loss={"use_cmvm": False})
+    log("no trained image tokenizer (--tokenizer): CMVM (masked image modelling) is off; "
+        "train one with `cots train tokenizer` and pass --tokenizer DIR to use it")
 
 
 def load_image_tokenizer(model: COTS, directory: str) -> None:

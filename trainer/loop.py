@@ -163,13 +163,14 @@ class TrainLoop:
             for reason in batch["skipped"]:
                 self.data.report.skip(reason)
             inputs = {"pixels": batch["pixels"].to(self.env.device, non_blocking=True), "texts": batch["texts"]}
-            if "visual_tokens" in batch:
-                inputs["visual_tokens"] = batch["visual_tokens"].to(self.env.device)
+            for key in ("visual_tokens", "frame_owner"):  # frame_owner: video pairs bring all their frames
+                if key in batch:
+                    inputs[key] = batch[key].to(self.env.device)
             last = micro == cfg.grad_accum - 1
             sync = contextlib.nullcontext() if last or not self.env.distributed else self.wrapped.no_sync()
             with sync:
-                with self.autocast():
-                    out = self.wrapped(inputs)
+                with self.autocast():  # one momentum (EMA) update per optimiser step, not per micro-batch
+                    out = self.wrapped(inputs, update_momentum=micro == 0)
                 loss = out["loss"] / cfg.grad_accum
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             for key in LOSS_KEYS:

@@ -17,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Open the window; the model and library load in the background."""
+    from app.gui.platform_check import xcb_problem
+    from cots_core.errors import CotsError
+
+    problem = xcb_problem()  # before Qt: a missing xcb library makes Qt abort with its own text
+    if problem:
+        raise CotsError(problem)
     from PySide6.QtWidgets import QApplication
 
     from app.gui.engine_service import EngineService

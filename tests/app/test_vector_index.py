@@ -18,8 +18,8 @@ def _unit(rng, n, d=384):
 
 
 @pytest.mark.slow  # about a minute to build on two busy cores
-def test_hnsw_recall_at_10_on_20k_random_384d_vectors():
-    rng = np.random.default_rng(0)
+def test_hnsw_recall_at_10_on_20k_random_384d_vectors(seed_offset, record_measure):
+    rng = np.random.default_rng(seed_offset)
     data, queries = _unit(rng, 20_000), _unit(rng, 200)
     index = VectorIndex(384, HnswParams(), capacity=20_000)
     ids = np.arange(1, 20_001) * 3  # labels are arbitrary row ids, not positions
@@ -30,6 +30,7 @@ def test_hnsw_recall_at_10_on_20k_random_384d_vectors():
         found, _ = index.search(q, 10, exact=False)
         hits += len(set(found.tolist()) & set(ids[expected].tolist()))
     recall = hits / (10 * len(queries))
+    record_measure("miss rate (1 - recall@10)", 1 - recall, 0.05, "max")  # recall is capped at 1: audit the misses
     assert recall >= 0.95, recall
 
 

@@ -13,26 +13,32 @@ def test_dvae_grid_matches_the_image_tower():
     assert tokens.max() < model.config.tokenizer.vocab_size
 
 
-def test_dvae_learns_to_reconstruct_and_round_trips(tmp_path):
-    torch.manual_seed(0)
+def test_dvae_learns_to_reconstruct_and_round_trips(tmp_path, seed_offset, record_measure):
+    torch.manual_seed(seed_offset)
     dvae = DiscreteVAE(TokenizerConfig(vocab_size=32, hidden_dim=16, codebook_dim=16), 32, (4, 4))
     # images made of 8x8 cells of four flat colours: exactly what a 4x4 token grid can describe
     palette = torch.tensor([[1.0, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, 1, 1]])
     cells = palette[torch.randint(4, (8, 4, 4))].permute(0, 3, 1, 2)
     images = cells.repeat_interleave(8, dim=2).repeat_interleave(8, dim=3)
     optimizer = torch.optim.Adam(dvae.parameters(), lr=3e-3)
-    first = None
-    for step in range(150):
-        out = dvae(images, tau=dvae.tau_at(step / 150))
+    # A constant temperature: annealing it down within a few hundred steps freezes the token assignment
+    # early, and whether colours then share a token is luck (final/first ratio 0.03 to 0.47 over seeds).
+    for _ in range(300):
+        out = dvae(images, tau=1.0)
         optimizer.zero_grad()
         out["loss"].backward()
         optimizer.step()
-        first = first if first is not None else out["recon_loss"].item()
-    assert out["recon_loss"].item() < 0.3 * first
+    # What a tokenizer is for: its discrete ids alone rebuild the image. Against the error of the best
+    # constant image (the images' variance), not against a first noisy training step.
+    tokens = dvae.codebook_indices(images)
+    token_error = torch.nn.functional.mse_loss(dvae.decode_indices(tokens), images).item()
+    ratio = token_error / images.var(correction=0).item()
+    record_measure("token reconstruction MSE / image variance", ratio, 0.3, "max")
+    assert ratio < 0.3
     dvae.save_pretrained(tmp_path / "tok")
     loaded = DiscreteVAE.from_pretrained(tmp_path / "tok")
-    assert torch.equal(loaded.codebook_indices(images), dvae.codebook_indices(images))
-    assert loaded.decode_indices(dvae.codebook_indices(images)).shape == images.shape
+    assert torch.equal(loaded.codebook_indices(images), tokens)
+    assert loaded.decode_indices(tokens).shape == images.shape
 
 
 def test_dvae_missing_or_bad_grid():

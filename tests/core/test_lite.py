@@ -154,11 +154,13 @@ def test_real_model_keeps_the_imagenet_classifier_and_a_7x7_token_grid(cots_lite
 
 
 @pytest.mark.slow
-def test_real_model_zero_shot_retrieval_floor_on_real_photos(cots_lite):
+def test_real_model_zero_shot_retrieval_floor_on_real_photos(cots_lite, record_measure):
     model, _ = cots_lite
     images, queries, owner = _eval_set()
     sim = model.encode_pil(images) @ model.encode_texts(queries).t()
     recalls = _recalls(sim, owner)
+    for key, floor in FLOOR.items():
+        record_measure(key, recalls[key], floor, "min")
     for key, floor in FLOOR.items():
         assert recalls[key] >= floor, recalls
 

@@ -16,8 +16,8 @@ def test_block_mask_small_grid_masks_at_least_one():
     assert int(mask.sum()) == 1
 
 
-def test_bert_masking_rule():
-    generator = torch.Generator().manual_seed(0)
+def test_bert_masking_rule(seed_offset, record_measure):
+    generator = torch.Generator().manual_seed(seed_offset)
     ids = torch.randint(10, 1000, (200, 50))
     ids[:, 0], ids[:, -1] = 2, 3  # [CLS], [SEP]
     attention = torch.ones_like(ids)
@@ -25,12 +25,17 @@ def test_bert_masking_rule():
                                 probability=0.15, generator=generator)
     chosen = labels != -100
     assert not chosen[:, 0].any() and not chosen[:, -1].any()  # specials never chosen
-    assert abs(chosen.float().mean().item() - 0.15 * 48 / 50) < 0.02
+    chosen_error = abs(chosen.float().mean().item() - 0.15 * 48 / 50)
+    record_measure("|chosen rate - 0.144|", chosen_error, 0.02, "max")
+    assert chosen_error < 0.02
     assert torch.equal(labels[chosen], ids[chosen])
     became_mask = (masked == 4) & chosen
     unchanged = (masked == ids) & chosen
-    assert abs(became_mask.sum().item() / chosen.sum().item() - 0.8) < 0.05
-    assert abs(unchanged.sum().item() / chosen.sum().item() - 0.1) < 0.05  # (+ random draws of the same id)
+    mask_error = abs(became_mask.sum().item() / chosen.sum().item() - 0.8)
+    unchanged_error = abs(unchanged.sum().item() / chosen.sum().item() - 0.1)  # (+ random draws of the same id)
+    record_measure("|[MASK] share - 0.8|", mask_error, 0.05, "max")
+    record_measure("|unchanged share - 0.1|", unchanged_error, 0.05, "max")
+    assert mask_error < 0.05 and unchanged_error < 0.05
     assert torch.equal(masked[~chosen], ids[~chosen])
 
 

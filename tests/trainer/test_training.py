@@ -107,7 +107,7 @@ def test_ddp_two_gloo_processes_match_single_process_queue(tmp_path, small_synth
 
 
 @pytest.fixture(scope="module")
-def noisy_run(tmp_path_factory):
+def noisy_run(tmp_path_factory, seed_offset):
     """Pre-train `tiny` on 30% mismatched synthetic captions, validating on a clean held-out set.
 
     Single-group scenes; MCL + KL + AMF (the token-level losses double the step cost and are covered by the resume and CLI
@@ -116,8 +116,8 @@ def noisy_run(tmp_path_factory):
     from trainer.loop import main
 
     root = tmp_path_factory.mktemp("noisy")
-    generate_synthetic(400, root / "train", noise=0.3, seed=11, size=64, max_groups=1)
-    generate_synthetic(50, root / "val", noise=0.0, seed=12, size=64, max_groups=1)
+    generate_synthetic(400, root / "train", noise=0.3, seed=11 + seed_offset, size=64, max_groups=1)
+    generate_synthetic(50, root / "val", noise=0.0, seed=12 + seed_offset, size=64, max_groups=1)
     mismatched = load_mismatched(root / "train")
     filtered: list[bool] = []  # for each pair AMF dropped once the queue was warm: was it mismatched?
     kept_noisy = 0
@@ -132,7 +132,7 @@ def noisy_run(tmp_path_factory):
             else:
                 filtered.append(path in mismatched)
 
-    cfg = make_cfg(root / "run", root / "train", steps=LEARN_STEPS, batch_size=32, log_every=20,
+    cfg = make_cfg(root / "run", root / "train", steps=LEARN_STEPS, batch_size=32, log_every=20, seed=seed_offset,
                    data=DataConfig(train=str(root / "train"), val=str(root / "val"), augment=False),
                    optim=OptimConfig(lr=2e-3, warmup_steps=10),
                    model={"text": {"pooling": "mean"}, "loss": {"use_mvlm": False, "amf_k": AMF_K}})
@@ -144,29 +144,36 @@ def noisy_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_learning_beats_untrained_and_chance(noisy_run):
-    chance = 100.0 / noisy_run["trained"]["n_items"]
-    before, after = noisy_run["untrained"]["t2i_r1"], noisy_run["trained"]["t2i_r1"]
-    print(f"\nheld-out t2i R@1: untrained {before:.1f}%, trained {after:.1f}%, chance {chance:.1f}%; "
-          f"trained rsum {noisy_run['trained']['rsum']:.1f} vs {noisy_run['untrained']['rsum']:.1f}")
-    assert after >= 3 * chance
-    assert after > before
-    assert noisy_run["trained"]["rsum"] >= noisy_run["untrained"]["rsum"] + 50
+def test_learning_beats_untrained_and_chance(noisy_run, record_measure):
+    """rsum (R@1/5/10 both ways), not R@1 alone: on 50 held-out items one R@1 hit is 2 points, as much
+    as chance itself, so "R@1 >= 3x chance" passed or failed with one query (seeds 0-3: 3, 5, 5, 2x)."""
+    trained, untrained = noisy_run["trained"], noisy_run["untrained"]
+    n_items = trained["n_items"]
+    assert trained["n_captions"] == n_items  # one caption per item: chance R@K = K / n both ways
+    chance_rsum = 2 * sum(100.0 * min(k, n_items) / n_items for k in (1, 5, 10))
+    print(f"\nheld-out rsum: untrained {untrained['rsum']:.1f}, trained {trained['rsum']:.1f}, "
+          f"chance {chance_rsum:.1f}; t2i R@1 {untrained['t2i_r1']:.1f} -> {trained['t2i_r1']:.1f}")
+    record_measure("rsum / chance rsum", trained["rsum"] / chance_rsum, 2.0, "min")
+    record_measure("rsum gain", trained["rsum"] - untrained["rsum"], 50.0, "min")
+    assert trained["rsum"] >= 2 * chance_rsum
+    assert trained["rsum"] >= untrained["rsum"] + 50
 
 
 @pytest.mark.slow
-def test_amf_filters_mostly_mismatched_pairs(noisy_run):
+def test_amf_filters_mostly_mismatched_pairs(noisy_run, record_measure):
     filtered = noisy_run["filtered"]
     precision = sum(filtered) / max(1, len(filtered))
     noisy_total = sum(filtered) + noisy_run["kept_noisy"]
     recall = sum(filtered) / max(1, noisy_total)
     print(f"\nAMF after warm-up: filtered {len(filtered)} pairs, precision {precision:.2f}, recall {recall:.2f} "
           f"(noise rate 0.30)")
+    record_measure("pairs filtered", len(filtered), 10, "min")
+    record_measure("AMF precision", precision, 0.5, "min")
     assert len(filtered) >= 10
     assert precision >= 0.5
 
 
-def test_videos_train_as_frames_and_evaluate_as_frame_means(tmp_path):
+def test_videos_train_and_evaluate_as_frame_means(tmp_path):
     from cots_core import COTS, ModelConfig
     from tests.trainer.conftest import write_image, write_video
     from trainer.data import PairDataset, Record, collate_pairs
@@ -177,8 +184,10 @@ def test_videos_train_as_frames_and_evaluate_as_frame_means(tmp_path):
     image = write_image(tmp_path / "still.png", size=(40, 30))
     records = [Record(str(video), ["a grey clip"], "video"), Record(str(image), ["a red still", "red"], "image")]
     batch = collate_pairs([PairDataset(records, model.train_transform, frames=4)[(i, 0)] for i in range(3)])
-    assert batch["pixels"].shape == (3, 3, 64, 64) and not batch["skipped"]
-    out = model.training_step({"pixels": batch["pixels"], "texts": batch["texts"]})
+    assert batch["pixels"].shape == (6, 3, 64, 64) and not batch["skipped"]  # the clip's 4 frames + 2 stills
+    assert batch["frame_owner"].tolist() == [0, 0, 0, 0, 1, 2]
+    out = model.training_step({"pixels": batch["pixels"], "texts": batch["texts"], "frame_owner": batch["frame_owner"]})
+    assert out["image_embedding"].shape == (3, model.config.embed_dim)
     assert torch.isfinite(out["loss"])
     metrics = evaluate_retrieval(model, records, frames=4)
     assert metrics["n_items"] == 2 and metrics["n_captions"] == 3

@@ -12,10 +12,21 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from trainer.data.media import MediaError, load_image, read_video_frame
+from trainer.data.media import MediaError, load_image, read_video_frame, read_video_frames
 from trainer.data.records import Record
 
 MAX_REPLACEMENTS = 16
+
+
+def load_frames(record: Record, frames: int = 8) -> list:
+    """The record's image (a list of one), or its video's N evenly spaced frames, as RGB PIL."""
+    if record.kind != "video":
+        return [load_frame(record, frames)]
+    if record.payload is not None:
+        from trainer.data.webdataset import decode_record
+
+        return decode_record(record, frames)
+    return read_video_frames(record.path, frames)
 
 
 def load_frame(record: Record, frames: int = 8, which: int = 0):
@@ -32,9 +43,11 @@ def load_frame(record: Record, frames: int = 8, which: int = 0):
 class PairDataset(Dataset):
     """One sample per (item, caption) pair. Indexed by ``(pair, epoch)`` (or a plain pair index, epoch 0).
 
-    A file that fails to decode is replaced by the next pair, and the reason rides along in the
-    sample's ``skipped`` list, so batches keep their size (DDP gathers need equal shapes) and the
-    counts reach the main process even from worker processes.
+    A video pair's ``pixels`` are its N evenly spaced frames [N, 3, S, S] (one augmentation draw for all),
+    trained as the mean of their embeddings, the representation search uses. A file that fails to
+    decode is replaced by the next pair, and the reason rides along in the sample's ``skipped`` list,
+    so batches keep their size (DDP gathers need equal shapes) and the counts reach the main process
+    even from worker processes.
     """
 
     def __init__(self, records: list[Record], transform: Callable, seed: int = 0, frames: int = 8,
@@ -57,14 +70,16 @@ class PairDataset(Dataset):
             record = self.records[r]
             seed = zlib.crc32(f"{self.seed}:{epoch}:{pair}".encode())
             try:
-                which = 0 if self.visual_tokens is not None else seed % self.frames
-                image = load_frame(record, self.frames, which)
+                images = load_frames(record, self.frames)
             except MediaError as error:
                 skipped.append(error.reason)
                 continue
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                pixels = self.transform(image)
+            frames = []
+            for image in images:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)  # the same crop and flip for every frame of a video
+                    frames.append(self.transform(image))
+            pixels = torch.stack(frames) if record.kind == "video" else frames[0]
             sample = {"pixels": pixels, "text": record.captions[c], "index": pair, "path": record.path,
                       "skipped": skipped}
             if self.visual_tokens is not None:
@@ -74,9 +89,13 @@ class PairDataset(Dataset):
 
 
 def collate_pairs(samples: list[dict]) -> dict:
-    """Stack pixels; keep texts, pair indices, paths and the skip reasons of the whole batch."""
+    """Stack pixels; keep texts, pair indices, paths and the skip reasons of the whole batch.
+
+    With video pairs in the batch, ``pixels`` holds every frame, pair after pair, and ``frame_owner``
+    [frames] the pair of each (``COTS.training_step`` averages a pair's frame embeddings)."""
+    clips = [s["pixels"] if s["pixels"].dim() == 4 else s["pixels"][None] for s in samples]
     batch = {
-        "pixels": torch.stack([s["pixels"] for s in samples]),
+        "pixels": torch.cat(clips),
         "texts": [s["text"] for s in samples],
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
         "paths": [s["path"] for s in samples],
@@ -84,6 +103,9 @@ def collate_pairs(samples: list[dict]) -> dict:
     }
     if "visual_tokens" in samples[0]:
         batch["visual_tokens"] = torch.stack([s["visual_tokens"] for s in samples])
+    if batch["pixels"].shape[0] != len(samples):
+        batch["frame_owner"] = torch.repeat_interleave(torch.arange(len(samples)),
+                                                       torch.tensor([len(c) for c in clips]))
     return batch
 
 

@@ -227,11 +227,13 @@ class ShardStream(IterableDataset):
         record, caption = item
         seed = zlib.crc32(f"{self.seed}:{epoch}:{record.path}:{caption}".encode())
         try:
-            which = seed % self.frames if record.kind == "video" else None
-            image = decode_record(record, self.frames, which)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                pixels = self.transform(image)
+            images = decode_record(record, self.frames) if record.kind == "video" else [decode_record(record)]
+            frames = []
+            for image in images:  # a video: all its frames, one augmentation draw (as PairDataset)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    frames.append(self.transform(image))
+            pixels = torch.stack(frames) if record.kind == "video" else frames[0]
         except MediaError as error:
             report.skip(error.reason, str(error).split(": ", 1)[-1])
             return None
