@@ -19,9 +19,13 @@ from cots_core import COTS, ModelConfig, ModelLoadError, lite, load_model
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "real_photos"
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
-# Measured on tests/data/real_photos (23 photos, 52 queries): t2i R@1 69.2, R@5 88.5, i2t R@1 73.9.
-# Floors leave about two queries (t2i) or one photo (i2t) of slack for numeric differences between CPUs.
+# Measured on tests/data/real_photos (23 photos, 52 queries): t2i R@1 69.2, R@5 88.5, i2t R@1 73.9; with
+# near-ties counted against the model (TIE_TOLERANCE) 67.3 / 88.5 / 73.9. The weights are fixed, so the only
+# thing another machine changes is float rounding (~1e-6): a wrong photo scoring within TIE_TOLERANCE of
+# the right one already counts as ranked above it, so rounding cannot lower these numbers. The floors
+# then guard the bridge's recipe (the plain ConSE floor scores 55.8 / 75.0 / 56.5, bench/RESULTS.md).
 FLOOR = {"t2i_r1": 65.0, "t2i_r5": 84.0, "i2t_r1": 69.0}
+TIE_TOLERANCE = 1e-3
 
 
 def _photo(name: str) -> Image.Image:
@@ -38,15 +42,15 @@ def _eval_set() -> tuple[list[Image.Image], list[str], list[int]]:
     return images, queries, owner
 
 
-def _recalls(sim: torch.Tensor, owner: list[int]) -> dict[str, float]:
-    """sim [images, queries]; pessimistic ties (an equal wrong score ranks first)."""
+def _recalls(sim: torch.Tensor, owner: list[int], tolerance: float = 0.0) -> dict[str, float]:
+    """sim [images, queries]; pessimistic ties: a wrong score within ``tolerance`` of the right one ranks first."""
     owner_t = torch.tensor(owner)
     positive = sim[owner_t, torch.arange(sim.shape[1])]
-    t2i_rank = (sim >= positive[None, :]).sum(0) - 1
+    t2i_rank = (sim >= positive[None, :] - tolerance).sum(0) - 1
     i2t_rank = []
     for i in range(sim.shape[0]):
         mine = owner_t == i
-        i2t_rank.append(int((sim[i, ~mine] >= sim[i, mine].max()).sum()))
+        i2t_rank.append(int((sim[i, ~mine] >= sim[i, mine].max() - tolerance).sum()))
     i2t_rank = torch.tensor(i2t_rank)
     return {"t2i_r1": 100.0 * (t2i_rank < 1).float().mean().item(),
             "t2i_r5": 100.0 * (t2i_rank < 5).float().mean().item(),
@@ -158,7 +162,7 @@ def test_real_model_zero_shot_retrieval_floor_on_real_photos(cots_lite, record_m
     model, _ = cots_lite
     images, queries, owner = _eval_set()
     sim = model.encode_pil(images) @ model.encode_texts(queries).t()
-    recalls = _recalls(sim, owner)
+    recalls = _recalls(sim, owner, tolerance=TIE_TOLERANCE)
     for key, floor in FLOOR.items():
         record_measure(key, recalls[key], floor, "min")
     for key, floor in FLOOR.items():
