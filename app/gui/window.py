@@ -37,7 +37,7 @@ from app.gui.service import Hit, IndexSummary, LibraryService
 from app.gui.settings import Settings
 from app.gui.tasks import TaskRunner
 from app.gui.thumbs import ThumbnailCache
-from app.library.media import IMAGE_EXTENSIONS
+from cots_core.media import IMAGE_EXTENSIONS
 
 
 class MainWindow(QMainWindow):

@@ -26,18 +26,10 @@ from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
 from app.library.lock import indexing_lock
-from app.library.media import (
-    DEFAULT_MAX_PIXELS,
-    DecodedMedia,
-    check_image_file,
-    content_hash,
-    read_image,
-    read_video,
-    require_regular_file,
-)
 from app.library.pathtext import from_db, safe_text, searchable_text, to_db
 from app.library.scanner import LibraryScanner, ScannedFile, display_name, folder_names, read_caption
 from app.library.vocabulary import load_vocabulary
+from cots_core.media import DEFAULT_MAX_PIXELS, MEDIA_KINDS, DecodedMedia, ReadOptions, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -293,24 +285,15 @@ class Indexer:
         try:
             if self.cancel_event.is_set():
                 return result
-            if file.kind == "image":
-                # Size and header first, then a hash of at most 2 MiB, then Pillow reads what it decodes:
-                # a file is never read whole into memory (a 2 GB file named .jpg costs nothing).
-                check_image_file(file.path)
-                result.hash = self._hash(file)
-                if job.has_embedding and result.hash == job.old_hash:
-                    result.touched = True
-                    return result
-                result.decoded = read_image(file.path, self.encoder.image_size, self.options.max_pixels)
-            else:
-                if require_regular_file(file.path) == 0:
-                    raise MediaError("empty file (0 bytes)")
-                result.hash = self._hash(file)
-                if job.has_embedding and result.hash == job.old_hash:
-                    result.touched = True
-                    return result
-                result.decoded = read_video(file.path, self.encoder.image_size, self.options.video_every_s,
-                                            self.options.video_max_frames)
+            kind = MEDIA_KINDS[file.kind]
+            # Size and header first, then a hash of at most 2 MiB, then the reader reads what it decodes:
+            # a file is never read whole into memory (a 2 GB file named .jpg costs nothing).
+            kind.check(file.path)
+            result.hash = self._hash(file)
+            if job.has_embedding and result.hash == job.old_hash:
+                result.touched = True
+                return result
+            result.decoded = kind.read(file.path, self._read_options())
             result.pixels = torch.stack([self.encoder.preprocess(frame) for frame in result.decoded.frames])
             result.decoded.frames = []  # the pixels are all we keep
             result.caption = read_caption(file.path)
@@ -320,6 +303,10 @@ class Indexer:
             log.debug("unexpected error reading %s", file.path, exc_info=True)
             result.error = f"{type(error).__name__}: {error}"
         return result
+
+    def _read_options(self) -> ReadOptions:
+        return ReadOptions(self.encoder.image_size, self.options.max_pixels, self.options.video_every_s,
+                           self.options.video_max_frames)
 
     @staticmethod
     def _hash(file: ScannedFile) -> str:

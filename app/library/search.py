@@ -24,8 +24,8 @@ from PIL import Image
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
-from app.library.media import read_media
 from app.library.pathtext import display_text, path_prefix_sql
+from cots_core.media import read_media
 
 log = logging.getLogger(__name__)
 
