@@ -7,9 +7,10 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from app.gui.service import IndexControl, IndexSummary, Progress
+from app.gui.service import IndexSummary
 from app.gui.tasks import TaskRunner
 from app.gui.thumbs import format_time
+from app.library.indexer import IndexControl, IndexProgress
 
 
 class IndexingController(QObject):
@@ -20,7 +21,7 @@ class IndexingController(QObject):
     """
 
     started = Signal(str)  # what is running: "Indexing", "Re-embedding with ..."
-    progress = Signal(object)  # Progress
+    progress = Signal(object)  # IndexProgress
     finished = Signal(object)  # IndexSummary, or a model id string for a model switch
     failed = Signal(str)
     paused_changed = Signal(bool)
@@ -36,14 +37,14 @@ class IndexingController(QObject):
     def running(self) -> bool:
         return self.control is not None
 
-    def start(self, job: Callable[[Callable[[Progress], None], IndexControl], object], label: str = "Indexing") -> bool:
+    def start(self, job: Callable[[Callable[[IndexProgress], None], IndexControl], object], label: str = "Indexing") -> bool:
         if self.running:
             return False
         control = IndexControl()
         self.control, self.label = control, label
         last = [0.0]
 
-        def on_progress(progress: Progress) -> None:  # worker thread: emit only, never touch widgets
+        def on_progress(progress: IndexProgress) -> None:  # worker thread: emit only, never touch widgets
             now = time.monotonic()
             if now - last[0] >= self.min_interval or progress.done >= progress.total:
                 last[0] = now
@@ -111,16 +112,16 @@ class IndexingBar(QWidget):
         self.pause_button.setText("Pause")
         self.show()
 
-    def set_progress(self, progress: Progress) -> None:
+    def set_progress(self, progress: IndexProgress) -> None:
         self.bar.setRange(0, max(progress.total, 1))
         self.bar.setValue(progress.done)
         self.bar.setFormat(f"{progress.done} / {progress.total}")
         parts = [self.controller.label or "Indexing"]
         if progress.rate:
             parts.append(f"{progress.rate:.1f} files/s")
-        if progress.eta is not None and progress.done < progress.total:
-            parts.append(f"ETA {format_time(progress.eta)}")
+        if progress.eta_s is not None and progress.done < progress.total:
+            parts.append(f"ETA {format_time(progress.eta_s)}")
         if progress.current:
             parts.append(progress.current)
         self.label.setText(" · ".join(parts))
-        self.label.setToolTip(progress.current)
+        self.label.setToolTip(progress.current or "")

@@ -6,7 +6,7 @@ from datetime import datetime
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from app.gui.service import Filters
+from app.library.search import Filters
 
 DEBOUNCE_MS = 250
 

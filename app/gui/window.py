@@ -33,10 +33,11 @@ from app.gui.notices import NoticeArea
 from app.gui.panels import DetailPane, ImageToTextPanel, basename
 from app.gui.results import HitRole, ResultsModel
 from app.gui.search_bar import SearchBar
-from app.gui.service import Hit, IndexSummary, LibraryService
+from app.gui.service import IndexSummary, LibraryService
 from app.gui.settings import Settings
 from app.gui.tasks import TaskRunner
 from app.gui.thumbs import ThumbnailCache
+from app.library.search import Hit
 from cots_core.media import IMAGE_EXTENSIONS
 
 

@@ -60,6 +60,33 @@ class IndexProgress:
     elapsed_s: float
 
 
+class IndexControl:
+    """Pause / resume / cancel for a running indexer, from any thread: the two events ``Indexer`` takes
+    (``cancel_event`` set = stop, ``pause_event`` set = hold)."""
+
+    def __init__(self) -> None:
+        self.cancel_event = threading.Event()
+        self.pause_event = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.pause_event.clear()  # a paused worker must wake up to see the cancel
+
+    def pause(self) -> None:
+        self.pause_event.set()
+
+    def resume(self) -> None:
+        self.pause_event.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self.pause_event.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+
 @dataclass
 class IndexReport:
     scanned: int = 0

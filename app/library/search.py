@@ -52,6 +52,7 @@ class Hit:
     segment_end: float | None
     matched: tuple[str, ...]  # "meaning" and/or "name" (file/folder name or caption)
     record: MediaRecord
+    weak: bool = False  # below the service's relevance cut-off and not found by name (kept when asked for)
 
     def to_dict(self) -> dict:
         out = {"path": self.path, "kind": self.kind, "score": round(float(self.score), 5),
@@ -375,8 +376,9 @@ class SearchService:
                     start, end = float(starts[best]), float(ends[best])
                     score = max(score, float(seg_sims[best]))
             matched = tuple(m for m, ok in (("meaning", i in kept_ids), ("name", i in lexical_ids)) if ok)
-            hits.append(Hit(i, record.path, record.kind, float(score), relevance_of.get(i), start, end,
-                            matched, record))
+            relevance = relevance_of.get(i)
+            weak = "name" not in matched and (relevance is None or relevance < self.min_relevance)
+            hits.append(Hit(i, record.path, record.kind, float(score), relevance, start, end, matched, record, weak))
         return hits
 
     # -- image -> media ----------------------------------------------------------------------
