@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.library.db import vector_to_blob
+from app.library.db import blob_to_vector, vector_to_blob
 from app.library.pathtext import from_db
 from app.library.scanner import ScannedFile, ScanResult
 
@@ -185,3 +185,38 @@ def store_vectors(conn: sqlite3.Connection, out: StoredVectors, media_id: int, m
         conn.execute("INSERT INTO text_embeddings(text_id, model_id, vector, gen) VALUES (?, ?, ?, ?)",
                      (text_id, model_id, vector_to_blob(text_vector), generation))
         out.record("text", text_id, text_vector)
+
+
+# -- search's reads --------------------------------------------------------------------------
+
+
+def segment_spans(conn: sqlite3.Connection, media_ids: list[int],
+                  model_id: str) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """media id -> (starts, ends, vectors) of its segments for ``model_id``, in time order; a few queries
+    for any number of ids."""
+    rows: dict[int, list] = {}
+    for start in range(0, len(media_ids), 500):
+        chunk = media_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for media_id, start_s, end_s, vector in conn.execute(
+                f"SELECT media_id, start_s, end_s, vector FROM segments WHERE model_id = ? AND media_id IN ({marks}) "
+                "ORDER BY media_id, start_s", (model_id, *chunk)):
+            rows.setdefault(media_id, []).append((start_s, end_s, vector))
+    return {media_id: (np.array([r[0] for r in spans]), np.array([r[1] for r in spans]),
+                       np.stack([blob_to_vector(r[2]) for r in spans]))
+            for media_id, spans in rows.items()}
+
+
+def vocabulary_count(conn: sqlite3.Connection, model_id: str) -> int:
+    """How many vocabulary phrases ``model_id`` has embedded."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM text_embeddings e JOIN texts t ON t.id = e.text_id "
+        "WHERE t.source = 'vocabulary' AND e.model_id = ?", (model_id,)).fetchone()[0]
+
+
+def vocabulary_vectors(conn: sqlite3.Connection, model_id: str) -> np.ndarray:
+    """The vocabulary embeddings of ``model_id`` in text id order ([0] rows when there are none)."""
+    rows = conn.execute(
+        "SELECT e.vector FROM text_embeddings e JOIN texts t ON t.id = e.text_id "
+        "WHERE t.source = 'vocabulary' AND e.model_id = ? ORDER BY t.id", (model_id,)).fetchall()
+    return np.stack([blob_to_vector(r[0]) for r in rows]) if rows else np.zeros((0, 0), np.float32)
