@@ -22,7 +22,8 @@ class IndexingController(QObject):
 
     started = Signal(str)  # what is running: "Indexing", "Re-embedding with ..."
     progress = Signal(object)  # IndexProgress
-    finished = Signal(object)  # IndexSummary, or a model id string for a model switch
+    finished = Signal(object)  # IndexSummary of an indexing run
+    ended = Signal()  # after any job: finished, failed or handed to its own ``on_done``
     failed = Signal(str)
     paused_changed = Signal(bool)
 
@@ -32,16 +33,20 @@ class IndexingController(QObject):
         self.min_interval = min_interval
         self.control: IndexControl | None = None
         self.label = ""
+        self._on_done: Callable[[object], None] | None = None
 
     @property
     def running(self) -> bool:
         return self.control is not None
 
-    def start(self, job: Callable[[Callable[[IndexProgress], None], IndexControl], object], label: str = "Indexing") -> bool:
+    def start(self, job: Callable[[Callable[[IndexProgress], None], IndexControl], object], label: str = "Indexing",
+              on_done: Callable[[object], None] | None = None) -> bool:
+        """Run ``job(on_progress, control)``; its result goes to ``finished`` (an IndexSummary), or to
+        ``on_done`` for other jobs (a model switch). False when a job is already running."""
         if self.running:
             return False
         control = IndexControl()
-        self.control, self.label = control, label
+        self.control, self.label, self._on_done = control, label, on_done
         last = [0.0]
 
         def on_progress(progress: IndexProgress) -> None:  # worker thread: emit only, never touch widgets
@@ -55,11 +60,14 @@ class IndexingController(QObject):
         return True
 
     def _done(self, result, error: BaseException | None) -> None:
-        self.control = None
+        on_done, self.control, self._on_done = self._on_done, None, None
         if error is not None:
             self.failed.emit(str(error) or type(error).__name__)
+        elif on_done is not None:
+            on_done(result)
         else:
             self.finished.emit(result if result is not None else IndexSummary())
+        self.ended.emit()
 
     def pause(self) -> None:
         if self.control and not self.control.paused:
@@ -102,8 +110,7 @@ class IndexingBar(QWidget):
         controller.started.connect(self._started)
         controller.progress.connect(self.set_progress)
         controller.paused_changed.connect(lambda p: self.pause_button.setText("Resume" if p else "Pause"))
-        controller.finished.connect(lambda _: self.hide())
-        controller.failed.connect(lambda _: self.hide())
+        controller.ended.connect(self.hide)
         self.hide()
 
     def _started(self, label: str) -> None:
