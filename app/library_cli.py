@@ -13,8 +13,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.library.pathtext import display_text
+from app.library.timefmt import format_time
+
+if TYPE_CHECKING:
+    from app.library.indexer import IndexReport
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +183,6 @@ def _search_service(args, library):
     return SearchService(library, load_encoder(args, library, text_first=True))
 
 
-def _format_time(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{secs:02d}"
-
-
 class ProgressBar:
     """tqdm on stderr, fed by the indexer's progress callback."""
 
@@ -248,7 +246,7 @@ def run_index(library, encoder, options=None, show_progress: bool = True):
     return outcome["report"]
 
 
-def print_report(report, library) -> None:
+def print_report(report: IndexReport) -> None:
     parts = [f"{report.added} new", f"{report.updated} updated", f"{report.moved} moved",
              f"{report.removed} removed", f"{report.unchanged + report.touched} unchanged",
              f"{report.failed} failed"]
@@ -265,7 +263,7 @@ def print_hits(hits, query: str | None = None) -> None:
         print("  no good matches" + (" (--all shows weaker ones)" if query is not None else ""))
         return
     for rank, hit in enumerate(hits, 1):
-        when = f" at {_format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
+        when = f" at {format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
         print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {display_text(hit.path)}{when}")
 
@@ -286,7 +284,7 @@ def cmd_index(args) -> int:
                                retry_failed=args.retry_failed)
         print(f"indexing into {library.path} with {encoder.model_id} on {encoder.device}", file=sys.stderr)
         report = run_index(library, encoder, options, show_progress=not args.quiet)
-        print_report(report, library)
+        print_report(report)
         return 130 if report.cancelled else 0
 
 
@@ -415,7 +413,7 @@ def cmd_demo(args) -> int:
         encoder = load_encoder(args, library)
         print(f"model {encoder.model_id} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
         report = run_index(library, encoder, IndexOptions())
-        print_report(report, library)
+        print_report(report)
         from app.library.search import SearchService
 
         service = SearchService(library, encoder)

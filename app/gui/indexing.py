@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 
 from app.gui.service import IndexSummary
 from app.gui.tasks import TaskRunner
-from app.gui.thumbs import format_time
 from app.library.indexer import IndexControl, IndexProgress
+from app.library.timefmt import format_time
 
 
 class IndexingController(QObject):

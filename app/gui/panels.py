@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.thumbs import format_time
 from app.library.search import Hit
+from app.library.timefmt import format_time
 
 PREVIEW = 320
 

@@ -8,8 +8,9 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
 from app.gui.tasks import TaskRunner
-from app.gui.thumbs import ThumbnailCache, format_time
+from app.gui.thumbs import ThumbnailCache
 from app.library.search import Hit
+from app.library.timefmt import format_time
 
 HitRole = Qt.UserRole + 1
 

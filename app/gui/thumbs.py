@@ -56,11 +56,3 @@ class ThumbnailCache:
         image.convert("RGB").save(partial, "JPEG", quality=85)
         os.replace(partial, target)  # atomic: a crash never leaves half a thumbnail behind
         return target
-
-
-def format_time(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
