@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("query")
     p.add_argument("-k", type=positive_int, default=20, help="results at most (default 20)")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
-    p.add_argument("--kind", choices=["image", "video"])
+    p.add_argument("--kind", type=media_kind_name, help="only this kind of media: image or video")
     p.add_argument("--folder", help="only under this folder")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
@@ -118,6 +118,16 @@ def register_gui(subparsers: argparse._SubParsersAction) -> None:
 
 
 # -- argument types -----------------------------------------------------------------------------
+
+
+def media_kind_name(text: str) -> str:
+    """argparse type: a kind of media the library reads (``cots_core.media.MEDIA_KINDS``, imported only here
+    so that a plain start does not load Pillow)."""
+    from cots_core.media import MEDIA_KINDS
+
+    if text not in MEDIA_KINDS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(MEDIA_KINDS)})")
+    return text
 
 
 def positive_int(text: str) -> int:

@@ -392,6 +392,7 @@ class MediaKind:
     (reads a few bytes at most, returns the size), and the reader that decodes it."""
 
     name: str
+    plural: str  # for people: "images"
     extensions: frozenset[str]
     check: Callable[[str | Path], int]
     read: Callable[[str | Path, ReadOptions], DecodedMedia]
@@ -399,13 +400,20 @@ class MediaKind:
 
 MEDIA_KINDS: dict[str, MediaKind] = {
     kind.name: kind for kind in (
-        MediaKind("image", frozenset(IMAGE_EXTENSIONS), check_image_file,
+        MediaKind("image", "images", frozenset(IMAGE_EXTENSIONS), check_image_file,
                   lambda path, o: read_image(path, o.target_size, o.max_pixels)),
-        MediaKind("video", frozenset(VIDEO_EXTENSIONS), check_nonempty_file,
+        MediaKind("video", "videos", frozenset(VIDEO_EXTENSIONS), check_nonempty_file,
                   lambda path, o: read_video(path, o.target_size or 224, o.every_s, o.max_frames)),
     )
 }
 KIND_BY_EXTENSION = {ext: kind.name for kind in MEDIA_KINDS.values() for ext in kind.extensions}
+
+
+def register_kind(kind: MediaKind) -> None:
+    """Add (or replace) a kind of media: the scanner, the indexer, search filters, the CLI's ``--kind`` and the
+    GUI's kind menu all read it from here."""
+    MEDIA_KINDS[kind.name] = kind
+    KIND_BY_EXTENSION.update({ext: kind.name for ext in kind.extensions})
 
 
 def media_kind(path: str | Path) -> str | None:
