@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.library.db import vector_to_blob
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
@@ -38,12 +37,18 @@ from app.library.scanner import (
 from app.library.storage import (
     Job,
     StoredVectors,
+    add_vocabulary,
     delete_media_data,
     media_state,
     plan_run,
+    replace_scan_errors,
+    store_text_vectors,
     store_vectors,
+    unembedded_count,
     update_media,
     upsert_media,
+    vocabulary_size,
+    vocabulary_to_embed,
 )
 from app.library.vocabulary import load_vocabulary
 from cots_core.media import DEFAULT_MAX_PIXELS, MEDIA_KINDS, DecodedMedia, ReadOptions, content_hash
@@ -243,9 +248,7 @@ class Indexer:
         scan = scanner.scan([p for _, p in folders])
         report.scanned = len(scan.files)
         with self.library.db.transaction() as conn:
-            conn.execute("DELETE FROM scan_errors")
-            conn.executemany("INSERT INTO scan_errors(path, error, seen_at) VALUES (?, ?, ?)",
-                             [(to_db(p), safe_text(e), time.time()) for p, e in scan.errors.items()])
+            replace_scan_errors(conn, [(to_db(p), safe_text(e), time.time()) for p, e in scan.errors.items()])
         return scan
 
     def _plan(self, scan: ScanResult, folders, report: IndexReport) -> list[Job]:
@@ -452,34 +455,25 @@ class Indexer:
         model_id = self.encoder.model_id
         conn = lib.db.conn
         vocabulary = load_vocabulary()
-        known = conn.execute("SELECT COUNT(*) FROM texts WHERE source = 'vocabulary'").fetchone()[0]
-        if known != len(vocabulary):
-            with lib.db.transaction() as conn:
-                conn.executemany("INSERT OR IGNORE INTO texts(text, source, media_id) VALUES (?, 'vocabulary', NULL)",
-                                 [(t,) for t in vocabulary])
-        todo = conn.execute(
-            "SELECT t.id, t.text FROM texts t LEFT JOIN text_embeddings e ON e.text_id = t.id AND e.model_id = ? "
-            "WHERE e.text_id IS NULL AND t.source = 'vocabulary' ORDER BY t.id", (model_id,)).fetchall()
+        if vocabulary_size(conn) != len(vocabulary):
+            with lib.db.transaction() as writer:
+                add_vocabulary(writer, vocabulary)
+        todo = vocabulary_to_embed(conn, model_id)
         started = time.perf_counter()
         for start in range(0, len(todo), 256):
             self._check()
             chunk = todo[start:start + 256]
             vectors = self.encoder.encode_texts([t for _, t in chunk])
-            with lib.db.transaction() as conn:
-                gen = lib.db.bump_generation(conn)
-                conn.executemany("INSERT OR REPLACE INTO text_embeddings(text_id, model_id, vector, gen) "
-                                 "VALUES (?, ?, ?, ?)",
-                                 [(tid, model_id, vector_to_blob(v), gen) for (tid, _), v in zip(chunk, vectors)])
+            with lib.db.transaction() as writer:
+                gen = lib.db.bump_generation(writer)
+                store_text_vectors(writer, [tid for tid, _ in chunk], vectors, model_id, gen)
             lib.apply(gen, model_id, add={"text": ([tid for tid, _ in chunk], vectors)})
             self._report("texts", start + len(chunk), len(todo), started, None, 0, run_started)
 
     def _switch_model(self, model_id: str) -> None:
         """Make this run's model the library's once every readable file has its embedding."""
         lib = self.library
-        left = lib.db.conn.execute(
-            "SELECT COUNT(*) FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
-            "WHERE m.status = 'ok' AND e.media_id IS NULL", (model_id,)).fetchone()[0]
-        if left:
+        if unembedded_count(lib.db.conn, model_id):
             return
         old = lib.model_id
         lib.set_model(model_id, self.encoder.source)

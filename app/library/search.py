@@ -21,7 +21,14 @@ from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
 from app.library.pathtext import display_text, path_prefix_sql
 from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
-from app.library.storage import segment_spans
+from app.library.storage import (
+    filtered_ids,
+    lexical,
+    readable_kinds,
+    segment_owners,
+    segment_spans,
+    texts_by_id,
+)
 from cots_core.media import read_media
 
 log = logging.getLogger(__name__)
@@ -261,10 +268,7 @@ class SearchService:
     def _merge_segments(self, out: dict, seg_ids: list[int], seg_sims: list[float]) -> None:
         if not seg_ids:
             return
-        marks = ",".join("?" * len(seg_ids))
-        rows = self.library.db.conn.execute(
-            f"SELECT id, media_id, start_s, end_s FROM segments WHERE id IN ({marks})", seg_ids).fetchall()
-        where = {r[0]: r[1:] for r in rows}
+        where = segment_owners(self.library.db.conn, seg_ids)
         for seg_id, s in zip(seg_ids, seg_sims):
             if seg_id not in where:
                 continue
@@ -275,11 +279,7 @@ class SearchService:
     def _filter(self, candidates: dict, filters: Filters) -> dict:
         if not candidates:
             return candidates
-        where, params = filters.sql()
-        ids = list(candidates)
-        marks = ",".join("?" * len(ids))
-        allowed = {r[0] for r in self.library.db.conn.execute(
-            f"SELECT m.id FROM media m WHERE m.id IN ({marks}) AND {where}", [*ids, *params])}
+        allowed = filtered_ids(self.library.db.conn, list(candidates), *filters.sql())
         return {i: v for i, v in candidates.items() if i in allowed}
 
     def _exact_filtered(self, vector: np.ndarray, filters: Filters) -> dict:
@@ -287,8 +287,7 @@ class SearchService:
         segment when it is closer)."""
         where, params = filters.sql()
         index = self.library.vectors("media", self.model_id)
-        kinds = {r[0]: r[1] for r in self.library.db.conn.execute(
-            f"SELECT m.id, m.kind FROM media m WHERE m.status = 'ok' AND {where}", params)}
+        kinds = readable_kinds(self.library.db.conn, where, params)
         allowed = [i for i in kinds if i in index][:200_000]
         if not allowed:
             return {}
@@ -304,17 +303,13 @@ class SearchService:
         match = fts_query(query)
         if match is None:
             return []
-        where, params = filters.sql()
         try:
-            rows = self.library.db.conn.execute(
-                f"SELECT m.id FROM media_fts f JOIN media m ON m.id = f.rowid "
-                f"WHERE media_fts MATCH ? AND m.status = 'ok' AND {where} ORDER BY bm25(media_fts) LIMIT ?",
-                [match, *params, max(k, 20)]).fetchall()
+            found = lexical(self.library.db.conn, match, *filters.sql(), max(k, 20))
         except Exception as error:  # noqa: BLE001 - an odd query must not break search
             log.debug("FTS query %r failed: %s", match, error)
             return []
         index = self.library.vectors("media", self.model_id)
-        return [r[0] for r in rows if r[0] in index]
+        return [i for i in found if i in index]
 
     def _item_vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:
@@ -380,9 +375,7 @@ class SearchService:
         ids, sims = index.search(vector, min(len(index), max(200, 4 * k)))
         sample = index.sample(SAMPLE_SIZE) @ vector
         mean, std = float(sample.mean()), max(float(sample.std()), 1e-6)
-        marks = ",".join("?" * len(ids))
-        rows = {r[0]: r[1:] for r in self.library.db.conn.execute(
-            f"SELECT id, text, source, media_id FROM texts WHERE id IN ({marks})", ids.tolist())}
+        rows = texts_by_id(self.library.db.conn, ids.tolist())
         out = []
         for i, s in zip(ids.tolist(), sims.tolist()):
             if i in rows and rows[i][1] in sources:

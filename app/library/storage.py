@@ -220,3 +220,82 @@ def vocabulary_vectors(conn: sqlite3.Connection, model_id: str) -> np.ndarray:
         "SELECT e.vector FROM text_embeddings e JOIN texts t ON t.id = e.text_id "
         "WHERE t.source = 'vocabulary' AND e.model_id = ? ORDER BY t.id", (model_id,)).fetchall()
     return np.stack([blob_to_vector(r[0]) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+
+
+def segment_owners(conn: sqlite3.Connection, segment_ids: list[int]) -> dict[int, tuple[int, float, float]]:
+    """segment id -> (media id, start, end)."""
+    if not segment_ids:
+        return {}
+    marks = ",".join("?" * len(segment_ids))
+    return {segment_id: (media_id, start, end) for segment_id, media_id, start, end in conn.execute(
+        f"SELECT id, media_id, start_s, end_s FROM segments WHERE id IN ({marks})", segment_ids)}
+
+
+def filtered_ids(conn: sqlite3.Connection, ids: list[int], where: str, params: list) -> set[int]:
+    """The ``ids`` whose media row passes ``where`` (a ``Filters.sql()`` clause on ``m``)."""
+    if not ids:
+        return set()
+    marks = ",".join("?" * len(ids))
+    return {r[0] for r in conn.execute(f"SELECT m.id FROM media m WHERE m.id IN ({marks}) AND {where}",
+                                       [*ids, *params])}
+
+
+def readable_kinds(conn: sqlite3.Connection, where: str, params: list) -> dict[int, str]:
+    """media id -> kind of every readable row passing ``where``."""
+    return {media_id: kind for media_id, kind in conn.execute(
+        f"SELECT m.id, m.kind FROM media m WHERE m.status = 'ok' AND {where}", params)}
+
+
+def lexical(conn: sqlite3.Connection, match: str, where: str, params: list, limit: int) -> list[int]:
+    """Readable media ids matching an FTS5 ``match`` on names, folder names and captions, best first."""
+    return [r[0] for r in conn.execute(
+        f"SELECT m.id FROM media_fts f JOIN media m ON m.id = f.rowid "
+        f"WHERE media_fts MATCH ? AND m.status = 'ok' AND {where} ORDER BY bm25(media_fts) LIMIT ?",
+        [match, *params, limit])]
+
+
+def texts_by_id(conn: sqlite3.Connection, text_ids: list[int]) -> dict[int, tuple[str, str, int | None]]:
+    """text id -> (text, source, media id)."""
+    if not text_ids:
+        return {}
+    marks = ",".join("?" * len(text_ids))
+    return {text_id: (text, source, media_id) for text_id, text, source, media_id in conn.execute(
+        f"SELECT id, text, source, media_id FROM texts WHERE id IN ({marks})", text_ids)}
+
+
+# -- the indexer's other writes --------------------------------------------------------------
+
+
+def replace_scan_errors(conn: sqlite3.Connection, errors: list[tuple[bytes | str, str, float]]) -> None:
+    """The folders the last scan could not read: (stored path, reason, when)."""
+    conn.execute("DELETE FROM scan_errors")
+    conn.executemany("INSERT INTO scan_errors(path, error, seen_at) VALUES (?, ?, ?)", errors)
+
+
+def vocabulary_size(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM texts WHERE source = 'vocabulary'").fetchone()[0]
+
+
+def add_vocabulary(conn: sqlite3.Connection, phrases: list[str]) -> None:
+    conn.executemany("INSERT OR IGNORE INTO texts(text, source, media_id) VALUES (?, 'vocabulary', NULL)",
+                     [(t,) for t in phrases])
+
+
+def vocabulary_to_embed(conn: sqlite3.Connection, model_id: str) -> list[tuple[int, str]]:
+    """(text id, phrase) of the vocabulary ``model_id`` has not embedded, in id order."""
+    return conn.execute(
+        "SELECT t.id, t.text FROM texts t LEFT JOIN text_embeddings e ON e.text_id = t.id AND e.model_id = ? "
+        "WHERE e.text_id IS NULL AND t.source = 'vocabulary' ORDER BY t.id", (model_id,)).fetchall()
+
+
+def store_text_vectors(conn: sqlite3.Connection, text_ids: list[int], vectors: np.ndarray, model_id: str,
+                       generation: int) -> None:
+    conn.executemany("INSERT OR REPLACE INTO text_embeddings(text_id, model_id, vector, gen) VALUES (?, ?, ?, ?)",
+                     [(tid, model_id, vector_to_blob(v), generation) for tid, v in zip(text_ids, vectors)])
+
+
+def unembedded_count(conn: sqlite3.Connection, model_id: str) -> int:
+    """Readable media rows ``model_id`` has not embedded yet."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
+        "WHERE m.status = 'ok' AND e.media_id IS NULL", (model_id,)).fetchone()[0]
