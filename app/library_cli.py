@@ -34,12 +34,20 @@ DEMO_QUERIES = [
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the library's commands (and ``cots gui`` when the desktop app is installed)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="PATH", help="library database (default: the library in your user data folder)")
     common.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 or mps")
     common.add_argument("--model", default=None,
                         help="model name or checkpoint folder (default: the library's own, else cots-lite)")
 
+    _add_index_command(subparsers, common)
+    _add_search_commands(subparsers, common)
+    _add_maintenance_commands(subparsers, common)
+    register_gui(subparsers)
+
+
+def _add_index_command(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("index", parents=[common], help="add folders to the library and index them",
                               description="Add folders (if given) and bring the library up to date: new and "
                                           "changed files are embedded, moved files keep their embedding, "
@@ -54,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_index)
 
+
+def _add_search_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("search", parents=[common], help="search the library with words")
     p.add_argument("query")
     p.add_argument("-k", type=positive_int, default=20, help="results at most (default 20)")
@@ -82,6 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_describe)
 
+
+def _add_maintenance_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("status", parents=[common], help="counts, failures, model and index health")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
@@ -104,8 +116,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", parents=[common],
                               help="index the shipped sample library and run a few searches")
     p.set_defaults(handler=cmd_demo)
-
-    register_gui(subparsers)
 
 
 def register_gui(subparsers: argparse._SubParsersAction) -> None:

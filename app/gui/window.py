@@ -69,6 +69,22 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.notices)
         self.results_label = QLabel()
         layout.addWidget(self.results_label)
+        layout.addWidget(self._build_results(), 1)
+        self.indexing = IndexingController(self.runner, self)
+        self.indexing_bar = IndexingBar(self.indexing)
+        layout.addWidget(self.indexing_bar)
+        self.setCentralWidget(central)
+        self._build_status_bar()
+        self.setAcceptDrops(True)
+        self.folder_watcher = FolderWatcher(self)
+        self.drops = DropHandler(self)
+        self.switcher = ModelSwitcher(self.service, self.indexing, self.settings, self)
+        self.status_timer = QTimer(self, interval=2000)
+        self._build_menus()
+        self.resize(1280, 800)
+
+    def _build_results(self) -> QSplitter:
+        """The results grid and, beside it, the tabs: details, image to text, library."""
         splitter = QSplitter(Qt.Horizontal)
         self.model = ResultsModel(self.runner, self.thumbs)
         self.model.show_weak = self.search.weak.isChecked()
@@ -92,24 +108,15 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        layout.addWidget(splitter, 1)
-        self.indexing = IndexingController(self.runner, self)
-        self.indexing_bar = IndexingBar(self.indexing)
-        layout.addWidget(self.indexing_bar)
-        self.setCentralWidget(central)
+        return splitter
+
+    def _build_status_bar(self) -> None:
         self.counts_label = QLabel()
         self.model_status = QLabel()
         self.train_bar = QProgressBar(maximumWidth=160, visible=False)
         self.statusBar().addWidget(self.counts_label, 1)
         self.statusBar().addPermanentWidget(self.train_bar)
         self.statusBar().addPermanentWidget(self.model_status)
-        self.setAcceptDrops(True)
-        self.folder_watcher = FolderWatcher(self)
-        self.drops = DropHandler(self)
-        self.switcher = ModelSwitcher(self.service, self.indexing, self.settings, self)
-        self.status_timer = QTimer(self, interval=2000)
-        self._build_menus()
-        self.resize(1280, 800)
 
     def _build_menus(self) -> None:
         library = self.menuBar().addMenu("&Library")
