@@ -10,7 +10,7 @@ from pathlib import Path
 import platformdirs
 from PIL import Image
 
-from cots_core.media import media_kind, read_image, video_frame_at
+from cots_core.media import media_kind, read_media, video_frame_at
 
 THUMB_SIZE = 256
 
@@ -49,7 +49,7 @@ class ThumbnailCache:
         if timestamp is not None or media_kind(path) == "video":
             image = video_frame_at(path, timestamp or 0.0)
         else:
-            image = read_image(path, target_size=self.size).frames[0]
+            image = read_media(path, target_size=self.size).frames[0]  # any kind, by its registered reader
         image.thumbnail((self.size, self.size), Image.Resampling.LANCZOS)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.part")

@@ -5,6 +5,7 @@ import argparse
 
 import pytest
 from fakes import run_indexer, solid
+from PIL import Image
 
 from app.library.search import Filters, SearchService
 from app.library_cli import media_kind_name
@@ -24,7 +25,7 @@ def sketch_kind():
     media.KIND_BY_EXTENSION.pop(".sketch")
 
 
-def test_a_registered_kind_is_indexed_filtered_and_offered(sketch_kind, library, encoder, photos, qtbot):
+def test_a_registered_kind_is_indexed_filtered_and_offered(sketch_kind, library, encoder, photos, qtbot, tmp_path):
     (photos / "idea.sketch").write_text("red\n")
     library.add_folder(photos)
     report = run_indexer(library, encoder, vocabulary=False)
@@ -39,6 +40,10 @@ def test_a_registered_kind_is_indexed_filtered_and_offered(sketch_kind, library,
         media_kind_name("audio")
 
     from app.gui.search_bar import SearchBar
+    from app.gui.thumbs import ThumbnailCache
+
+    thumbnail = ThumbnailCache(tmp_path / "thumbs", size=32).get(str(photos / "idea.sketch"))
+    assert Image.open(thumbnail).getpixel((5, 5))[0] > 200  # drawn by the kind's own reader: red
 
     bar = SearchBar()
     qtbot.addWidget(bar)
