@@ -130,16 +130,6 @@ def register_gui(subparsers: argparse._SubParsersAction) -> None:
 # -- argument types -----------------------------------------------------------------------------
 
 
-def media_kind_name(text: str) -> str:
-    """argparse type: a kind of media the library reads (``cots_core.media.MEDIA_KINDS``, imported only here
-    so that a plain start does not load Pillow)."""
-    from cots_core.media import MEDIA_KINDS
-
-    if text not in MEDIA_KINDS:
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(MEDIA_KINDS)})")
-    return text
-
-
 def positive_int(text: str) -> int:
     """argparse type: a whole number of 1 or more (``-k 0`` or ``-k -1`` is a mistake, not a request)."""
     try:
@@ -173,6 +163,16 @@ def non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value:g}")
     return value
+
+
+def media_kind_name(text: str) -> str:
+    """argparse type: a kind of media the library reads (``cots_core.media.MEDIA_KINDS``, imported only here
+    so that a plain start does not load Pillow)."""
+    from cots_core.media import MEDIA_KINDS
+
+    if text not in MEDIA_KINDS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(MEDIA_KINDS)})")
+    return text
 
 
 # -- helpers ------------------------------------------------------------------------------------
