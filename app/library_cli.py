@@ -13,8 +13,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.library.pathtext import display_text
+from app.library.timefmt import format_time
+
+if TYPE_CHECKING:
+    from app.library.indexer import IndexReport
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +34,20 @@ DEMO_QUERIES = [
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the library's commands (and ``cots gui`` when the desktop app is installed)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="PATH", help="library database (default: the library in your user data folder)")
     common.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 or mps")
     common.add_argument("--model", default=None,
                         help="model name or checkpoint folder (default: the library's own, else cots-lite)")
 
+    _add_index_command(subparsers, common)
+    _add_search_commands(subparsers, common)
+    _add_maintenance_commands(subparsers, common)
+    register_gui(subparsers)
+
+
+def _add_index_command(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("index", parents=[common], help="add folders to the library and index them",
                               description="Add folders (if given) and bring the library up to date: new and "
                                           "changed files are embedded, moved files keep their embedding, "
@@ -49,11 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_index)
 
+
+def _add_search_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("search", parents=[common], help="search the library with words")
     p.add_argument("query")
     p.add_argument("-k", type=positive_int, default=20, help="results at most (default 20)")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
-    p.add_argument("--kind", choices=["image", "video"])
+    p.add_argument("--kind", type=media_kind_name, help="only this kind of media: image or video")
     p.add_argument("--folder", help="only under this folder")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
@@ -77,6 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_describe)
 
+
+def _add_maintenance_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("status", parents=[common], help="counts, failures, model and index health")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
@@ -99,8 +116,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", parents=[common],
                               help="index the shipped sample library and run a few searches")
     p.set_defaults(handler=cmd_demo)
-
-    register_gui(subparsers)
 
 
 def register_gui(subparsers: argparse._SubParsersAction) -> None:
@@ -150,6 +165,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def media_kind_name(text: str) -> str:
+    """argparse type: a kind of media the library reads (``cots_core.media.MEDIA_KINDS``, imported only here
+    so that a plain start does not load Pillow)."""
+    from cots_core.media import MEDIA_KINDS
+
+    if text not in MEDIA_KINDS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(MEDIA_KINDS)})")
+    return text
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -176,13 +201,6 @@ def _search_service(args, library):
         raise LibraryError(f"the library {library.path} is empty: run `cots index FOLDER` first")
     # searches need the image tower only for a query image outside the library: load it on demand
     return SearchService(library, load_encoder(args, library, text_first=True))
-
-
-def _format_time(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 class ProgressBar:
@@ -248,7 +266,7 @@ def run_index(library, encoder, options=None, show_progress: bool = True):
     return outcome["report"]
 
 
-def print_report(report, library) -> None:
+def print_report(report: IndexReport) -> None:
     parts = [f"{report.added} new", f"{report.updated} updated", f"{report.moved} moved",
              f"{report.removed} removed", f"{report.unchanged + report.touched} unchanged",
              f"{report.failed} failed"]
@@ -265,7 +283,7 @@ def print_hits(hits, query: str | None = None) -> None:
         print("  no good matches" + (" (--all shows weaker ones)" if query is not None else ""))
         return
     for rank, hit in enumerate(hits, 1):
-        when = f" at {_format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
+        when = f" at {format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
         print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {display_text(hit.path)}{when}")
 
@@ -286,7 +304,7 @@ def cmd_index(args) -> int:
                                retry_failed=args.retry_failed)
         print(f"indexing into {library.path} with {encoder.model_id} on {encoder.device}", file=sys.stderr)
         report = run_index(library, encoder, options, show_progress=not args.quiet)
-        print_report(report, library)
+        print_report(report)
         return 130 if report.cancelled else 0
 
 
@@ -415,7 +433,7 @@ def cmd_demo(args) -> int:
         encoder = load_encoder(args, library)
         print(f"model {encoder.model_id} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
         report = run_index(library, encoder, IndexOptions())
-        print_report(report, library)
+        print_report(report)
         from app.library.search import SearchService
 
         service = SearchService(library, encoder)

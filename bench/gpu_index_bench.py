@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.library import Library  # noqa: E402
 from app.library.encoder import Encoder  # noqa: E402
 from app.library.indexer import Indexer, IndexOptions  # noqa: E402
-from app.library.media import read_image  # noqa: E402
 from bench.index_bench import make_photos  # noqa: E402
+from cots_core.media import read_image  # noqa: E402
 
 
 def write_photos(folder: Path, n: int, size: tuple[int, int], workers: int) -> list[Path]:

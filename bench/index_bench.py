@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.library import Library  # noqa: E402
 from app.library.encoder import Encoder  # noqa: E402
 from app.library.indexer import Indexer, IndexOptions  # noqa: E402
-from app.library.media import read_image  # noqa: E402
+from cots_core.media import read_image  # noqa: E402
 
 
 def make_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[Path]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cots_core.devices import select_device
+
 
 @dataclass
 class DistEnv:
@@ -28,20 +30,13 @@ class DistEnv:
         return self.world_size > 1
 
 
-def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
 def setup_distributed(device: str = "auto") -> DistEnv:
     """Join the process group when started by torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    target = pick_device(device, local_rank)
+    # training keeps off Apple's MPS unless asked for by name
+    target = select_device(device, local_rank, allow_mps=False)
     if target.type == "cuda":
         torch.cuda.set_device(target)
     if world_size > 1 and not dist.is_initialized():

@@ -5,17 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from app.gui.service import Counts, Filters, Hit, ImageInput, IndexControl, IndexSummary, Progress
+from app.gui.service import Counts, ImageInput, IndexSummary
 from app.library import Library
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError
-from app.library.indexer import Indexer, IndexOptions, IndexProgress
-from app.library.search import DEFAULT_MIN_RELEVANCE, SearchService
-from app.library.search import Filters as EngineFilters
-
-
-def _progress(p: IndexProgress) -> Progress:
-    return Progress(p.done, p.total, p.current or "", p.rate, p.eta_s, p.phase)
+from app.library.indexer import IndexControl, Indexer, IndexOptions
+from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService
 
 
 class EngineService:
@@ -51,9 +46,6 @@ class EngineService:
         decided by ``load_model`` (on a worker thread), so this reads no database."""
         return self._pending_switch
 
-    def model_name(self) -> str | None:
-        return self.encoder.model_id if self.encoder else None
-
     def _search(self) -> SearchService:
         with self._lock:
             if self.engine is None:
@@ -82,7 +74,7 @@ class EngineService:
         encoder = encoder or self.encoder
         if encoder is None:
             raise LibraryError("the model is still loading")
-        indexer = Indexer(self.library, encoder, self.options, progress=lambda p: on_progress(_progress(p)),
+        indexer = Indexer(self.library, encoder, self.options, progress=on_progress,
                           cancel_event=control.cancel_event, pause_event=control.pause_event,
                           on_model_switch=lambda _: self._use_encoder(encoder))
         report = indexer.run()
@@ -102,35 +94,21 @@ class EngineService:
             self.engine = SearchService(self.library, encoder, self.min_relevance)
 
     # -- search --------------------------------------------------------------------------------
-    def _hits(self, engine_hits) -> list[Hit]:
-        out = []
-        for h in engine_hits:
-            weak = "name" not in h.matched and (h.relevance is None or h.relevance < self.min_relevance)
-            r = h.record
-            out.append(Hit(h.path, h.kind, float(h.score), h.timestamp, weak, r.date, r.size, r.width, r.height, h.id))
-        return out
-
-    @staticmethod
-    def _filters(filters: Filters) -> EngineFilters:
-        return EngineFilters(filters.kind, filters.folder, filters.date_from, filters.date_to)
-
     def search(self, query: str, filters: Filters, k: int = 200) -> list[Hit]:
-        # Ask for everything above -inf, then flag what the calibrated cut-off would drop, so the
-        # "show weaker matches" toggle needs no new query.
-        return self._hits(self._search().text(query, k, self._filters(filters), min_relevance=float("-inf")))
+        # Ask for everything above -inf; hits the calibrated cut-off would drop come flagged ``weak``, so
+        # the "show weaker matches" toggle needs no new query.
+        return self._search().text(query, k, filters, min_relevance=float("-inf"))
 
     def similar(self, image: ImageInput, filters: Filters, k: int = 60) -> list[Hit]:
-        return self._hits(self._search().similar(image, k, self._filters(filters)))
+        return self._search().similar(image, k, filters)
 
     def describe(self, image: ImageInput, k: int = 12) -> list[tuple[str, float]]:
         return [(t.text, float(t.score)) for t in self._search().describe(image, k)]
 
     def texts_for(self, hit: Hit, k: int = 5) -> list[tuple[str, float]]:
-        if hit.media_id is None:
-            return self.describe(hit.path, k)
         # a video hit is described by the moment that matched, not by the mean of all its scenes
         moment = hit.timestamp if hit.kind == "video" else None
-        return [(t.text, float(t.score)) for t in self._search().describe(hit.media_id, k=k, at=moment)]
+        return [(t.text, float(t.score)) for t in self._search().describe(hit.id, k=k, at=moment)]
 
     def close(self) -> None:
         self.library.close()

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from app.gui.service import IndexControl, IndexSummary, Progress
+from app.gui.service import IndexSummary
 from app.gui.tasks import TaskRunner
-from app.gui.thumbs import format_time
+from app.library.indexer import IndexControl, IndexProgress
+from app.library.timefmt import format_time
 
 
 class IndexingController(QObject):
@@ -20,8 +21,9 @@ class IndexingController(QObject):
     """
 
     started = Signal(str)  # what is running: "Indexing", "Re-embedding with ..."
-    progress = Signal(object)  # Progress
-    finished = Signal(object)  # IndexSummary, or a model id string for a model switch
+    progress = Signal(object)  # IndexProgress
+    finished = Signal(object)  # IndexSummary of an indexing run
+    ended = Signal()  # after any job: finished, failed or handed to its own ``on_done``
     failed = Signal(str)
     paused_changed = Signal(bool)
 
@@ -31,19 +33,23 @@ class IndexingController(QObject):
         self.min_interval = min_interval
         self.control: IndexControl | None = None
         self.label = ""
+        self._on_done: Callable[[object], None] | None = None
 
     @property
     def running(self) -> bool:
         return self.control is not None
 
-    def start(self, job: Callable[[Callable[[Progress], None], IndexControl], object], label: str = "Indexing") -> bool:
+    def start(self, job: Callable[[Callable[[IndexProgress], None], IndexControl], object], label: str = "Indexing",
+              on_done: Callable[[object], None] | None = None) -> bool:
+        """Run ``job(on_progress, control)``; its result goes to ``finished`` (an IndexSummary), or to
+        ``on_done`` for other jobs (a model switch). False when a job is already running."""
         if self.running:
             return False
         control = IndexControl()
-        self.control, self.label = control, label
+        self.control, self.label, self._on_done = control, label, on_done
         last = [0.0]
 
-        def on_progress(progress: Progress) -> None:  # worker thread: emit only, never touch widgets
+        def on_progress(progress: IndexProgress) -> None:  # worker thread: emit only, never touch widgets
             now = time.monotonic()
             if now - last[0] >= self.min_interval or progress.done >= progress.total:
                 last[0] = now
@@ -54,11 +60,14 @@ class IndexingController(QObject):
         return True
 
     def _done(self, result, error: BaseException | None) -> None:
-        self.control = None
+        on_done, self.control, self._on_done = self._on_done, None, None
         if error is not None:
             self.failed.emit(str(error) or type(error).__name__)
+        elif on_done is not None:
+            on_done(result)
         else:
             self.finished.emit(result if result is not None else IndexSummary())
+        self.ended.emit()
 
     def pause(self) -> None:
         if self.control and not self.control.paused:
@@ -101,8 +110,7 @@ class IndexingBar(QWidget):
         controller.started.connect(self._started)
         controller.progress.connect(self.set_progress)
         controller.paused_changed.connect(lambda p: self.pause_button.setText("Resume" if p else "Pause"))
-        controller.finished.connect(lambda _: self.hide())
-        controller.failed.connect(lambda _: self.hide())
+        controller.ended.connect(self.hide)
         self.hide()
 
     def _started(self, label: str) -> None:
@@ -111,16 +119,16 @@ class IndexingBar(QWidget):
         self.pause_button.setText("Pause")
         self.show()
 
-    def set_progress(self, progress: Progress) -> None:
+    def set_progress(self, progress: IndexProgress) -> None:
         self.bar.setRange(0, max(progress.total, 1))
         self.bar.setValue(progress.done)
         self.bar.setFormat(f"{progress.done} / {progress.total}")
         parts = [self.controller.label or "Indexing"]
         if progress.rate:
             parts.append(f"{progress.rate:.1f} files/s")
-        if progress.eta is not None and progress.done < progress.total:
-            parts.append(f"ETA {format_time(progress.eta)}")
+        if progress.eta_s is not None and progress.done < progress.total:
+            parts.append(f"ETA {format_time(progress.eta_s)}")
         if progress.current:
             parts.append(progress.current)
         self.label.setText(" · ".join(parts))
-        self.label.setToolTip(progress.current)
+        self.label.setToolTip(progress.current or "")

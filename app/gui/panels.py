@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.service import Hit
-from app.gui.thumbs import format_time
+from app.library.search import Hit
+from app.library.timefmt import format_time
 
 PREVIEW = 320
 
@@ -108,9 +108,10 @@ class DetailPane(QWidget):
             fill_texts(self.texts, [])
             return
         self.fields["Path"].setText(hit.path)
-        self.fields["Date"].setText(datetime.fromtimestamp(hit.date).strftime("%Y-%m-%d %H:%M") if hit.date else "")
-        self.fields["Size"].setText(human_size(hit.size))
-        self.fields["Dimensions"].setText(f"{hit.width} × {hit.height}" if hit.width else "")
+        record = hit.record
+        self.fields["Date"].setText(datetime.fromtimestamp(record.date).strftime("%Y-%m-%d %H:%M") if record.date else "")
+        self.fields["Size"].setText(human_size(record.size))
+        self.fields["Dimensions"].setText(f"{record.width} × {record.height}" if record.width else "")
         self.fields["Moment"].setText(format_time(hit.timestamp) if hit.kind == "video" else "")
         self.form.setRowVisible(self.fields["Moment"], hit.kind == "video")  # photos have no moment
         self.fields["Score"].setText(f"{hit.score:.3f}" + (" (weak match)" if hit.weak else ""))

@@ -7,9 +7,10 @@ import os
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
-from app.gui.service import Hit
 from app.gui.tasks import TaskRunner
-from app.gui.thumbs import ThumbnailCache, format_time
+from app.gui.thumbs import ThumbnailCache
+from app.library.search import Hit
+from app.library.timefmt import format_time
 
 HitRole = Qt.UserRole + 1
 
@@ -53,7 +54,7 @@ class ResultsModel(QAbstractListModel):
     def _refresh(self) -> None:
         hits = [h for h in self._all if self.show_weak or not h.weak]
         if self.sort == "date":
-            hits.sort(key=lambda h: h.date or 0.0, reverse=True)
+            hits.sort(key=lambda h: h.record.date or 0.0, reverse=True)
         # relevance: the service's own order (best first; hybrid search fuses meaning and names)
         self.beginResetModel()
         self._hits = hits

@@ -6,7 +6,8 @@ from datetime import datetime
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from app.gui.service import Filters
+from app.library.search import Filters
+from cots_core.media import MEDIA_KINDS
 
 DEBOUNCE_MS = 250
 
@@ -26,8 +27,8 @@ class SearchBar(QWidget):
         layout.addWidget(self.box, 3)
         self.kind = QComboBox()
         self.kind.addItem("Images and videos", None)
-        self.kind.addItem("Images", "image")
-        self.kind.addItem("Videos", "video")
+        for kind in MEDIA_KINDS.values():
+            self.kind.addItem(kind.plural.capitalize(), kind.name)
         self.folder = QComboBox()
         self.folder.addItem("All folders", None)
         self.dates = QCheckBox("Dates")

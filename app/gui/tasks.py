@@ -79,9 +79,6 @@ class TaskRunner(QObject):
         """Drop tasks of ``pool`` that have not started (stale thumbnails, superseded queries)."""
         self.pools[pool].clear()
 
-    def active(self, pool: str) -> int:
-        return self.pools[pool].activeThreadCount()
-
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Refuse new tasks, drop queued ones and wait for running ones (callers cancel long work first)."""
         self._closed = True

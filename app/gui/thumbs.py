@@ -1,4 +1,6 @@
-"""Thumbnails on disk: made off the GUI thread, cached under the user cache directory by content stamp."""
+"""Thumbnails on disk: made off the GUI thread, cached under the user cache directory by content stamp.
+
+Files are decoded by ``cots_core.media`` (the same guards as indexing: size, header, pixel count)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +8,9 @@ import os
 from pathlib import Path
 
 import platformdirs
-from PIL import Image, ImageOps
+from PIL import Image
+
+from cots_core.media import media_kind, read_media, video_frame_at
 
 THUMB_SIZE = 256
 
@@ -42,51 +46,13 @@ class ThumbnailCache:
         target = self.cached(path, timestamp)
         if target.exists():
             return target
-        image = frame_at(path, timestamp or 0.0) if timestamp is not None or is_video(path) else _open(path)
+        if timestamp is not None or media_kind(path) == "video":
+            image = video_frame_at(path, timestamp or 0.0)
+        else:
+            image = read_media(path, target_size=self.size).frames[0]  # any kind, by its registered reader
         image.thumbnail((self.size, self.size), Image.Resampling.LANCZOS)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.part")
         image.convert("RGB").save(partial, "JPEG", quality=85)
         os.replace(partial, target)  # atomic: a crash never leaves half a thumbnail behind
         return target
-
-
-def is_video(path: str) -> bool:
-    from app.library.media import VIDEO_EXTENSIONS
-
-    return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
-
-
-def _open(path: str) -> Image.Image:
-    with Image.open(path) as image:
-        image.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))  # JPEG: decode at reduced size
-        image.seek(0)
-        return ImageOps.exif_transpose(image).convert("RGB")
-
-
-def frame_at(path: str, seconds: float) -> Image.Image:
-    """The video frame at ``seconds`` (the start when seeking fails)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise OSError(f"cannot open video {path}")
-        capture.set(cv2.CAP_PROP_POS_MSEC, max(0.0, seconds) * 1000.0)
-        ok, frame = capture.read()
-        if not ok:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = capture.read()
-        if not ok or frame is None:
-            raise OSError(f"no readable frame in {path}")
-        return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-
-
-def format_time(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -5,13 +5,10 @@ no model, database or file work happens on the GUI thread.
 """
 from __future__ import annotations
 
-import io
-import os
 import time
 from pathlib import Path
 
-from PIL import Image
-from PySide6.QtCore import QBuffer, QFileSystemWatcher, QIODevice, QSize, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -26,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import actions
+from app.gui.controllers import DropHandler, FolderWatcher, ModelSwitcher
 from app.gui.finetune import FineTuneJob
 from app.gui.indexing import IndexingBar, IndexingController
 from app.gui.library_panel import LibraryPanel
@@ -33,11 +31,11 @@ from app.gui.notices import NoticeArea
 from app.gui.panels import DetailPane, ImageToTextPanel, basename
 from app.gui.results import HitRole, ResultsModel
 from app.gui.search_bar import SearchBar
-from app.gui.service import Hit, IndexSummary, LibraryService
+from app.gui.service import IndexSummary, LibraryService
 from app.gui.settings import Settings
 from app.gui.tasks import TaskRunner
 from app.gui.thumbs import ThumbnailCache
-from app.library.media import IMAGE_EXTENSIONS
+from app.library.search import Hit
 
 
 class MainWindow(QMainWindow):
@@ -71,6 +69,22 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.notices)
         self.results_label = QLabel()
         layout.addWidget(self.results_label)
+        layout.addWidget(self._build_results(), 1)
+        self.indexing = IndexingController(self.runner, self)
+        self.indexing_bar = IndexingBar(self.indexing)
+        layout.addWidget(self.indexing_bar)
+        self.setCentralWidget(central)
+        self._build_status_bar()
+        self.setAcceptDrops(True)
+        self.folder_watcher = FolderWatcher(self)
+        self.drops = DropHandler(self)
+        self.switcher = ModelSwitcher(self.service, self.indexing, self.settings, self)
+        self.status_timer = QTimer(self, interval=2000)
+        self._build_menus()
+        self.resize(1280, 800)
+
+    def _build_results(self) -> QSplitter:
+        """The results grid and, beside it, the tabs: details, image to text, library."""
         splitter = QSplitter(Qt.Horizontal)
         self.model = ResultsModel(self.runner, self.thumbs)
         self.model.show_weak = self.search.weak.isChecked()
@@ -94,23 +108,15 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        layout.addWidget(splitter, 1)
-        self.indexing = IndexingController(self.runner, self)
-        self.indexing_bar = IndexingBar(self.indexing)
-        layout.addWidget(self.indexing_bar)
-        self.setCentralWidget(central)
+        return splitter
+
+    def _build_status_bar(self) -> None:
         self.counts_label = QLabel()
         self.model_status = QLabel()
         self.train_bar = QProgressBar(maximumWidth=160, visible=False)
         self.statusBar().addWidget(self.counts_label, 1)
         self.statusBar().addPermanentWidget(self.train_bar)
         self.statusBar().addPermanentWidget(self.model_status)
-        self.setAcceptDrops(True)
-        self.watcher = QFileSystemWatcher(self)
-        self.rescan_timer = QTimer(self, singleShot=True, interval=3000)
-        self.status_timer = QTimer(self, interval=2000)
-        self._build_menus()
-        self.resize(1280, 800)
 
     def _build_menus(self) -> None:
         library = self.menuBar().addMenu("&Library")
@@ -145,8 +151,13 @@ class MainWindow(QMainWindow):
         self.indexing.failed.connect(lambda reason: self.notify(f"Indexing stopped: {reason}", "error"))
         self.indexing.started.connect(lambda _: self.status_timer.start())
         self.status_timer.timeout.connect(self._tick_during_indexing)
-        self.watcher.directoryChanged.connect(lambda _: self.rescan_timer.start())
-        self.rescan_timer.timeout.connect(self.rescan)
+        self.folder_watcher.changed.connect(self.rescan)
+        self.drops.folders_dropped.connect(lambda folders: self.notify(
+            f"Add {', '.join(folders)} to the library?", "info", [("Add to library", lambda: self.add_folders(folders))]))
+        self.drops.image_dropped.connect(self.describe_image)
+        self.drops.refused.connect(lambda reason: self.notify(reason, "error"))
+        self.switcher.switched.connect(self._model_switched)
+        self.switcher.refused.connect(self.notify)
         QShortcut(QKeySequence.Find, self, self.search.focus)
         QShortcut(QKeySequence("/"), self, self.search.focus)
         QShortcut(QKeySequence(Qt.Key_Escape), self, self.clear_search)
@@ -209,19 +220,7 @@ class MainWindow(QMainWindow):
         self.library.set_failures(failures)
         self.library.set_folders(folders)
         self.search.set_folders(folders)
-        self._watch(folders)
-
-    def _watch(self, folders: list[str]) -> None:
-        if self.watcher.directories():
-            self.watcher.removePaths(self.watcher.directories())
-        watched = [f for f in folders if os.path.isdir(f)]
-        for folder in folders:  # subfolders one level down; a full tree may exceed the OS's watch limit
-            try:
-                watched += [e.path for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")][:200]
-            except OSError:
-                continue
-        if watched:
-            self.watcher.addPaths(watched)
+        self.folder_watcher.watch(folders)
 
     # -- folders and indexing ------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -252,26 +251,30 @@ class MainWindow(QMainWindow):
     def _tick_during_indexing(self) -> None:
         self.refresh_status()
         if self.search.box.text().strip():  # results grow as items get indexed
-            self.run_query(self.search.box.text().strip(), quiet=True)
+            self.run_query(self.search.box.text().strip())
 
-    def _index_finished(self, result) -> None:
+    def _index_finished(self, summary: IndexSummary) -> None:
+        if summary.cancelled:
+            self.notify("Indexing cancelled; what was indexed is kept")
+        elif summary.failed:
+            self.notify(f"{summary.failed} files could not be read; see the Library tab", "error")
+        self._after_run()
+
+    def _model_switched(self, model_id: str) -> None:
+        self.notify(f"Switched to the model {model_id}; the library is re-embedded", "success")
+        self._after_run()
+
+    def _after_run(self) -> None:
         self.status_timer.stop()
         self.refresh_status()
-        if isinstance(result, str):
-            self.notify(f"Switched to the model {result}; the library is re-embedded", "success")
-        elif isinstance(result, IndexSummary):
-            if result.cancelled:
-                self.notify("Indexing cancelled; what was indexed is kept")
-            elif result.failed:
-                self.notify(f"{result.failed} files could not be read; see the Library tab", "error")
         if self.search.box.text().strip():
-            self.run_query(self.search.box.text().strip(), quiet=True)
+            self.run_query(self.search.box.text().strip())
         if self._rescan_pending:
             self._rescan_pending = False
             self.rescan()
 
     # -- search --------------------------------------------------------------------------------
-    def run_query(self, query: str, quiet: bool = False) -> None:
+    def run_query(self, query: str) -> None:
         self._query_generation += 1
         generation = self._query_generation
         if not query:
@@ -397,25 +400,7 @@ class MainWindow(QMainWindow):
 
     def handle_mime(self, mime) -> bool:
         """A dropped or pasted image -> image to text + similar; a folder -> offer to add it."""
-        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
-        folders = [p for p in paths if os.path.isdir(p)]
-        images = [p for p in paths if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(p)]
-        if folders:
-            self.notify(f"Add {', '.join(folders)} to the library?", "info",
-                        [("Add to library", lambda: self.add_folders(folders))])
-        if images:
-            self.describe_image(images[0], basename(images[0]), QPixmap(images[0]))
-        elif not folders and mime.hasImage():
-            qimage = mime.imageData()
-            buffer = QBuffer()
-            buffer.open(QIODevice.WriteOnly)
-            qimage.save(buffer, "PNG")
-            image = Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
-            self.describe_image(image, "the pasted image", QPixmap.fromImage(qimage))
-        elif paths and not folders:
-            self.notify(f"{basename(paths[0])} is not an image cots can read", "error")
-            return False
-        return bool(folders or images or mime.hasImage())
+        return self.drops.handle(mime)
 
     def describe_image(self, image, name: str, pixmap: QPixmap | None) -> None:
         if not self.model_ready:
@@ -465,13 +450,7 @@ class MainWindow(QMainWindow):
 
     def switch_model(self, source: str) -> None:
         """Re-embed the library with ``source`` in the background; old embeddings answer meanwhile."""
-        def job(on_progress, control):
-            model_id = self.service.switch_model(source, on_progress, control)
-            return model_id
-        if self.indexing.start(job, f"Re-embedding with {basename(source)}"):
-            self.settings["model"] = source
-        else:
-            self.notify("Wait for indexing to finish before switching models")
+        self.switcher.switch(source)
 
     # -- notices and closing -------------------------------------------------------------------
     def notify(self, text: str, level: str = "info", choices=None) -> None:

@@ -14,31 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.library.errors import LibraryError
+from cots_core.devices import select_device
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "cots-lite"
-
-
-def select_device(preference: str | None = None) -> torch.device:
-    """``cuda`` when there is one, then Apple's ``mps``, else ``cpu``; ``preference`` overrides."""
-    if preference and preference != "auto":
-        try:
-            device = torch.device(preference)
-        except (RuntimeError, ValueError) as error:
-            raise LibraryError(f"--device {preference!r} is not a device: use auto, cpu, cuda, cuda:1 or mps") \
-                from error
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise LibraryError(f"--device {preference}: no CUDA GPU is available (try --device cpu)")
-        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise LibraryError(f"--device {preference}: MPS is not available (try --device cpu)")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def default_batch_size(device: torch.device, image_size: int = 224) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cots_core.errors import CotsError
+from cots_core.media import MediaError  # noqa: F401 - re-exported: one error for a file that cannot be read
 
 
 class LibraryError(CotsError):
@@ -10,7 +11,3 @@ class LibraryError(CotsError):
 
 class LibraryDamagedError(LibraryError):
     """SQLite cannot read the library database (corrupt pages): ``cots repair`` salvages it."""
-
-
-class MediaError(Exception):
-    """One file could not be read; recorded on its row and retried only when the file changes."""

@@ -21,23 +21,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.library.db import vector_to_blob
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
 from app.library.lock import indexing_lock
-from app.library.media import (
-    DEFAULT_MAX_PIXELS,
-    DecodedMedia,
-    check_image_file,
-    content_hash,
-    read_image,
-    read_video,
-    require_regular_file,
+from app.library.pathtext import safe_text, searchable_text, to_db
+from app.library.scanner import (
+    LibraryScanner,
+    ScannedFile,
+    ScanResult,
+    display_name,
+    folder_names,
+    read_caption,
 )
-from app.library.pathtext import from_db, safe_text, searchable_text, to_db
-from app.library.scanner import LibraryScanner, ScannedFile, display_name, folder_names, read_caption
+from app.library.storage import (
+    Job,
+    StoredVectors,
+    add_vocabulary,
+    delete_media_data,
+    media_state,
+    plan_run,
+    replace_scan_errors,
+    store_text_vectors,
+    store_vectors,
+    unembedded_count,
+    update_media,
+    upsert_media,
+    vocabulary_size,
+    vocabulary_to_embed,
+)
 from app.library.vocabulary import load_vocabulary
+from cots_core.media import DEFAULT_MAX_PIXELS, MEDIA_KINDS, DecodedMedia, ReadOptions, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +82,33 @@ class IndexProgress:
     elapsed_s: float
 
 
+class IndexControl:
+    """Pause / resume / cancel for a running indexer, from any thread: the two events ``Indexer`` takes
+    (``cancel_event`` set = stop, ``pause_event`` set = hold)."""
+
+    def __init__(self) -> None:
+        self.cancel_event = threading.Event()
+        self.pause_event = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.pause_event.clear()  # a paused worker must wake up to see the cancel
+
+    def pause(self) -> None:
+        self.pause_event.set()
+
+    def resume(self) -> None:
+        self.pause_event.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self.pause_event.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+
 @dataclass
 class IndexReport:
     scanned: int = 0
@@ -85,16 +126,8 @@ class IndexReport:
 
 
 @dataclass
-class _Job:
-    file: ScannedFile
-    row_id: int | None
-    old_hash: str | None
-    has_embedding: bool
-
-
-@dataclass
 class _Result:
-    job: _Job
+    job: Job
     hash: str | None = None
     decoded: DecodedMedia | None = None
     pixels: torch.Tensor | None = None
@@ -103,6 +136,7 @@ class _Result:
     touched: bool = False
     vector: np.ndarray | None = None
     segment_vectors: np.ndarray | None = None
+    caption_vector: np.ndarray | None = None
 
 
 ProgressCallback = Callable[[IndexProgress], None]
@@ -110,6 +144,13 @@ ProgressCallback = Callable[[IndexProgress], None]
 
 class IndexCancelled(Exception):
     pass
+
+
+def _hash_or_none(file: ScannedFile) -> str | None:
+    try:
+        return content_hash(file.path)
+    except OSError:
+        return None
 
 
 class Indexer:
@@ -207,110 +248,46 @@ class Indexer:
         scan = scanner.scan([p for _, p in folders])
         report.scanned = len(scan.files)
         with self.library.db.transaction() as conn:
-            conn.execute("DELETE FROM scan_errors")
-            conn.executemany("INSERT INTO scan_errors(path, error, seen_at) VALUES (?, ?, ?)",
-                             [(to_db(p), safe_text(e), time.time()) for p, e in scan.errors.items()])
+            replace_scan_errors(conn, [(to_db(p), safe_text(e), time.time()) for p, e in scan.errors.items()])
         return scan
 
-    def _plan(self, scan, folders, report: IndexReport) -> list[_Job]:
-        """Decide per file: unchanged, moved, deleted, or to be (re)read."""
+    def _plan(self, scan: ScanResult, folders, report: IndexReport) -> list[Job]:
+        """Apply the run's plan (``storage.plan_run``): moves and deletions now; the files to read returned."""
         lib = self.library
-        conn = lib.db.conn
-        model_id = self.encoder.model_id
-        rows = {}
-        for r in conn.execute("SELECT m.id, m.path, m.size, m.mtime_ns, m.hash, m.status, e.media_id IS NOT NULL "
-                              "FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ?",
-                              (model_id,)):
-            path = from_db(r[1])
-            rows[path] = (r[0], path, *r[2:])
-        seen: set[str] = set()
-        jobs: list[_Job] = []
-        new_jobs: list[_Job] = []
-        for file in scan.files:
-            path = str(file.path)
-            seen.add(path)
-            row = rows.get(path)
-            if row is None:
-                new_jobs.append(_Job(file, None, None, False))
-                continue
-            row_id, size, mtime_ns, old_hash, status, has_embedding = row[0], row[2], row[3], row[4], row[5], row[6]
-            same_stat = size == file.size and mtime_ns == file.mtime_ns
-            if same_stat and (status == "forgotten" or (status == "error" and not self.options.retry_failed)
-                              or (status == "ok" and has_embedding)):
-                report.unchanged += 1
-                continue
-            jobs.append(_Job(file, row_id, old_hash if status == "ok" else None, bool(has_embedding)))
-
-        # Rows whose file is gone, except under folders that could not be read this time.
-        unreadable = [str(p).rstrip("/") + "/" for p in scan.unreadable]
-        missing = {
-            path: row for path, row in rows.items()
-            if path not in seen and row[5] != "forgotten"
-            and not any(path.startswith(u) or path == u.rstrip("/") for u in unreadable)
-        }
-        missing.update({p: r for p, r in rows.items() if r[5] == "forgotten" and p not in seen
-                        and not any(p.startswith(u) for u in unreadable)})
-        # Moves: a new path with the content of a missing row keeps that row (and its embeddings).
-        by_size: dict[int, list[tuple]] = {}
-        for row in missing.values():
-            if row[5] == "ok" and row[4]:
-                by_size.setdefault(row[2], []).append(row)
-        moves: list[tuple[_Job, tuple]] = []
-        for job in new_jobs:
-            candidates = by_size.get(job.file.size)
-            if candidates:
-                try:
-                    digest = content_hash(job.file.path)
-                except OSError:
-                    digest = None
-                match = next((r for r in candidates if r[4] == digest and r[1] in missing), None)
-                if match is not None:
-                    missing.pop(match[1])
-                    moves.append((job, match))
-                    continue
-            jobs.append(job)
-        folder_ids = {str(p): fid for fid, p in folders}
-        if moves:
+        plan = plan_run(scan, media_state(lib.db.conn, self.encoder.model_id), self.options.retry_failed,
+                        _hash_or_none)
+        report.unchanged += plan.unchanged
+        if plan.moves:
+            folder_ids = {str(p): fid for fid, p in folders}
             with lib.db.transaction() as conn:
-                for job, row in moves:
-                    file = job.file
-                    conn.execute(
-                        "UPDATE media SET path = ?, folder_id = ?, name = ?, folder_names = ?, mtime_ns = ? "
-                        "WHERE id = ?",
-                        (to_db(file.path), folder_ids.get(str(file.root)), searchable_text(display_name(file.path)),
-                         searchable_text(folder_names(file.path, file.root)), file.mtime_ns, row[0]))
-            report.moved += len(moves)
-        gone = [row[0] for row in missing.values()]
-        if gone:
-            lib.delete_media(gone)
-            report.removed += len(gone)
-        return jobs
+                for file, row in plan.moves:
+                    update_media(conn, row.id, {
+                        "path": to_db(file.path), "folder_id": folder_ids.get(str(file.root)),
+                        "name": searchable_text(display_name(file.path)),
+                        "folder_names": searchable_text(folder_names(file.path, file.root)),
+                        "mtime_ns": file.mtime_ns})
+            report.moved += len(plan.moves)
+        if plan.gone:
+            lib.delete_media(plan.gone)
+            report.removed += len(plan.gone)
+        return plan.jobs
 
     # -- decoding (worker threads) -----------------------------------------------------------
-    def _decode(self, job: _Job) -> _Result:
+    def _decode(self, job: Job) -> _Result:
         file = job.file
         result = _Result(job)
         try:
             if self.cancel_event.is_set():
                 return result
-            if file.kind == "image":
-                # Size and header first, then a hash of at most 2 MiB, then Pillow reads what it decodes:
-                # a file is never read whole into memory (a 2 GB file named .jpg costs nothing).
-                check_image_file(file.path)
-                result.hash = self._hash(file)
-                if job.has_embedding and result.hash == job.old_hash:
-                    result.touched = True
-                    return result
-                result.decoded = read_image(file.path, self.encoder.image_size, self.options.max_pixels)
-            else:
-                if require_regular_file(file.path) == 0:
-                    raise MediaError("empty file (0 bytes)")
-                result.hash = self._hash(file)
-                if job.has_embedding and result.hash == job.old_hash:
-                    result.touched = True
-                    return result
-                result.decoded = read_video(file.path, self.encoder.image_size, self.options.video_every_s,
-                                            self.options.video_max_frames)
+            kind = MEDIA_KINDS[file.kind]
+            # Size and header first, then a hash of at most 2 MiB, then the reader reads what it decodes:
+            # a file is never read whole into memory (a 2 GB file named .jpg costs nothing).
+            kind.check(file.path)
+            result.hash = self._hash(file)
+            if job.has_embedding and result.hash == job.old_hash:
+                result.touched = True
+                return result
+            result.decoded = kind.read(file.path, self._read_options())
             result.pixels = torch.stack([self.encoder.preprocess(frame) for frame in result.decoded.frames])
             result.decoded.frames = []  # the pixels are all we keep
             result.caption = read_caption(file.path)
@@ -320,6 +297,10 @@ class Indexer:
             log.debug("unexpected error reading %s", file.path, exc_info=True)
             result.error = f"{type(error).__name__}: {error}"
         return result
+
+    def _read_options(self) -> ReadOptions:
+        return ReadOptions(self.encoder.image_size, self.options.max_pixels, self.options.video_every_s,
+                           self.options.video_max_frames)
 
     @staticmethod
     def _hash(file: ScannedFile) -> str:
@@ -331,7 +312,7 @@ class Indexer:
             raise MediaError(f"file cannot be read: {error.strerror or error}") from error
 
     # -- pipeline ----------------------------------------------------------------------------
-    def _pipeline(self, jobs: list[_Job], report: IndexReport, run_started: float) -> None:
+    def _pipeline(self, jobs: list[Job], report: IndexReport, run_started: float) -> None:
         if not jobs:
             return
         batch_size = self.options.batch_size or self.encoder.default_batch_size()
@@ -372,75 +353,59 @@ class Indexer:
                 raise
 
     def _flush(self, results: list[_Result], report: IndexReport) -> int:
-        """Encode the batch's pixels and write every result in one transaction."""
-        lib = self.library
-        enc = self.encoder
-        model_id = enc.model_id
+        """Encode the batch, then write every result in one transaction."""
         results = [r for r in results if r.pixels is not None or r.error is not None or r.touched]
         if not results:
             return 0
-        with_pixels = [r for r in results if r.pixels is not None]
-        if with_pixels:
-            vectors = self._encode(torch.cat([r.pixels for r in with_pixels]))
-            offset = 0
-            for r in with_pixels:
-                n = len(r.pixels)
-                frames = vectors[offset:offset + n]
-                offset += n
-                if r.job.file.kind == "video":
-                    r.segment_vectors = frames
-                    mean = frames.mean(axis=0)
-                    r.vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
-                else:
-                    r.vector = frames[0]
-                r.pixels = None
-        captions = [r for r in with_pixels if r.caption]
-        caption_vectors = enc.encode_texts([r.caption for r in captions]) if captions else None
-        caption_of = {id(r): caption_vectors[i] for i, r in enumerate(captions)} if captions else {}
+        self._encode_batch([r for r in results if r.pixels is not None])
+        self._store_batch(results, report)
+        return len(results)
+
+    def _encode_batch(self, results: list[_Result]) -> None:
+        """Embed the results' pixels (a video: its frames and their renormalised mean) and captions."""
+        if not results:
+            return
+        vectors = self._encode(torch.cat([r.pixels for r in results]))
+        offset = 0
+        for r in results:
+            n = len(r.pixels)
+            frames = vectors[offset:offset + n]
+            offset += n
+            if r.job.file.kind == "video":
+                r.segment_vectors = frames
+                mean = frames.mean(axis=0)
+                r.vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            else:
+                r.vector = frames[0]
+            r.pixels = None
+        captioned = [r for r in results if r.caption]
+        if captioned:
+            for r, vector in zip(captioned, self.encoder.encode_texts([r.caption for r in captioned])):
+                r.caption_vector = vector
+
+    def _store_batch(self, results: list[_Result], report: IndexReport) -> None:
+        """Write rows, embeddings, segments and captions in one transaction, then mirror them in the
+        vector indexes."""
+        lib = self.library
+        model_id = self.encoder.model_id
         folder_ids = {str(p): fid for fid, p in lib.db.folders()}
         now = time.time()
-        add = {"media": ([], []), "segment": ([], []), "text": ([], [])}
+        added = StoredVectors()
         remove = {"media": [], "segment": [], "text": []}
         with lib.db.transaction() as conn:
             gen = lib.db.bump_generation(conn)
             for r in results:
                 file = r.job.file
                 if r.touched:
-                    conn.execute("UPDATE media SET size = ?, mtime_ns = ? WHERE id = ?",
-                                 (file.size, file.mtime_ns, r.job.row_id))
+                    update_media(conn, r.job.row_id, {"size": file.size, "mtime_ns": file.mtime_ns})
                     report.touched += 1
                     continue
-                decoded = r.decoded
                 ok = r.error is None
-                values = {
-                    "path": to_db(file.path), "folder_id": folder_ids.get(str(file.root)),
-                    "name": searchable_text(display_name(file.path)),
-                    "folder_names": searchable_text(folder_names(file.path, file.root)),
-                    "caption": r.caption, "kind": file.kind, "size": file.size, "mtime_ns": file.mtime_ns,
-                    "hash": r.hash, "width": decoded.width if decoded else None,
-                    "height": decoded.height if decoded else None,
-                    "duration": decoded.duration if decoded else None,
-                    "captured_at": decoded.captured_at if decoded else None,
-                    "status": "ok" if ok else "error", "error": safe_text(r.error) if r.error else None,
-                    "model_id": model_id if ok else None, "indexed_at": now,
-                }
-                columns = ", ".join(values)
-                updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "path")
-                row_id = conn.execute(
-                    f"INSERT INTO media({columns}) VALUES ({', '.join('?' * len(values))}) "
-                    f"ON CONFLICT(path) DO UPDATE SET {updates} RETURNING id", list(values.values())).fetchone()[0]
+                row_id = upsert_media(conn, self._row_values(r, folder_ids.get(str(file.root)), now))
                 # Changed content makes every model's vectors of this row stale; an unchanged file
                 # re-read for another model keeps the old model's vectors (they answer until the switch).
                 changed = not ok or r.hash != r.job.old_hash
-                scope, scope_args = ("", ()) if changed else (" AND model_id = ?", (model_id,))
-                old_segments = [s[0] for s in conn.execute(
-                    f"SELECT id FROM segments WHERE media_id = ?{scope}", (row_id, *scope_args))]
-                old_texts = [t[0] for t in conn.execute("SELECT id FROM texts WHERE media_id = ?", (row_id,))]
-                conn.execute(f"DELETE FROM segments WHERE media_id = ?{scope}", (row_id, *scope_args))
-                conn.execute(f"DELETE FROM embeddings WHERE media_id = ?{scope}", (row_id, *scope_args))
-                for text_id in old_texts:
-                    conn.execute("DELETE FROM text_embeddings WHERE text_id = ?", (text_id,))
-                    conn.execute("DELETE FROM texts WHERE id = ?", (text_id,))
+                old_segments, old_texts = delete_media_data(conn, [row_id], None if changed else model_id)
                 remove["segment"] += old_segments
                 remove["text"] += old_texts
                 if not ok:
@@ -452,32 +417,31 @@ class Indexer:
                     report.added += 1
                 else:
                     report.updated += 1
-                conn.execute("INSERT INTO embeddings(media_id, model_id, vector, gen) VALUES (?, ?, ?, ?)",
-                             (row_id, model_id, vector_to_blob(r.vector), gen))
-                add["media"][0].append(row_id)
-                add["media"][1].append(r.vector)
+                segments = []
                 if r.segment_vectors is not None:
-                    times = decoded.times
-                    ends = times[1:] + [decoded.duration or times[-1]]
-                    for start, end, vec in zip(times, ends, r.segment_vectors):
-                        seg_id = conn.execute(
-                            "INSERT INTO segments(media_id, model_id, start_s, end_s, vector, gen) "
-                            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                            (row_id, model_id, start, max(end, start), vector_to_blob(vec), gen)).fetchone()[0]
-                        add["segment"][0].append(seg_id)
-                        add["segment"][1].append(vec)
-                if id(r) in caption_of:
-                    text_id = conn.execute(
-                        "INSERT INTO texts(text, source, media_id) VALUES (?, 'caption', ?) RETURNING id",
-                        (r.caption, row_id)).fetchone()[0]
-                    conn.execute("INSERT INTO text_embeddings(text_id, model_id, vector, gen) VALUES (?, ?, ?, ?)",
-                                 (text_id, model_id, vector_to_blob(caption_of[id(r)]), gen))
-                    add["text"][0].append(text_id)
-                    add["text"][1].append(caption_of[id(r)])
-        lib.apply(gen, model_id,
-                  add={k: (ids, np.stack(vecs)) for k, (ids, vecs) in add.items() if ids},
-                  remove=remove)
-        return len(results)
+                    times = r.decoded.times
+                    ends = times[1:] + [r.decoded.duration or times[-1]]
+                    segments = [(start, max(end, start), vector)
+                                for start, end, vector in zip(times, ends, r.segment_vectors)]
+                caption = (r.caption, r.caption_vector) if r.caption_vector is not None else None
+                store_vectors(conn, added, row_id, model_id, gen, r.vector, segments, caption)
+        lib.apply(gen, model_id, add=added.stacked(), remove=remove)
+
+    def _row_values(self, r: _Result, folder_id: int | None, now: float) -> dict:
+        """The media row of a read (or failed) file."""
+        file, decoded, ok = r.job.file, r.decoded, r.error is None
+        return {
+            "path": to_db(file.path), "folder_id": folder_id,
+            "name": searchable_text(display_name(file.path)),
+            "folder_names": searchable_text(folder_names(file.path, file.root)),
+            "caption": r.caption, "kind": file.kind, "size": file.size, "mtime_ns": file.mtime_ns,
+            "hash": r.hash, "width": decoded.width if decoded else None,
+            "height": decoded.height if decoded else None,
+            "duration": decoded.duration if decoded else None,
+            "captured_at": decoded.captured_at if decoded else None,
+            "status": "ok" if ok else "error", "error": safe_text(r.error) if r.error else None,
+            "model_id": self.encoder.model_id if ok else None, "indexed_at": now,
+        }
 
     def _encode(self, pixels: torch.Tensor) -> np.ndarray:
         batch = self.options.batch_size or self.encoder.default_batch_size()
@@ -491,34 +455,25 @@ class Indexer:
         model_id = self.encoder.model_id
         conn = lib.db.conn
         vocabulary = load_vocabulary()
-        known = conn.execute("SELECT COUNT(*) FROM texts WHERE source = 'vocabulary'").fetchone()[0]
-        if known != len(vocabulary):
-            with lib.db.transaction() as conn:
-                conn.executemany("INSERT OR IGNORE INTO texts(text, source, media_id) VALUES (?, 'vocabulary', NULL)",
-                                 [(t,) for t in vocabulary])
-        todo = conn.execute(
-            "SELECT t.id, t.text FROM texts t LEFT JOIN text_embeddings e ON e.text_id = t.id AND e.model_id = ? "
-            "WHERE e.text_id IS NULL AND t.source = 'vocabulary' ORDER BY t.id", (model_id,)).fetchall()
+        if vocabulary_size(conn) != len(vocabulary):
+            with lib.db.transaction() as writer:
+                add_vocabulary(writer, vocabulary)
+        todo = vocabulary_to_embed(conn, model_id)
         started = time.perf_counter()
         for start in range(0, len(todo), 256):
             self._check()
             chunk = todo[start:start + 256]
             vectors = self.encoder.encode_texts([t for _, t in chunk])
-            with lib.db.transaction() as conn:
-                gen = lib.db.bump_generation(conn)
-                conn.executemany("INSERT OR REPLACE INTO text_embeddings(text_id, model_id, vector, gen) "
-                                 "VALUES (?, ?, ?, ?)",
-                                 [(tid, model_id, vector_to_blob(v), gen) for (tid, _), v in zip(chunk, vectors)])
+            with lib.db.transaction() as writer:
+                gen = lib.db.bump_generation(writer)
+                store_text_vectors(writer, [tid for tid, _ in chunk], vectors, model_id, gen)
             lib.apply(gen, model_id, add={"text": ([tid for tid, _ in chunk], vectors)})
             self._report("texts", start + len(chunk), len(todo), started, None, 0, run_started)
 
     def _switch_model(self, model_id: str) -> None:
         """Make this run's model the library's once every readable file has its embedding."""
         lib = self.library
-        left = lib.db.conn.execute(
-            "SELECT COUNT(*) FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
-            "WHERE m.status = 'ok' AND e.media_id IS NULL", (model_id,)).fetchone()[0]
-        if left:
+        if unembedded_count(lib.db.conn, model_id):
             return
         old = lib.model_id
         lib.set_model(model_id, self.encoder.source)

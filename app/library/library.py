@@ -22,6 +22,7 @@ from app.library.db import LibraryDB, blob_to_vector, database_error_message, is
 from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, path_prefix_sql, to_db
+from app.library.storage import delete_media_data
 from app.library.vector_index import (
     HnswParams,
     VectorIndex,
@@ -270,28 +271,18 @@ class Library:
         ids = [int(i) for i in ids]
         if not ids:
             return
-        removed_segments: list[int] = []
         with self.db.transaction() as conn:
+            removed_segments, removed_texts = delete_media_data(conn, ids)
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                removed_segments += [r[0] for r in conn.execute(
-                    f"SELECT id FROM segments WHERE media_id IN ({marks})", chunk)]
-                conn.execute(f"DELETE FROM segments WHERE media_id IN ({marks})", chunk)
-                conn.execute(f"DELETE FROM embeddings WHERE media_id IN ({marks})", chunk)
-                text_ids = [r[0] for r in conn.execute(
-                    f"SELECT id FROM texts WHERE media_id IN ({marks})", chunk)]
-                if text_ids:
-                    tmarks = ",".join("?" * len(text_ids))
-                    conn.execute(f"DELETE FROM text_embeddings WHERE text_id IN ({tmarks})", text_ids)
-                    conn.execute(f"DELETE FROM texts WHERE id IN ({tmarks})", text_ids)
                 if keep_rows_as_forgotten:
                     conn.execute(f"UPDATE media SET status = 'forgotten', error = NULL, model_id = NULL "
                                  f"WHERE id IN ({marks})", chunk)
                 else:
                     conn.execute(f"DELETE FROM media WHERE id IN ({marks})", chunk)
             generation = self.db.bump_generation(conn)
-        self.apply(generation, remove={"media": ids, "segment": removed_segments})
+        self.apply(generation, remove={"media": ids, "segment": removed_segments, "text": removed_texts})
 
     # -- vector indexes ----------------------------------------------------------------------
     def index_prefix(self, kind: str, model_id: str) -> Path:

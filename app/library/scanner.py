@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.library.media import media_kind
+from cots_core.media import media_kind, read_captions
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,6 @@ SYSTEM_FOLDERS = {
     "$recycle.bin", "system volume information", "lost+found", "@eadir", "#recycle", "__macosx",
     "node_modules", "__pycache__", "thumbs", ".thumbnails", "$windows.~bt", "appdata",
 }
-CAPTION_EXTENSIONS = (".txt", ".caption")
 
 
 @dataclass
@@ -111,19 +110,10 @@ class LibraryScanner:
 
 
 def read_caption(path: Path) -> str | None:
-    """A sidecar caption: ``photo.jpg.txt``, ``photo.txt`` or ``photo.caption`` next to the file."""
-    for candidate in (
-        [path.with_name(path.name + ext) for ext in CAPTION_EXTENSIONS]
-        + [path.with_suffix(ext) for ext in CAPTION_EXTENSIONS]
-    ):
-        try:
-            if candidate.is_file() and candidate.stat().st_size < 64_000:
-                text = candidate.read_text(encoding="utf-8", errors="replace").strip()
-                if text:
-                    return " ".join(text.split())
-        except OSError:
-            continue
-    return None
+    """The sidecar caption the library indexes: the lines of ``cots_core.media.read_captions`` joined
+    (the trainer reads the same sidecar, one caption per line)."""
+    captions = read_captions(path)
+    return " ".join(captions) if captions else None
 
 
 def display_name(path: Path) -> str:

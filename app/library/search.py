@@ -1,12 +1,7 @@
 """Search over a library: text -> media (hybrid with FTS5), image -> similar media, image -> text.
 
-Relevance is calibrated rather than a fixed similarity threshold. A hit's ``relevance`` is the
-mean of two z-scores that do not depend on the library's size:
-- query side: its similarity standardised against the query's similarities to a random sample of
-  the library (is this item unusually close to the query, for this library?);
-- item side: its similarity standardised against the item's similarities to the shipped vocabulary
-  (is this query one of the better descriptions of this item, among ~1,300 generic phrases?).
-A query that matches nothing well scores low on both, so few or no hits pass the cut-off.
+Relevance is calibrated rather than a fixed similarity threshold (``relevance.RelevanceCalibrator``);
+a video is scored by its best-matching segment (``relevance.best_segments``).
 """
 from __future__ import annotations
 
@@ -24,14 +19,22 @@ from PIL import Image
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
-from app.library.media import read_media
 from app.library.pathtext import display_text, path_prefix_sql
+from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
+from app.library.storage import (
+    filtered_ids,
+    lexical,
+    readable_kinds,
+    segment_owners,
+    segment_spans,
+    texts_by_id,
+)
+from cots_core.media import read_media
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_RELEVANCE = 2.0
 RRF_K = 60
-SAMPLE_SIZE = 2048
 STOPWORDS = set(
     "a an the of on in at to for with and or by from is are was were be this that these those my our your "
     "photo photos picture pictures image images video videos some".split()
@@ -52,6 +55,7 @@ class Hit:
     segment_end: float | None
     matched: tuple[str, ...]  # "meaning" and/or "name" (file/folder name or caption)
     record: MediaRecord
+    weak: bool = False  # below the service's relevance cut-off and not found by name (kept when asked for)
 
     def to_dict(self) -> dict:
         out = {"path": self.path, "kind": self.kind, "score": round(float(self.score), 5),
@@ -149,8 +153,7 @@ class SearchService:
         self.min_relevance = min_relevance
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self._sample: tuple[int, np.ndarray] | None = None  # (index size when drawn, vectors)
-        self._vocab: tuple[int, np.ndarray] | None = None
+        self.calibrator = RelevanceCalibrator(library, encoder.model_id)
 
     @property
     def model_id(self) -> str:
@@ -195,44 +198,13 @@ class SearchService:
             return self.encoder.encode_pil([image.convert("RGB")])[0], None
         raise TypeError(f"cannot search by {type(image).__name__}")
 
-    # -- calibration -------------------------------------------------------------------------
-    def _library_sample(self) -> np.ndarray:
-        index = self.library.vectors("media", self.model_id)
-        n = len(index)
-        cached = self._sample
-        if cached is None or abs(cached[0] - n) > max(16, 0.1 * cached[0]):
-            cached = self._sample = (n, index.sample(SAMPLE_SIZE))
-        return cached[1]
-
-    def _vocabulary_matrix(self) -> np.ndarray:
-        """Vocabulary embeddings of this model (for the item-side z-score)."""
-        conn = self.library.db.conn
-        count = conn.execute(
-            "SELECT COUNT(*) FROM text_embeddings e JOIN texts t ON t.id = e.text_id "
-            "WHERE t.source = 'vocabulary' AND e.model_id = ?", (self.model_id,)).fetchone()[0]
-        if self._vocab is None or self._vocab[0] != count:
-            rows = conn.execute(
-                "SELECT e.vector FROM text_embeddings e JOIN texts t ON t.id = e.text_id "
-                "WHERE t.source = 'vocabulary' AND e.model_id = ? ORDER BY t.id", (self.model_id,)).fetchall()
-            matrix = (np.stack([np.frombuffer(r[0], np.float32) for r in rows]) if rows
-                      else np.zeros((0, self.encoder.embed_dim), np.float32))
-            self._vocab = (count, matrix)
-        return self._vocab[1]
-
+    # -- calibration and segments ----------------------------------------------------------
     def relevance(self, query: np.ndarray, item_vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Calibrated relevance (see the module docstring) of items with the given similarities."""
-        sample = self._library_sample()
-        parts = []
-        if len(sample) >= 8:
-            dist = sample @ query
-            parts.append((scores - dist.mean()) / max(float(dist.std()), 1e-6))
-        vocab = self._vocabulary_matrix()
-        if len(vocab) >= 8 and len(item_vectors):
-            per_item = item_vectors @ vocab.T  # [n, V]
-            parts.append((scores - per_item.mean(axis=1)) / np.maximum(per_item.std(axis=1), 1e-6))
-        if not parts:
-            return np.full(len(scores), np.inf, np.float32)
-        return np.mean(parts, axis=0)
+        """Calibrated relevance of items with the given similarities to a text query."""
+        return self.calibrator.relevance(query, item_vectors, scores)
+
+    def _best_segments(self, media_ids: list[int], vector: np.ndarray) -> dict[int, tuple[float, float, float]]:
+        return best_segments(segment_spans(self.library.db.conn, media_ids, self.model_id), vector)
 
     # -- text -> media -----------------------------------------------------------------------
     def text(self, query: str, k: int = 20, filters: Filters | None = None, hybrid: bool = True,
@@ -296,10 +268,7 @@ class SearchService:
     def _merge_segments(self, out: dict, seg_ids: list[int], seg_sims: list[float]) -> None:
         if not seg_ids:
             return
-        marks = ",".join("?" * len(seg_ids))
-        rows = self.library.db.conn.execute(
-            f"SELECT id, media_id, start_s, end_s FROM segments WHERE id IN ({marks})", seg_ids).fetchall()
-        where = {r[0]: r[1:] for r in rows}
+        where = segment_owners(self.library.db.conn, seg_ids)
         for seg_id, s in zip(seg_ids, seg_sims):
             if seg_id not in where:
                 continue
@@ -310,49 +279,37 @@ class SearchService:
     def _filter(self, candidates: dict, filters: Filters) -> dict:
         if not candidates:
             return candidates
-        where, params = filters.sql()
-        ids = list(candidates)
-        marks = ",".join("?" * len(ids))
-        allowed = {r[0] for r in self.library.db.conn.execute(
-            f"SELECT m.id FROM media m WHERE m.id IN ({marks}) AND {where}", [*ids, *params])}
+        allowed = filtered_ids(self.library.db.conn, list(candidates), *filters.sql())
         return {i: v for i, v in candidates.items() if i in allowed}
 
     def _exact_filtered(self, vector: np.ndarray, filters: Filters) -> dict:
-        """Few candidates passed the filters: score every allowed item exactly."""
+        """Few candidates passed the filters: score every allowed item exactly (videos by their best
+        segment when it is closer)."""
         where, params = filters.sql()
-        allowed = [r[0] for r in self.library.db.conn.execute(
-            f"SELECT m.id FROM media m WHERE m.status = 'ok' AND {where}", params)]
         index = self.library.vectors("media", self.model_id)
-        allowed = [i for i in allowed if i in index][:200_000]
+        kinds = readable_kinds(self.library.db.conn, where, params)
+        allowed = [i for i in kinds if i in index][:200_000]
         if not allowed:
             return {}
         sims = index.get(allowed) @ vector
         out = {i: (float(s), None, None) for i, s in zip(allowed, sims)}
-        videos = [i for i in allowed if self.library.media([i])[i].kind == "video"] if filters.kind != "image" else []
-        for media_id in videos:
-            starts, ends, seg_vectors = self.library.segments(media_id, self.model_id)
-            if len(starts):
-                seg_sims = seg_vectors @ vector
-                best = int(np.argmax(seg_sims))
-                if seg_sims[best] > out[media_id][0]:
-                    out[media_id] = (float(seg_sims[best]), float(starts[best]), float(ends[best]))
+        videos = [i for i in allowed if kinds[i] == "video"] if filters.kind != "image" else []
+        for media_id, (score, start, end) in self._best_segments(videos, vector).items():
+            if score > out[media_id][0]:
+                out[media_id] = (score, start, end)
         return out
 
     def _lexical(self, query: str, k: int, filters: Filters) -> list[int]:
         match = fts_query(query)
         if match is None:
             return []
-        where, params = filters.sql()
         try:
-            rows = self.library.db.conn.execute(
-                f"SELECT m.id FROM media_fts f JOIN media m ON m.id = f.rowid "
-                f"WHERE media_fts MATCH ? AND m.status = 'ok' AND {where} ORDER BY bm25(media_fts) LIMIT ?",
-                [match, *params, max(k, 20)]).fetchall()
+            found = lexical(self.library.db.conn, match, *filters.sql(), max(k, 20))
         except Exception as error:  # noqa: BLE001 - an odd query must not break search
             log.debug("FTS query %r failed: %s", match, error)
             return []
         index = self.library.vectors("media", self.model_id)
-        return [r[0] for r in rows if r[0] in index]
+        return [i for i in found if i in index]
 
     def _item_vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:
@@ -361,22 +318,20 @@ class SearchService:
 
     def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector) -> list[Hit]:
         records = self.library.media(order)
+        segments = self._best_segments([i for i, r in records.items() if r.kind == "video"], vector)
         hits = []
         for i in order:
             record = records.get(i)
             if record is None:
                 continue
             score, start, end = semantic.get(i, (0.0, None, None))
-            if record.kind == "video":
-                starts, ends, seg_vectors = self.library.segments(i, self.model_id)
-                if len(starts):
-                    seg_sims = seg_vectors @ vector
-                    best = int(np.argmax(seg_sims))
-                    start, end = float(starts[best]), float(ends[best])
-                    score = max(score, float(seg_sims[best]))
+            if i in segments:
+                segment_score, start, end = segments[i]
+                score = max(score, segment_score)
             matched = tuple(m for m, ok in (("meaning", i in kept_ids), ("name", i in lexical_ids)) if ok)
-            hits.append(Hit(i, record.path, record.kind, float(score), relevance_of.get(i), start, end,
-                            matched, record))
+            relevance = relevance_of.get(i)
+            weak = "name" not in matched and (relevance is None or relevance < self.min_relevance)
+            hits.append(Hit(i, record.path, record.kind, float(score), relevance, start, end, matched, record, weak))
         return hits
 
     # -- image -> media ----------------------------------------------------------------------
@@ -389,12 +344,7 @@ class SearchService:
         semantic.pop(self_id, None)
         ids = list(semantic)
         sims = np.array([semantic[i][0] for i in ids], np.float32)
-        sample = self._library_sample()
-        if len(sample) >= 8 and len(ids):
-            dist = sample @ vector
-            rel = (sims - dist.mean()) / max(float(dist.std()), 1e-6)
-        else:
-            rel = np.full(len(ids), np.inf)
+        rel = self.calibrator.image_relevance(vector, sims)
         threshold = -np.inf if min_relevance is None else min_relevance
         kept = [(i, s, r) for i, s, r in zip(ids, sims, rel) if r >= threshold]
         kept.sort(key=lambda t: -t[1])
@@ -425,9 +375,7 @@ class SearchService:
         ids, sims = index.search(vector, min(len(index), max(200, 4 * k)))
         sample = index.sample(SAMPLE_SIZE) @ vector
         mean, std = float(sample.mean()), max(float(sample.std()), 1e-6)
-        marks = ",".join("?" * len(ids))
-        rows = {r[0]: r[1:] for r in self.library.db.conn.execute(
-            f"SELECT id, text, source, media_id FROM texts WHERE id IN ({marks})", ids.tolist())}
+        rows = texts_by_id(self.library.db.conn, ids.tolist())
         out = []
         for i, s in zip(ids.tolist(), sims.tolist()):
             if i in rows and rows[i][1] in sources:

@@ -9,8 +9,8 @@ import numpy as np
 from fakes import noise_image, run_indexer, solid
 from PIL import Image
 
-from app.library.media import read_image
 from app.library.scanner import LibraryScanner
+from cots_core.media import read_image
 
 
 def _make_bad_folder(root):

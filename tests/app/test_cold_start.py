@@ -58,7 +58,7 @@ def test_a_text_search_imports_only_torch(tmp_path, monkeypatch, photos):
 
 def test_the_gui_engine_answers_text_before_loading_the_image_tower(tmp_path, photos):
     from app.gui.engine_service import EngineService
-    from app.gui.service import Filters
+    from app.library.search import Filters
     from cots_core import COTS, ModelConfig
     from cots_core.lean_text import TextFirstModel
 

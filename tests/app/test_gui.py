@@ -153,9 +153,8 @@ def test_asking_for_another_model_than_the_librarys_schedules_a_switch(tmp_path)
     from fakes import FakeModel, solid
 
     from app.gui.engine_service import EngineService
-    from app.gui.service import IndexControl
     from app.library.encoder import Encoder
-    from app.library.indexer import IndexOptions
+    from app.library.indexer import IndexControl, IndexOptions
 
     def service(model=None):
         return EngineService(tmp_path / "lib.db", model=model, encoder=Encoder(FakeModel(), device="cpu", source="fake"),

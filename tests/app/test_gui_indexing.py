@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from app.gui.engine_service import EngineService
-from app.gui.service import IndexControl, IndexSummary
+from app.gui.service import IndexSummary
 from app.library.encoder import Encoder
-from app.library.indexer import IndexOptions
+from app.library.indexer import IndexControl, IndexOptions
 
 try:
     from tests.app.test_gui_support import SlowFakeModel, make_photos, make_window

@@ -11,9 +11,9 @@ import pytest
 from fakes import run_indexer, solid
 from PIL import Image
 
-from app.library import media
 from app.library.errors import MediaError
-from app.library.media import check_image_file, read_image
+from cots_core import media
+from cots_core.media import check_image_file, read_image
 
 
 def _sparse(path, size: int, head: bytes) -> None:

@@ -109,3 +109,21 @@ def test_describe_a_video_at_a_moment_uses_that_segment(library, encoder, photos
         search.describe(video, k=1, at=99999)  # beyond the end: a clear error, not the last segment
     with pytest.raises(LibraryError, match="indexed video"):
         search.describe(library.media_by_path(photos / "red.jpg").id, k=1, at=1.0)
+
+
+def test_exact_filtered_search_reads_segments_in_bulk_and_scores_the_best_one(library, encoder, photos):
+    for i in range(6):
+        write_video(photos / f"clip{i}.mp4", ["green", "blue"] if i else ["red", "blue"], seconds_each=2.0)
+    library.add_folder(photos)
+    run_indexer(library, encoder, vocabulary=False)
+    search = SearchService(library, encoder, min_relevance=ALL)
+    statements = []
+    library.db.conn.set_trace_callback(statements.append)
+    try:
+        found = search._exact_filtered(search.encode_text("red"), Filters(kind="video"))
+    finally:
+        library.db.conn.set_trace_callback(None)
+    assert len(found) == 6 and len(statements) <= 3  # one for the allowed items, one for their segments
+    red = library.media_by_path(photos / "clip0.mp4").id
+    score, start, end = found[red]
+    assert (start, end) == (0.0, 2.0) and score == max(s for s, _, _ in found.values())

@@ -1,45 +1,38 @@
-"""Reading images and videos the way people actually have them: any mode, EXIF-rotated, some broken.
+"""Training's view of media files: a stricter integrity check and evenly spaced video frames.
 
-Every reader here raises ``MediaError`` with a short reason (one of the ``REASON_*`` strings, used as
-the key when bad rows are counted) instead of whatever PIL or OpenCV happened to raise.
+Kinds, extensions, decoding and ``MediaError`` are ``cots_core.media``'s, shared with the app. Every
+function here raises ``MediaError`` whose ``reason`` is one of the ``REASON_*`` categories (the key when
+bad rows are counted) and whose message reads ``reason: which file (why)``.
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from cots_core.images import to_rgb
+from cots_core.media import (
+    IMAGE_EXTENSIONS,
+    REASON_MISSING,
+    REASON_TRUNCATED,
+    REASON_UNREADABLE,
+    REASON_UNSUPPORTED,
+    REASON_VIDEO_EMPTY,
+    REASON_VIDEO_OPEN,
+    VIDEO_EXTENSIONS,
+    MediaError,
+    frame_to_image,
+    media_kind,
+    open_video,
+    read_image,
+)
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
-
-REASON_MISSING = "missing file"
-REASON_UNREADABLE = "unreadable image"
-REASON_TRUNCATED = "truncated image"
-REASON_VIDEO_OPEN = "video does not open"
-REASON_VIDEO_EMPTY = "video has no frames"
-REASON_UNSUPPORTED = "unsupported file type"
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "MediaError", "check_image", "check_media", "check_video",
+           "evenly_spaced", "load_image", "media_kind", "read_video_frame", "read_video_frames"]
 
 
-class MediaError(Exception):
-    """A file that cannot be used; ``reason`` is a short category, ``str(error)`` says which file and why."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-def media_kind(path: str | os.PathLike) -> str | None:
-    """'image', 'video' or None, by file extension."""
-    ext = Path(path).suffix.lower()
-    if ext in IMAGE_EXTS:
-        return "image"
-    if ext in VIDEO_EXTS:
-        return "video"
-    return None
+def _error(reason: str, detail: str) -> MediaError:
+    return MediaError(f"{reason}: {detail}", reason)
 
 
 def _jpeg_is_truncated(head: bytes, tail: bytes) -> bool:
@@ -51,57 +44,41 @@ def check_image(path: str | os.PathLike) -> None:
     """Cheap validity check (header, structure, and JPEG end marker) without decoding pixels."""
     path = Path(path)
     if not path.is_file():
-        raise MediaError(REASON_MISSING, str(path))
+        raise _error(REASON_MISSING, str(path))
     try:
         with open(path, "rb") as f:
             head = f.read(16)
             f.seek(max(0, path.stat().st_size - 64))
             tail = f.read()
         if _jpeg_is_truncated(head, tail):
-            raise MediaError(REASON_TRUNCATED, str(path))
+            raise _error(REASON_TRUNCATED, str(path))
         with Image.open(path) as image:
             image.verify()  # PNG: checks chunk CRCs, so truncation shows here
     except MediaError:
         raise
     except (UnidentifiedImageError, SyntaxError) as error:
-        raise MediaError(REASON_UNREADABLE, f"{path} ({error})") from error
+        raise _error(REASON_UNREADABLE, f"{path} ({error})") from error
     except (OSError, ValueError) as error:
         reason = REASON_TRUNCATED if "truncat" in str(error).lower() else REASON_UNREADABLE
         raise MediaError(reason, f"{path} ({error})") from error
 
 
 def load_image(source: str | os.PathLike | bytes, name: str = "") -> Image.Image:
-    """Decode an image file (or its bytes) to an upright RGB PIL image."""
+    """Decode an image file (or its bytes) to an upright RGB PIL image at full resolution."""
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
-    if not isinstance(source, bytes) and not Path(source).is_file():
-        raise MediaError(REASON_MISSING, label)
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            image.load()
-            return to_rgb(ImageOps.exif_transpose(image))
-    except (UnidentifiedImageError, SyntaxError) as error:
-        raise MediaError(REASON_UNREADABLE, f"{label} ({error})") from error
-    except (OSError, ValueError) as error:
-        reason = REASON_TRUNCATED if "truncat" in str(error).lower() else REASON_UNREADABLE
-        raise MediaError(reason, f"{label} ({error})") from error
+        return read_image(source if isinstance(source, bytes) else Path(source), target_size=None).frames[0]
+    except MediaError as error:
+        raise _error(error.reason, f"{label} ({error})") from error
 
 
 def _open_video(path: str | os.PathLike):
-    import cv2
-
     if not Path(path).is_file():
-        raise MediaError(REASON_MISSING, str(path))
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        capture.release()
-        raise MediaError(REASON_VIDEO_OPEN, str(path))
-    return capture
-
-
-def _frame_to_pil(frame) -> Image.Image:
-    import cv2
-
-    return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        raise _error(REASON_MISSING, str(path))
+    try:
+        return open_video(path)
+    except MediaError as error:
+        raise _error(REASON_VIDEO_OPEN, str(path)) from error
 
 
 def evenly_spaced(count: int, n: int) -> list[int]:
@@ -125,7 +102,7 @@ def read_video_frames(path: str | os.PathLike, n: int = 8) -> list[Image.Image]:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, index)
                 ok, frame = capture.read()
                 if ok:
-                    frames.append(_frame_to_pil(frame))
+                    frames.append(frame_to_image(frame))
         if not frames:  # containers without a reliable frame count: decode sequentially
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             every = []
@@ -134,11 +111,11 @@ def read_video_frames(path: str | os.PathLike, n: int = 8) -> list[Image.Image]:
                 if not ok:
                     break
                 every.append(frame)
-            frames = [_frame_to_pil(every[i]) for i in evenly_spaced(len(every), n)]
+            frames = [frame_to_image(every[i]) for i in evenly_spaced(len(every), n)]
     finally:
         capture.release()
     if not frames:
-        raise MediaError(REASON_VIDEO_EMPTY, str(path))
+        raise _error(REASON_VIDEO_EMPTY, str(path))
     return frames
 
 
@@ -154,7 +131,7 @@ def read_video_frame(path: str | os.PathLike, which: int, n: int = 8) -> Image.I
             capture.set(cv2.CAP_PROP_POS_FRAMES, indices[which % len(indices)])
             ok, frame = capture.read()
             if ok:
-                return _frame_to_pil(frame)
+                return frame_to_image(frame)
     finally:
         capture.release()
     frames = read_video_frames(path, n)
@@ -169,7 +146,7 @@ def check_video(path: str | os.PathLike) -> None:
     finally:
         capture.release()
     if not ok:
-        raise MediaError(REASON_VIDEO_EMPTY, str(path))
+        raise _error(REASON_VIDEO_EMPTY, str(path))
 
 
 def check_media(path: str | os.PathLike, kind: str) -> None:
@@ -179,4 +156,4 @@ def check_media(path: str | os.PathLike, kind: str) -> None:
     elif kind == "image":
         check_image(path)
     else:
-        raise MediaError(REASON_UNSUPPORTED, str(path))
+        raise _error(REASON_UNSUPPORTED, str(path))

@@ -9,6 +9,7 @@ import csv
 import json
 from pathlib import Path
 
+from cots_core.media import read_captions
 from trainer.data.media import MediaError, check_media, media_kind
 from trainer.data.records import (
     REASON_BAD_ROW,
@@ -57,20 +58,20 @@ def finalize(raw: list[Record], report: LoadReport, verify: bool = True) -> list
 
 
 def read_sidecar_folder(root: str | Path, report: LoadReport, verify: bool = True) -> list[Record]:
-    """``beach.jpg`` + ``beach.txt`` (one caption per line), searched recursively; videos alike."""
+    """Media files with sidecar captions (``cots_core.media.read_captions``: ``beach.jpg.txt``,
+    ``beach.txt`` or ``.caption``, one caption per line; the convention the library indexes), recursively."""
     root = Path(root)
     raw: list[Record] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         kind = media_kind(path)
         if kind is None:
             continue
-        sidecar = path.with_suffix(".txt")
-        if not sidecar.is_file():
+        captions = read_captions(path)
+        if captions is None:
             report.skip(REASON_NO_CAPTION, str(path))
             continue
-        lines = sidecar.read_text(encoding="utf-8", errors="replace").splitlines()
-        # blank lines only separate captions; a file with nothing else is one empty caption
-        raw.append(Record(str(path.resolve()), [line for line in lines if line.strip()] or [""], kind))
+        # a sidecar with nothing but blank lines is one empty caption (counted as such)
+        raw.append(Record(str(path.resolve()), captions or [""], kind))
     return finalize(raw, report, verify)
 
 

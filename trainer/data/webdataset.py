@@ -22,8 +22,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from trainer.data.media import (
-    IMAGE_EXTS,
-    VIDEO_EXTS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
     MediaError,
     load_image,
     read_video_frame,
@@ -98,7 +98,7 @@ def iter_tar_samples(shard: str, report: LoadReport) -> Iterator[tuple[str, dict
 def sample_record(shard: str, key: str, members: dict[str, bytes], report: LoadReport) -> Record | None:
     """A shard sample as a Record with its media bytes as payload, or None (counted) when unusable."""
     name = f"{Path(shard).name}#{key}"
-    media = next(((ext, members[ext]) for ext in members if f".{ext}" in IMAGE_EXTS | VIDEO_EXTS), None)
+    media = next(((ext, members[ext]) for ext in members if f".{ext}" in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS), None)
     if media is None:
         report.skip(REASON_NO_MEDIA, f"{name}: no image or video member")
         return None
@@ -115,7 +115,7 @@ def sample_record(shard: str, key: str, members: dict[str, bytes], report: LoadR
         report.skip(REASON_EMPTY_CAPTION, name)
         return None
     ext, payload = media
-    kind = "video" if f".{ext}" in VIDEO_EXTS else "image"
+    kind = "video" if f".{ext}" in VIDEO_EXTENSIONS else "image"
     return Record(f"{shard}#{key}.{ext}", captions, kind, payload=payload)
 
 

@@ -1,7 +1,12 @@
-"""Media readers, chosen by file extension: images through Pillow, videos through OpenCV.
+"""Media files as the app and the trainer read them: kinds by extension, decoding, sidecar captions.
 
-Every reader raises ``MediaError`` with a short reason for anything it cannot read; the indexer
-records that reason on the file's row.
+One module for both packages (they never import each other): images through Pillow, videos through
+OpenCV, one extension list, one caption convention (``read_captions``) and one ``MediaError``. A kind of
+file is one ``MediaKind`` entry in ``MEDIA_KINDS`` (its extensions, a cheap check, a reader), so a new
+kind (audio, RAW) is a new entry, not a new branch in every caller.
+
+Every reader raises ``MediaError`` with a short message for anything it cannot read (the library
+records it on the file's row) and a ``reason`` category (the trainer counts skipped files by it).
 """
 from __future__ import annotations
 
@@ -13,16 +18,32 @@ import os
 import stat
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from app.library.errors import MediaError
 from cots_core.images import to_rgb
 
 log = logging.getLogger(__name__)
+
+# Reasons: the categories skipped files are counted by (``MediaError.reason``).
+REASON_MISSING = "missing file"
+REASON_UNREADABLE = "unreadable image"
+REASON_TRUNCATED = "truncated image"
+REASON_VIDEO_OPEN = "video does not open"
+REASON_VIDEO_EMPTY = "video has no frames"
+REASON_UNSUPPORTED = "unsupported file type"
+
+
+class MediaError(Exception):
+    """One file could not be read. ``str(error)`` says why; ``reason`` is its short category."""
+
+    def __init__(self, message: str, reason: str = REASON_UNREADABLE):
+        super().__init__(message)
+        self.reason = reason
+
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -70,24 +91,14 @@ class DecodedMedia:
     captured_at: float | None = None
 
 
-def media_kind(path: str | Path) -> str | None:
-    """``image``, ``video`` or None for a file the library does not index."""
-    ext = os.path.splitext(str(path))[1].lower()
-    if ext in IMAGE_EXTENSIONS:
-        return "image"
-    if ext in VIDEO_EXTENSIONS:
-        return "video"
-    return None
-
-
 def require_regular_file(path: str | Path) -> int:
     """The size of ``path``; MediaError unless it is a regular file (a FIFO would block the read forever)."""
     try:
         info = os.stat(path)
     except FileNotFoundError as error:
-        raise MediaError("file vanished before it could be read") from error
+        raise MediaError("file vanished before it could be read", REASON_MISSING) from error
     except OSError as error:
-        raise MediaError(f"file cannot be read: {error.strerror or error}") from error
+        raise MediaError(f"file cannot be read: {error.strerror or error}", REASON_MISSING) from error
     if not stat.S_ISREG(info.st_mode):
         raise MediaError("not a regular file (a pipe, socket or device)")
     return info.st_size
@@ -201,9 +212,11 @@ def _exif_orientation(image: Image.Image) -> int:
 
 
 def read_image(
-    source: str | Path | bytes, target_size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: str | Path | bytes, target_size: int | None = 224, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> DecodedMedia:
-    """Decode an image at (roughly) the size the model needs, EXIF orientation applied.
+    """Decode an image at (roughly) the size the model needs, EXIF orientation applied, in RGB.
+
+    ``target_size`` None keeps the full resolution (training crops from it).
 
     ``width`` and ``height`` are those of the image as shown (after the EXIF rotation). A path is checked
     (``check_image_file``) before it is opened; Pillow then reads only what decoding needs.
@@ -232,7 +245,7 @@ def read_image(
             captured_at = _exif_capture_time(image)
             if _exif_orientation(image) in (5, 6, 7, 8):  # rotated a quarter turn: shown as height x width
                 width, height = height, width
-            if image.format == "JPEG":
+            if image.format == "JPEG" and target_size:
                 # DCT scaling: decode at 1/2, 1/4 or 1/8 size, never below what the model needs.
                 image.draft("RGB", (target_size * 2, target_size * 2))
             if getattr(image, "n_frames", 1) > 1:
@@ -244,25 +257,69 @@ def read_image(
     except MediaError:
         raise
     except FileNotFoundError as error:
-        raise MediaError("file vanished before it could be read") from error
+        raise MediaError("file vanished before it could be read", REASON_MISSING) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise MediaError(f"image too large (possible decompression bomb): {error}") from error
     except Image.UnidentifiedImageError as error:
         raise MediaError("not an image file, or a format Pillow cannot read") from error
     except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise MediaError(f"corrupt or truncated image: {error}") from error
+        reason = REASON_TRUNCATED if "truncat" in str(error).lower() else REASON_UNREADABLE
+        raise MediaError(f"corrupt or truncated image: {error}", reason) from error
     finally:
         if handle is not None:
             handle.close()
     # Keep memory small while batches queue up: the model resizes to target_size anyway.
-    if min(image.size) > target_size * 2:
-        scale = target_size * 2 / min(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR)
+    if target_size:
+        image = _shrink(image, target_size)
     return DecodedMedia("image", [image], width, height, captured_at=captured_at)
 
 
+def _shrink(image: Image.Image, target_size: int) -> Image.Image:
+    """Keep memory small while batches queue up: the model resizes to ``target_size`` anyway."""
+    if min(image.size) <= target_size * 2:
+        return image
+    scale = target_size * 2 / min(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.Resampling.BILINEAR)
+
+
 # -- videos -------------------------------------------------------------------------------------
+
+
+def open_video(path: str | Path):
+    """An opened ``cv2.VideoCapture`` (the caller releases it); MediaError when OpenCV cannot open it."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise MediaError("video could not be opened (corrupt, or a codec OpenCV lacks)", REASON_VIDEO_OPEN)
+    return capture
+
+
+def frame_to_image(frame) -> Image.Image:
+    """An OpenCV BGR frame as an RGB PIL image."""
+    import cv2
+
+    return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+def video_frame_at(path: str | Path, seconds: float) -> Image.Image:
+    """The video frame at ``seconds`` (the first frame when seeking fails)."""
+    import cv2
+
+    capture = open_video(path)
+    try:
+        capture.set(cv2.CAP_PROP_POS_MSEC, max(0.0, seconds) * 1000.0)
+        ok, frame = capture.read()
+        if not ok:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = capture.read()
+        if not ok or frame is None:
+            raise MediaError("video has no readable frames", REASON_VIDEO_EMPTY)
+        return frame_to_image(frame)
+    finally:
+        capture.release()
 
 
 def video_sample_times(duration: float, every_s: float = 2.0, max_frames: int = 32) -> list[float]:
@@ -283,11 +340,9 @@ def read_video(
     import cv2
 
     if require_regular_file(path) == 0:
-        raise MediaError("empty file (0 bytes)")
-    capture = cv2.VideoCapture(str(path))
+        raise MediaError("empty file (0 bytes)", REASON_VIDEO_EMPTY)
+    capture = open_video(path)
     try:
-        if not capture.isOpened():
-            raise MediaError("video could not be opened (corrupt, or a codec OpenCV lacks)")
         fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
@@ -301,15 +356,10 @@ def read_video(
             ok, frame = capture.read()
             if not ok or frame is None:
                 continue
-            image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            if min(image.size) > target_size * 2:
-                scale = target_size * 2 / min(image.size)
-                image = image.resize((round(image.width * scale), round(image.height * scale)),
-                                     Image.Resampling.BILINEAR)
-            frames.append(image)
+            frames.append(_shrink(frame_to_image(frame), target_size))
             times.append(float(t))
         if not frames:
-            raise MediaError("video has no readable frames")
+            raise MediaError("video has no readable frames", REASON_VIDEO_EMPTY)
     finally:
         capture.release()
     return DecodedMedia("video", frames, width, height, times=times, duration=duration or None)
@@ -317,18 +367,100 @@ def read_video(
 
 # -- registry -----------------------------------------------------------------------------------
 
-Reader = Callable[..., DecodedMedia]
-READERS: dict[str, Reader] = {ext: read_image for ext in IMAGE_EXTENSIONS}
-READERS.update({ext: read_video for ext in VIDEO_EXTENSIONS})
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How files are decoded: the model's input size and the limits of each kind."""
+
+    target_size: int | None = 224
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    every_s: float = 2.0  # video: one frame every so many seconds
+    max_frames: int = 32  # video: at most so many frames
 
 
-def read_media(path: str | Path, **options) -> DecodedMedia:
-    """Decode any supported file with the reader registered for its extension."""
-    ext = os.path.splitext(str(path))[1].lower()
-    reader = READERS.get(ext)
-    if reader is None:
-        raise MediaError(f"unsupported file type {ext!r}")
-    if reader is read_image:
-        return read_image(path, options.get("target_size", 224), options.get("max_pixels", DEFAULT_MAX_PIXELS))
-    return reader(path, options.get("target_size", 224), options.get("every_s", 2.0),
-                  options.get("max_frames", 32))
+def check_nonempty_file(path: str | Path) -> int:
+    """A regular, non-empty file; returns its size."""
+    size = require_regular_file(path)
+    if size == 0:
+        raise MediaError("empty file (0 bytes)", REASON_MISSING)
+    return size
+
+
+@dataclass(frozen=True)
+class MediaKind:
+    """One kind of media file: the extensions that name it, a cheap check run before the file is hashed
+    (reads a few bytes at most, returns the size), and the reader that decodes it."""
+
+    name: str
+    plural: str  # for people: "images"
+    extensions: frozenset[str]
+    check: Callable[[str | Path], int]
+    read: Callable[[str | Path, ReadOptions], DecodedMedia]
+
+
+MEDIA_KINDS: dict[str, MediaKind] = {
+    kind.name: kind for kind in (
+        MediaKind("image", "images", frozenset(IMAGE_EXTENSIONS), check_image_file,
+                  lambda path, o: read_image(path, o.target_size, o.max_pixels)),
+        MediaKind("video", "videos", frozenset(VIDEO_EXTENSIONS), check_nonempty_file,
+                  lambda path, o: read_video(path, o.target_size or 224, o.every_s, o.max_frames)),
+    )
+}
+KIND_BY_EXTENSION = {ext: kind.name for kind in MEDIA_KINDS.values() for ext in kind.extensions}
+
+
+def register_kind(kind: MediaKind) -> None:
+    """Add (or replace) a kind of media: the scanner, the indexer, search filters, the CLI's ``--kind`` and the
+    GUI's kind menu all read it from here."""
+    MEDIA_KINDS[kind.name] = kind
+    KIND_BY_EXTENSION.update({ext: kind.name for ext in kind.extensions})
+
+
+def media_kind(path: str | Path) -> str | None:
+    """The name of the kind of file ``path`` is (``image``, ``video``), or None for one nobody reads."""
+    return KIND_BY_EXTENSION.get(os.path.splitext(str(path))[1].lower())
+
+
+def read_media(path: str | Path, options: ReadOptions | None = None, **overrides) -> DecodedMedia:
+    """Decode any supported file with the reader of its kind; ``overrides`` change single options."""
+    kind = media_kind(path)
+    if kind is None:
+        ext = os.path.splitext(str(path))[1].lower()
+        raise MediaError(f"unsupported file type {ext!r}", REASON_UNSUPPORTED)
+    options = replace(options or ReadOptions(), **overrides)
+    return MEDIA_KINDS[kind].read(path, options)
+
+
+# -- sidecar captions ---------------------------------------------------------------------------
+
+CAPTION_EXTENSIONS = (".txt", ".caption")
+MAX_CAPTION_BYTES = 64_000  # a larger "caption" is some other text file
+
+
+def caption_files(path: str | Path) -> list[Path]:
+    """Where a file's caption may be, in order: ``photo.jpg.txt``, ``photo.jpg.caption``, ``photo.txt``,
+    ``photo.caption``."""
+    path = Path(path)
+    return ([path.with_name(path.name + ext) for ext in CAPTION_EXTENSIONS]
+            + [path.with_suffix(ext) for ext in CAPTION_EXTENSIONS])
+
+
+def read_captions(path: str | Path) -> list[str] | None:
+    """The sidecar captions of a media file: each non-blank line of the first sidecar with text is one
+    caption, whitespace collapsed. None when there is no sidecar; [] when the sidecars are all blank.
+
+    The one convention of the library (which indexes the lines joined) and of the trainer's sidecar folders.
+    """
+    found = False
+    for candidate in caption_files(path):
+        try:
+            if not candidate.is_file() or candidate.stat().st_size >= MAX_CAPTION_BYTES:
+                continue
+            found = True
+            text = candidate.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        captions = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+        if captions:
+            return captions
+    return [] if found else None

@@ -1,0 +1,54 @@
+"""The main window's small controllers: folder watcher, model switch (drops are tested through the window)."""
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QSettings
+
+from app.gui.controllers import FolderWatcher, ModelSwitcher
+from app.gui.indexing import IndexingController
+from app.gui.settings import Settings
+from app.gui.tasks import TaskRunner
+
+
+def test_the_folder_watcher_fires_once_after_changes_settle(qtbot, tmp_path):
+    (tmp_path / "sub").mkdir()
+    watcher = FolderWatcher(delay_ms=100)
+    watcher.watch([str(tmp_path), str(tmp_path / "missing")])
+    assert set(watcher.watcher.directories()) == {str(tmp_path), str(tmp_path / "sub")}
+    fired = []
+    watcher.changed.connect(lambda: fired.append(1))
+    with qtbot.waitSignal(watcher.changed, timeout=5000):
+        (tmp_path / "a.jpg").write_bytes(b"x")
+        (tmp_path / "sub" / "b.jpg").write_bytes(b"x")
+    qtbot.wait(300)
+    assert fired == [1]
+
+
+class SwitchingService:
+    def __init__(self):
+        self.release = threading.Event()
+
+    def switch_model(self, source, on_progress, control):
+        self.release.wait(10)
+        return f"id-of-{source}"
+
+
+def test_the_model_switcher_reports_the_new_model_and_refuses_while_busy(qtbot, tmp_path):
+    runner = TaskRunner()
+    indexing = IndexingController(runner)
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    service = SwitchingService()
+    switcher = ModelSwitcher(service, indexing, settings)
+    refused = []
+    switcher.refused.connect(refused.append)
+    finished = []
+    indexing.finished.connect(finished.append)
+    with qtbot.waitSignal(switcher.switched, timeout=10000) as switched:
+        switcher.switch("runs/mine")
+        assert settings["model"] == "runs/mine" and indexing.running
+        switcher.switch("other")  # busy: refused, the setting kept
+        assert refused and settings["model"] == "runs/mine"
+        service.release.set()
+    assert switched.args == ["id-of-runs/mine"] and not finished  # a switch is not an indexing summary
+    runner.shutdown()
