@@ -29,9 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.library import Library  # noqa: E402
-from app.library.encoder import Encoder  # noqa: E402
 from app.library.indexer import Indexer, IndexOptions  # noqa: E402
-from bench.index_bench import make_photos  # noqa: E402
+from bench.index_bench import bench_encoder, make_photos  # noqa: E402
 from cots_core.media import read_image  # noqa: E402
 
 
@@ -55,12 +54,7 @@ def synchronize(device: torch.device) -> None:
 def run(args) -> dict:
     workers = args.workers or os.cpu_count() or 1
     size = tuple(int(v) for v in args.size.split("x"))
-    if args.tiny:
-        from cots_core import COTS, ModelConfig
-
-        encoder = Encoder(COTS(ModelConfig.preset("tiny"), pretrained_backbones=False), args.device, source="tiny")
-    else:
-        encoder = Encoder.load(args.model, device=args.device)
+    encoder = bench_encoder(args)
     batch = args.batch_size or encoder.default_batch_size()
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         folder = Path(tmp) / "photos"

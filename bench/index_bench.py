@@ -50,6 +50,15 @@ def make_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> l
     return paths
 
 
+def bench_encoder(args) -> Encoder:
+    """``--tiny``: the random-init tiny preset (no weights); else ``--model`` on ``--device``."""
+    if args.tiny:
+        from cots_core import COTS, ModelConfig
+
+        return Encoder(COTS(ModelConfig.preset("tiny"), pretrained_backbones=False), args.device, source="tiny")
+    return Encoder.load(args.model, device=args.device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=256)
@@ -62,12 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
 
-    if args.tiny:
-        from cots_core import COTS, ModelConfig
-
-        encoder = Encoder(COTS(ModelConfig.preset("tiny"), pretrained_backbones=False), args.device, source="tiny")
-    else:
-        encoder = Encoder.load(args.model, device=args.device)
+    encoder = bench_encoder(args)
     batch = args.batch_size or encoder.default_batch_size()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"

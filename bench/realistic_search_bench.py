@@ -37,6 +37,7 @@ from app.library.vector_index import (  # noqa: E402
     item_midpoints,
 )
 from bench.realistic_embeddings import EmbeddingSource, describe  # noqa: E402
+from bench.search_bench import latency as timed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -47,15 +48,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def timed(fn, queries) -> tuple[list, float, float]:
-    times, results = [], []
-    for q in queries:
-        started = time.perf_counter()
-        results.append(fn(q))
-        times.append(time.perf_counter() - started)
-    return results, float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
 
 
 def recall(found_scores: list[np.ndarray], truth_scores: np.ndarray, k: int) -> float:
