@@ -9,10 +9,10 @@ export HF_HUB_OFFLINE ?= 1
 
 install: $(VENV)/.installed
 
+# PYTHONWARNINGS: the mapped resources/ folder makes setuptools print a 10-line notice meant for package developers
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# the mapped resources/ folder makes setuptools print a 10-line notice meant for package developers
 	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
