@@ -428,6 +428,10 @@ def cmd_demo(args) -> int:
     db = Path(args.db) if args.db else data_dir() / "demo" / "demo.db"
     print(f"cots demo: indexing the sample library {sample}\n          into {db}")
     with Library(db) as library:
+        if not args.db:  # the demo's own library shows this installation's sample, not an earlier checkout's
+            for folder in library.folders():
+                if folder.resolve() != sample.resolve():
+                    library.forget(folder)
         library.add_folder(sample)
         started = time.perf_counter()
         encoder = load_encoder(args, library)
