@@ -38,16 +38,9 @@ from app.library.vector_index import (  # noqa: E402
 )
 from bench.realistic_embeddings import EmbeddingSource, describe  # noqa: E402
 from bench.search_bench import latency as timed  # noqa: E402
+from bench.search_bench import rss_mb  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def recall(found_scores: list[np.ndarray], truth_scores: np.ndarray, k: int) -> float:
