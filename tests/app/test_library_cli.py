@@ -91,3 +91,23 @@ def test_demo_runs_offline(tmp_path, capsys):
     assert main(["demo", "--db", str(tmp_path / "demo.db"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "chelsea.jpg" in out and "coffee.jpg" in out and "scenes.mp4" in out
+
+
+def test_demo_library_shows_only_this_installations_sample(tmp_path, encoder, monkeypatch, capsys):
+    from cots_resources import resource_path
+
+    from app.library import Library
+    from app.library.encoder import Encoder
+    from app.library.paths import data_dir
+
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *args, **kwargs: encoder))
+    earlier = tmp_path / "earlier_checkout"  # the sample library of an earlier installation
+    earlier.mkdir()
+    solid("red").save(earlier / "red.jpg")
+    demo_db = data_dir() / "demo" / "demo.db"
+    with Library(demo_db) as library:
+        library.add_folder(earlier)
+    assert main(["demo", "--device", "cpu"]) == 0
+    assert "earlier_checkout" not in capsys.readouterr().out
+    with Library(demo_db) as library:
+        assert [p.resolve() for p in library.folders()] == [resource_path("sample_library").resolve()]
