@@ -48,7 +48,7 @@ def recall(found_scores: list[np.ndarray], truth_scores: np.ndarray, k: int) -> 
     return float(np.mean([(f[:k] >= t[k - 1] - 1e-5).sum() / k for f, t in zip(found_scores, truth_scores)]))
 
 
-def run(n: int, k: int, threads: int, augmentations: int) -> dict:
+def run(n: int, k: int, threads: int, augmentations: int, keep: Path | None = None) -> dict:
     started = time.perf_counter()
     source = EmbeddingSource.build(augmentations=augmentations)
     items = source.items(n, seed=0)
@@ -71,8 +71,12 @@ def run(n: int, k: int, threads: int, augmentations: int) -> dict:
     out["build_s"] = round(time.perf_counter() - started, 1)
     out["rss_growth_mb"] = round(rss_mb() - before, 1)  # malloc may reuse freed memory: see index_file_mb
     with tempfile.TemporaryDirectory() as tmp:
-        index.save(Path(tmp) / "index", {})
-        out["index_file_mb"] = round((Path(tmp) / "index.hnsw").stat().st_size / 2**20, 1)
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        index.save(folder / "index", {})
+        out["index_file_mb"] = round((folder / "index.hnsw").stat().st_size / 2**20, 1)
+        if keep:  # for a later run of the full engine on the same vectors
+            np.save(folder / "items.npy", items)
 
     started = time.perf_counter()
     rng = np.random.default_rng(1)
@@ -136,8 +140,9 @@ def main() -> None:
     parser.add_argument("--augmentations", type=int, default=10, help="augmented crops per real photo")
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     parser.add_argument("--out", help="append the JSON result to this file")
+    parser.add_argument("--keep", type=Path, help="keep the built index and the item vectors in this folder")
     args = parser.parse_args()
-    result = run(args.n, args.k, args.threads, args.augmentations)
+    result = run(args.n, args.k, args.threads, args.augmentations, args.keep)
     print(json.dumps(result, indent=1), flush=True)
     command = f"nice python bench/realistic_search_bench.py --n {args.n}" + (" --write" if args.write else "")
     text = table(result, command)
