@@ -1,6 +1,6 @@
-"""Ablation of the cots-lite fine-tuning recipe on the tuxpaint benchmark (bench/quality_data.py).
+"""Ablation of the cots-lite fine-tuning recipe on the captioned-photo benchmark (bench/quality_data.py).
 
-    .venv/bin/python bench/quality_finetune.py [--data DIR] [--seeds 5] [--split val|test]
+    .venv/bin/python bench/quality_finetune.py [--data DIR] [--seeds 5] [--split val|test] [--variants ...]
 
 With frozen towers, a fine-tune only trains what sits on top of the towers' pooled features, so the towers
 run once: each training photo's pooled EfficientNet feature is cached for 4 augmented views (the model's
@@ -9,8 +9,10 @@ real `training_step` (momentum projections, queue, AMF, multi-positive MCL) and 
 and schedule, with stand-in towers that look the cached features up. Like `cots train finetune`, it holds out
 15 % of the training photos and keeps the epoch with the best rsum on them. Scores are the mean over seeds of
 text->image R@1/R@5 on the chosen split (identical captions answer for each other: trainer.metrics) and on
-the 23-photo set (tests/data/real_photos). Towers that train cannot be cached: see bench/RESULTS.md for
-those runs through the CLI.
+the 23-photo set (tests/data/real_photos). Per source (the benchmark's manifest.json), the queries of that
+source's photos are ranked against the whole split's gallery (`t2i_r1@gcompris`, ...). The tower features
+are cached once in the data folder (`tower_features.pt`). Towers that train cannot be cached: see
+bench/RESULTS.md for those runs through the CLI.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from bench.quality_data import default_out  # noqa: E402
 from cots_core import load_model  # noqa: E402
 from cots_core.momentum import FeatureQueue  # noqa: E402
 from trainer.config import OptimConfig  # noqa: E402
-from trainer.metrics import retrieval_metrics  # noqa: E402
+from trainer.metrics import recall_at, relevance_matrix, retrieval_metrics, text_to_item_ranks  # noqa: E402
 from trainer.optim import build_optimizer  # noqa: E402
 
 VIEWS = 4
@@ -75,11 +77,13 @@ def tower_features(model, data: Path, cache: Path) -> dict:
         tokens = model.tokenize(captions)
         return model.text_encoder(tokens["input_ids"], tokens["attention_mask"]).global_feature
 
+    manifest = json.loads((data / "manifest.json").read_text()) if (data / "manifest.json").is_file() else {}
     out = {}
     for split in ("train", "val", "test"):
         photos, captions = read_split(data / split)
         images = [Image.open(p).convert("RGB") for p in photos]
-        out[split] = {"eval": pooled(images, model.preprocess), "text": texts(captions), "captions": captions}
+        out[split] = {"eval": pooled(images, model.preprocess), "text": texts(captions), "captions": captions,
+                      "source": [manifest.get(p.stem, {}).get("source", "tuxpaint") for p in photos]}
         if split == "train":
             out[split]["views"] = torch.stack([pooled(images, model.train_transform) for _ in range(VIEWS)], 1)
     photos, queries, owner = load_eval_set()
@@ -98,13 +102,21 @@ def evaluate(model, split: dict) -> dict[str, float]:
         model.train(was)
     owner = split.get("owner", list(range(len(split["captions"]))))
     texts = None if "owner" in split else split["captions"]
-    m = retrieval_metrics(image @ text.t(), owner, texts)
-    return {k: m[k] for k in ("t2i_r1", "t2i_r5", "i2t_r1", "rsum")}
+    sim = image @ text.t()
+    m = retrieval_metrics(sim, owner, texts)
+    scores = {k: m[k] for k in ("t2i_r1", "t2i_r5", "i2t_r1", "rsum")}
+    sources = split.get("source", [])
+    if len(set(sources)) > 1:  # each source's queries against the whole gallery
+        ranks = text_to_item_ranks(sim, owner, relevance_matrix(owner, sim.shape[0], texts))
+        for source in sorted(set(sources)):
+            mine = [j for j, s in enumerate(sources) if s == source]
+            scores.update({f"t2i_r1@{source}": recall_at(ranks[mine], 1), f"t2i_r5@{source}": recall_at(ranks[mine], 5)})
+    return scores
 
 
 DEFAULT = dict(epochs=10, batch_size=32, lr=3e-4, warmup=10, residual=False, multi_positive=True,
                queue=4096, train_text_projection=True, train_classifier=True, select_best=True, holdout=0.15,
-               weight_decay=0.02, temperature=None, residual_scale=None)
+               weight_decay=0.02, temperature=None, residual_scale=None, train_sources=None)
 
 
 def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
@@ -131,7 +143,8 @@ def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
     if not r["train_classifier"]:
         m.image_projection.classifier.requires_grad_(False)
     captions = feats["train"]["captions"]
-    order = list(range(len(captions)))
+    sources = feats["train"]["source"]
+    order = [i for i in range(len(captions)) if r["train_sources"] is None or sources[i] in r["train_sources"]]
     rng.shuffle(order)
     n_hold = round(r["holdout"] * len(order)) if r["select_best"] else 0
     holdout, train = sorted(order[:n_hold]), order[n_hold:]
@@ -180,12 +193,14 @@ VARIANTS = {
     "single positive (same captions in the queue are negatives)": {"multi_positive": False},
     "lr 1e-4": {"lr": 1e-4},
     "lr 1e-3": {"lr": 1e-3},
+    "5 epochs": {"epochs": 5},
     "20 epochs": {"epochs": 20},
     "last epoch (no held-out selection)": {"select_best": False},
     "queue 256": {"queue": 256},
     "text projection frozen": {"train_text_projection": False},
     "classifier frozen": {"train_classifier": False},
     "temperature 0.07": {"temperature": 0.07},
+    "trained on the tuxpaint photos only (the first round's data)": {"train_sources": ("tuxpaint",)},
 }
 
 
@@ -199,12 +214,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--split", default="val", choices=["val", "test"])
     parser.add_argument("--variants", nargs="*", help="names of VARIANTS to run (default: all)")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/cots_quality_features.pt"))
+    parser.add_argument("--cache", type=Path, help="tower features (default: DATA/tower_features.pt)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = args.data or default_out()
     model = load_model("cots-lite")
-    feats = tower_features(model, data, args.cache)
+    feats = tower_features(model, data, args.cache or data / "tower_features.pt")
     base = {"split": evaluate(model, feats[args.split]), "photos23": evaluate(model, feats["photos23"])}
     print(json.dumps({"variant": "zero-shot", **{f"{k}_{m}": v for k in base for m, v in base[k].items()}}))
     for name, recipe in VARIANTS.items():
