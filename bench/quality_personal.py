@@ -53,13 +53,13 @@ def ranks(model, gallery: torch.Tensor, targets: list[int], names: list[str]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/cots_quality_features.pt"))
+    parser.add_argument("--cache", type=Path, help="tower features (default: DATA/tower_features.pt)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = default_out()
     model = load_model("cots-lite")
     text_tower = model.text_encoder
-    feats = tower_features(model, data, args.cache)
+    feats = tower_features(model, data, args.cache or data / "tower_features.pt")
     train_stems = [p.stem for p in read_split(data / "train")[0]]
     test_stems = [p.stem for p in read_split(data / "test")[0]]
     train = {k: (v.clone() if torch.is_tensor(v) else list(v)) for k, v in feats["train"].items()}

