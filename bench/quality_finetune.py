@@ -116,7 +116,8 @@ def evaluate(model, split: dict) -> dict[str, float]:
 
 DEFAULT = dict(epochs=10, batch_size=32, lr=3e-4, warmup=10, residual=False, multi_positive=True,
                queue=4096, train_text_projection=True, train_classifier=True, select_best=True, holdout=0.15,
-               weight_decay=0.02, temperature=None, residual_scale=None, train_sources=None)
+               weight_decay=0.02, temperature=None, residual_scale=None, train_sources=None,
+               blend=None)
 
 
 def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
@@ -182,6 +183,11 @@ def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
                 best_state = copy.deepcopy({k: v for k, v in m.state_dict().items() if "projection" in k})
     if best_state is not None:
         m.load_state_dict(best_state, strict=False)
+    if r["blend"] is not None:  # WiSE-FT: a weight-space average of the zero-shot and the fine-tuned heads
+        start = model.state_dict()
+        m.load_state_dict({k: torch.lerp(start[k].float(), v.float(), r["blend"]).to(v.dtype)
+                           for k, v in m.state_dict().items() if "projection" in k and v.is_floating_point()
+                           and k in start}, strict=False)
     return m.eval(), best_step if n_hold else steps
 
 
@@ -200,6 +206,7 @@ VARIANTS = {
     "text projection frozen": {"train_text_projection": False},
     "classifier frozen": {"train_classifier": False},
     "temperature 0.07": {"temperature": 0.07},
+    "weights averaged with zero-shot, 0.5 (WiSE-FT)": {"blend": 0.5},
     "trained on the tuxpaint photos only (the first round's data)": {"train_sources": ("tuxpaint",)},
 }
 
