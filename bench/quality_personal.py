@@ -6,7 +6,7 @@ fine-tuning, does the name alone find the subject's other, uncaptioned photo?
 Built from the benchmark (bench/quality_data.py) where the package has two real photos of the same subject:
 the golden pig (pig_golden / pig_golden2), the fireman in his suit (fireman200b / fireman240a) and the frog
 (frog / frog-1). The training photo's caption becomes only the name ("Wilbur."); its twin sits, uncaptioned,
-in the gallery of the 66 test photos (pig_golden2 is moved there from the training split). Reported: the
+in the gallery of the test photos (pig_golden2 is moved there from the training split). Reported: the
 rank of the twin for the query that is only the name, zero-shot and after the fine-tune of
 bench/quality_finetune.py (5 seeds), with the default recipe and with the residual path on.
 """
