@@ -130,6 +130,7 @@ class TrainData:
     val_records: list[Record]
     report: LoadReport
     n_train: int  # training pairs (-1 when streamed)
+    batch_size: int  # per process: cfg.batch_size, or fewer when the collection is smaller than one batch
 
 
 def _token_cache(model: COTS, records: list[Record], frames: int, path: Path, env: DistEnv) -> torch.Tensor:
@@ -169,7 +170,7 @@ def build_data(cfg: TrainConfig, model: COTS, env: DistEnv, start_batch: int = 0
         dataset = ShardStream(d.train, transform, cfg.seed, fraction, d.frames, rank=env.rank,
                               world_size=env.world_size, skip=start_batch * cfg.batch_size)
         loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_pairs, num_workers=d.num_workers)
-        return TrainData(loader, val[: d.max_val_items], report, -1)
+        return TrainData(loader, val[: d.max_val_items], report, -1, cfg.batch_size)
     records, report = load_records(d.train, d.verify)
     train, val = split_records(records, explicit_val, d.val_fraction, cfg.seed, d.val_split, report)
     report.count(train)
@@ -177,7 +178,23 @@ def build_data(cfg: TrainConfig, model: COTS, env: DistEnv, start_batch: int = 0
     if cfg.tokenizer and cfg.cache_tokens:
         tokens = _token_cache(model, train, d.frames, Path(cfg.out) / TOKEN_CACHE, env)
     dataset = PairDataset(train, transform, cfg.seed, d.frames, visual_tokens=tokens)
-    sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed, env.rank, env.world_size, start_batch)
+    batch_size = batch_size_for(len(dataset), cfg.batch_size, env.world_size)
+    sampler = ResumableBatchSampler(len(dataset), batch_size, cfg.seed, env.rank, env.world_size, start_batch)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=d.num_workers,
                         generator=torch.Generator().manual_seed(cfg.seed), persistent_workers=d.num_workers > 0)
-    return TrainData(loader, val[: d.max_val_items], report, len(dataset))
+    return TrainData(loader, val[: d.max_val_items], report, len(dataset), batch_size)
+
+
+MIN_BATCH = 2  # a contrastive step needs a second pair in the batch besides the queue
+
+
+def batch_size_for(n_train: int, batch_size: int, world_size: int = 1) -> int:
+    """``batch_size``, lowered so that a small collection (fewer pairs than one global batch) still
+    makes one batch per epoch; CotsError when it cannot make even a batch of MIN_BATCH per process."""
+    if n_train >= batch_size * world_size:
+        return batch_size
+    fitted = n_train // world_size
+    if fitted < MIN_BATCH:
+        raise CotsError(f"only {n_train} training pairs after holding out the validation part: need at least "
+                        f"{MIN_BATCH * world_size}; caption more photos or lower --val-fraction")
+    return fitted

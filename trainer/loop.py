@@ -80,12 +80,15 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
         data = None
         if cfg.epochs and not resume:  # the number of steps follows the data (a resumed run saved its steps)
             data = build_data(cfg, model, env)
+            cfg = fit_batch(cfg, data, log if env.is_main else (lambda _: None))
             cfg = epoch_schedule(cfg, data.n_train, env.world_size)
         optimizer, scheduler = build_optimizer(model, cfg.optim, cfg.steps)
         autocast, scaler = autocast_for(cfg.precision, env.device)
         state = load_checkpoint(resolve_checkpoint(resume), model, optimizer, scheduler, scaler) if resume else None
         start = state["step"] if state else 0
-        data = data or build_data(cfg, model, env, start_batch=start * cfg.grad_accum)
+        if data is None:
+            data = build_data(cfg, model, env, start_batch=start * cfg.grad_accum)
+            cfg = fit_batch(cfg, data, log if env.is_main else (lambda _: None))
         if env.is_main:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             cfg.save(cfg.out)
@@ -101,6 +104,15 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
         return loop.run(start, best=(state or {}).get("extra", {}).get("best_rsum"))
     finally:
         cleanup(env)
+
+
+def fit_batch(cfg: TrainConfig, data: TrainData, log: Callable[[str], None]) -> TrainConfig:
+    """``cfg`` with the batch size the data allows (a collection smaller than one batch trains on
+    batches of all its pairs), said once."""
+    if data.batch_size == cfg.batch_size:
+        return cfg
+    log(f"batch size {cfg.batch_size} is more than the {data.n_train} training pairs: using {data.batch_size}")
+    return dataclasses.replace(cfg, batch_size=data.batch_size)
 
 
 def epoch_schedule(cfg: TrainConfig, n_train: int, world_size: int = 1) -> TrainConfig:

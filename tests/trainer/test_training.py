@@ -78,6 +78,25 @@ def test_grad_accumulation_and_eval_and_best(tmp_path, small_synth):
     assert any('"kind": "eval"' in line for line in lines) and any('"amf_kept"' in line for line in lines)
 
 
+def test_a_collection_smaller_than_one_batch_trains_on_batches_of_all_its_pairs(tmp_path, small_synth):
+    """40 pairs, 4 held out: a batch of 64 cannot be cut, so each epoch is one batch of the 36 (said once),
+    and the saved config records the batch that was used; too few pairs is one clear error."""
+    from cots_core import CotsError
+    from trainer.build import batch_size_for
+    from trainer.config import load_saved_config
+    from trainer.loop import main
+
+    lines: list[str] = []
+    cfg = make_cfg(tmp_path / "small", small_synth, steps=None, epochs=2, batch_size=64)
+    summary = main(cfg, log=lines.append)
+    assert summary["step"] == 2  # two epochs of one batch each
+    assert sum("batch size 64 is more than the 36 training pairs: using 36" in line for line in lines) == 1
+    assert load_saved_config(tmp_path / "small").batch_size == 36
+    assert batch_size_for(36, 64, world_size=2) == 18 and batch_size_for(100, 64) == 64
+    with pytest.raises(CotsError, match="only 1 training pairs"):
+        batch_size_for(1, 32)
+
+
 def _torchrun(args: list[str], nproc: int, env: dict) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
                str(29500 + os.getpid() % 1000), "-m", "trainer", "pretrain", *args]
