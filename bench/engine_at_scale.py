@@ -107,15 +107,33 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--workdir", help="where the library is written (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true", help="measure the library already in --workdir")
     args = parser.parse_args()
     if args.index and not (args.vectors and args.ef):
         parser.error("--index needs --vectors and --ef")
+    if args.reuse and not (args.workdir and (Path(args.workdir) / "library.db").is_file()):
+        parser.error("--reuse needs a --workdir holding library.db")
 
     out: dict = {"n": args.n, "k": args.k, "cpu_count": os.cpu_count()}
+    encoder = Encoder.load(args.model, text_first=True)  # as `cots search` and the GUI load it
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="cots-engine-"))
+    db = work / "library.db"
+    if args.reuse:
+        out["index"] = {"reused": str(db)}
+    else:
+        build(args, encoder, work, out)
+    measure(args, encoder, db, out)
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out, indent=1))
+
+
+def build(args, encoder: Encoder, work: Path, out: dict) -> None:
+    """The library in ``work``: rows, vocabulary, and its media index (linked in or rebuilt)."""
+    model_id = encoder.model_id
     started = time.perf_counter()
     vectors = np.load(args.vectors, mmap_mode="r")[:args.n] if args.vectors else generated_vectors(args.n)
     out["vectors_s"] = round(time.perf_counter() - started, 1)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="cots-engine-"))
     work.mkdir(parents=True, exist_ok=True)
     photos = work / "photos"
     photos.mkdir(exist_ok=True)
@@ -123,8 +141,6 @@ def main() -> None:
     for stale in work.glob("library.*"):
         stale.unlink()
 
-    encoder = Encoder.load(args.model, text_first=True)  # as `cots search` and the GUI load it
-    model_id = encoder.model_id
     library = Library(db)
     library.set_model(model_id, args.model)
     library.add_folder(photos)
@@ -142,15 +158,18 @@ def main() -> None:
         out["index"] = {"source": args.index, "ef_search": args.ef}
     else:
         before = rss_mb()
-        index = library.vectors("media", model_id)  # rebuilt from SQLite, as after a lost index file
+        library.vectors("media", model_id)  # rebuilt from SQLite, as after a lost index file
         out["index"] = {"build_s": round(time.perf_counter() - started, 1),
                         "rss_growth_mb": round(rss_mb() - before, 1)}
         started = time.perf_counter()
         library.close()  # saves it and waits for the ef choice
         out["index"]["save_and_choose_ef_s"] = round(time.perf_counter() - started, 1)
-    del vectors
     out["db_mb"] = round(db.stat().st_size / 2**20, 1)
 
+
+def measure(args, encoder: Encoder, db: Path, out: dict) -> None:
+    """Open the library afresh, then time the engine's text search, each query once."""
+    model_id = encoder.model_id
     # a fresh Library, as a new process opens it: load (+ spot check against SQLite), then warm queries
     rss_before_open = rss_mb()
     started = time.perf_counter()
@@ -159,14 +178,14 @@ def main() -> None:
     out["open_index_s"] = round(time.perf_counter() - started, 1)
     out["index"]["ef_search_used"] = index.ef_search
     out["index"]["rebuilt"] = library.rebuilt.get(("media", model_id))
-    from app.library.search import SearchService
+    from app.library.search import Filters, SearchService
 
     service = SearchService(library, encoder)
     texts = real_captions() + vocabulary()[::7]
     warm, timed = texts[-10:], texts[:args.queries]
     for text in warm:
         service.text(text, args.k)
-    totals, encode, ann, hits = [], [], [], []
+    totals, encode, ann, lexical, hits = [], [], [], [], []
     for text in timed:
         t = time.perf_counter()
         vector = encoder.encode_texts([text])[0]
@@ -174,6 +193,9 @@ def main() -> None:
         t = time.perf_counter()
         index.search(vector, max(50, 4 * args.k))
         ann.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        service._lexical(text, args.k, Filters())  # FTS5 on names, folder names, captions
+        lexical.append(time.perf_counter() - t)
     for text in timed:  # the engine, each query new to it (its query cache is per text)
         t = time.perf_counter()
         result = service.text(text, args.k)
@@ -181,16 +203,13 @@ def main() -> None:
         hits.append(len(result))
     out["queries"] = len(timed)
     out["engine_text"] = percentiles(totals)
-    out["parts"] = {"encode_text": percentiles(encode), "ann": percentiles(ann)}
+    out["parts"] = {"encode_text": percentiles(encode), "ann": percentiles(ann), "lexical": percentiles(lexical)}
     out["hits_mean"] = round(float(np.mean(hits)), 1)
     out["rss_open_mb"] = round(rss_mb() - rss_before_open, 1)
     out["rss_mb"] = round(rss_mb(), 1)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out["load_average"] = [round(v, 1) for v in os.getloadavg()]
     library.close()
-    if not args.workdir:
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
