@@ -263,8 +263,9 @@ def needs_ef_choice(index: VectorIndex) -> bool:
     return index.ef_choice is None or n >= RECHOOSE_GROWTH * index.ef_choice.size
 
 
-def exact_top_k(index: VectorIndex, queries: np.ndarray, k: int, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, scores) [Q, k] of the exact top-k inner products, reading the stored vectors in chunks."""
+def exact_top_k(index: VectorIndex, queries: np.ndarray, k: int, chunk: int = 25_000) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, scores) [Q, k] of the exact top-k inner products, reading the stored vectors in chunks (each read
+    holds the index lock briefly: a background ef choice must not stall searches)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     ids = index.ids
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
