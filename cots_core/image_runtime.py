@@ -107,6 +107,21 @@ def _matches_torch(encoder: OnnxImageEncoder, model: nn.Module) -> float:
     return float(F.cosine_similarity(expected, got, dim=-1).min())
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter's own loggers (hundreds of INFO lines under `cots -v`) held at WARNING meanwhile."""
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export",
+                                                    "torch._dynamo")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def export_image_graph(model: nn.Module, folder: Path) -> None:
     """Export ``ImagePath(model)`` to ``folder/image.onnx`` with its manifest (written last, atomically)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,7 +130,7 @@ def export_image_graph(model: nn.Module, folder: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     # the exporter prints its progress and warns about its own internals: nothing for the person to act on
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
+            contextlib.redirect_stderr(io.StringIO()), _quiet_exporter():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(path, (probe,), None, input_names=["pixels"], output_names=["embeddings"],
                                     dynamic_shapes={"pixels": {0: batch}}, dynamo=True, optimize=True,
