@@ -5,7 +5,9 @@
 Each round runs every command once, in turn, so a load change on a shared machine hits them alike.
 Rows: `import torch` (the reference), `cots search` (the lean text path), `cots search` with the lean path
 switched off (the full model: timm, transformers, image tower), the GUI's engine loading its model and
-answering a first query (without the window), and commands that need no model.
+answering a first query (without the window), the GUI itself (`cots gui`, offscreen: process start to its
+window shown, and to the first results delivered for a query typed at once), an empty Qt window (the
+window's own start), and commands that need no model.
 `--write` puts the table into bench/RESULTS.md (its own section, replaced on each run). Needs an indexed
 library: `cots demo` makes one.
 """
@@ -15,9 +17,11 @@ import argparse
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +33,45 @@ FULL_PATH = ("import sys, cots_core.lean_text as lean; lean.load_lean_text_model
 # The GUI's engine, without the window: load the library's model, answer the first query.
 GUI_FIRST_QUERY = ("import sys; from app.gui.engine_service import EngineService; from app.gui.service import Filters; "
                    "s = EngineService(sys.argv[1]); s.load_model(); s.search(sys.argv[2], Filters()); s.close()")
+
+# `cots gui` itself, offscreen: prints when its window is first shown (then types the query, as a person would
+# before the model has loaded: the window queues it) and when the first results reach the window.
+GUI_WINDOW = """
+import os, sys, time
+from app.gui import window
+show_event, show_hits = window.MainWindow.showEvent, window.MainWindow._show_hits
+def shown(self, event):
+    show_event(self, event)
+    if not getattr(self, "_bench_shown", False):
+        self._bench_shown = True
+        print("shown", time.time(), flush=True)
+        self.search.box.setText(sys.argv[2])
+        self.run_query(sys.argv[2])
+def delivered(self, *args):
+    show_hits(self, *args)
+    print("results", time.time(), self.model.rowCount(), flush=True)
+    os._exit(0)
+window.MainWindow.showEvent, window.MainWindow._show_hits = shown, delivered
+from app.cli import main
+main(["gui", "--db", sys.argv[1]])
+"""
+QT_WINDOW = ("import time; from PySide6.QtWidgets import QApplication, QMainWindow; app = QApplication([]); "
+             "w = QMainWindow(); w.show(); app.processEvents(); print('shown', time.time(), flush=True)")
+GUI_ROWS = {"shown": "GUI: process start -> window shown", "results": "GUI: process start -> first results shown"}
+QT_ROW = "Qt alone: process start -> empty window shown"
+
+
+def timed_events(argv: list[str]) -> dict[str, float]:
+    """Seconds from process start to each event line (`NAME EPOCH ...`) the process prints."""
+    with tempfile.TemporaryDirectory() as config:  # the GUI's settings go there, not into the person's
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=config)
+        started = time.time()
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    events = {line.split()[0]: float(line.split()[1]) - started for line in done.stdout.splitlines()
+              if line.split() and line.split()[0] in ("shown", "results")}
+    if done.returncode != 0 or not events:
+        raise SystemExit(f"{' '.join(argv[:3])} failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    return events
 
 
 def commands(db: str, query: str) -> dict[str, list[str]]:
@@ -55,13 +98,30 @@ def run_once(argv: list[str]) -> float:
     return elapsed
 
 
-def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in cmds}
+def private_copy(db: str) -> str:
+    """The library and its index files copied to a temporary folder: the GUI rescans its folders at start."""
+    source = Path(db)
+    target = Path(tempfile.mkdtemp(prefix="cots-gui-bench-"))
+    for path in source.parent.glob(source.stem + ".*"):
+        if not path.name.endswith(".lock"):
+            shutil.copy2(path, target / path.name)
+    return str(target / source.name)
+
+
+def measure(cmds: dict[str, list[str]], runs: int, db: str, query: str) -> dict[str, list[float]]:
+    gui = [sys.executable, "-c", GUI_WINDOW, private_copy(db), query]
+    qt = [sys.executable, "-c", QT_WINDOW]
+    times: dict[str, list[float]] = {name: [] for name in [*cmds, *GUI_ROWS.values(), QT_ROW]}
     for argv in cmds.values():  # one warm-up round: it fills the page cache (a cold process, not a cold disk)
         run_once(argv)
+    timed_events(gui)
+    timed_events(qt)
     for _ in range(runs):
         for name, argv in cmds.items():
             times[name].append(run_once(argv))
+        for event, seconds in timed_events(gui).items():
+            times[GUI_ROWS[event]].append(seconds)
+        times[QT_ROW].append(timed_events(qt)["shown"])
     return times
 
 
@@ -99,7 +159,7 @@ def main() -> None:
     if not Path(args.db).is_file():
         raise SystemExit(f"no library at {args.db}: run `cots demo` (or give --db)")
     os.chdir(Path(__file__).resolve().parents[1])  # `-m app.cli` runs this checkout
-    times = measure(commands(args.db, args.query), args.runs)
+    times = measure(commands(args.db, args.query), args.runs, args.db, args.query)
     text = table(times, args.runs, args.db)
     print(text)
     if args.write:

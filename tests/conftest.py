@@ -8,6 +8,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see app/cli.py
+# Indexing tests run the image tower in PyTorch (an ONNX export per test model would cost seconds each);
+# tests/core/test_image_runtime.py switches ONNX Runtime on where it is the subject.
+os.environ.setdefault("COTS_IMAGE_RUNTIME", "torch")
 
 # bench/threshold_audit.py reruns the tests that assert learning or quality with other seeds and
 # thread counts, and collects what they measured (see bench/RESULTS.md, "Learning and quality thresholds").

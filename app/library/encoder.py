@@ -43,6 +43,7 @@ class Encoder:
         self.device = torch.device(device) if isinstance(device, str) else (device or select_device())
         self.source = source  # how to load it again (stored in the library's settings)
         self._lock = threading.Lock()  # one forward at a time: concurrent ones only fight for cores
+        self._image_runtime = None  # ONNX Runtime for the image path, after prepare_images() on CPU
         if isinstance(model, torch.nn.Module):
             model.to(self.device)
             model.eval()
@@ -82,6 +83,20 @@ class Encoder:
         return default_batch_size(self.device, self.image_size)
 
     # -- inference ---------------------------------------------------------------------------
+    def prepare_images(self) -> str:
+        """Get ready to encode many images (the indexer calls it): on CPU, ONNX Runtime for the image path
+        when onnxruntime is installed (``cots_core.image_runtime``: the graph is built once per model and
+        cached; ~3x PyTorch for cots-lite), else PyTorch. Returns the runtime in use: "onnxruntime"|"torch"."""
+        if self._image_runtime is None and self.device.type == "cpu":
+            from cots_core.image_runtime import load_onnx_image_encoder, runtime_wanted
+
+            # a text-first model loads its full model (with the image tower) here, as encode_images would
+            model = getattr(self.model, "full_model", self.model) if runtime_wanted() else None
+            if isinstance(model, torch.nn.Module) and hasattr(model, "image_encoder"):
+                with self._lock:
+                    self._image_runtime = load_onnx_image_encoder(model, torch.get_num_threads())
+        return "onnxruntime" if self._image_runtime is not None else "torch"
+
     def preprocess(self, image) -> torch.Tensor:
         return self.model.preprocess(image)
 
@@ -97,6 +112,10 @@ class Encoder:
         """[B, 3, S, S] preprocessed pixels -> [B, D] float32 L2-normalised."""
         if pixels.shape[0] == 0:
             return np.zeros((0, self.embed_dim), np.float32)
+        runtime = self._image_runtime
+        if runtime is not None:
+            with self._lock:
+                return _normalise(runtime.encode_images(pixels).numpy())
         pixels = pixels.to(self.device, non_blocking=True)
         if self.device.type == "cpu":
             pixels = pixels.contiguous(memory_format=torch.channels_last)

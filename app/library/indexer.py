@@ -315,6 +315,7 @@ class Indexer:
     def _pipeline(self, jobs: list[Job], report: IndexReport, run_started: float) -> None:
         if not jobs:
             return
+        self.encoder.prepare_images()  # ONNX Runtime on CPU when installed (first time: builds its graph)
         batch_size = self.options.batch_size or self.encoder.default_batch_size()
         workers = self.options.workers or min(8, os.cpu_count() or 1)
         ahead = max(2 * batch_size, 4 * workers)  # decoded items waiting for the model, at most

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.library.db import LibraryDB, blob_to_vector, database_error_message, is_damaged
+from app.library.ef_background import EfChooser
 from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, path_prefix_sql, to_db
@@ -26,7 +27,6 @@ from app.library.storage import delete_media_data
 from app.library.vector_index import (
     HnswParams,
     VectorIndex,
-    choose_ef_search,
     item_midpoints,
     needs_ef_choice,
 )
@@ -137,11 +137,14 @@ class Library:
         self._synced: dict[tuple[str, str], int] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._vector_lock = threading.RLock()
+        self._ef_chooser = EfChooser()  # ef_search measured on its own thread, outside _vector_lock
         self.rebuilt: dict[tuple[str, str], str] = {}  # (kind, model) -> why its saved index was rebuilt
 
     def close(self) -> None:
-        """Save the vector indexes and close all connections."""
+        """Save the vector indexes (after any ef choice still running) and close all connections."""
         self.save_vectors()
+        self._ef_chooser.wait()
+        self.save_vectors(choose_ef=False)
         self.db.close()
 
     def __enter__(self) -> Library:
@@ -419,16 +422,18 @@ class Library:
                 if self._synced.get(key) == generation - 1:
                     self._synced[key] = generation
 
-    def save_vectors(self) -> None:
-        """Write the changed indexes next to the database (cheap to skip: they are caches)."""
+    def save_vectors(self, choose_ef: bool = True) -> None:
+        """Write the changed indexes next to the database (cheap to skip: they are caches). An index that
+        needs its ef_search chosen gets it on a background thread (searches and additions go on); the
+        choice is written to the saved index when it lands (``close`` waits for it)."""
         with self._vector_lock:
             for key in list(self._dirty):
                 kind, model_id = key
                 index = self._vectors.get(key)
                 if index is None:
                     continue
-                if needs_ef_choice(index):
-                    self._choose_ef(kind, model_id, index)
+                if choose_ef and needs_ef_choice(index) and not self._ef_chooser.busy(key):
+                    self._start_ef_choice(kind, model_id, index)
                 try:
                     index.save(self.index_prefix(kind, model_id),
                                {"model_id": model_id, "kind": kind, "generation": self._synced.get(key)})
@@ -444,10 +449,11 @@ class Library:
         choice = index.ef_choice
         return {"search": "hnsw", "ef_search": index.ef_search, "recall_at_10": choice.recall if choice else None}
 
-    def _choose_ef(self, kind: str, model_id: str, index: VectorIndex, sample: int = 200) -> None:
-        """Choose the index's ef_search from this library's data. Queries: a sample of its own items,
-        midpoints of item pairs, and the other side's embeddings (texts for media and segments)."""
-        started = time.perf_counter()
+    def _start_ef_choice(self, kind: str, model_id: str, index: VectorIndex, sample: int = 200) -> None:
+        """Choose the index's ef_search from this library's data, in the background. Queries (gathered now,
+        under the lock): a sample of its own items, midpoints of item pairs, and the other side's embeddings
+        (texts for media and segments)."""
+        key = (kind, model_id)
         rng = np.random.default_rng(len(index))
         own = rng.choice(index.ids, min(sample, len(index)), replace=False)
         own_vectors = index.get(own)
@@ -455,10 +461,21 @@ class Library:
         other = self.vectors("media" if kind == "text" else "text", model_id)
         if len(other) and other.dim == index.dim:
             query_sets.append((other.sample(sample, seed=len(index)), None))
-        index.ef_choice = choose_ef_search(index, query_sets)
-        log.info("%s index: ef_search %d (recall@10 %.3f on %d queries) chosen in %.1fs", kind,
-                 index.ef_choice.ef_search, index.ef_choice.recall, index.ef_choice.queries,
-                 time.perf_counter() - started)
+
+        def chosen(choice) -> None:
+            with self._vector_lock:
+                if self._vectors.get(key) is not index:
+                    return  # dropped or rebuilt meanwhile
+                index.ef_choice = choice
+                if key in self._dirty:
+                    return  # changed since it was saved: the next save writes the choice too
+                try:
+                    index.save_ef_choice(self.index_prefix(kind, model_id))
+                except OSError as error:
+                    log.warning("could not save the %s index's ef choice: %s", kind, error)
+                    self._dirty.add(key)
+
+        self._ef_chooser.submit(key, index, query_sets, chosen)
 
     # -- status ------------------------------------------------------------------------------
     def failures(self) -> list[Failure]:

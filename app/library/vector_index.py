@@ -173,6 +173,21 @@ class VectorIndex:
             os.fsync(handle.fileno())
         os.replace(tmp, str(prefix) + ".json")
 
+    def save_ef_choice(self, prefix: Path) -> None:
+        """Write ``ef_choice`` into the saved index's json (the index itself unchanged since its save)."""
+        prefix = Path(prefix)
+        with self._lock:
+            meta = json.loads(Path(str(prefix) + ".json").read_text())
+            if meta.get("count") != len(self._live):
+                raise OSError(f"{prefix}.json does not describe this index any more")
+            meta["ef_choice"] = asdict(self.ef_choice) if self.ef_choice else None
+            tmp = str(prefix) + ".json.tmp"
+            with open(tmp, "w") as handle:
+                json.dump(meta, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, str(prefix) + ".json")
+
     @classmethod
     def load(cls, prefix: Path, dim: int, params: HnswParams | None = None) -> tuple[VectorIndex, dict] | None:
         """The saved index and its metadata, or None when missing or inconsistent."""
@@ -217,6 +232,7 @@ class VectorIndex:
 TARGET_RECALL = 0.98
 EF_CANDIDATES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536)
 RECHOOSE_GROWTH = 2.0  # choose again once the index has grown by this factor
+RECALL_SLICE = 32  # queries measured per hold of the index's lock
 
 
 @dataclass(frozen=True)
@@ -247,8 +263,9 @@ def needs_ef_choice(index: VectorIndex) -> bool:
     return index.ef_choice is None or n >= RECHOOSE_GROWTH * index.ef_choice.size
 
 
-def exact_top_k(index: VectorIndex, queries: np.ndarray, k: int, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, scores) [Q, k] of the exact top-k inner products, reading the stored vectors in chunks."""
+def exact_top_k(index: VectorIndex, queries: np.ndarray, k: int, chunk: int = 25_000) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, scores) [Q, k] of the exact top-k inner products, reading the stored vectors in chunks (each read
+    holds the index lock briefly: a background ef choice must not stall searches)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     ids = index.ids
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
@@ -279,11 +296,16 @@ def recall_at_k(index: VectorIndex, queries: np.ndarray, own_ids: np.ndarray, ef
     counts when its score reaches the k-th exact score, so ties between equal vectors are not misses.
     ``own_ids``: each query's own row id (-1 for a text), left out of the results."""
     k = truth.shape[1]
-    with index._lock:
-        index._hnsw.set_ef(max(ef, k + 1))
-        labels, distances = index._hnsw.knn_query(np.ascontiguousarray(queries, np.float32), k=k + 1,
-                                                  num_threads=-1)
-    found = _drop_self(labels.astype(np.int64), (1.0 - distances).astype(np.float32), own_ids, k)
+    queries = np.ascontiguousarray(queries, np.float32)
+    parts = []
+    # the index's lock for one slice at a time: searches and additions interleave with a long measurement
+    for start in range(0, len(queries), RECALL_SLICE):
+        with index._lock:
+            index._hnsw.set_ef(max(ef, k + 1))
+            labels, distances = index._hnsw.knn_query(queries[start:start + RECALL_SLICE], k=k + 1, num_threads=-1)
+        parts.append(_drop_self(labels.astype(np.int64), (1.0 - distances).astype(np.float32),
+                                own_ids[start:start + RECALL_SLICE], k))
+    found = np.concatenate(parts)
     return float((found >= truth[:, k - 1:k] - 1e-5).sum() / truth.size)
 
 

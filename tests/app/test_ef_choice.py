@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -95,3 +96,45 @@ def test_small_libraries_are_searched_exactly_and_choose_nothing(library, encode
     library.save_vectors()
     assert library.vectors("media").ef_choice is None
     assert library.status().index["media"]["search"] == "exact"
+
+
+def test_searches_and_indexing_go_on_while_the_ef_choice_runs(tmp_path, encoder, photos, monkeypatch):
+    """The choice (~40 s at 100k) runs outside the library's vector lock; it is stored when it lands."""
+    from fakes import solid
+
+    from app.library import vector_index
+    from app.library.search import SearchService
+
+    db = tmp_path / "lib" / "library.db"
+    library = Library(db, params=HnswParams(exact_below=4))
+    library.add_folder(photos)
+    started, release = threading.Event(), threading.Event()
+    real_choice = vector_index.choose_ef_search
+
+    def slow_choice(index, query_sets, **kwargs):
+        started.set()
+        assert release.wait(60), "the test never released the choice"
+        return real_choice(index, query_sets, **kwargs)
+
+    monkeypatch.setattr(vector_index, "choose_ef_search", slow_choice)
+    run_indexer(library, encoder)  # its last save starts the choice, and the run returns meanwhile
+    assert started.wait(30)
+    results = {}
+
+    def search_and_index() -> None:
+        results["hits"] = SearchService(library, encoder, min_relevance=float("-inf")).text("red", 3, hybrid=False)
+        solid("cyan").save(photos / "cyan.jpg")
+        results["report"] = run_indexer(library, encoder)
+
+    worker = threading.Thread(target=search_and_index)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive() and not release.is_set()  # both finished while the choice was still held
+    assert results["hits"][0].path == str(photos / "red.jpg") and results["report"].added == 1
+    assert library.vectors("media").ef_choice is None  # not chosen yet
+    release.set()
+    library.close()  # waits for the choice, which lands in the saved index
+    library = Library(db, params=HnswParams(exact_below=4))
+    media = library.status().index["media"]
+    assert media["in_index"] == 9 and media["ef_search"] in EF_CANDIDATES and media["recall_at_10"] >= 0.98
+    library.close()

@@ -1,0 +1,65 @@
+"""ef_search chosen in the background: measuring recall takes ~40 s at 100k items, and searches and index
+additions must go on meanwhile (the measurement holds the index's own lock only for one slice of queries
+at a time: ``vector_index.recall_at_k``)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from app.library import vector_index
+from app.library.vector_index import EfChoice, VectorIndex
+
+log = logging.getLogger(__name__)
+
+QuerySets = list[tuple[np.ndarray, np.ndarray | None]]
+
+
+class EfChooser:
+    """One worker thread that runs ``choose_ef_search``; at most one choice per key at a time."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: set = set()
+
+    def busy(self, key) -> bool:
+        with self._lock:
+            return key in self._pending
+
+    def submit(self, key, index: VectorIndex, query_sets: QuerySets,
+               on_chosen: Callable[[EfChoice], None]) -> bool:
+        """Start a choice for ``key`` unless one is running; ``on_chosen`` runs on the worker thread."""
+        with self._lock:
+            if key in self._pending:
+                return False
+            self._pending.add(key)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cots-ef-choice")
+            self._pool.submit(self._run, key, index, query_sets, on_chosen)
+            return True
+
+    def _run(self, key, index: VectorIndex, query_sets: QuerySets, on_chosen: Callable[[EfChoice], None]) -> None:
+        started = time.perf_counter()
+        try:
+            # looked up at call time, so a test can slow it down
+            choice = vector_index.choose_ef_search(index, query_sets)
+            log.info("%s index: ef_search %d (recall@10 %.3f on %d queries) chosen in %.1fs", key[0],
+                     choice.ef_search, choice.recall, choice.queries, time.perf_counter() - started)
+            on_chosen(choice)
+        except Exception as error:  # noqa: BLE001 - a failed choice keeps the old ef; the next save retries
+            log.warning("choosing ef_search for the %s index failed (%s: %s)", key[0], type(error).__name__, error)
+        finally:
+            with self._lock:
+                self._pending.discard(key)
+
+    def wait(self) -> None:
+        """Wait for every running choice (``Library.close``)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

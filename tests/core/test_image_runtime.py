@@ -1,0 +1,93 @@
+"""The image path through ONNX Runtime: same embeddings as PyTorch, cached by model id, validated, and
+PyTorch whenever the runtime cannot be used."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cots_core import COTS, ModelConfig, image_runtime
+from cots_core.image_runtime import GRAPH_FILE, MANIFEST_FILE, RUNTIME_ENV, load_onnx_image_encoder
+
+pytestmark = pytest.mark.slow  # one ONNX export (~10 s on 2 cores) per model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).eval()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(autouse=True)
+def runtime_on(monkeypatch):
+    monkeypatch.setenv(RUNTIME_ENV, "auto")
+
+
+def test_embeddings_match_pytorch_at_any_batch_size(tiny, cache):
+    encoder = load_onnx_image_encoder(tiny, threads=2, cache_root=cache)
+    assert encoder is not None
+    for batch in (1, 5):
+        pixels = torch.rand(batch, 3, 64, 64, generator=torch.Generator().manual_seed(batch)) * 2 - 1
+        got = encoder.encode_images(pixels)
+        assert got.shape == (batch, tiny.config.embed_dim)
+        assert F.cosine_similarity(got, tiny.encode_images(pixels), dim=-1).min() >= 0.999
+    manifest = json.loads((encoder.folder / MANIFEST_FILE).read_text())
+    assert manifest["model_id"] == tiny.model_id
+    assert encoder.folder.parent == cache and encoder.folder.name == tiny.model_id
+
+
+def test_cached_graph_is_reused_without_export(tiny, cache, monkeypatch):
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=cache) is not None  # exported at most once here
+
+    def no_export(*_):
+        raise AssertionError("exported again although the cache is valid")
+
+    monkeypatch.setattr(image_runtime, "export_image_graph", no_export)
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=cache) is not None
+
+
+def test_altered_graph_is_never_used_but_rebuilt(tiny, cache, monkeypatch):
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=cache) is not None
+    graph = cache / tiny.model_id / GRAPH_FILE
+    graph.write_bytes(graph.read_bytes()[:-64] + bytes(64))  # same size, other bytes: the SHA-256 differs
+    exports = []
+    real_export = image_runtime.export_image_graph
+    monkeypatch.setattr(image_runtime, "export_image_graph", lambda *a: (exports.append(a), real_export(*a)))
+    encoder = load_onnx_image_encoder(tiny, threads=2, cache_root=cache)
+    assert exports and encoder is not None
+    pixels = torch.rand(3, 3, 64, 64) * 2 - 1
+    assert F.cosine_similarity(encoder.encode_images(pixels), tiny.encode_images(pixels), dim=-1).min() >= 0.999
+
+
+def test_graph_of_another_model_is_not_used(tiny, cache, monkeypatch):
+    """A manifest naming another model id (a folder copied or renamed by hand) is not trusted."""
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=cache) is not None
+    other = COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).eval()
+    folder = cache / other.model_id
+    folder.mkdir(exist_ok=True)
+    for name in (GRAPH_FILE, MANIFEST_FILE):
+        (folder / name).write_bytes((cache / tiny.model_id / name).read_bytes())
+    assert image_runtime._load_cached(other, folder, 2) is None
+
+
+def test_pytorch_when_onnxruntime_is_missing_or_switched_off(tiny, cache, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # find_spec -> None, import fails
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=cache) is None
+    monkeypatch.setenv(RUNTIME_ENV, "torch")
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=cache) is None
+
+
+def test_export_failure_falls_back_to_pytorch(tmp_path, tiny, monkeypatch):
+    def broken_export(*_):
+        raise RuntimeError("exporter broke")
+
+    monkeypatch.setattr(image_runtime, "export_image_graph", broken_export)
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path) is None
