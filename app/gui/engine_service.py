@@ -111,4 +111,5 @@ class EngineService:
         return [(t.text, float(t.score)) for t in self._search().describe(hit.id, k=k, at=moment)]
 
     def close(self) -> None:
-        self.library.close()
+        # the window is closing: a background ef measurement (minutes at 1M items) is stopped, not awaited
+        self.library.close(finish_ef_choice=False)

@@ -140,10 +140,11 @@ class Library:
         self._ef_chooser = EfChooser()  # ef_search measured on its own thread, outside _vector_lock
         self.rebuilt: dict[tuple[str, str], str] = {}  # (kind, model) -> why its saved index was rebuilt
 
-    def close(self) -> None:
-        """Save the vector indexes (after any ef choice still running) and close all connections."""
-        self.save_vectors()
-        self._ef_chooser.wait()
+    def close(self, finish_ef_choice: bool = True) -> None:
+        """Save the vector indexes (after any ef choice still running, or stopping it when
+        ``finish_ef_choice`` is False: the GUI's window closing) and close all connections."""
+        self.save_vectors(choose_ef=finish_ef_choice)
+        self._ef_chooser.wait(finish=finish_ef_choice)
         self.save_vectors(choose_ef=False)
         self.db.close()
 

@@ -235,6 +235,15 @@ RECHOOSE_GROWTH = 2.0  # choose again once the index has grown by this factor
 RECALL_SLICE = 32  # queries measured per hold of the index's lock
 
 
+class ChoiceStopped(Exception):
+    """An ef choice was stopped before it finished (the library is closing); nothing is stored."""
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise ChoiceStopped
+
+
 @dataclass(frozen=True)
 class EfChoice:
     """The smallest ef_search whose recall@k against exact search reached the target on the library's
@@ -263,14 +272,17 @@ def needs_ef_choice(index: VectorIndex) -> bool:
     return index.ef_choice is None or n >= RECHOOSE_GROWTH * index.ef_choice.size
 
 
-def exact_top_k(index: VectorIndex, queries: np.ndarray, k: int, chunk: int = 25_000) -> tuple[np.ndarray, np.ndarray]:
+def exact_top_k(index: VectorIndex, queries: np.ndarray, k: int, chunk: int = 25_000,
+                stop: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ids, scores) [Q, k] of the exact top-k inner products, reading the stored vectors in chunks (each read
-    holds the index lock briefly: a background ef choice must not stall searches)."""
+    holds the index lock briefly: a background ef choice must not stall searches). ``stop``: checked between
+    chunks, raises ChoiceStopped."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     ids = index.ids
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
     best_ids = np.zeros((len(queries), 0), np.int64)
     for start in range(0, len(ids), chunk):
+        _check(stop)
         part = ids[start:start + chunk]
         scores = queries @ index.get(part).T
         scores = np.concatenate([best_scores, scores], axis=1)
@@ -291,7 +303,8 @@ def _drop_self(ids: np.ndarray, scores: np.ndarray, own: np.ndarray, k: int) -> 
     return out
 
 
-def recall_at_k(index: VectorIndex, queries: np.ndarray, own_ids: np.ndarray, ef: int, truth: np.ndarray) -> float:
+def recall_at_k(index: VectorIndex, queries: np.ndarray, own_ids: np.ndarray, ef: int, truth: np.ndarray,
+                stop: threading.Event | None = None) -> float:
     """Recall@k (k = truth's width) of HNSW at ``ef`` against the exact scores ``truth`` [Q, k]. A result
     counts when its score reaches the k-th exact score, so ties between equal vectors are not misses.
     ``own_ids``: each query's own row id (-1 for a text), left out of the results."""
@@ -300,6 +313,7 @@ def recall_at_k(index: VectorIndex, queries: np.ndarray, own_ids: np.ndarray, ef
     parts = []
     # the index's lock for one slice at a time: searches and additions interleave with a long measurement
     for start in range(0, len(queries), RECALL_SLICE):
+        _check(stop)
         with index._lock:
             index._hnsw.set_ef(max(ef, k + 1))
             labels, distances = index._hnsw.knn_query(queries[start:start + RECALL_SLICE], k=k + 1, num_threads=-1)
@@ -319,24 +333,25 @@ def item_midpoints(vectors: np.ndarray, count: int, seed: int = 0) -> np.ndarray
 
 
 def choose_ef_search(index: VectorIndex, query_sets: list[tuple[np.ndarray, np.ndarray | None]], k: int = 10,
-                     target: float = TARGET_RECALL, candidates: tuple[int, ...] = EF_CANDIDATES) -> EfChoice:
+                     target: float = TARGET_RECALL, candidates: tuple[int, ...] = EF_CANDIDATES,
+                     stop: threading.Event | None = None) -> EfChoice:
     """The smallest ``candidates`` ef whose recall@k reaches ``target`` on every set of queries. A set is
     (queries, own_ids): own_ids are the row ids of queries that are the library's own items (left out of
-    their results), or None (texts, midpoints)."""
+    their results), or None (texts, midpoints). ``stop`` set: ChoiceStopped at the next slice."""
     k = min(k, len(index) - 1)
     prepared = []
     for queries, own_ids in query_sets:
         if len(queries) == 0:
             continue
         own = np.full(len(queries), -1, np.int64) if own_ids is None else np.asarray(own_ids, np.int64)
-        truth_ids, truth_scores = exact_top_k(index, queries, k + 1)
+        truth_ids, truth_scores = exact_top_k(index, queries, k + 1, stop=stop)
         prepared.append((queries, own, _drop_self(truth_ids, truth_scores, own, k)))
     measured: dict[int, float] = {}
 
     def recall_of(position: int) -> float:
         ef = candidates[position]
         if ef not in measured:
-            measured[ef] = min(recall_at_k(index, queries, own, ef, truth) for queries, own, truth in prepared)
+            measured[ef] = min(recall_at_k(index, queries, own, ef, truth, stop) for queries, own, truth in prepared)
         return measured[ef]
 
     # recall grows with ef: bisect for the first candidate reaching the target (4 measurements, not 14)

@@ -138,3 +138,38 @@ def test_searches_and_indexing_go_on_while_the_ef_choice_runs(tmp_path, encoder,
     media = library.status().index["media"]
     assert media["in_index"] == 9 and media["ef_search"] in EF_CANDIDATES and media["recall_at_10"] >= 0.98
     library.close()
+
+
+def test_a_closing_window_stops_the_ef_choice_instead_of_waiting(tmp_path, encoder, photos, monkeypatch):
+    """close(finish_ef_choice=False) (the GUI) ends a running measurement at its next slice; nothing is
+    stored, and the next save measures again."""
+    from app.library import vector_index
+
+    db = tmp_path / "lib" / "library.db"
+    library = Library(db, params=HnswParams(exact_below=4))
+    library.add_folder(photos)
+    started, stopped = threading.Event(), threading.Event()
+    real_check = vector_index._check
+
+    def check_after_start(stop):
+        started.set()
+        if stop is not None and not stop.wait(60):  # holds the choice until close sets stop
+            raise AssertionError("close never stopped the choice")
+        try:
+            real_check(stop)
+        except vector_index.ChoiceStopped:
+            stopped.set()
+            raise
+
+    monkeypatch.setattr(vector_index, "_check", check_after_start)
+    run_indexer(library, encoder)
+    assert started.wait(30)
+    library.close(finish_ef_choice=False)
+    assert stopped.is_set()
+    monkeypatch.setattr(vector_index, "_check", real_check)
+    library = Library(db, params=HnswParams(exact_below=4))
+    assert library.vectors("media").ef_choice is None and needs_ef_choice(library.vectors("media"))
+    library.close()  # measures now
+    library = Library(db, params=HnswParams(exact_below=4))
+    assert library.status().index["media"]["ef_search"] in EF_CANDIDATES
+    library.close()
