@@ -256,3 +256,112 @@ def test_a_signal_turned_off_does_not_run_and_can_come_back(library, many, fake_
     assert signal_summary(library)["faketext"]["pending"] == 6
     set_signal_enabled(library, "faketext", True)
     assert run_indexer(library, encoder).signals_done == 6 and len(FakeText.calls) == 6
+
+
+def test_repair_salvages_the_signal_tables(tmp_path, trip, monkeypatch):
+    from app.library.repair import repair_library
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # the row-by-row salvage reads each table
+    encoder = fake_encoder()
+    db = tmp_path / "lib.db"
+    with Library(db) as library:
+        library.add_folder(trip)
+        run_indexer(library, encoder, signals_off=frozenset({"ocr", "faces"}))
+    conn = sqlite3.connect(db)  # damage the embeddings: the signals' tables must come through
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'embeddings'").fetchone()[0]
+    conn.close()
+    with open(db, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\0" * page_size)
+    report = repair_library(db)
+    assert report.damaged and report.rows["signal_results"] == 6 and report.rows["signal_facts"] >= 12
+    with Library(db) as library:
+        assert places(library.db.conn) == [("Paris", "France", 1), ("Tokyo", "Japan", 1)]
+        run_indexer(library, encoder, signals_off=frozenset({"ocr", "faces"}))  # re-embeds what was lost
+        hits = SearchService(library, encoder, min_relevance=ALL).text("Paris", k=3)
+        assert hits[0].path == str(trip / "IMG_0001.jpg") and "name" in hits[0].matched
+
+
+class FakeFaces:
+    """Faces facts by file name, as the faces signal stores them."""
+
+    name: ClassVar[str] = "faces"
+    version: ClassVar[int] = 1
+    second_pass: ClassVar[bool] = True
+    FOUND: ClassVar[dict[str, tuple[int, float]]] = {
+        "group": (5, 0.01), "portrait": (1, 0.2), "couple": (2, 0.03), "street": (0, 0.0), "wall": (0, 0.0)}
+
+    def unavailable(self):
+        return None
+
+    def extract(self, path, image):
+        faces, area = self.FOUND.get(os.path.basename(path).split(".")[0], (0, 0.0))
+        return SignalOutput(facts={"faces": faces, "face_area_max": area})
+
+
+def test_people_queries_and_filters_use_the_faces_facts(library, tmp_path, monkeypatch):
+    from fakes import solid
+
+    from app.library.relevance import people_intent
+
+    monkeypatch.setattr(signal_registry, "SIGNAL_CLASSES", (PlaceSignal, ExifSignal, FakeFaces))
+    root = tmp_path / "people"
+    root.mkdir()
+    for name, colour in zip(FakeFaces.FOUND, ("red", "green", "blue", "yellow", "cyan")):
+        solid(colour).save(root / f"{name}.jpg")
+    encoder = fake_encoder()
+    library.add_folder(root)
+    run_indexer(library, encoder)
+    service = SearchService(library, encoder, min_relevance=ALL)
+
+    def first(query, **filters):
+        return [os.path.basename(h.path).split(".")[0] for h in service.text(query, k=5, filters=Filters(**filters))]
+
+    assert first("a group photo")[0] == "group"
+    assert first("a portrait")[0] == "portrait" and first("selfie")[0] == "portrait"
+    assert set(first("people")[:3]) == {"group", "portrait", "couple"}
+    assert "faces" in service.text("a person", k=1)[0].matched
+    assert sorted(first("photo", with_people=True)) == ["couple", "group", "portrait"]
+    assert sorted(first("photo", with_people=False)) == ["street", "wall"]
+    # other queries are untouched: the colour word still decides, no faces list joins the fusion
+    assert people_intent("a red wall") is None
+    hits = service.text("red", k=5)
+    assert os.path.basename(hits[0].path) == "group.jpg" and all("faces" not in h.matched for h in hits)
+    assert os.path.basename(service.text("cyan", k=1)[0].path) == "wall.jpg"
+    assert people_intent("a group portrait").min_faces == 3
+
+
+def test_cli_place_camera_filters_places_and_status(tmp_path, trip, capsys, monkeypatch):
+    import json
+
+    from app.cli import main
+    from app.library.encoder import Encoder
+    from app.library.signal_runner import disabled_signals
+
+    encoder = fake_encoder()
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    db = str(tmp_path / "cli.db")
+    assert main(["index", str(trip), "--db", db, "--quiet", "--no-ocr", "--no-faces"]) == 0
+
+    def run_json(*argv):
+        capsys.readouterr()
+        assert main([*argv, "--db", db, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    hits = run_json("search", "photo", "--place", "Paris", "--all")
+    assert [h["path"] for h in hits] == [str(trip / "IMG_0001.jpg")]
+    assert hits[0]["facts"]["city"] == "Paris" and hits[0]["facts"]["camera"] == "Canon EOS 5D"
+    assert run_json("search", "Paris", "--all")[0]["path"] == str(trip / "IMG_0001.jpg")
+    assert [h["path"] for h in run_json("search", "photo", "--camera", "Nikon", "--all")] == [str(trip / "IMG_0002.jpg")]
+    assert [h["path"] for h in run_json("search", "photo", "--all", "--to", "2020")] == [str(trip / "IMG_0001.jpg")]
+    assert run_json("places")["places"] == [{"city": "Paris", "country": "France", "photos": 1},
+                                            {"city": "Tokyo", "country": "Japan", "photos": 1}]
+    status = run_json("status")
+    assert status["signals"]["place"]["ok"] == 3 and status["signal_failures"] == []
+    capsys.readouterr()
+    assert main(["places", "--db", db]) == 0 and "Paris, France" in capsys.readouterr().out
+    assert main(["status", "--db", db]) == 0 and "place   3 read, 0 failed" in capsys.readouterr().out
+    with Library(db) as library:
+        assert disabled_signals(library) == {"ocr", "faces"}  # kept for the next runs
+    assert main(["search", "photo", "--db", db, "--with-people", "--without-people"]) == 2  # one or the other
