@@ -365,3 +365,32 @@ def test_cli_place_camera_filters_places_and_status(tmp_path, trip, capsys, monk
     with Library(db) as library:
         assert disabled_signals(library) == {"ocr", "faces"}  # kept for the next runs
     assert main(["search", "photo", "--db", db, "--with-people", "--without-people"]) == 2  # one or the other
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_second_pass_loses_at_most_the_file_in_flight(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).with_name("crash_worker.py")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(12):
+        real_photo(["coffee", "chelsea"][i % 2], 40 + i).save(folder / f"{i:04d}.jpg")
+    db = tmp_path / "lib.db"
+
+    def worker_run(n: int) -> int:
+        return subprocess.run([sys.executable, str(worker), str(db), str(folder), "signal", str(n)],
+                              capture_output=True, timeout=300).returncode
+
+    assert worker_run(5) == -9  # killed inside the 5th file's signal transaction, before COMMIT
+
+    def words() -> dict[str, str]:
+        with Library(db) as library:
+            return {os.path.basename(p): text for p, text in library.db.conn.execute(
+                "SELECT m.path, r.text FROM signal_results r JOIN media m ON m.id = r.media_id WHERE r.signal = 'word'")}
+
+    assert len(words()) == 4 and all(text == "word" + name[:4] for name, text in words().items())
+    assert worker_run(10**9) == 0  # the next run resumes: every photo, each once, nothing half-written
+    assert words() == {f"{i:04d}.jpg": f"word{i:04d}" for i in range(12)}
