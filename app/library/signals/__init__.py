@@ -1,0 +1,1 @@
+"""Signals beyond the embedding: see base.py."""
