@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from app.library.signals.base import Box, Signal, SignalError, SignalOutput
 from app.library.signals.exif import ExifSignal
+from app.library.signals.faces import FaceSignal
+from app.library.signals.ocr import OcrSignal
 from app.library.signals.place import PlaceSignal
 
-SIGNAL_CLASSES: tuple[type, ...] = (PlaceSignal, ExifSignal)
+SIGNAL_CLASSES: tuple[type, ...] = (PlaceSignal, ExifSignal, OcrSignal, FaceSignal)
 
 
 def all_signals() -> list[Signal]:
