@@ -18,6 +18,18 @@ def _isolated_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("COTS_DATA_DIR", str(tmp_path / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _first_pass_signals_only(request, monkeypatch):
+    """Real OCR and face detection load models (seconds) and read every photo: tests that are not about
+    them index with the cheap first-pass signals (place, EXIF) only. Tests marked ``real_signals`` (the
+    end-to-end signal tests) keep the whole registry; tests about the second pass bring fake signals."""
+    if request.node.get_closest_marker("real_signals") is None:
+        from app.library import signals
+
+        monkeypatch.setattr(signals, "SIGNAL_CLASSES",
+                            tuple(cls for cls in signals.SIGNAL_CLASSES if not cls.second_pass))
+
+
 @pytest.fixture
 def encoder():
     return fake_encoder()
