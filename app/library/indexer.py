@@ -488,7 +488,7 @@ class Indexer:
         def progress(done: int, total: int, path: str, failed: int) -> None:
             self._report("signals", done, total, started, path, failed, run_started)
 
-        outcome = SignalRunner(self.library, self._signals, self._check, progress).run()
+        outcome = SignalRunner(self.library, self._signals, self._check, progress).run_in_background_thread()
         report.signals_done += outcome.done
         report.signals_failed += outcome.failed
         report.signal_errors += outcome.errors[:max(0, 50 - len(report.signal_errors))]

@@ -13,7 +13,10 @@ the install hint) and skipped; a file a signal cannot read gets an ``error`` res
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +32,21 @@ SIGNALS_OFF_SETTING = "signals_off"  # comma-separated names of signals the pers
 UNAVAILABLE_SETTING = "signal_unavailable."
 # Second-pass signals get the photo at up to about twice this on its short side (OCR needs detail).
 SECOND_PASS_IMAGE_SIZE = 1024
+# How much nicer (Linux niceness) the second pass's thread is than the thread that started it, so that
+# searches and the rest of the desktop come first.
+SECOND_PASS_NICENESS = 10
+
+
+def lower_thread_priority(step: int = SECOND_PASS_NICENESS) -> None:
+    """Make the calling thread (only it, and threads it starts later) nicer by ``step``; Linux only
+    (elsewhere a no-op). It cannot be undone without privileges: call it on a thread of its own."""
+    if sys.platform != "linux":
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + step))
+    except OSError as error:  # a sandbox may forbid it; the pass still runs
+        log.debug("could not lower the second pass's priority: %s", error)
 
 
 def disabled_signals(library: Library) -> set[str]:
@@ -126,6 +144,25 @@ class SignalRunner:
             for media_id, path in signal_work(conn, signal.name, signal.version, batch):
                 work.setdefault(media_id, (path, []))[1].append(signal)
         return dict(sorted(work.items())[:batch])
+
+    def run_in_background_thread(self) -> SignalReport:
+        """``run`` on a thread of its own at a lower priority (``lower_thread_priority``), waited for;
+        what it raises (a cancel) is raised here."""
+        outcome: dict = {}
+
+        def work() -> None:
+            lower_thread_priority()
+            try:
+                outcome["report"] = self.run()
+            except BaseException as error:  # noqa: BLE001 - handed back to the caller's thread
+                outcome["error"] = error
+
+        thread = threading.Thread(target=work, name="cots-signals", daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["report"]
 
     def run(self) -> SignalReport:
         report = SignalReport()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 from typing import ClassVar
@@ -161,6 +162,7 @@ class FakeText:
     version: ClassVar[int] = 1
     second_pass: ClassVar[bool] = True
     calls: ClassVar[list[str]] = []
+    niceness: ClassVar[list[int]] = []
     on_call = None
 
     def unavailable(self):
@@ -169,6 +171,8 @@ class FakeText:
     def extract(self, path, image):
         stem = os.path.basename(path).split(".")[0]
         FakeText.calls.append(stem)
+        if sys.platform == "linux":
+            FakeText.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         if FakeText.on_call:
             FakeText.on_call(path)
         assert image is not None and image.mode == "RGB"  # the second pass hands the decoded photo
@@ -188,7 +192,7 @@ class MissingPackage(FakeText):
 
 @pytest.fixture
 def fake_signals(monkeypatch):
-    FakeText.calls = []
+    FakeText.calls, FakeText.niceness = [], []
     FakeText.on_call = None
     monkeypatch.setattr(signal_registry, "SIGNAL_CLASSES", (PlaceSignal, ExifSignal, FakeText, MissingPackage))
 
@@ -211,6 +215,8 @@ def test_second_pass_runs_after_embeddings_records_failures_and_missing_packages
     report = run_indexer(library, encoder, progress=lambda p: phases.append(p.phase))
     assert report.failed == 0 and report.added == 6  # a signal's failure is not a bad file
     assert set(unembedded) == {0}  # every embedding was stored before the second pass began
+    if sys.platform == "linux":  # ... and it ran at a lower priority than the indexer's thread
+        assert set(FakeText.niceness) == {min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + 10)}
     assert phases.index("signals") > max(i for i, p in enumerate(phases) if p == "index")
     assert report.signals_done == 6 and report.signals_failed == 2
     assert sorted((s, os.path.basename(p)) for s, p, _ in report.signal_errors) == \
