@@ -80,3 +80,20 @@ def test_unavailable_names_the_package_when_dlib_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)  # makes `import dlib` raise ImportError
     reason = FaceSignal().unavailable()
     assert reason is not None and "dlib-bin" in reason and "pip install" in reason and "\n" not in reason
+
+
+def test_a_large_photo_is_downscaled_and_boxes_stay_fractions(signal):
+    small = photo("astronaut.jpg")
+    large = small.resize((2048, 2048), Image.Resampling.BICUBIC)
+    box_small, box_large = signal.extract("a.jpg", small).boxes[0], signal.extract("b.jpg", large).boxes[0]
+    for a, b in ((box_small.x, box_large.x), (box_small.y, box_large.y), (box_small.w, box_large.w)):
+        assert b == pytest.approx(a, abs=0.03)
+
+
+def test_importing_the_signal_does_not_load_dlib():
+    import subprocess
+
+    code = "import sys, app.library.signals.faces; print('dlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.split() == ["False"]
