@@ -17,12 +17,12 @@ from app.library.signals.base import Box, SignalError, SignalOutput
 
 PACKAGE = "dlib-bin"
 # The photo's longer side is brought down to this before detection; with one 2x upsampling inside the
-# detector, faces down to ~20 px of this size (~3 % of the side) are found. 640 found the same faces as
+# detector (its window is 80 px), faces down to ~40 px of this size (~6 % of the side) are found. 640 found the same faces as
 # 1024 on the benchmark photos at a quarter of the cost on large photos (bench/RESULTS.md, "People").
 MAX_SIDE = 640
 UPSAMPLE = 1
 # dlib's score is an SVM margin and 0 is dlib's own cut. The benchmark's two folds chose -0.3 and +0.2
-# (7 photos of people per half: noise); 0 lies between them and kept precision 1.0 on both halves.
+# (9 photos of people per half: noise); 0 lies between them and kept precision 1.0 on both halves.
 MIN_MARGIN = 0.0
 # Candidates down to this margin are asked for, so that MIN_MARGIN can be tuned without re-running.
 SEARCH_MARGIN = -0.5
