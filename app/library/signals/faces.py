@@ -17,8 +17,9 @@ from app.library.signals.base import Box, SignalError, SignalOutput
 
 PACKAGE = "dlib-bin"
 # The photo's longer side is brought down to this before detection; with one 2x upsampling inside the
-# detector (its window is 80 px), faces down to ~40 px of this size (~6 % of the side) are found. 640 found the same faces as
-# 1024 on the benchmark photos at a quarter of the cost on large photos (bench/RESULTS.md, "People").
+# detector (its window is 80 px), faces down to ~40 px of this size (~6 % of the side) are found. 640
+# found the same faces as 1024 on the benchmark photos at less than half the cost on large photos
+# (bench/RESULTS.md, "People").
 MAX_SIDE = 640
 UPSAMPLE = 1
 # dlib's score is an SVM margin and 0 is dlib's own cut. The benchmark's two folds chose -0.3 and +0.2
