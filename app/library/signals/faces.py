@@ -17,11 +17,13 @@ from app.library.signals.base import Box, SignalError, SignalOutput
 
 PACKAGE = "dlib-bin"
 # The photo's longer side is brought down to this before detection; with one 2x upsampling inside the
-# detector, faces down to ~20 px of this size (~3 % of the side) are found. 640 found the same faces as
-# 1024 on the benchmark photos at less than half the cost (bench/RESULTS.md, "People").
+# detector (its window is 80 px), faces down to ~40 px of this size (~6 % of the side) are found. 640
+# found the same faces as 1024 on the benchmark photos at less than half the cost on large photos
+# (bench/RESULTS.md, "People").
 MAX_SIDE = 640
 UPSAMPLE = 1
-# dlib's score is an SVM margin (0 is dlib's own default cut); chosen on the benchmark's half A.
+# dlib's score is an SVM margin and 0 is dlib's own cut. The benchmark's two folds chose -0.3 and +0.2
+# (9 photos of people per half: noise); 0 lies between them and kept precision 1.0 on both halves.
 MIN_MARGIN = 0.0
 # Candidates down to this margin are asked for, so that MIN_MARGIN can be tuned without re-running.
 SEARCH_MARGIN = -0.5
@@ -32,12 +34,15 @@ def margin_to_score(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-2.0 * margin))
 
 
-def load_rgb(path: str, image: Image.Image | None) -> Image.Image:
-    """The photo as RGB with EXIF orientation applied; SignalError when it cannot be decoded."""
+def load_rgb(path: str, image: Image.Image | None, max_side: int | None = None) -> Image.Image:
+    """The photo as RGB with EXIF orientation applied; SignalError when it cannot be decoded. With
+    ``max_side``, a JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale still at least that large."""
     if image is not None:
         return image if image.mode == "RGB" else image.convert("RGB")
     try:
         with Image.open(path) as opened:
+            if max_side:
+                opened.draft("RGB", (max_side, max_side))  # no-op for formats other than JPEG
             return ImageOps.exif_transpose(opened).convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise SignalError(f"cannot read {path} as an image for face detection: {error}") from error
@@ -98,6 +103,6 @@ class FaceSignal:
 
     def extract(self, path: str, image: Image.Image | None) -> SignalOutput:
         """Count and locate the faces in one photo (see the class docstring for the facts)."""
-        boxes = self.detect(load_rgb(path, image))
+        boxes = self.detect(load_rgb(path, image, self.max_side))
         area_max = max((box.w * box.h for box in boxes), default=0.0)
         return SignalOutput(facts={"faces": len(boxes), "face_area_max": round(area_max, 4)}, boxes=boxes)
