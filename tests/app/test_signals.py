@@ -400,3 +400,24 @@ def test_kill_9_in_the_second_pass_loses_at_most_the_file_in_flight(tmp_path):
     assert len(words()) == 4 and all(text == "word" + name[:4] for name, text in words().items())
     assert worker_run(10**9) == 0  # the next run resumes: every photo, each once, nothing half-written
     assert words() == {f"{i:04d}.jpg": f"word{i:04d}" for i in range(12)}
+
+
+def test_second_pass_pauses_and_resumes_like_indexing(library, many, fake_signals):
+    from app.library.indexer import IndexControl, Indexer, IndexOptions
+
+    encoder = fake_encoder()
+    library.add_folder(many)
+    control = IndexControl()
+    stamps = []
+
+    def on_call(path):
+        stamps.append(time.perf_counter())
+        if len(stamps) == 2:
+            control.pause()
+            threading.Timer(0.5, control.resume).start()
+
+    FakeText.on_call = on_call
+    report = Indexer(library, encoder, IndexOptions(vocabulary=False), cancel_event=control.cancel_event,
+                     pause_event=control.pause_event).run()
+    assert not report.cancelled and report.signals_done == 6
+    assert stamps[2] - stamps[1] >= 0.4  # held between files while paused, then went on
