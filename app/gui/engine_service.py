@@ -121,7 +121,14 @@ class EngineService:
 
     def signal_choices(self) -> SignalChoices:
         conn = self.library.db.conn
-        where = [(", ".join(p for p in (city, country) if p), count) for city, country, count in places(conn)]
+        found = places(conn)
+        where = [(", ".join(p for p in (city, country) if p), count) for city, country, count in found]
+        countries: dict[str, list[int]] = {}
+        for _, country, count in found:
+            countries.setdefault(country, []).append(count)
+        # a country of several cities is a choice of its own too ("France (12)"), after the cities
+        where += sorted(((country, sum(counts)) for country, counts in countries.items() if len(counts) > 1),
+                        key=lambda item: (-item[1], item[0]))
         return SignalChoices(where, cameras(conn), not set(SECOND_PASS) <= disabled_signals(self.library))
 
     def set_second_pass(self, enabled: bool) -> None:

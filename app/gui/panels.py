@@ -27,7 +27,8 @@ TEXT_LINES = 3  # recognised text shown in the pane, at most
 
 def describe_facts(facts: dict) -> dict[str, str]:
     """The detail pane's signal rows from a hit's facts (place, camera, capture time, faces)."""
-    place = ", ".join(dict.fromkeys(str(facts[k]) for k in ("city", "region", "country") if facts.get(k)))
+    place = ", ".join(dict.fromkeys(str(facts[k]) for k in ("locality", "city", "region", "country")
+                                      if facts.get(k)))
     taken = facts.get("taken_at")
     faces = facts.get("faces")
     return {"Place": place, "Camera": str(facts.get("camera") or ""),

@@ -88,7 +88,7 @@ class TextHit:
 
 # A fact of a row's signals, as a SQL condition on ``m``.
 _FACT = "EXISTS (SELECT 1 FROM signal_facts f WHERE f.media_id = m.id AND {})"
-PLACE_KEYS = "('city', 'region', 'country', 'country_code')"
+PLACE_KEYS = "('city', 'locality', 'region', 'country', 'country_code')"
 
 
 @dataclass
@@ -97,7 +97,7 @@ class Filters:
     folder: str | None = None  # path prefix
     date_from: float | None = None  # epoch seconds (EXIF capture time, else modification time)
     date_to: float | None = None
-    place: str | None = None  # a city, region, country or country code; "Paris, France": each part must match
+    place: str | None = None  # a city, quarter, region, country or country code; "Paris, France": each part must match
     camera: str | None = None  # part of the camera's make and model ("canon", "iPhone 12")
     with_people: bool | None = None  # True: faces found; False: the face detector found none
 

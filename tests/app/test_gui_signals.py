@@ -77,3 +77,19 @@ def test_face_boxes_are_drawn_on_the_preview(qtbot, window):
     window.show_detail(window.model.hit(0) if window.model.rowCount() else None)
     window.detail.set_signal_details(SignalDetails({"ocr": "STOP\nsecond line\nthird\nfourth"}, []))
     assert window.detail.fields["Text"].text() == "STOP\nsecond line\nthird …"
+
+
+def test_a_country_of_several_cities_is_a_place_choice(tmp_path):
+    from fakes import fake_encoder, run_indexer
+
+    from app.gui.engine_service import EngineService
+
+    folder = tmp_path / "france"
+    folder.mkdir()
+    for i, position in enumerate([(48.8566, 2.3522), (45.764, 4.8357), (48.8566, 2.3522)]):  # Paris, Lyon, Paris
+        save_with_exif(real_photo("coffee", 64 + i), folder / f"{i}.jpg", gps=position)
+    service = EngineService(tmp_path / "lib.db", encoder=fake_encoder())
+    service.add_folder(str(folder))
+    run_indexer(service.library, service.encoder)
+    assert service.signal_choices().places == [("Paris, France", 2), ("Lyon, France", 1), ("France", 3)]
+    service.close()

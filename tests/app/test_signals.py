@@ -421,3 +421,16 @@ def test_second_pass_pauses_and_resumes_like_indexing(library, many, fake_signal
                      pause_event=control.pause_event).run()
     assert not report.cancelled and report.signals_done == 6
     assert stamps[2] - stamps[1] >= 0.4  # held between files while paused, then went on
+
+
+def test_a_photo_in_a_city_quarter_is_named_after_its_city():
+    from app.library.signals.place import place_of
+
+    opera = place_of(48.87, 2.33)  # nearest GeoNames place: the quarter Porte Saint-Denis
+    assert (opera["city"], opera["locality"], opera["country"]) == ("Paris", "Porte Saint-Denis", "France")
+    assert place_of(40.75, -73.98)["city"] == "New York City"  # Times Square
+    assert place_of(52.52, 13.40)["city"] == "Berlin"  # Mitte
+    assert place_of(45.764, 4.8357)["city"] == "Lyon"  # not its arrondissement "Lyon 01"
+    assert place_of(48.80, 2.13)["city"] == "Versailles"  # a town of its own near Paris keeps its name
+    assert place_of(34.02, -118.49)["city"] == "Santa Monica"
+    assert place_of(0.0, -30.0) is None  # mid-Atlantic: no place
