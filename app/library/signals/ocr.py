@@ -21,8 +21,9 @@ MODEL_FILES = {
 }
 # Longest side the photo is shrunk to before OCR: bench/signals_ocr.py measures recall and cost per size.
 DEFAULT_MAX_SIDE = 1280
-# Lines recognised with less confidence are mostly texture read as letters (bench/signals_ocr.py).
-DEFAULT_MIN_SCORE = 0.7
+# Lines recognised with less confidence are mostly texture read as letters: the lowest threshold with no
+# false word on the rendered set and the plain photos, at no loss of recall (bench/signals_ocr.py).
+DEFAULT_MIN_SCORE = 0.8
 # A line needs this many letters or digits: lone characters are mostly noise (a "0" on a cat's fur).
 MIN_LINE_CHARS = 2
 
