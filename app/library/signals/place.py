@@ -68,11 +68,12 @@ def place_of(lat: float, lon: float) -> dict[str, str] | None:
         distance = distance_km(lat, lon, location["latitude"], location["longitude"])
         if distance <= CITY_RADIUS_KM:
             near.append((distance, location))
-    if not near or near[0][0] > MAX_DISTANCE_KM:
+    if not near:  # nothing within the city radius: the nearest place, unless it is too far
         nearest = data._locations[int(indices[0][0])]
-        if distance_km(lat, lon, nearest["latitude"], nearest["longitude"]) > MAX_DISTANCE_KM:
+        distance = distance_km(lat, lon, nearest["latitude"], nearest["longitude"])
+        if distance > MAX_DISTANCE_KM:
             return None
-        near = [(MAX_DISTANCE_KM, nearest)]
+        near = [(distance, nearest)]
     near.sort(key=lambda item: item[0])
     city = max(near, key=lambda item: (item[1].get("population") or 0) / max(item[0], 1.0) ** 2)[1]
     nearest = near[0][1]
