@@ -1,4 +1,5 @@
-"""Library subcommands: index, search, similar, describe, status, forget, repair, demo (and the gui hook).
+"""Library subcommands: index, search, similar, describe, places, status, forget, repair, demo (and the gui
+hook).
 
 Registered by ``app.cli.register_library_commands``. Handlers print; the engine in ``app.library``
 never does. Errors the person can fix are ``LibraryError`` (a ``CotsError``): exit status 2.
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from app.library.indexer import IndexReport
 
 log = logging.getLogger(__name__)
+
+# The second-pass signals a person may turn off (names as in app.library.signals; listed here so that
+# building the parser imports nothing heavy).
+SECOND_PASS_SIGNALS = {"ocr": "text in photos (OCR)", "faces": "faces (people)"}
 
 DEMO_QUERIES = [
     "a cat",  # a photo and a moment in the video
@@ -60,6 +65,12 @@ def _add_index_command(subparsers: argparse._SubParsersAction, common: argparse.
     p.add_argument("--max-frames", type=positive_int, default=32, help="frames sampled per video at most")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed, even if unchanged")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for name, what in SECOND_PASS_SIGNALS.items():
+        p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
+                       help=f"read {what} after the embeddings (a second, slower pass); the choice is kept in the "
+                            "library for later runs (default: on)")
+    p.add_argument("--no-signals", action="store_true",
+                   help="this run reads no signals at all (places, EXIF, text, faces); the next run catches up")
     p.set_defaults(handler=cmd_index)
 
 
@@ -74,8 +85,24 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p.add_argument("--to", dest="date_to", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--all", action="store_true", help="also show weak matches (no relevance cut-off)")
     p.add_argument("--min-relevance", type=_finite_float, default=None, help="cut-off on the calibrated relevance")
-    p.add_argument("--no-names", action="store_true", help="meaning only: ignore file, folder names and captions")
+    p.add_argument("--no-names", action="store_true",
+                   help="meaning only: ignore file and folder names, captions, places and text in photos")
+    p.add_argument("--place", help="only photos taken there: a city, region, country or country code "
+                                   "(\"Paris\", \"Paris, France\"); `cots places` lists them")
+    p.add_argument("--camera", help="only photos from a camera whose make and model contain this")
+    people = p.add_mutually_exclusive_group()
+    people.add_argument("--with-people", dest="with_people", action="store_const", const=True, default=None,
+                        help="only photos with faces in them")
+    people.add_argument("--without-people", dest="with_people", action="store_const", const=False,
+                        help="only photos in which the face detector found no one")
     p.set_defaults(handler=cmd_search)
+
+    p = subparsers.add_parser("places", parents=[common], help="the places your photos were taken, with counts",
+                              description="Cities and countries read from the photos' GPS positions (offline), "
+                                          "most photos first; and the cameras. Use them with `cots search "
+                                          "--place` and `--camera`.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_places)
 
     p = subparsers.add_parser("similar", parents=[common], help="find media that look like an image")
     p.add_argument("image")
@@ -220,7 +247,8 @@ class ProgressBar:
             if self.bar is not None:
                 self.bar.close()
             self.phase = progress.phase
-            label = {"scan": "scanning", "index": "indexing", "texts": "vocabulary", "done": None}[progress.phase]
+            label = {"scan": "scanning", "index": "indexing", "texts": "vocabulary", "signals": "text and faces",
+                     "done": None}[progress.phase]
             self.bar = tqdm(total=progress.total or None, desc=label, unit="file" if progress.phase != "texts"
                             else "text", file=sys.stderr, leave=False) if label else None
         if self.bar is not None:
@@ -276,6 +304,11 @@ def print_report(report: IndexReport) -> None:
         print(f"  failed: {display_text(path)}: {display_text(error)}")
     if len(report.errors) > 20:
         print(f"  ... and {len(report.errors) - 20} more (see `cots status`)")
+    if report.signals_done or report.signals_failed:
+        print(f"signals: {report.signals_done} photos read in the second pass, {report.signals_failed} could not be "
+              "read by a signal (see `cots status`)")
+    for signal, path, error in report.signal_errors[:10]:
+        print(f"  {signal} failed: {display_text(path)}: {display_text(error)}")
 
 
 def print_hits(hits, query: str | None = None) -> None:
@@ -285,7 +318,9 @@ def print_hits(hits, query: str | None = None) -> None:
     for rank, hit in enumerate(hits, 1):
         when = f" at {format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
-        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {display_text(hit.path)}{when}")
+        where = ", ".join(str(hit.facts[k]) for k in ("city", "country") if hit.facts.get(k))
+        extra = f"  [{display_text(where)}]" if where else ""
+        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {display_text(hit.path)}{when}{extra}")
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -299,9 +334,14 @@ def cmd_index(args) -> int:
             folder = library.add_folder(path)
             print(f"watching {display_text(folder)}", file=sys.stderr)
         encoder = load_encoder(args, library)
+        from app.library.signal_runner import set_signal_enabled
+
+        for name in SECOND_PASS_SIGNALS:
+            if getattr(args, name) is not None:
+                set_signal_enabled(library, name, getattr(args, name))
         options = IndexOptions(batch_size=args.batch_size, workers=args.workers,
                                video_every_s=args.video_interval, video_max_frames=args.max_frames,
-                               retry_failed=args.retry_failed)
+                               retry_failed=args.retry_failed, signals=not args.no_signals)
         print(f"indexing into {library.path} with {encoder.model_id} on {encoder.device}", file=sys.stderr)
         report = run_index(library, encoder, options, show_progress=not args.quiet)
         print_report(report)
@@ -314,7 +354,8 @@ def cmd_search(args) -> int:
     with open_library(args) as library:
         service = _search_service(args, library)
         filters = Filters(kind=args.kind, folder=args.folder, date_from=parse_date(args.date_from),
-                          date_to=parse_date(args.date_to, end=True))
+                          date_to=parse_date(args.date_to, end=True), place=args.place, camera=args.camera,
+                          with_people=args.with_people)
         cutoff = float("-inf") if args.all else args.min_relevance
         hits = service.text(args.query, k=args.k, filters=filters, hybrid=not args.no_names, min_relevance=cutoff)
         if args.json:
@@ -345,11 +386,51 @@ def cmd_describe(args) -> int:
     return 0
 
 
+def cmd_places(args) -> int:
+    from app.library.storage import cameras, places
+
+    with open_library(args) as library:
+        found, models = places(library.db.conn), cameras(library.db.conn)
+        if args.json:
+            print(json.dumps({"places": [{"city": c, "country": n, "photos": k} for c, n, k in found],
+                              "cameras": [{"camera": c, "photos": k} for c, k in models]}, indent=1))
+            return 0
+        if not found:
+            print("no photo with a GPS position yet (or `cots index` has not read them)")
+        for city, country, count in found:
+            print(f"  {count:6d}  {display_text(', '.join(p for p in (city, country) if p))}")
+        if models:
+            print("cameras:")
+        for camera, count in models:
+            print(f"  {count:6d}  {display_text(camera)}")
+    return 0
+
+
+def print_signal_status(summary: dict) -> None:
+    """One line per signal: what it read, what failed, what waits, or why it does not run."""
+    for name, s in summary.items():
+        if s["off"]:
+            state = "off (`cots index --" + name + "` turns it on)"
+        elif s["unavailable"]:
+            state = f"unavailable: {s['unavailable']}"
+        else:
+            state = f"{s['ok']} read, {s['error']} failed" + (f", {s['pending']} waiting" if s["pending"] else "")
+        print(f"  {name:7s} {state}")
+
+
 def cmd_status(args) -> int:
+    from app.library.signal_runner import signal_summary
+    from app.library.storage import signal_failures
+
     with open_library(args) as library:
         status = library.status()
+        signals = signal_summary(library)
         if args.json:
-            print(json.dumps(status.to_dict(), indent=1))
+            out = status.to_dict()
+            out["signals"] = signals
+            out["signal_failures"] = [{"signal": s, "path": p, "error": e}
+                                      for s, p, e in signal_failures(library.db.conn)]
+            print(json.dumps(out, indent=1))
             return 0
         print(f"library   {display_text(status.db)}")
         print(f"model     {status.model or '(none yet)'}"
@@ -368,6 +449,10 @@ def cmd_status(args) -> int:
         print(f"failed    {len(status.failed)}")
         for failure in status.failed:
             print(f"  {display_text(failure.path)}: {display_text(failure.error or '')}")
+        print("signals")
+        print_signal_status(signals)
+        for signal, path, error in signal_failures(library.db.conn, limit=20):
+            print(f"  {signal} failed: {display_text(path)}: {display_text(error or '')}")
     return 0
 
 

@@ -1,14 +1,18 @@
 """Render the main window with results for a query to docs/screenshot.png (offscreen, no display needed).
 
-    python docs/make_screenshot.py [--query "a cup of coffee"] [--model cots-lite] [--out docs/screenshot.png]
+    python docs/make_screenshot.py [--query "a person"] [--model cots-lite] [--out docs/screenshot.png]
 
-Indexes the shipped sample library into a temporary database with the default model, types the
-query, waits for results and thumbnails, selects the best hit and grabs the window.
+Copies the shipped sample library into a temporary folder and writes GPS positions into the EXIF of a
+few of its photos (``PLACES``: the sample photos carry none), indexes it into a temporary database with
+the default model and every signal (places, EXIF, text in photos, faces), types the query, waits for
+results and thumbnails, selects the best hit (its place, faces and face box in the detail pane) and grabs
+the window.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -18,6 +22,26 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Where the screenshot's copies of sample photos were "taken" (written into their EXIF GPS).
+PLACES = {"astronaut.jpg": (29.7604, -95.3698), "people/grace_hopper.jpg": (38.8951, -77.0364),
+          "coffee.jpg": (41.9028, 12.4964), "Trip to China 2011/china.jpg": (39.9042, 116.4074),
+          "Trip to China 2011/flower.jpg": (39.9042, 116.4074), "rocket.jpg": (28.5729, -80.649)}
+
+
+def with_places(sample: Path, work: Path) -> Path:
+    """A copy of the sample library whose ``PLACES`` photos carry a GPS position in their EXIF."""
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "tests" / "app"))
+    from fakes import save_with_exif
+
+    copy = work / "sample_library"
+    shutil.copytree(sample, copy)
+    for name, position in PLACES.items():
+        with Image.open(copy / name) as image:
+            photo = image.convert("RGB")
+        save_with_exif(photo, copy / name, gps=position)
+    return copy
 
 
 def wait(app, condition, timeout: float) -> bool:
@@ -32,7 +56,7 @@ def wait(app, condition, timeout: float) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--query", default="a cup of coffee")
+    parser.add_argument("--query", default="a person")
     parser.add_argument("--model", default="cots-lite")
     parser.add_argument("--library", default=str(ROOT / "resources" / "sample_library"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
@@ -49,7 +73,7 @@ def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     work = Path(tempfile.mkdtemp(prefix="cots-screenshot-"))
     service = EngineService(work / "library.db", args.model)
-    service.add_folder(args.library)
+    service.add_folder(str(with_places(Path(args.library), work)))
     settings = Settings(QSettings(str(work / "settings.ini"), QSettings.IniFormat))
     window = MainWindow(service, settings, ThumbnailCache(work / "thumbnails"), model_label=args.model)
     window.resize(1400, 860)
@@ -65,6 +89,8 @@ def main() -> int:
         print(f"no results for {args.query!r}", file=sys.stderr)
     window.search.weak.setChecked(True)  # show the whole small library, strong matches first
     window.view.setCurrentIndex(window.model.index(0))
+    wait(app, lambda: window.search.place.count() > 1, 30)
+    window.view.setCurrentIndex(window.model.index(0))  # again: the detail pane fetches place and faces
     wait(app, lambda: window.model.thumbnails_ready() >= window.model.rowCount(), 60)
     wait(app, lambda: window.detail.preview.pixmap() is not None and not window.detail.preview.pixmap().isNull()
          and window.detail.texts.rowCount() > 0, 30)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from app.gui.service import Counts, ImageInput, IndexSummary
+from app.gui.service import Counts, ImageInput, IndexSummary, SignalChoices, SignalDetails
 from app.library import Library
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
 from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService
+from app.library.signal_runner import disabled_signals, set_signal_enabled
+from app.library.storage import cameras, media_signal_details, places
+
+SECOND_PASS = ("ocr", "faces")  # the GUI's one checkbox turns both on or off
 
 
 class EngineService:
@@ -109,6 +113,27 @@ class EngineService:
         # a video hit is described by the moment that matched, not by the mean of all its scenes
         moment = hit.timestamp if hit.kind == "video" else None
         return [(t.text, float(t.score)) for t in self._search().describe(hit.id, k=k, at=moment)]
+
+    # -- signals -------------------------------------------------------------------------------
+    def signal_details(self, hit: Hit) -> SignalDetails:
+        _, boxes, texts = media_signal_details(self.library.db.conn, hit.id)
+        return SignalDetails(texts, boxes)
+
+    def signal_choices(self) -> SignalChoices:
+        conn = self.library.db.conn
+        found = places(conn)
+        where = [(", ".join(p for p in (city, country) if p), count) for city, country, count in found]
+        countries: dict[str, list[int]] = {}
+        for _, country, count in found:
+            countries.setdefault(country, []).append(count)
+        # a country of several cities is a choice of its own too ("France (12)"), after the cities
+        where += sorted(((country, sum(counts)) for country, counts in countries.items() if len(counts) > 1),
+                        key=lambda item: (-item[1], item[0]))
+        return SignalChoices(where, cameras(conn), not set(SECOND_PASS) <= disabled_signals(self.library))
+
+    def set_second_pass(self, enabled: bool) -> None:
+        for name in SECOND_PASS:
+            set_signal_enabled(self.library, name, enabled)
 
     def close(self) -> None:
         # the window is closing: a background ef measurement (minutes at 1M items) is stopped, not awaited

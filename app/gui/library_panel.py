@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -18,6 +19,7 @@ class LibraryPanel(QWidget):
     add_requested = Signal()
     remove_requested = Signal(str)
     rescan_requested = Signal()
+    second_pass_toggled = Signal(bool)  # read text in photos and faces (the slower second pass)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -32,6 +34,12 @@ class LibraryPanel(QWidget):
         for button in (self.add_button, self.remove_button, self.rescan_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
+        self.second_pass = QCheckBox("Read text in photos and faces (a slower pass after indexing)")
+        self.second_pass.setChecked(True)
+        self.second_pass.setToolTip("Off: new photos get no OCR text and no face count; places and EXIF are "
+                                    "always read. Kept in the library.")
+        self.second_pass.clicked.connect(self.second_pass_toggled)
+        layout.addWidget(self.second_pass)
         self.failures_label = QLabel("Files that could not be read")
         layout.addWidget(self.failures_label)
         self.failures = QTreeWidget()
@@ -46,6 +54,12 @@ class LibraryPanel(QWidget):
         item = self.folders.currentItem()
         if item is not None:
             self.remove_requested.emit(item.text())
+
+    def set_second_pass(self, enabled: bool) -> None:
+        """Show the library's setting (without emitting ``second_pass_toggled``)."""
+        self.second_pass.blockSignals(True)
+        self.second_pass.setChecked(enabled)
+        self.second_pass.blockSignals(False)
 
     def set_folders(self, folders: list[str]) -> None:
         self.folders.clear()

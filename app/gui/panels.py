@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -21,6 +21,33 @@ from app.library.search import Hit
 from app.library.timefmt import format_time
 
 PREVIEW = 320
+SIGNAL_FIELDS = ("Place", "Camera", "Taken", "Faces", "Text")  # rows filled from the signals (hidden when empty)
+TEXT_LINES = 3  # recognised text shown in the pane, at most
+
+
+def describe_facts(facts: dict) -> dict[str, str]:
+    """The detail pane's signal rows from a hit's facts (place, camera, capture time, faces)."""
+    place = ", ".join(dict.fromkeys(str(facts[k]) for k in ("locality", "city", "region", "country")
+                                      if facts.get(k)))
+    taken = facts.get("taken_at")
+    faces = facts.get("faces")
+    return {"Place": place, "Camera": str(facts.get("camera") or ""),
+            "Taken": datetime.fromtimestamp(float(taken)).strftime("%Y-%m-%d %H:%M") if taken is not None else "",
+            "Faces": "" if faces is None else ("none found" if int(faces) == 0 else str(int(faces)))}
+
+
+def draw_boxes(pixmap: QPixmap, boxes: list[tuple]) -> QPixmap:
+    """A copy of ``pixmap`` with the face boxes (signal, x, y, w, h, score, label in fractions) drawn on it."""
+    faces = [b for b in boxes if b[0] == "faces"]
+    if not faces or pixmap.isNull():
+        return pixmap
+    out = QPixmap(pixmap)
+    painter = QPainter(out)
+    painter.setPen(QPen(QColor("#ffd54f"), 2))
+    for _, x, y, w, h, *_ in faces:
+        painter.drawRect(QRectF(x * out.width(), y * out.height(), w * out.width(), h * out.height()))
+    painter.end()
+    return out
 
 
 def human_size(size: int | None) -> str:
@@ -72,11 +99,14 @@ class DetailPane(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.hit: Hit | None = None
+        self._pixmap = QPixmap()  # the preview as loaded, before boxes are drawn
+        self._boxes: list[tuple] = []
         layout = QVBoxLayout(self)
         self.preview = _preview_label()
         layout.addWidget(self.preview)
         form = self.form = QFormLayout()
-        self.fields = {name: QLabel() for name in ("Path", "Date", "Size", "Dimensions", "Moment", "Score")}
+        self.fields = {name: QLabel() for name in ("Path", "Date", "Size", "Dimensions", "Moment", "Score",
+                                                   *SIGNAL_FIELDS)}
         for name, label in self.fields.items():
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
             label.setWordWrap(True)
@@ -106,6 +136,8 @@ class DetailPane(QWidget):
             self.preview.setPixmap(QPixmap())
             self.preview.setText("No selection")
             fill_texts(self.texts, [])
+            for name in SIGNAL_FIELDS:
+                self.form.setRowVisible(self.fields[name], False)
             return
         self.fields["Path"].setText(hit.path)
         record = hit.record
@@ -117,13 +149,31 @@ class DetailPane(QWidget):
         self.fields["Score"].setText(f"{hit.score:.3f}" + (" (weak match)" if hit.weak else ""))
         self.preview.setText("…")
         fill_texts(self.texts, [])
+        self._pixmap, self._boxes = QPixmap(), []
+        for name, value in {**describe_facts(hit.facts), "Text": ""}.items():
+            self.fields[name].setText(value)
+            self.form.setRowVisible(self.fields[name], bool(value))
+
+    def set_signal_details(self, details) -> None:
+        """The selected item's recognised text (first lines) and face boxes (``SignalDetails``)."""
+        lines = [line for line in details.texts.get("ocr", "").splitlines() if line.strip()]
+        text = "\n".join(lines[:TEXT_LINES]) + (" …" if len(lines) > TEXT_LINES else "")
+        self.fields["Text"].setText(text)
+        self.form.setRowVisible(self.fields["Text"], bool(text))
+        self._boxes = list(details.boxes)
+        self._show_pixmap()
 
     def set_preview(self, path: str | None) -> None:
         pixmap = QPixmap(path) if path else QPixmap()
         if pixmap.isNull():
             self.preview.setText("No preview")
             return
-        self.preview.setPixmap(pixmap.scaled(PREVIEW, PREVIEW, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+        self._pixmap = pixmap.scaled(PREVIEW, PREVIEW, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+        self._show_pixmap()
+
+    def _show_pixmap(self) -> None:
+        if not self._pixmap.isNull():
+            self.preview.setPixmap(draw_boxes(self._pixmap, self._boxes))
 
     def set_texts(self, texts: list[tuple[str, float]]) -> None:
         fill_texts(self.texts, texts)

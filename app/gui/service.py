@@ -37,6 +37,24 @@ class IndexSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class SignalDetails:
+    """What the signals found in one item, beyond ``Hit.facts``: their texts (recognised text, place
+    names) and boxes (signal, x, y, w, h, score, label) in fractions of the image."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    boxes: list[tuple] = field(default_factory=list)
+
+
+@dataclass
+class SignalChoices:
+    """The search bar's signal filters and the library's signal settings."""
+
+    places: list[tuple[str, int]] = field(default_factory=list)  # ("Paris, France", photos), most first
+    cameras: list[tuple[str, int]] = field(default_factory=list)
+    second_pass: bool = True  # text in photos and faces are read (the slower second pass)
+
+
 ImageInput = str | Path | Image.Image
 
 
@@ -53,5 +71,8 @@ class LibraryService(Protocol):
     def similar(self, image: ImageInput, filters: Filters, k: int = 60) -> list[Hit]: ...
     def describe(self, image: ImageInput, k: int = 12) -> list[tuple[str, float]]: ...
     def texts_for(self, hit: Hit, k: int = 5) -> list[tuple[str, float]]: ...
+    def signal_details(self, hit: Hit) -> SignalDetails: ...
+    def signal_choices(self) -> SignalChoices: ...
+    def set_second_pass(self, enabled: bool) -> None: ...
     def switch_model(self, source: str, on_progress, control: IndexControl) -> str: ...
     def close(self) -> None: ...

@@ -147,6 +147,8 @@ class MainWindow(QMainWindow):
         self.library.add_requested.connect(self.choose_folder)
         self.library.remove_requested.connect(self.remove_folder)
         self.library.rescan_requested.connect(self.rescan)
+        self.library.second_pass_toggled.connect(
+            lambda on: self.runner.run_task(lambda: self.service.set_second_pass(on), lambda _, error: None))
         self.indexing.finished.connect(self._index_finished)
         self.indexing.failed.connect(lambda reason: self.notify(f"Indexing stopped: {reason}", "error"))
         self.indexing.started.connect(lambda _: self.status_timer.start())
@@ -204,13 +206,13 @@ class MainWindow(QMainWindow):
 
     def refresh_status(self) -> None:
         def gather():
-            return self.service.counts(), self.service.failures(), self.service.folders()
+            return self.service.counts(), self.service.failures(), self.service.folders(), self.service.signal_choices()
         self.runner.run_task(gather, self._status_ready)
 
     def _status_ready(self, result, error) -> None:
         if error is not None:
             return
-        counts, failures, folders = result
+        counts, failures, folders, choices = result
         text = f"{counts.images} photos · {counts.videos} videos indexed"
         if counts.failed:
             text += f" · {counts.failed} failed"
@@ -220,6 +222,9 @@ class MainWindow(QMainWindow):
         self.library.set_failures(failures)
         self.library.set_folders(folders)
         self.search.set_folders(folders)
+        self.search.set_places(choices.places)
+        self.search.set_cameras(choices.cameras)
+        self.library.set_second_pass(choices.second_pass)
         self.folder_watcher.watch(folders)
 
     # -- folders and indexing ------------------------------------------------------------------
@@ -349,6 +354,9 @@ class MainWindow(QMainWindow):
         self.runner.run_task(lambda: self.service.texts_for(hit),
                              lambda texts, error: self.detail.hit is hit and not error and
                              self.detail.set_texts(texts), pool="interactive")
+        self.runner.run_task(lambda: self.service.signal_details(hit),
+                             lambda details, error: self.detail.hit is hit and not error and
+                             self.detail.set_signal_details(details), pool="interactive")
 
     def current_hit(self) -> Hit | None:
         return self.view.currentIndex().data(HitRole)

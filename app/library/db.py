@@ -20,7 +20,7 @@ import sqlite_utils
 
 from app.library.pathtext import from_db, to_db
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # PRAGMA application_id of a cots library ("COTS"): another program's SQLite file is never written to.
 APPLICATION_ID = 0x434F5453
 # Libraries written before application_id existed are recognised by these tables.
@@ -84,7 +84,40 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    """Signals (place, EXIF, text in photos, faces): one result row per (media, signal) with the
+    signal's version (an older version is redone), its facts and boxes; the signals' words join the
+    media row (``signal_text``) so that the one full-text index finds them with names and captions.
+    Safe to run again on a file that has them (a library whose user_version was set back)."""
+    db["signal_results"].create(
+        {"media_id": int, "signal": str, "version": int,
+         "status": str,  # ok | error
+         "error": str, "text": str, "done_at": float},
+        pk=("media_id", "signal"), foreign_keys=[("media_id", "media", "id")], if_not_exists=True,
+    )
+    db["signal_results"].create_index(["signal", "version"], if_not_exists=True)
+    db["signal_facts"].create(
+        {"media_id": int, "signal": str, "key": str, "value": bytes},  # BLOB: no affinity, so
+        # 3 stays an integer, 0.25 a real and "Paris" text
+        pk=("media_id", "signal", "key"), foreign_keys=[("media_id", "media", "id")], if_not_exists=True,
+    )
+    db["signal_facts"].create_index(["key", "value"], if_not_exists=True)
+    db["signal_boxes"].create(
+        {"id": int, "media_id": int, "signal": str, "x": float, "y": float, "w": float, "h": float,
+         "score": float, "label": str},
+        pk="id", foreign_keys=[("media_id", "media", "id")], if_not_exists=True,
+    )
+    db["signal_boxes"].create_index(["media_id", "signal"], if_not_exists=True)
+    if "signal_text" not in db["media"].columns_dict:
+        db["media"].add_column("signal_text", str)
+    # The full-text index gains the column: rebuilt from the rows (names, folders and captions kept).
+    db["media"].enable_fts(
+        ["name", "folder_names", "caption", "signal_text"], fts_version="FTS5", create_triggers=True,
+        tokenize="unicode61 remove_diacritics 2", replace=True,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -34,6 +34,8 @@ from app.library.scanner import (
     folder_names,
     read_caption,
 )
+from app.library.signal_runner import SignalRunner, active_signals, extract_safely
+from app.library.signals import Signal, SignalOutput
 from app.library.storage import (
     Job,
     StoredVectors,
@@ -42,6 +44,7 @@ from app.library.storage import (
     media_state,
     plan_run,
     replace_scan_errors,
+    store_signal_result,
     store_text_vectors,
     store_vectors,
     unembedded_count,
@@ -66,11 +69,14 @@ class IndexOptions:
     retry_failed: bool = False  # retry files that failed before even if unchanged
     save_every_s: float = 60.0  # write the vector indexes this often during long runs
     vocabulary: bool = True  # embed the shipped vocabulary (for image -> text) when missing
+    signals: bool = True  # read places, EXIF, text in photos and faces (app.library.signals)
+    signals_off: frozenset[str] | None = None  # signals to skip; None: the library's setting
 
 
 @dataclass
 class IndexProgress:
-    """One progress report; ``phase`` is scan | index | texts | done."""
+    """One progress report; ``phase`` is scan | index | texts | signals (the second pass: text in photos,
+    faces) | done."""
 
     phase: str
     done: int
@@ -123,6 +129,9 @@ class IndexReport:
     seconds: float = 0.0
     model_id: str | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, error) of this run's failures
+    signals_done: int = 0  # files the second pass read
+    signals_failed: int = 0  # (file, signal) results that are errors, both passes
+    signal_errors: list[tuple[str, str, str]] = field(default_factory=list)  # (signal, path, error)
 
 
 @dataclass
@@ -137,6 +146,7 @@ class _Result:
     vector: np.ndarray | None = None
     segment_vectors: np.ndarray | None = None
     caption_vector: np.ndarray | None = None
+    signals: list[tuple[Signal, SignalOutput | None, str | None]] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[IndexProgress], None]
@@ -174,6 +184,7 @@ class Indexer:
         self.cancel_event = cancel_event or threading.Event()
         self.pause_event = pause_event or threading.Event()  # set = paused
         self.on_model_switch = on_model_switch
+        self._signals: list[Signal] = []  # this run's active signals
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -219,6 +230,8 @@ class Indexer:
         folders = lib.db.folders()
         if not folders:
             raise LibraryError("the library has no folders yet: `cots index FOLDER` adds one")
+        if self.options.signals:
+            self._signals = active_signals(lib, self.options.signals_off)
         try:
             scan = self._scan(folders, report, run_started)
             for kind in ("media", "segment", "text"):  # loaded (and repaired) now, so writes keep them current
@@ -233,6 +246,11 @@ class Indexer:
             lib.save_vectors()
         if not report.cancelled and lib.model_id != model_id:
             self._switch_model(model_id)
+        if not report.cancelled and self._signals:
+            try:
+                self._second_pass(report, run_started)
+            except IndexCancelled:
+                report.cancelled = True
         report.seconds = time.perf_counter() - run_started
         self._report("done", report.scanned, report.scanned, run_started, None, report.failed, run_started)
         return report
@@ -289,6 +307,9 @@ class Indexer:
                 return result
             result.decoded = kind.read(file.path, self._read_options())
             result.pixels = torch.stack([self.encoder.preprocess(frame) for frame in result.decoded.frames])
+            if file.kind == "image":  # first-pass signals read the file's header while we have it
+                result.signals = [(s, *extract_safely(s, str(file.path), result.decoded.frames[0]))
+                                  for s in self._signals if not s.second_pass]
             result.decoded.frames = []  # the pixels are all we keep
             result.caption = read_caption(file.path)
         except MediaError as error:
@@ -426,6 +447,10 @@ class Indexer:
                                 for start, end, vector in zip(times, ends, r.segment_vectors)]
                 caption = (r.caption, r.caption_vector) if r.caption_vector is not None else None
                 store_vectors(conn, added, row_id, model_id, gen, r.vector, segments, caption)
+                for signal, output, error in r.signals:
+                    store_signal_result(conn, row_id, signal.name, signal.version, output, error, now)
+                    if error is not None:
+                        self._signal_failed(report, signal.name, str(file.path), error)
         lib.apply(gen, model_id, add=added.stacked(), remove=remove)
 
     def _row_values(self, r: _Result, folder_id: int | None, now: float) -> dict:
@@ -448,6 +473,26 @@ class Indexer:
         batch = self.options.batch_size or self.encoder.default_batch_size()
         return np.concatenate([self.encoder.encode_images(pixels[i:i + batch])
                                for i in range(0, len(pixels), batch)])
+
+    # -- signals --------------------------------------------------------------------------
+    @staticmethod
+    def _signal_failed(report: IndexReport, signal: str, path: str, error: str) -> None:
+        report.signals_failed += 1
+        if len(report.signal_errors) < 50:
+            report.signal_errors.append((signal, path, error))
+
+    def _second_pass(self, report: IndexReport, run_started: float) -> None:
+        """The signals every readable photo lacks (second-pass ones, and first-pass ones for rows indexed
+        before they existed), after all embeddings: the library is searchable while this runs."""
+        started = time.perf_counter()
+
+        def progress(done: int, total: int, path: str, failed: int) -> None:
+            self._report("signals", done, total, started, path, failed, run_started)
+
+        outcome = SignalRunner(self.library, self._signals, self._check, progress).run_in_background_thread()
+        report.signals_done += outcome.done
+        report.signals_failed += outcome.failed
+        report.signal_errors += outcome.errors[:max(0, 50 - len(report.signal_errors))]
 
     # -- vocabulary and model switch ---------------------------------------------------------
     def _embed_vocabulary(self, run_started: float) -> None:

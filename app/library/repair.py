@@ -27,7 +27,8 @@ from app.library.pathtext import display_text
 log = logging.getLogger(__name__)
 
 # Parents before children, so that what survives keeps its links.
-TABLES = ("settings", "folders", "scan_errors", "media", "embeddings", "segments", "texts", "text_embeddings")
+TABLES = ("settings", "folders", "scan_errors", "media", "embeddings", "segments", "texts", "text_embeddings",
+          "signal_results", "signal_facts", "signal_boxes")
 RECOVER_TIMEOUT_S = 600
 _MAX_SKIPS = 48  # rowid jumps past an unreadable page, doubling each time (2**48: past any real rowid)
 
@@ -186,6 +187,13 @@ def _copy_rows(source: Path, target: Path) -> dict[str, int]:
         dst.execute("DELETE FROM segments WHERE media_id NOT IN (SELECT id FROM media)")
         dst.execute("DELETE FROM texts WHERE media_id IS NOT NULL AND media_id NOT IN (SELECT id FROM media)")
         dst.execute("DELETE FROM text_embeddings WHERE text_id NOT IN (SELECT id FROM texts)")
+        for table in ("signal_results", "signal_facts", "signal_boxes"):
+            dst.execute(f"DELETE FROM {table} WHERE media_id NOT IN (SELECT id FROM media)")
+        # Facts and boxes without their result row would never be redone: the second pass redoes the file.
+        dst.execute("DELETE FROM signal_facts WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "
+                    "r.media_id = signal_facts.media_id AND r.signal = signal_facts.signal)")
+        dst.execute("DELETE FROM signal_boxes WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "
+                    "r.media_id = signal_boxes.media_id AND r.signal = signal_boxes.signal)")
         # A video without its segments is re-read in full, so its timestamps come back too.
         dst.execute("DELETE FROM embeddings WHERE media_id IN (SELECT id FROM media WHERE kind = 'video') AND "
                     "NOT EXISTS (SELECT 1 FROM segments s WHERE s.media_id = embeddings.media_id "

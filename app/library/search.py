@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -20,10 +20,12 @@ from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
 from app.library.pathtext import display_text, path_prefix_sql
-from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
+from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments, people_intent
 from app.library.storage import (
     filtered_ids,
     lexical,
+    media_facts,
+    people_candidates,
     readable_kinds,
     segment_owners,
     segment_spans,
@@ -53,9 +55,11 @@ class Hit:
     relevance: float | None
     timestamp: float | None
     segment_end: float | None
-    matched: tuple[str, ...]  # "meaning" and/or "name" (file/folder name or caption)
+    matched: tuple[str, ...]  # "meaning", "name" (file/folder name, caption, place, camera, text in the photo)
+    # and/or "faces" (a people query that its faces fit)
     record: MediaRecord
     weak: bool = False  # below the service's relevance cut-off and not found by name (kept when asked for)
+    facts: dict = field(default_factory=dict)  # the signals' facts: city, country, camera, taken_at, faces, ...
 
     def to_dict(self) -> dict:
         out = {"path": self.path, "kind": self.kind, "score": round(float(self.score), 5),
@@ -64,6 +68,8 @@ class Hit:
         if self.kind == "video":
             out["timestamp"] = None if self.timestamp is None else round(float(self.timestamp), 2)
         out.update({"width": self.record.width, "height": self.record.height, "date": self.record.date})
+        if self.facts:
+            out["facts"] = dict(self.facts)
         return out
 
 
@@ -80,15 +86,24 @@ class TextHit:
                 "relevance": round(float(self.relevance), 3), "source": self.source}
 
 
+# A fact of a row's signals, as a SQL condition on ``m``.
+_FACT = "EXISTS (SELECT 1 FROM signal_facts f WHERE f.media_id = m.id AND {})"
+PLACE_KEYS = "('city', 'locality', 'region', 'country', 'country_code')"
+
+
 @dataclass
 class Filters:
     kind: str | None = None  # image | video
     folder: str | None = None  # path prefix
-    date_from: float | None = None  # epoch seconds (capture time, else modification time)
+    date_from: float | None = None  # epoch seconds (EXIF capture time, else modification time)
     date_to: float | None = None
+    place: str | None = None  # a city, quarter, region, country or country code; "Paris, France": each part must match
+    camera: str | None = None  # part of the camera's make and model ("canon", "iPhone 12")
+    with_people: bool | None = None  # True: faces found; False: the face detector found none
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to))
+        return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to, self.place,
+                                           self.camera, self.with_people))
 
     def sql(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -106,6 +121,15 @@ class Filters:
         if self.date_to is not None:
             clauses.append(f"{date} <= ?")
             params.append(self.date_to)
+        for part in (p.strip() for p in (self.place or "").split(",")):
+            if part:
+                clauses.append(_FACT.format(f"f.key IN {PLACE_KEYS} AND f.value = ? COLLATE NOCASE"))
+                params.append(part)
+        if self.camera:
+            clauses.append(_FACT.format("f.key = 'camera' AND f.value LIKE ?"))
+            params.append(f"%{self.camera.strip()}%")
+        if self.with_people is not None:
+            clauses.append(_FACT.format("f.key = 'faces' AND f.value " + (">= 1" if self.with_people else "= 0")))
         return (" AND ".join(clauses) or "1"), params
 
 
@@ -229,8 +253,11 @@ class SearchService:
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
         for rank, i in enumerate(lexical):
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        # Items found only by name still get a similarity (for display and ties).
-        extra = [i for i in lexical if i not in semantic]
+        people = self._people(query, k, filters) if hybrid else []
+        for rank, i in enumerate(people):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        # Items found only by name (or faces) still get a similarity (for display and ties).
+        extra = list(dict.fromkeys(i for i in (*lexical, *people) if i not in semantic))
         if extra:
             extra_vectors = self._item_vectors(extra)
             extra_sims = extra_vectors @ vector if len(extra_vectors) else np.zeros(len(extra))
@@ -241,9 +268,8 @@ class SearchService:
                 ids.append(i)
         relevance_of = dict(zip(ids, (float(r) for r in rel)))
         kept_ids = {i for i, _, _ in kept}
-        lexical_ids = set(lexical)
         order = sorted(fused, key=lambda i: (-fused[i], -semantic[i][0]))[:k]
-        return self._hits(order, semantic, relevance_of, kept_ids, lexical_ids, vector)
+        return self._hits(order, semantic, relevance_of, kept_ids, set(lexical), vector, set(people))
 
     def _semantic(self, vector: np.ndarray, k: int, filters: Filters) -> dict[int, tuple[float, float | None, float | None]]:
         """media id -> (similarity, segment start, segment end) for the top candidates."""
@@ -311,13 +337,26 @@ class SearchService:
         index = self.library.vectors("media", self.model_id)
         return [i for i in found if i in index]
 
+    def _people(self, query: str, k: int, filters: Filters) -> list[int]:
+        """For a query about people ("a group photo", "selfie"): the photos whose faces fit it, largest faces
+        first (``relevance.people_intent``); [] for any other query."""
+        intent = people_intent(query)
+        if intent is None:
+            return []
+        where, params = filters.sql()
+        found = people_candidates(self.library.db.conn, where, params, intent.min_faces, intent.max_faces,
+                                  intent.min_face_area, max(k, 20))
+        index = self.library.vectors("media", self.model_id)
+        return [i for i in found if i in index]
+
     def _item_vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.encoder.embed_dim), np.float32)
         return self.library.vectors("media", self.model_id).get(ids)
 
-    def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector) -> list[Hit]:
+    def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector, people_ids=frozenset()) -> list[Hit]:
         records = self.library.media(order)
+        facts = media_facts(self.library.db.conn, list(order))
         segments = self._best_segments([i for i, r in records.items() if r.kind == "video"], vector)
         hits = []
         for i in order:
@@ -328,10 +367,12 @@ class SearchService:
             if i in segments:
                 segment_score, start, end = segments[i]
                 score = max(score, segment_score)
-            matched = tuple(m for m, ok in (("meaning", i in kept_ids), ("name", i in lexical_ids)) if ok)
+            matched = tuple(m for m, ok in (("meaning", i in kept_ids), ("name", i in lexical_ids),
+                                            ("faces", i in people_ids)) if ok)
             relevance = relevance_of.get(i)
-            weak = "name" not in matched and (relevance is None or relevance < self.min_relevance)
-            hits.append(Hit(i, record.path, record.kind, float(score), relevance, start, end, matched, record, weak))
+            weak = not ({"name", "faces"} & set(matched)) and (relevance is None or relevance < self.min_relevance)
+            hits.append(Hit(i, record.path, record.kind, float(score), relevance, start, end, matched, record, weak,
+                            facts.get(i, {})))
         return hits
 
     # -- image -> media ----------------------------------------------------------------------

@@ -130,7 +130,7 @@ def update_media(conn: sqlite3.Connection, media_id: int, values: dict) -> None:
 def delete_media_data(conn: sqlite3.Connection, media_ids: list[int],
                       model_id: str | None = None) -> tuple[list[int], list[int]]:
     """Delete rows' embeddings and segments (only ``model_id``'s when given) and their caption texts with
-    every model's text embeddings. Returns the removed (segment ids, text ids) for the vector indexes."""
+    every model's text embeddings; without ``model_id`` also their signal results, facts and boxes. Returns the removed (segment ids, text ids) for the vector indexes."""
     segments: list[int] = []
     texts: list[int] = []
     for start in range(0, len(media_ids), 500):
@@ -141,6 +141,8 @@ def delete_media_data(conn: sqlite3.Connection, media_ids: list[int],
             f"SELECT id FROM segments WHERE media_id IN ({marks}){scope}", (*chunk, *scope_args))]
         conn.execute(f"DELETE FROM segments WHERE media_id IN ({marks}){scope}", (*chunk, *scope_args))
         conn.execute(f"DELETE FROM embeddings WHERE media_id IN ({marks}){scope}", (*chunk, *scope_args))
+        if model_id is None:  # the content changed or the row goes: what the signals read of it too
+            delete_signal_results(conn, chunk)
         text_ids = [r[0] for r in conn.execute(f"SELECT id FROM texts WHERE media_id IN ({marks})", chunk)]
         if text_ids:
             tmarks = ",".join("?" * len(text_ids))
@@ -299,3 +301,123 @@ def unembedded_count(conn: sqlite3.Connection, model_id: str) -> int:
     return conn.execute(
         "SELECT COUNT(*) FROM media m LEFT JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
         "WHERE m.status = 'ok' AND e.media_id IS NULL", (model_id,)).fetchone()[0]
+
+
+# -- signals (place, EXIF, text in photos, faces) ----------------------------------------------
+
+
+def delete_signal_results(conn: sqlite3.Connection, media_ids: list[int], signal: str | None = None) -> None:
+    """Forget what the signals (or one signal) found in these rows, and their words in the text index."""
+    for start in range(0, len(media_ids), 500):
+        chunk = media_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        scope, args = ("", ()) if signal is None else (" AND signal = ?", (signal,))
+        for table in ("signal_boxes", "signal_facts", "signal_results"):
+            conn.execute(f"DELETE FROM {table} WHERE media_id IN ({marks}){scope}", (*chunk, *args))
+        conn.execute(f"UPDATE media SET signal_text = (SELECT group_concat(text, ' ') FROM signal_results r "
+                     f"WHERE r.media_id = media.id AND r.text != '') WHERE id IN ({marks})", chunk)
+
+
+def store_signal_result(conn: sqlite3.Connection, media_id: int, signal: str, version: int, output,
+                        error: str | None = None, now: float | None = None) -> None:
+    """Replace one (media, signal) result: ``output`` (a ``SignalOutput``) when it read the file, else the
+    ``error``. The media row's ``signal_text`` (in the full-text index) is rebuilt from all its signals."""
+    conn.execute("DELETE FROM signal_boxes WHERE media_id = ? AND signal = ?", (media_id, signal))
+    conn.execute("DELETE FROM signal_facts WHERE media_id = ? AND signal = ?", (media_id, signal))
+    text = (output.text or "").strip() if output is not None else ""
+    conn.execute("INSERT OR REPLACE INTO signal_results(media_id, signal, version, status, error, text, done_at) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)", (media_id, signal, version, "ok" if error is None else "error",
+                                                  error, text, now))
+    if output is not None and error is None:
+        conn.executemany("INSERT INTO signal_facts(media_id, signal, key, value) VALUES (?, ?, ?, ?)",
+                         [(media_id, signal, key, value) for key, value in output.facts.items()])
+        conn.executemany("INSERT INTO signal_boxes(media_id, signal, x, y, w, h, score, label) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [(media_id, signal, b.x, b.y, b.w, b.h, b.score, b.label) for b in output.boxes])
+        taken_at = output.facts.get("taken_at")
+        if isinstance(taken_at, int | float):  # the date filters read captured_at: EXIF's time when there is one
+            conn.execute("UPDATE media SET captured_at = ? WHERE id = ? AND captured_at IS NULL", (taken_at, media_id))
+    conn.execute("UPDATE media SET signal_text = (SELECT group_concat(text, ' ') FROM signal_results r "
+                 "WHERE r.media_id = media.id AND r.text != '') WHERE id = ?", (media_id,))
+
+
+def signal_work(conn: sqlite3.Connection, signal: str, version: int, limit: int = 1000) -> list[tuple[int, str]]:
+    """(media id, path) of readable images that ``signal`` at ``version`` has not read yet, by id."""
+    return [(media_id, from_db(path)) for media_id, path in conn.execute(
+        "SELECT m.id, m.path FROM media m LEFT JOIN signal_results r ON r.media_id = m.id AND r.signal = ? "
+        "AND r.version = ? WHERE m.status = 'ok' AND m.kind = 'image' AND r.media_id IS NULL "
+        "ORDER BY m.id LIMIT ?", (signal, version, limit))]
+
+
+def signal_work_count(conn: sqlite3.Connection, signal: str, version: int) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM media m LEFT JOIN signal_results r ON r.media_id = m.id AND r.signal = ? "
+        "AND r.version = ? WHERE m.status = 'ok' AND m.kind = 'image' AND r.media_id IS NULL",
+        (signal, version)).fetchone()[0]
+
+
+def signal_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """signal -> {status: rows} (ok, error)."""
+    out: dict[str, dict[str, int]] = {}
+    for signal, status, count in conn.execute(
+            "SELECT signal, status, COUNT(*) FROM signal_results GROUP BY signal, status"):
+        out.setdefault(signal, {})[status] = count
+    return out
+
+
+def signal_failures(conn: sqlite3.Connection, limit: int = 50) -> list[tuple[str, str, str]]:
+    """(signal, path, error) of files a signal could not read."""
+    return [(signal, from_db(path), error) for signal, path, error in conn.execute(
+        "SELECT r.signal, m.path, r.error FROM signal_results r JOIN media m ON m.id = r.media_id "
+        "WHERE r.status = 'error' ORDER BY r.signal, m.path LIMIT ?", (limit,))]
+
+
+def media_facts(conn: sqlite3.Connection, media_ids: list[int]) -> dict[int, dict[str, str | int | float]]:
+    """media id -> {fact key: value} of every signal (keys are distinct across signals)."""
+    out: dict[int, dict] = {}
+    for start in range(0, len(media_ids), 500):
+        chunk = media_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for media_id, key, value in conn.execute(
+                f"SELECT media_id, key, value FROM signal_facts WHERE media_id IN ({marks}) ORDER BY signal, key",
+                chunk):
+            out.setdefault(media_id, {})[key] = value
+    return out
+
+
+def media_signal_details(conn: sqlite3.Connection, media_id: int) -> tuple[dict, list[tuple], dict[str, str]]:
+    """One row's facts, boxes (signal, x, y, w, h, score, label) and signal texts, for a detail view."""
+    facts = media_facts(conn, [media_id]).get(media_id, {})
+    boxes = conn.execute("SELECT signal, x, y, w, h, score, label FROM signal_boxes WHERE media_id = ? "
+                         "ORDER BY signal, id", (media_id,)).fetchall()
+    texts = dict(conn.execute("SELECT signal, text FROM signal_results WHERE media_id = ? AND text != ''",
+                              (media_id,)).fetchall())
+    return facts, boxes, texts
+
+
+def places(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """(city, country, photos) of the library's readable photos with a place, most photos first."""
+    return conn.execute(
+        "SELECT COALESCE(c.value, ''), COALESCE(n.value, ''), COUNT(*) AS photos FROM media m "
+        "JOIN signal_facts n ON n.media_id = m.id AND n.key = 'country' "
+        "LEFT JOIN signal_facts c ON c.media_id = m.id AND c.key = 'city' "
+        "WHERE m.status = 'ok' GROUP BY 1, 2 ORDER BY photos DESC, 2, 1").fetchall()
+
+
+def cameras(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """(camera, photos), most photos first."""
+    return conn.execute(
+        "SELECT f.value, COUNT(*) AS photos FROM signal_facts f JOIN media m ON m.id = f.media_id "
+        "WHERE f.key = 'camera' AND m.status = 'ok' GROUP BY 1 ORDER BY photos DESC, 1").fetchall()
+
+
+def people_candidates(conn: sqlite3.Connection, where: str, params: list, min_faces: int, max_faces: int | None,
+                      min_face_area: float, limit: int) -> list[int]:
+    """Readable media whose face count is in [min_faces, max_faces] and whose largest face covers at least
+    ``min_face_area`` of the image, passing ``where``; the largest faces first."""
+    upper, upper_args = ("", []) if max_faces is None else (" AND CAST(f.value AS INTEGER) <= ?", [max_faces])
+    return [r[0] for r in conn.execute(
+        "SELECT m.id FROM media m JOIN signal_facts f ON f.media_id = m.id AND f.key = 'faces' "
+        "LEFT JOIN signal_facts a ON a.media_id = m.id AND a.key = 'face_area_max' "
+        f"WHERE m.status = 'ok' AND CAST(f.value AS INTEGER) >= ?{upper} AND COALESCE(a.value, 0) >= ? AND {where} "
+        "ORDER BY COALESCE(a.value, 0) DESC, m.id LIMIT ?", [min_faces, *upper_args, min_face_area, *params, limit])]

@@ -18,6 +18,29 @@ def _isolated_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("COTS_DATA_DIR", str(tmp_path / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _first_pass_signals_only():
+    """Real OCR and face detection load models (seconds) and read every photo: tests that are not about
+    them index with the cheap first-pass signals (place, EXIF) only, module-scoped fixtures included.
+    Yields the whole registry for ``_real_signals_when_marked``."""
+    from app.library import signals
+
+    full = signals.SIGNAL_CLASSES
+    patch = pytest.MonkeyPatch()
+    patch.setattr(signals, "SIGNAL_CLASSES", tuple(cls for cls in full if not cls.second_pass))
+    yield full
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _real_signals_when_marked(request, monkeypatch, _first_pass_signals_only):
+    """Tests marked ``real_signals`` (the end-to-end signal tests) index with every registered signal."""
+    if request.node.get_closest_marker("real_signals") is not None:
+        from app.library import signals
+
+        monkeypatch.setattr(signals, "SIGNAL_CLASSES", _first_pass_signals_only)
+
+
 @pytest.fixture
 def encoder():
     return fake_encoder()

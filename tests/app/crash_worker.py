@@ -3,7 +3,8 @@
 Used by test_crash_safety.py: ``python crash_worker.py DB FOLDER MODE N``. Modes: none, scan (during
 the scan), batch (after N committed batches), in_transaction (inside the Nth write transaction,
 before COMMIT), apply (after a commit, before the in-memory index sees it), save (between the
-files of a vector-index save), delete (inside the deletion of vanished files).
+files of a vector-index save), delete (inside the deletion of vanished files), signal (with a fake
+second-pass signal, inside the transaction of the Nth file's signal results; N huge: never).
 """
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ from fakes import fake_encoder  # noqa: E402
 from app.library import Library  # noqa: E402
 from app.library.db import LibraryDB  # noqa: E402
 from app.library.indexer import Indexer, IndexOptions  # noqa: E402
+from app.library.signals.base import SignalOutput  # noqa: E402
+
+
+class WordSignal:
+    """A second-pass signal: the file's stem as a word ("word0042")."""
+
+    name, version, second_pass = "word", 1, True
+
+    def unavailable(self):
+        return None
+
+    def extract(self, path, image):
+        return SignalOutput(text="word" + Path(path).stem)
 
 
 def die() -> None:
@@ -35,6 +49,10 @@ def main(db: str, folder: str, mode: str, n: int) -> None:
         counter["calls"] += 1
         return counter["calls"] >= n
 
+    from app.library import signals
+
+    # like tests/app/conftest.py: the real OCR and face detector are not what these crashes test
+    signals.SIGNAL_CLASSES = tuple(cls for cls in signals.SIGNAL_CLASSES if not cls.second_pass)
     if mode == "in_transaction":
         real = LibraryDB.bump_generation
         LibraryDB.bump_generation = lambda self, conn: die() if nth() else real(self, conn)
@@ -47,6 +65,12 @@ def main(db: str, folder: str, mode: str, n: int) -> None:
     elif mode == "delete":
         real_delete = Library.delete_media
         Library.delete_media = lambda self, ids, **k: (real_delete(self, ids[: len(ids) // 2], **k), die())
+    elif mode == "signal":
+        from app.library import signal_runner
+
+        signals.SIGNAL_CLASSES = (*signals.SIGNAL_CLASSES, WordSignal)  # place, EXIF and the fake
+        real_store = signal_runner.store_signal_result
+        signal_runner.store_signal_result = lambda *a, **k: die() if nth() else real_store(*a, **k)
 
     def progress(p) -> None:
         if mode == "scan" and p.phase == "scan" and nth():

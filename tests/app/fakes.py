@@ -88,3 +88,31 @@ def run_indexer(library, encoder, **options):
     progress = options.pop("progress", None)
     return Indexer(library, encoder, IndexOptions(vocabulary=options.pop("vocabulary", False), **options),
                    progress=progress).run()
+
+
+def real_photo(name: str = "coffee", width: int = 160) -> Image.Image:
+    """A real photo from scikit-image's data (astronaut, coffee, chelsea, ...), made small."""
+    from skimage import data
+
+    image = Image.fromarray(getattr(data, name)())
+    return image.resize((width, round(image.height * width / image.width)), Image.Resampling.BILINEAR)
+
+
+def save_with_exif(image: Image.Image, path, gps: tuple[float, float] | None = None, camera: tuple[str, str] | None = None,
+                   taken: str | None = None) -> None:
+    """Save a JPEG with EXIF: GPS position (decimal degrees), camera (make, model), DateTimeOriginal
+    ("2019:06:30 12:00:00")."""
+    exif = Image.Exif()
+    if camera:
+        exif[0x010F], exif[0x0110] = camera
+    if taken:
+        exif.get_ifd(0x8769)[0x9003] = taken
+    if gps:
+        def dms(value: float) -> tuple[float, float, float]:
+            value = abs(value)
+            degrees, minutes = int(value), int(value * 60) % 60
+            return (float(degrees), float(minutes), round((value * 3600) % 60, 4))
+
+        lat, lon = gps
+        exif[0x8825] = {1: "N" if lat >= 0 else "S", 2: dms(lat), 3: "E" if lon >= 0 else "W", 4: dms(lon)}
+    image.save(path, exif=exif)

@@ -1,0 +1,208 @@
+"""Running the signals (``app.library.signals``) over a library's photos.
+
+First-pass signals (place, EXIF: a header read) run inside the indexer's decode workers for each file it
+reads. ``SignalRunner`` is the second pass: after the run's embeddings are stored, it gives every readable
+photo the results it lacks (work = photos without a row for the signal at its current version), one file
+at a time, each file's results in one transaction, so a cancel or kill -9 loses at most the file in
+flight and the next run resumes. It also catches up first-pass signals for rows indexed before they
+existed. Searching is never blocked: each write is a short WAL transaction.
+
+A signal whose package is missing is recorded once (the settings row ``signal_unavailable.NAME`` holds
+the install hint) and skipped; a file a signal cannot read gets an ``error`` result and the run goes on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from app.library.library import Library
+from app.library.signals import Signal, SignalError, SignalOutput, all_signals
+from app.library.storage import signal_counts, signal_work, signal_work_count, store_signal_result
+from cots_core.media import MediaError, read_image
+
+log = logging.getLogger(__name__)
+
+SIGNALS_OFF_SETTING = "signals_off"  # comma-separated names of signals the person turned off
+UNAVAILABLE_SETTING = "signal_unavailable."
+# Second-pass signals get the photo at up to about twice this on its short side (OCR needs detail).
+SECOND_PASS_IMAGE_SIZE = 1024
+# How much nicer (Linux niceness) the second pass's thread is than the thread that started it, so that
+# searches and the rest of the desktop come first.
+SECOND_PASS_NICENESS = 10
+
+
+def lower_thread_priority(step: int = SECOND_PASS_NICENESS) -> None:
+    """Make the calling thread (only it, and threads it starts later) nicer by ``step``; Linux only
+    (elsewhere a no-op). It cannot be undone without privileges: call it on a thread of its own."""
+    if sys.platform != "linux":
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + step))
+    except OSError as error:  # a sandbox may forbid it; the pass still runs
+        log.debug("could not lower the second pass's priority: %s", error)
+
+
+def disabled_signals(library: Library) -> set[str]:
+    """Names of the signals turned off for this library (``cots index --no-ocr``, the GUI's checkboxes)."""
+    value = library.db.get_setting(SIGNALS_OFF_SETTING, "") or ""
+    return {name for name in value.split(",") if name}
+
+
+def set_signal_enabled(library: Library, name: str, enabled: bool) -> None:
+    """Turn one signal on or off for this library (kept in the library: later runs follow it)."""
+    off = disabled_signals(library)
+    off = off - {name} if enabled else off | {name}
+    library.db.set_setting(SIGNALS_OFF_SETTING, ",".join(sorted(off)) or None)
+
+
+def extract_safely(signal: Signal, path: str, image) -> tuple[SignalOutput | None, str | None]:
+    """(output, None), or (None, the error) when the signal cannot read the file: never raises."""
+    try:
+        return signal.extract(path, image), None
+    except SignalError as error:
+        return None, str(error) or type(error).__name__
+    except Exception as error:  # noqa: BLE001 - one file a signal cannot read never stops a run
+        log.debug("signal %s failed on %s", signal.name, path, exc_info=True)
+        return None, f"{type(error).__name__}: {error}"
+
+
+def active_signals(library: Library, off: Iterable[str] | None = None,
+                   signals: list[Signal] | None = None) -> list[Signal]:
+    """The signals that will run: registered, not turned off (``off``; None: the library's setting), and
+    available. Unavailability is recorded once per signal in the library's settings (cleared when the
+    package comes back)."""
+    off = disabled_signals(library) if off is None else set(off)
+    out = []
+    for signal in all_signals() if signals is None else signals:
+        if signal.name in off:
+            continue
+        try:
+            reason = signal.unavailable()
+        except Exception as error:  # noqa: BLE001 - the contract says it must not raise; be sure
+            reason = f"{signal.name} cannot run: {error}"
+        key = UNAVAILABLE_SETTING + signal.name
+        if reason:
+            if library.db.get_setting(key) != reason:
+                library.db.set_setting(key, reason)
+                log.info("signal %s unavailable: %s", signal.name, reason)
+            continue
+        if library.db.get_setting(key) is not None:
+            library.db.set_setting(key, None)
+        out.append(signal)
+    return out
+
+
+def signal_summary(library: Library) -> dict[str, dict]:
+    """Per registered signal: ok / error rows, photos waiting, and why it is off or unavailable."""
+    conn = library.db.conn
+    counts = signal_counts(conn)
+    off = disabled_signals(library)
+    summary = {}
+    for signal in all_signals():
+        summary[signal.name] = {
+            "ok": counts.get(signal.name, {}).get("ok", 0), "error": counts.get(signal.name, {}).get("error", 0),
+            "pending": signal_work_count(conn, signal.name, signal.version), "second_pass": signal.second_pass,
+            "off": signal.name in off, "unavailable": library.db.get_setting(UNAVAILABLE_SETTING + signal.name)}
+    return summary
+
+
+@dataclass
+class SignalReport:
+    done: int = 0  # files given new results
+    failed: int = 0  # (file, signal) results that are errors
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (signal, path, error), at most 50
+
+
+class SignalRunner:
+    """The second pass over a library (see the module docstring). ``check()`` is called between files: it
+    waits while paused and raises to cancel (the indexer's ``_check``); ``progress(done, total, path,
+    failed)`` after each file."""
+
+    def __init__(self, library: Library, signals: list[Signal], check: Callable[[], None] = lambda: None,
+                 progress: Callable[[int, int, str, int], None] | None = None):
+        self.library = library
+        self.signals = signals
+        self.check = check
+        self.progress = progress
+
+    def pending(self) -> int:
+        conn = self.library.db.conn
+        return max((signal_work_count(conn, s.name, s.version) for s in self.signals), default=0)
+
+    def _next_work(self, batch: int = 200) -> dict[int, tuple[str, list[Signal]]]:
+        """media id -> (path, the signals it lacks), for the lowest ids with work."""
+        conn = self.library.db.conn
+        work: dict[int, tuple[str, list[Signal]]] = {}
+        for signal in self.signals:
+            for media_id, path in signal_work(conn, signal.name, signal.version, batch):
+                work.setdefault(media_id, (path, []))[1].append(signal)
+        return dict(sorted(work.items())[:batch])
+
+    def run_in_background_thread(self) -> SignalReport:
+        """``run`` on a thread of its own at a lower priority (``lower_thread_priority``), waited for;
+        what it raises (a cancel) is raised here."""
+        outcome: dict = {}
+
+        def work() -> None:
+            lower_thread_priority()
+            try:
+                outcome["report"] = self.run()
+            except BaseException as error:  # noqa: BLE001 - handed back to the caller's thread
+                outcome["error"] = error
+
+        thread = threading.Thread(target=work, name="cots-signals", daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["report"]
+
+    def run(self) -> SignalReport:
+        report = SignalReport()
+        if not self.signals:
+            return report
+        total = self.pending()
+        while True:
+            work = self._next_work()
+            if not work:
+                return report
+            for media_id, (path, signals) in work.items():
+                self.check()
+                self._read_one(media_id, path, signals, report)
+                report.done += 1
+                if self.progress:
+                    self.progress(report.done, max(total, report.done), path, report.failed)
+
+    def _read_one(self, media_id: int, path: str, signals: list[Signal], report: SignalReport) -> None:
+        image, decode_error = None, None
+        if any(s.second_pass for s in signals):
+            try:
+                image = read_image(path, target_size=SECOND_PASS_IMAGE_SIZE).frames[0]
+            except MediaError as error:
+                decode_error = f"the photo cannot be read: {error}"
+        results = []
+        for signal in signals:
+            if decode_error is not None and signal.second_pass:
+                output, error = None, decode_error
+            else:
+                output, error = extract_safely(signal, path, image if signal.second_pass else None)
+            results.append((signal, output, error))
+        now = time.time()
+        try:
+            with self.library.db.transaction() as conn:
+                for signal, output, error in results:
+                    store_signal_result(conn, media_id, signal.name, signal.version, output, error, now)
+        except sqlite3.IntegrityError:
+            return  # the row went meanwhile (forgotten from another window): nothing to keep
+        for signal, _, error in results:
+            if error is not None:
+                report.failed += 1
+                if len(report.errors) < 50:
+                    report.errors.append((signal.name, path, error))

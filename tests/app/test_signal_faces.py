@@ -1,0 +1,99 @@
+"""The people signal on real photos: faces found where a person is, none on a cat or a coffee cup,
+three on a made-up group of three, a clear error for an unreadable file."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from app.library.signals.base import SignalError
+from app.library.signals.faces import FaceSignal
+
+REAL_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "real_photos"
+
+
+@pytest.fixture(scope="module")
+def signal() -> FaceSignal:
+    return FaceSignal()
+
+
+def photo(name: str) -> Image.Image:
+    return Image.open(REAL_PHOTOS / name).convert("RGB")
+
+
+def test_the_astronaut_has_a_face_over_her_head(signal):
+    out = signal.extract(str(REAL_PHOTOS / "astronaut.jpg"), None)
+    assert out.facts["faces"] >= 1 and out.facts["faces"] == len(out.boxes)
+    best = out.boxes[0]
+    assert best.label == "face" and 0.5 < best.score <= 1.0
+    assert 0 <= best.x and 0 <= best.y and best.x + best.w <= 1 and best.y + best.h <= 1
+    # her face is the top-middle of the photo (eyes at about x 0.44, y 0.24)
+    assert best.x < 0.44 < best.x + best.w and best.y < 0.24 < best.y + best.h
+    assert 0.01 < best.w * best.h < 0.1
+    assert out.facts["face_area_max"] == pytest.approx(max(b.w * b.h for b in out.boxes), abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["cat.jpg", "coffee.jpg"])
+def test_no_face_on_a_cat_or_a_coffee_cup(signal, name):
+    out = signal.extract(str(REAL_PHOTOS / name), photo(name))
+    assert out.facts == {"faces": 0, "face_area_max": 0.0} and out.boxes == []
+
+
+def test_a_group_of_three_pasted_faces_counts_three(signal):
+    head = photo("astronaut.jpg").crop((150, 40, 300, 200))  # her head with some hair and neck
+    group = photo("brick_wall.jpg").resize((900, 400))
+    spots = [(60, 120), (375, 120), (690, 120)]
+    for left, top in spots:
+        group.paste(head, (left, top))
+    out = signal.extract("group.jpg", group)
+    assert out.facts["faces"] == 3
+    centres = sorted(box.x + box.w / 2 for box in out.boxes)
+    for centre, (left, _) in zip(centres, spots):
+        assert abs(centre * 900 - (left + 75)) < 40
+
+
+def test_exif_orientation_is_applied_when_reading_the_file(signal, tmp_path):
+    # stored on its side with "rotate 90 clockwise" in EXIF: upright only once the orientation is applied
+    stored = photo("astronaut.jpg").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, exif=exif)
+    assert signal.extract("sideways.jpg", stored).facts["faces"] == 0  # as stored: no upright face
+    out = signal.extract(str(path), None)
+    assert out.facts["faces"] >= 1 and out.boxes[0].y < 0.3
+
+
+def test_an_unreadable_file_is_a_signal_error(signal, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(SignalError, match="broken.jpg"):
+        signal.extract(str(broken), None)
+    with pytest.raises(SignalError, match="missing.jpg"):
+        signal.extract(str(tmp_path / "missing.jpg"), None)
+
+
+def test_unavailable_names_the_package_when_dlib_is_missing(monkeypatch):
+    assert FaceSignal().unavailable() is None
+    monkeypatch.setitem(sys.modules, "dlib", None)  # makes `import dlib` raise ImportError
+    reason = FaceSignal().unavailable()
+    assert reason is not None and "dlib-bin" in reason and "pip install" in reason and "\n" not in reason
+
+
+def test_a_large_photo_is_downscaled_and_boxes_stay_fractions(signal):
+    small = photo("astronaut.jpg")
+    large = small.resize((2048, 2048), Image.Resampling.BICUBIC)
+    box_small, box_large = signal.extract("a.jpg", small).boxes[0], signal.extract("b.jpg", large).boxes[0]
+    for a, b in ((box_small.x, box_large.x), (box_small.y, box_large.y), (box_small.w, box_large.w)):
+        assert b == pytest.approx(a, abs=0.03)
+
+
+def test_importing_the_signal_does_not_load_dlib():
+    import subprocess
+
+    code = "import sys, app.library.signals.faces; print('dlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.split() == ["False"]
