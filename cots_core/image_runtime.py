@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -165,10 +166,10 @@ def _load_cached(model: nn.Module, folder: Path, threads: int) -> OnnxImageEncod
     return OnnxImageEncoder(_session(graph, threads), model.model_id, folder)
 
 
-def load_onnx_image_encoder(model: nn.Module, threads: int | None = None,
-                            cache_root: Path | None = None) -> OnnxImageEncoder | None:
+def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_root: Path | None = None,
+                            on_export: Callable[[], None] | None = None) -> OnnxImageEncoder | None:
     """ONNX Runtime for ``model``'s image path: the cached graph, else exported now (once per model id,
-    ~30 s for cots-lite on 2 cores). None (stay on PyTorch) when onnxruntime or the exporter is missing, the
+    ~30 s for cots-lite on 2 cores; ``on_export`` is called first, so a caller can say why it waits). None (stay on PyTorch) when onnxruntime or the exporter is missing, the
     export fails, or the graph disagrees with PyTorch; the reason is logged."""
     if not runtime_wanted():
         return None
@@ -178,6 +179,8 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None,
         encoder = _load_cached(model, folder, threads)
         if encoder is None or _matches_torch(encoder, model) < MIN_COSINE:
             log.info("exporting the image tower of %s to ONNX (once per model)", model.model_id)
+            if on_export is not None:
+                on_export()
             export_image_graph(model, folder)
             encoder = _load_cached(model, folder, threads)
             cosine = _matches_torch(encoder, model) if encoder is not None else float("nan")

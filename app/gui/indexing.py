@@ -124,6 +124,8 @@ class IndexingBar(QWidget):
         self.bar.setValue(progress.done)
         self.bar.setFormat(f"{progress.done} / {progress.total}")
         parts = [self.controller.label or "Indexing"]
+        if progress.phase == "prepare":
+            parts.append("preparing the model (once per model)")
         if progress.phase == "signals":  # the second pass: the library is already searchable
             parts.append("reading text and faces")
         if progress.rate:

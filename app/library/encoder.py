@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +84,11 @@ class Encoder:
         return default_batch_size(self.device, self.image_size)
 
     # -- inference ---------------------------------------------------------------------------
-    def prepare_images(self) -> str:
+    def prepare_images(self, on_export: Callable[[], None] | None = None) -> str:
         """Get ready to encode many images (the indexer calls it): on CPU, ONNX Runtime for the image path
         when onnxruntime is installed (``cots_core.image_runtime``: the graph is built once per model and
-        cached; ~3x PyTorch for cots-lite), else PyTorch. Returns the runtime in use: "onnxruntime"|"torch"."""
+        cached; ~3x PyTorch for cots-lite), else PyTorch. ``on_export`` is called before a graph is built.
+        Returns the runtime in use: "onnxruntime"|"torch"."""
         if self._image_runtime is None and self.device.type == "cpu":
             from cots_core.image_runtime import load_onnx_image_encoder, runtime_wanted
 
@@ -94,7 +96,7 @@ class Encoder:
             model = getattr(self.model, "full_model", self.model) if runtime_wanted() else None
             if isinstance(model, torch.nn.Module) and hasattr(model, "image_encoder"):
                 with self._lock:
-                    self._image_runtime = load_onnx_image_encoder(model, torch.get_num_threads())
+                    self._image_runtime = load_onnx_image_encoder(model, torch.get_num_threads(), on_export=on_export)
         return "onnxruntime" if self._image_runtime is not None else "torch"
 
     def preprocess(self, image) -> torch.Tensor:

@@ -75,8 +75,8 @@ class IndexOptions:
 
 @dataclass
 class IndexProgress:
-    """One progress report; ``phase`` is scan | index | texts | signals (the second pass: text in photos,
-    faces) | done."""
+    """One progress report; ``phase`` is scan | prepare (the image runtime is built, once per model) | index |
+    texts | signals (the second pass: text in photos, faces) | done."""
 
     phase: str
     done: int
@@ -336,7 +336,9 @@ class Indexer:
     def _pipeline(self, jobs: list[Job], report: IndexReport, run_started: float) -> None:
         if not jobs:
             return
-        self.encoder.prepare_images()  # ONNX Runtime on CPU when installed (first time: builds its graph)
+        # ONNX Runtime on CPU when installed; the first run per model builds its graph (14-60 s): said as a phase
+        self.encoder.prepare_images(on_export=lambda: self._report("prepare", 0, 0, time.perf_counter(), None, 0,
+                                                                   run_started))
         batch_size = self.options.batch_size or self.encoder.default_batch_size()
         workers = self.options.workers or min(8, os.cpu_count() or 1)
         ahead = max(2 * batch_size, 4 * workers)  # decoded items waiting for the model, at most

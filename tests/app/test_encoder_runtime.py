@@ -41,9 +41,12 @@ def _stored_vs_pytorch(library, encoder: Encoder) -> np.ndarray:
 def test_indexer_uses_onnxruntime_with_pytorch_embeddings(library, photos, tiny_encoder, monkeypatch):
     monkeypatch.setenv(RUNTIME_ENV, "auto")
     library.add_folder(photos)
-    report = run_indexer(library, tiny_encoder)
+    phases: list[str] = []
+    report = run_indexer(library, tiny_encoder, progress=lambda p: phases.append(p.phase))
     assert report.added == 8 and report.failed == 0
     assert tiny_encoder.prepare_images() == "onnxruntime"  # installed by the run itself
+    # the graph's one-time build (a silent pause otherwise) is a phase of its own, before indexing
+    assert phases.count("prepare") == 1 and phases.index("prepare") < phases.index("index")
     assert _stored_vs_pytorch(library, tiny_encoder).min() >= 0.999
 
 
