@@ -36,6 +36,16 @@ def ids_checksum(ids: np.ndarray) -> str:
     return f"{len(ids)}:{int(np.bitwise_xor.reduce(mixed)) if len(ids) else 0:x}:{int(mixed.sum()):x}"
 
 
+def _write_json(path: Path, data: dict) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (a crash leaves the old file or the new)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 class VectorIndex:
     """A thread-safe id -> vector index with top-k inner-product search."""
 
@@ -166,12 +176,7 @@ class VectorIndex:
                         ef_choice=asdict(self.ef_choice) if self.ef_choice else None)
         os.replace(str(prefix) + ".hnsw.tmp", str(prefix) + ".hnsw")
         os.replace(str(prefix) + ".ids.tmp.npy", str(prefix) + ".ids.npy")
-        tmp = str(prefix) + ".json.tmp"
-        with open(tmp, "w") as handle:
-            json.dump(meta, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, str(prefix) + ".json")
+        _write_json(Path(str(prefix) + ".json"), meta)
 
     def save_ef_choice(self, prefix: Path) -> None:
         """Write ``ef_choice`` into the saved index's json (the index itself unchanged since its save)."""
@@ -181,12 +186,7 @@ class VectorIndex:
             if meta.get("count") != len(self._live):
                 raise OSError(f"{prefix}.json does not describe this index any more")
             meta["ef_choice"] = asdict(self.ef_choice) if self.ef_choice else None
-            tmp = str(prefix) + ".json.tmp"
-            with open(tmp, "w") as handle:
-                json.dump(meta, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, str(prefix) + ".json")
+            _write_json(Path(str(prefix) + ".json"), meta)
 
     @classmethod
     def load(cls, prefix: Path, dim: int, params: HnswParams | None = None) -> tuple[VectorIndex, dict] | None:
