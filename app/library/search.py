@@ -155,9 +155,14 @@ def parse_date(text: str | None, end: bool = False) -> float | None:
     raise LibraryError(f"cannot read the date {text!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
 
 
+def query_words(text: str) -> list[str]:
+    """The words of a query that full-text search looks for (lower case, stop words dropped)."""
+    return [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
+
+
 def fts_query(text: str) -> str | None:
     """Words of the query (stop words dropped) as an FTS5 AND of prefix terms."""
-    words = [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
+    words = query_words(text)
     if not words:
         return None
     return " AND ".join(f'"{w}"*' for w in words)
@@ -330,7 +335,7 @@ class SearchService:
         if match is None:
             return []
         try:
-            found = lexical(self.library.db.conn, match, *filters.sql(), max(k, 20))
+            found = lexical(self.library.db.conn, match, *filters.sql(), max(k, 20), words=query_words(query))
         except Exception as error:  # noqa: BLE001 - an odd query must not break search
             log.debug("FTS query %r failed: %s", match, error)
             return []

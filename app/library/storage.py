@@ -8,6 +8,7 @@ they return in the vector indexes after the commit.
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -248,12 +249,29 @@ def readable_kinds(conn: sqlite3.Connection, where: str, params: list) -> dict[i
         f"SELECT m.id, m.kind FROM media m WHERE m.status = 'ok' AND {where}", params)}
 
 
-def lexical(conn: sqlite3.Connection, match: str, where: str, params: list, limit: int) -> list[int]:
-    """Readable media ids matching an FTS5 ``match`` on names, folder names and captions, best first."""
-    return [r[0] for r in conn.execute(
-        f"SELECT m.id FROM media_fts f JOIN media m ON m.id = f.rowid "
-        f"WHERE media_fts MATCH ? AND m.status = 'ok' AND {where} ORDER BY bm25(media_fts) LIMIT ?",
-        [match, *params, limit])]
+# bm25 weights of the FTS columns (name, folder_names, caption, signal_text): a person's caption says more
+# than text a machine read (places, OCR)
+LEXICAL_WEIGHTS = (2.0, 1.0, 2.0, 1.0)
+
+
+def lexical(conn: sqlite3.Connection, match: str, where: str, params: list, limit: int,
+            words: list[str] | None = None) -> list[int]:
+    """Readable media ids matching an FTS5 ``match`` on names, folder names, captions and signal text
+    (places, text in photos), best first. ``words`` (the query's words): files whose own name holds more of
+    them come first, whatever their length; BM25 alone lets a long caption push "china.jpg" below
+    "flower.jpg" of the same "Trip to China 2011" folder, its length normalisation outweighing the name."""
+    weights = ", ".join(map(str, LEXICAL_WEIGHTS))
+    rows = conn.execute(
+        f"SELECT m.id, m.name FROM media_fts f JOIN media m ON m.id = f.rowid "
+        f"WHERE media_fts MATCH ? AND m.status = 'ok' AND {where} ORDER BY bm25(media_fts, {weights}) LIMIT ?",
+        [match, *params, limit]).fetchall()
+    if words:
+        def in_name(name) -> int:
+            tokens = re.findall(r"\w+", str(name or "").lower())
+            return sum(any(t.startswith(w) for t in tokens) for w in words)
+
+        rows.sort(key=lambda row: -in_name(row[1]))  # stable: BM25 order within each count
+    return [row[0] for row in rows]
 
 
 def texts_by_id(conn: sqlite3.Connection, text_ids: list[int]) -> dict[int, tuple[str, str, int | None]]:

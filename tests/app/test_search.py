@@ -8,7 +8,7 @@ import pytest
 from fakes import noise_image, run_indexer, solid, write_video
 
 from app.library import LibraryError
-from app.library.search import Filters, SearchService, fts_query, parse_date
+from app.library.search import Filters, SearchService, fts_query, parse_date, query_words
 
 ALL = float("-inf")
 
@@ -24,6 +24,22 @@ def test_hybrid_search_finds_a_folder_by_name(indexed, photos):
     hits = indexed.text("Paris 2019", k=10)
     assert {h.path for h in hits} == {str(photos / "Paris 2019" / f"IMG_{i:04d}.png") for i in range(5)}
     assert all("name" in h.matched for h in hits)
+
+
+def test_a_files_own_name_outranks_a_folder_name_it_shares(library, encoder, tmp_path):
+    """Two photos of "Trip to China 2011": the one named china.jpg (with a caption, so a longer FTS row) is
+    the better lexical answer to "China 2011" than flower.jpg, which matches only by its folder."""
+    from app.library.storage import lexical
+
+    trip = tmp_path / "trip" / "Trip to China 2011"
+    trip.mkdir(parents=True)
+    solid("red").save(trip / "china.jpg")
+    (trip / "china.jpg.txt").write_text("The Tower of Buddhist Incense on Longevity Hill in the Summer Palace\n")
+    solid("green").save(trip / "flower.jpg")
+    library.add_folder(tmp_path / "trip")
+    run_indexer(library, encoder)
+    found = lexical(library.db.conn, fts_query("China 2011"), "1", [], 10, words=query_words("China 2011"))
+    assert [library.media([i])[i].path for i in found] == [str(trip / "china.jpg"), str(trip / "flower.jpg")]
 
 
 def test_meaning_and_names_are_fused(indexed, photos):
