@@ -247,8 +247,8 @@ class ProgressBar:
             if self.bar is not None:
                 self.bar.close()
             self.phase = progress.phase
-            label = {"scan": "scanning", "prepare": "preparing the model (once)", "index": "indexing", "texts": "vocabulary", "signals": "text and faces",
-                     "done": None}[progress.phase]
+            label = {"scan": "scanning", "prepare": "preparing the model (once)", "index": "indexing",
+                     "texts": "vocabulary", "signals": "text and faces", "done": None}[progress.phase]
             self.bar = tqdm(total=progress.total or None, desc=label, unit="file" if progress.phase != "texts"
                             else "text", file=sys.stderr, leave=False) if label else None
         if self.bar is not None:

@@ -168,9 +168,9 @@ _EXIF_DATETIME = 306
 _EXIF_ORIENTATION = 0x0112
 
 
-def _exif_capture_time(image: Image.Image) -> float | None:
+def exif_capture_time(exif: Image.Exif) -> float | None:
+    """When the photo was taken (EXIF DateTimeOriginal, else DateTime) in epoch seconds, or None."""
     try:
-        exif = image.getexif()
         value = exif.get_ifd(0x8769).get(_EXIF_DATETIME_ORIGINAL) or exif.get(_EXIF_DATETIME)
         if not value:
             return None
@@ -242,7 +242,7 @@ def read_image(
                 )
             if width <= 0 or height <= 0:
                 raise MediaError("image has no pixels")
-            captured_at = _exif_capture_time(image)
+            captured_at = exif_capture_time(image.getexif())
             if _exif_orientation(image) in (5, 6, 7, 8):  # rotated a quarter turn: shown as height x width
                 width, height = height, width
             if image.format == "JPEG" and target_size:

@@ -6,16 +6,15 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import ClassVar
 
 from PIL import Image
 
 from app.library.signals.base import SignalError, SignalOutput
+from cots_core.media import exif_capture_time
 
-_EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
-_MAKE, _MODEL, _DATETIME, _DATETIME_ORIGINAL = 0x010F, 0x0110, 0x0132, 0x9003
+_MAKE, _MODEL = 0x010F, 0x0110
 
 
 @dataclass(frozen=True)
@@ -52,24 +51,15 @@ def _gps_degrees(values, ref) -> float | None:
     return -degrees if str(ref).strip("\x00 ").upper() in ("S", "W") else degrees
 
 
-def _parse_time(value) -> float | None:
-    try:
-        return datetime.strptime(str(value).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S").timestamp()
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
 @functools.lru_cache(maxsize=64)
 def _read_exif_cached(path: str, size: int, mtime_ns: int) -> ExifFacts:
     try:
         with Image.open(path) as image:
             exif = image.getexif()
-            exif_ifd = exif.get_ifd(_EXIF_IFD)
             gps = exif.get_ifd(_GPS_IFD)
+            taken_at = exif_capture_time(exif)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise SignalError(f"cannot read the EXIF header: {error}") from error
-    written = exif_ifd.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
-    taken_at = _parse_time(written) if written else None
     lat = lon = None
     if gps and 2 in gps and 4 in gps:
         lat, lon = _gps_degrees(gps[2], gps.get(1, "N")), _gps_degrees(gps[4], gps.get(3, "E"))
