@@ -38,7 +38,9 @@ sys.path.insert(0, str(ROOT))
 from bench.lite_quality import load_eval_set  # noqa: E402
 from bench.quality_data import default_out  # noqa: E402
 from cots_core import load_model  # noqa: E402
+from cots_core.heads import CaptionMemory, image_embedding  # noqa: E402
 from cots_core.momentum import FeatureQueue  # noqa: E402
+from trainer import caption_memory  # noqa: E402
 from trainer.config import OptimConfig  # noqa: E402
 from trainer.metrics import recall_at, relevance_matrix, retrieval_metrics, text_to_item_ranks  # noqa: E402
 from trainer.optim import build_optimizer  # noqa: E402
@@ -97,7 +99,7 @@ def evaluate(model, split: dict) -> dict[str, float]:
     with torch.no_grad():
         was = model.training
         model.eval()
-        image = F.normalize(model.image_projection(split["eval"]).float(), dim=-1)
+        image = image_embedding(model.image_projection, model.caption_memory, split["eval"])
         text = F.normalize(model.text_projection(split["text"]).float(), dim=-1)
         model.train(was)
     owner = split.get("owner", list(range(len(split["captions"]))))
@@ -117,7 +119,29 @@ def evaluate(model, split: dict) -> dict[str, float]:
 DEFAULT = dict(epochs=10, batch_size=32, lr=3e-4, warmup=10, residual=False, multi_positive=True,
                queue=4096, train_text_projection=True, train_classifier=True, select_best=True, holdout=0.15,
                weight_decay=0.02, temperature=None, residual_scale=None, train_sources=None,
-               blend=None)
+               blend=None, train_heads=True, memory=True, memory_center=True,
+               memory_settings=(caption_memory.TEMPERATURE, caption_memory.NULL_SIMILARITY, caption_memory.SCALE))
+
+
+def remember(m, feats: dict, rows: list[int], r: dict) -> CaptionMemory:
+    """The caption memory of training rows ``rows`` from the cached features, as trainer.caption_memory
+    builds it (pooled feature of the eval view, caption embedding through the tuned text projection)."""
+    with torch.no_grad():
+        captions = F.normalize(m.text_projection(feats["train"]["text"][rows]).float(), dim=-1)
+        memory = CaptionMemory.build(feats["train"]["eval"][rows], captions, *r["memory_settings"])
+    if not r["memory_center"]:
+        memory.keys.copy_(F.normalize(feats["train"]["eval"][rows].float(), dim=-1))
+        memory.center.zero_()
+    return memory
+
+
+def optimizer_step(m, batch: dict, optimizer, scheduler) -> None:
+    """One step as trainer.loop takes it: the model's training_step, clipping at 1, AdamW, schedule."""
+    m.training_step(batch)["loss"].backward()
+    torch.nn.utils.clip_grad_norm_([p for p in m.parameters() if p.requires_grad], 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
@@ -152,7 +176,7 @@ def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
     hold = {"eval": feats["train"]["eval"][holdout], "text": feats["train"]["text"][holdout],
             "captions": [captions[i] for i in holdout]}
     per_epoch = math.ceil(len(train) / r["batch_size"])
-    steps = max(1, round(r["epochs"] * per_epoch))
+    steps = max(1, round(r["epochs"] * per_epoch)) if r["train_heads"] else 0
     optimizer, scheduler = build_optimizer(m, OptimConfig(lr=r["lr"], warmup_steps=r["warmup"],
                                                           weight_decay=r["weight_decay"]), steps)
     m.train()
@@ -167,12 +191,7 @@ def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
                      "attention_mask": torch.ones(len(index), 1, dtype=torch.long)}
             if r["multi_positive"]:
                 batch["texts"] = [captions[i] for i in index]
-            out = m.training_step(batch)
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_([p for p in m.parameters() if p.requires_grad], 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(m, batch, optimizer, scheduler)
             step += 1
             if step >= steps:
                 break
@@ -188,11 +207,27 @@ def finetune(model, feats: dict, seed: int, **recipe) -> tuple[nn.Module, int]:
         m.load_state_dict({k: torch.lerp(start[k].float(), v.float(), r["blend"]).to(v.dtype)
                            for k, v in m.state_dict().items() if "projection" in k and v.is_floating_point()
                            and k in start}, strict=False)
+    if r["memory"]:  # as trainer.caption_memory: kept unless it costs the held-out more than one item
+        without = evaluate(m, hold)["rsum"] if n_hold else 0.0
+        m.caption_memory = remember(m, feats, train, r)
+        if not n_hold or evaluate(m, hold)["rsum"] >= without - 600 / n_hold:
+            m.caption_memory = remember(m, feats, order, r)
+        else:
+            m.caption_memory = CaptionMemory(feats["train"]["eval"].shape[1], m.config.embed_dim)
     return m.eval(), best_step if n_hold else steps
 
 
 VARIANTS = {
     "recipe (default)": {},
+    "no caption memory (tuned heads only; the recipe before the memory)": {"memory": False},
+    "caption memory on zero-shot heads (no training)": {"train_heads": False},
+    "caption memory without centring": {"memory_center": False},
+    "caption memory scale 1.0": {"memory_settings": (0.05, 0.2, 1.0)},
+    "caption memory scale 0.25": {"memory_settings": (0.05, 0.2, 0.25)},
+    "caption memory null 0.3": {"memory_settings": (0.05, 0.3, 0.5)},
+    "caption memory null 0.1": {"memory_settings": (0.05, 0.1, 0.5)},
+    "caption memory temperature 0.1": {"memory_settings": (0.1, 0.2, 0.5)},
+    "caption memory temperature 0.03": {"memory_settings": (0.03, 0.2, 0.5)},
     "+ residual path, scale 0.01": {"residual": True, "residual_scale": 0.01},
     "+ residual path, scale 0.03": {"residual": True, "residual_scale": 0.03},
     "+ residual path, scale 0.1": {"residual": True, "residual_scale": 0.1},

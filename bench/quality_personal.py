@@ -8,7 +8,8 @@ the golden pig (pig_golden / pig_golden2), the fireman in his suit (fireman200b 
 (frog / frog-1). The training photo's caption becomes only the name ("Wilbur."); its twin sits, uncaptioned,
 in the gallery of the test photos (pig_golden2 is moved there from the training split). Reported: the
 rank of the twin for the query that is only the name, zero-shot and after the fine-tune of
-bench/quality_finetune.py (5 seeds), with the default recipe and with the residual path on.
+bench/quality_finetune.py (5 seeds), with the default recipe (tuned heads + caption memory), without the
+memory, and with the residual path on.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bench.quality_data import default_out  # noqa: E402
 from bench.quality_finetune import finetune, read_split, tower_features  # noqa: E402
 from cots_core import load_model  # noqa: E402
+from cots_core.heads import image_embedding  # noqa: E402
 
 SUBJECTS = (("Wilbur", "animals/mammals/pig_golden.png", "animals/mammals/pig_golden2.png"),
             ("Sparky", "people/fireman200b.png", "military/fireman240a.png"),
@@ -42,7 +44,7 @@ def stem(relative: str) -> str:
 @torch.no_grad()
 def ranks(model, gallery: torch.Tensor, targets: list[int], names: list[str]) -> list[int]:
     model.eval()
-    image = F.normalize(model.image_projection(gallery).float(), dim=-1)
+    image = image_embedding(model.image_projection, model.caption_memory, gallery)
     tokens = model.tokenize(names)
     query = F.normalize(model.text_projection(model.text_encoder(tokens["input_ids"], tokens["attention_mask"])
                                               .global_feature).float(), dim=-1)
@@ -83,8 +85,9 @@ def main() -> None:
     names = [name for name, _, _ in SUBJECTS]
     print(json.dumps({"recipe": "zero-shot", "ranks": dict(zip(names, ranks(model, gallery, targets, names))),
                       "gallery": int(gallery.shape[0])}))
-    for label, recipe in (("default recipe", {}), ("+ residual path, scale 0.03", {"residual": True,
-                                                                                   "residual_scale": 0.03})):
+    for label, recipe in (("default recipe (with the caption memory)", {}),
+                          ("no caption memory (the recipe before it)", {"memory": False}),
+                          ("+ residual path, scale 0.03", {"residual": True, "residual_scale": 0.03})):
         per_seed = []
         for seed in range(args.seeds):
             tuned, _ = finetune(model, {**feats, "train": train}, seed, **recipe)

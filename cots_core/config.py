@@ -41,6 +41,8 @@ class VisionConfig:
     # heads.ConSEProjection: output factor of the zero-initialised residual path; 0 keeps it off (measured
     # on the tuxpaint benchmark it did not pay: bench/RESULTS.md)
     conse_residual_scale: float = 0.0
+    # entries of heads.CaptionMemory (a fine-tune's captioned photos); 0: none. Set by the trainer.
+    caption_memory: int = 0
     channels_last: bool = False
     # Keep BatchNorm statistics fixed while training: small fine-tuning batches would overwrite the
     # pretrained running mean/var (measured on cots-lite: bench/RESULTS.md). Affine weights still train.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cots_core.config import TextConfig, VisionConfig
@@ -39,6 +40,56 @@ class ConSEProjection(nn.Module):
 
 # State of ConSEProjection that older checkpoints lack: left at its zero initialisation when missing.
 RESIDUAL_KEYS = ("image_projection.residual.", "image_projection_m.residual.")
+
+
+class CaptionMemory(nn.Module):
+    """A fine-tune's captioned photos, kept to caption photos that look like them (kNN caption transfer,
+    as Tip-Adapter's cache; bench/RESULTS.md, "caption memory").
+
+    A photo's embedding moves towards the captions of the remembered photos whose pooled image features
+    are close to its own: ``out = normalize(e + scale * sum_j w_j v_j)``, with ``w`` the softmax over the
+    cosines to the remembered photos (features centred on their mean) and one "none of them" slot at
+    ``null_similarity``, at ``temperature``. A photo unlike all of them keeps its embedding; a photo of a
+    subject the person named ("Wilbur", "our house") inherits the name. Only the image side changes, so
+    retrieval stays one dot product and the library's index works as before. Buffers, not parameters:
+    the trainer builds one after training (``build``); empty, it is the identity and adds no state.
+    """
+
+    def __init__(self, width: int, embed_dim: int, size: int = 0):
+        super().__init__()
+        self.size = size
+        if size:
+            self.register_buffer("keys", torch.zeros(size, width))
+            self.register_buffer("values", torch.zeros(size, embed_dim))
+            self.register_buffer("center", torch.zeros(width))
+            self.register_buffer("settings", torch.zeros(3))  # temperature, null similarity, scale
+
+    @classmethod
+    def build(cls, features: torch.Tensor, captions: torch.Tensor, temperature: float, null_similarity: float,
+              scale: float) -> CaptionMemory:
+        """A memory of ``features`` [N, width] (pooled image features) and their ``captions`` [N, D]
+        (caption embeddings, one row per photo)."""
+        memory = cls(features.shape[1], captions.shape[1], features.shape[0])
+        features = features.detach().float().cpu()
+        memory.center.copy_(features.mean(0))
+        memory.keys.copy_(F.normalize(features - memory.center, dim=-1))
+        memory.values.copy_(F.normalize(captions.detach().float().cpu(), dim=-1))
+        memory.settings.copy_(torch.tensor([temperature, null_similarity, scale]))
+        return memory
+
+    def forward(self, feature: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        if not self.size:
+            return embedding
+        temperature, null_similarity, scale = self.settings
+        similarity = F.normalize(feature.float() - self.center, dim=-1) @ self.keys.t()
+        null = torch.full_like(similarity[:, :1], 1.0) * null_similarity
+        weights = (torch.cat([similarity, null], dim=1) / temperature).softmax(dim=1)[:, :-1]
+        return F.normalize(embedding + scale * weights @ self.values, dim=-1)
+
+
+def image_embedding(projection: nn.Module, memory: CaptionMemory, feature: torch.Tensor) -> torch.Tensor:
+    """The joint-space embedding of pooled image features: projection, normalisation, caption memory."""
+    return memory(feature, F.normalize(projection(feature).float(), dim=-1))
 
 
 def build_image_projection(config: VisionConfig, width: int, embed_dim: int) -> nn.Module:

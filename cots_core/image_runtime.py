@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cots_core.heads import image_embedding
 from cots_core.paths import data_dir
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,10 @@ class ImagePath(nn.Module):
         super().__init__()
         self.image_encoder = model.image_encoder
         self.image_projection = model.image_projection
+        self.caption_memory = model.caption_memory
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        features = self.image_encoder(pixels).global_feature
-        return F.normalize(self.image_projection(features).float(), dim=-1)
+        return image_embedding(self.image_projection, self.caption_memory, self.image_encoder(pixels).global_feature)
 
 
 class OnnxImageEncoder:

@@ -21,10 +21,12 @@ from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
 from cots_core.heads import (
     RESIDUAL_KEYS,
+    CaptionMemory,
     CrossGlobalMap,
     TokenPredictionHead,
     build_image_projection,
     build_text_projection,
+    image_embedding,
 )
 from cots_core.masking import block_mask_batch, mask_words
 from cots_core.model_ids import known_model_id, remember_model_id
@@ -54,6 +56,7 @@ class COTS(nn.Module):
         self.tokenizer = load_text_tokenizer(config.text, checkpoint_dir)
         self.image_projection = build_image_projection(config.vision, self.image_encoder.width, config.embed_dim)
         self.text_projection = build_text_projection(config.text, self.text_encoder.width, config.embed_dim)
+        self.caption_memory = CaptionMemory(self.image_encoder.width, config.embed_dim, config.vision.caption_memory)
 
         self.image_encoder_m = make_momentum_copy(self.image_encoder)
         self.image_projection_m = make_momentum_copy(self.image_projection)
@@ -109,7 +112,8 @@ class COTS(nn.Module):
         """Stable identifier of the online weights: embeddings made by different weights never mix."""
         if self._model_id is None:
             digest = hashlib.sha256()
-            for module in (self.image_encoder, self.image_projection, self.text_encoder, self.text_projection):
+            for module in (self.image_encoder, self.image_projection, self.text_encoder, self.text_projection,
+                           self.caption_memory):  # an empty memory has no state: ids of older models hold
                 for name, tensor in module.state_dict().items():
                     if name.startswith("residual.") and not tensor.any():
                         continue  # a residual still at zero computes nothing: same id as before it existed
@@ -138,7 +142,7 @@ class COTS(nn.Module):
 
     def embed_image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Online image embeddings with gradient (training and fine-tuning code)."""
-        return F.normalize(self.image_projection(self.image_encoder(pixels).global_feature).float(), dim=-1)
+        return image_embedding(self.image_projection, self.caption_memory, self.image_encoder(pixels).global_feature)
 
     def embed_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text_projection(self.text_encoder(input_ids, attention_mask).global_feature).float(),
@@ -277,6 +281,13 @@ class COTS(nn.Module):
         return losses.cmvm_loss(masked_out.tokens[keep], cross[keep], labels[keep], self.mvm_head)
 
     # ---------------------------------------------------------------- persistence
+    def set_caption_memory(self, memory: CaptionMemory) -> None:
+        """Install a caption memory (``heads.CaptionMemory.build``); its size goes into the config so the
+        saved checkpoint loads with it."""
+        self.caption_memory = memory.to(self.device)
+        self.config = self.config.replace(vision={"caption_memory": memory.size})
+        self._model_id = None
+
     def export_config(self) -> ModelConfig:
         """The config that rebuilds this architecture offline, without the original pretrained folders."""
         text = dict(model_name_or_path=None, hf_config=self.text_encoder.hf_config_dict(), vocab_file=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from cots_core import COTS, CotsError, ModelConfig, load_model
 from cots_core.dvae import DiscreteVAE
+from cots_core.heads import CaptionMemory
 from cots_core.momentum import FeatureQueue
 from trainer.checkpoint import resolve_model_dir
 from trainer.config import TrainConfig
@@ -80,6 +81,10 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
                 "masked modelling (CMLM/CMVM) is off; pass --set model.loss.use_mvlm=true to force it")
         if loss:
             model.config = model.config.replace(loss=loss)
+        if model.caption_memory.size:  # its captions were embedded by the weights this fine-tune changes
+            log(f"{cfg.init_from} remembers {model.caption_memory.size} captioned items: this fine-tune builds "
+                "a new memory from its own data")
+            model.set_caption_memory(CaptionMemory(model.image_encoder.width, model.config.embed_dim))
         if cfg.model.get("queue"):
             model.config = model.config.replace(queue=cfg.model["queue"])
             if model.config.queue.size != model.queue.size:  # a personal collection may be smaller than the queue
@@ -131,6 +136,7 @@ class TrainData:
     report: LoadReport
     n_train: int  # training pairs (-1 when streamed)
     batch_size: int  # per process: cfg.batch_size, or fewer when the collection is smaller than one batch
+    train_records: list[Record] = field(default_factory=list)  # empty when streamed
 
 
 def _token_cache(model: COTS, records: list[Record], frames: int, path: Path, env: DistEnv) -> torch.Tensor:
@@ -182,7 +188,7 @@ def build_data(cfg: TrainConfig, model: COTS, env: DistEnv, start_batch: int = 0
     sampler = ResumableBatchSampler(len(dataset), batch_size, cfg.seed, env.rank, env.world_size, start_batch)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=d.num_workers,
                         generator=torch.Generator().manual_seed(cfg.seed), persistent_workers=d.num_workers > 0)
-    return TrainData(loader, val[: d.max_val_items], report, len(dataset), batch_size)
+    return TrainData(loader, val[: d.max_val_items], report, len(dataset), batch_size, train)
 
 
 MIN_BATCH = 2  # a contrastive step needs a second pair in the batch besides the queue

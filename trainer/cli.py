@@ -74,6 +74,8 @@ def _add_training_options(parser: argparse.ArgumentParser, mode: str) -> None:
         parser.add_argument("--text-backbone", help="transformers model folder or hub name")
     if mode == "finetune":
         parser.add_argument("--from", dest="init_from", help="COTS checkpoint folder or a named model (cots-lite)")
+        parser.add_argument("--no-caption-memory", action="store_true",
+                            help="do not remember the captioned items in the result (see the README)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -88,6 +90,8 @@ def config_from_args(args: argparse.Namespace):
         overrides["cache_tokens"] = False
     if args.no_progress:
         overrides["progress"] = False
+    if getattr(args, "no_caption_memory", False):
+        overrides["caption_memory"] = False
     file = args.config
     if getattr(args, "resume", None) and not file:
         file = resolve_checkpoint(args.resume) / CONFIG_FILE

@@ -68,6 +68,8 @@ class TrainConfig:
     save_every: int = 500
     keep_checkpoints: int = 2
     progress: bool = True
+    # finetune: remember the captioned items after training (trainer.caption_memory), if held-out agrees
+    caption_memory: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 

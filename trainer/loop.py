@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from cots_core import load_model
 from trainer.build import TrainData, build_data, build_model
+from trainer.caption_memory import attach_caption_memory
 from trainer.checkpoint import load_checkpoint, resolve_checkpoint, restore_rng, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.distributed import DistEnv, any_rank, barrier, cleanup, setup_distributed
@@ -101,9 +103,25 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
         if state:
             restore_rng(state["rng"])
         loop = TrainLoop(cfg, env, model, wrapped, optimizer, scheduler, scaler, autocast, data, hooks)
-        return loop.run(start, best=(state or {}).get("extra", {}).get("best_rsum"))
+        summary = loop.run(start, best=(state or {}).get("extra", {}).get("best_rsum"))
+        best_dir = Path(cfg.out) / "best"
+        if (cfg.mode == "finetune" and cfg.caption_memory and env.is_main and not summary["interrupted"]
+                and data.train_records and (best_dir / "best_metrics.json").is_file()):
+            remember_captions(cfg, best_dir, data, log)
+        return summary
     finally:
         cleanup(env)
+
+
+def remember_captions(cfg: TrainConfig, best_dir: Path, data: TrainData, log: Callable[[str], None]) -> None:
+    """Give the run's best model a caption memory of its training data (trainer.caption_memory)."""
+    best = load_model(best_dir)
+    summary = attach_caption_memory(best, data.train_records, data.val_records, cfg.data.frames, log)
+    if summary["entries"]:
+        best.save_pretrained(best_dir)
+    metrics_file = best_dir / "best_metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics_file.write_text(json.dumps({**metrics, "caption_memory": summary}, indent=1) + "\n")
 
 
 def fit_batch(cfg: TrainConfig, data: TrainData, log: Callable[[str], None]) -> TrainConfig:

@@ -1,0 +1,74 @@
+"""A fine-tune keeps its caption memory only when the held-out pairs agree (trainer.caption_memory)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cots_core import COTS, ModelConfig
+from trainer.caption_memory import attach_caption_memory
+from trainer.data.records import Record
+
+CAPTIONS = ["a red square", "a blue circle", "green stripes", "a yellow dot", "grey noise", "a black line",
+            "two white birds", "an orange boat", "a wooden table", "snow on a roof", "a glass of milk", "old coins"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(len(CAPTIONS)):
+        path = folder / f"photo {i}.png"
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def fresh_model():
+    """A random tiny model whose caption embeddings are told apart: its text projection is centred on
+    these captions (a random text tower gives every caption nearly the same direction)."""
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).eval()
+    tokens = model.tokenize(CAPTIONS)
+    with torch.no_grad():
+        mean = model.text_encoder(tokens["input_ids"], tokens["attention_mask"]).global_feature.mean(0)
+        model.text_projection.bias.copy_(-model.text_projection.weight @ mean)
+    return model
+
+
+def test_memory_kept_when_held_out_photos_are_found_better(photos):
+    train = [Record(p, [c]) for p, c in zip(photos, CAPTIONS)]
+    held_out = [Record(p, [c]) for p, c in zip(photos, CAPTIONS)]  # the same photos, captioned alike
+    model = fresh_model()
+    summary = attach_caption_memory(model, train, held_out, log=lambda _: None)
+    assert summary["held_out_rsum_with"] > summary["held_out_rsum_without"]
+    assert summary["entries"] == 2 * len(photos) == model.caption_memory.size
+
+
+@pytest.mark.parametrize("drop, kept", [(20.0, True), (80.0, False)])
+def test_memory_left_out_only_when_it_costs_the_held_out_more_than_one_item(photos, monkeypatch, drop, kept):
+    # 12 held-out items: one item moves the rsum by at most 600 / 12 = 50. The measurement is replaced so
+    # that the memory costs exactly ``drop``; the decision and what it leaves in the model are real.
+    import trainer.caption_memory as caption_memory
+
+    def measured(model, records, frames=8):
+        return {"rsum": 500.0 - (drop if model.caption_memory.size else 0.0)}
+
+    monkeypatch.setattr(caption_memory, "evaluate_retrieval", measured)
+    records = [Record(p, [c]) for p, c in zip(photos, CAPTIONS)]
+    model = fresh_model()
+    messages = []
+    summary = caption_memory.attach_caption_memory(model, records, records, log=messages.append)
+    assert summary["held_out_rsum_with"] == 500.0 - drop
+    assert (model.caption_memory.size == model.config.vision.caption_memory == summary["entries"] == 24) is kept
+    assert ("left out" in messages[0]) is not kept
+    if not kept:
+        assert model.caption_memory.size == model.config.vision.caption_memory == 0
+
+
+def test_unreadable_records_are_skipped(photos, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    train = [Record(p, [c]) for p, c in zip(photos, CAPTIONS)] + [Record(str(broken), ["nothing"])]
+    model = fresh_model()
+    assert attach_caption_memory(model, train, [], log=lambda _: None)["entries"] == len(photos)
