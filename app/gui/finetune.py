@@ -11,9 +11,11 @@ from PySide6.QtCore import QObject, QProcess, Signal
 STEP = re.compile(r"(\d+)/(\d+)")
 
 
-def finetune_command(model: str, data: str, out: str) -> list[str]:
-    """The arguments after the Python executable."""
-    return ["-m", "trainer", "finetune", "--from", model, "--data", data, "--out", out]
+def finetune_command(model: str, data: str, out: str, memory_only: bool = False) -> list[str]:
+    """The arguments after the Python executable. ``memory_only``: no training, only the caption memory
+    (seconds instead of minutes: the README's "remembers your captioned photos")."""
+    command = ["-m", "trainer", "finetune", "--from", model, "--data", data, "--out", out]
+    return command + ["--steps", "0"] if memory_only else command
 
 
 class FineTuneJob(QObject):

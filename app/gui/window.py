@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.gui import actions
 from app.gui.controllers import DropHandler, FolderWatcher, ModelSwitcher
-from app.gui.finetune import FineTuneJob
+from app.gui.finetune import FineTuneJob, finetune_command
 from app.gui.indexing import IndexingBar, IndexingController
 from app.gui.library_panel import LibraryPanel
 from app.gui.notices import NoticeArea
@@ -131,6 +131,9 @@ class MainWindow(QMainWindow):
         self.finetune_action = QAction("Fine-tune on a captioned folder…", self)
         self.finetune_action.triggered.connect(self.choose_finetune_data)
         model.addAction(self.finetune_action)
+        self.remember_action = QAction("Remember the captions of a folder (no training)…", self)
+        self.remember_action.triggered.connect(lambda: self.choose_finetune_data(memory_only=True))
+        model.addAction(self.remember_action)
 
     def _connect(self) -> None:
         self.search.query_changed.connect(self.run_query)
@@ -421,13 +424,13 @@ class MainWindow(QMainWindow):
         self.find_similar(image)
 
     # -- fine-tuning ---------------------------------------------------------------------------
-    def choose_finetune_data(self) -> None:
+    def choose_finetune_data(self, memory_only: bool = False) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder of captioned photos and videos")
         if folder:
-            self.start_finetune(folder)
+            self.start_finetune(folder, memory_only=memory_only)
 
     def start_finetune(self, data: str, out: str | None = None, program: str | None = None,
-                       arguments: list[str] | None = None) -> FineTuneJob | None:
+                       arguments: list[str] | None = None, memory_only: bool = False) -> FineTuneJob | None:
         if self.finetune and self.finetune.running:
             self.notify("A fine-tuning run is already going")
             return None
@@ -435,6 +438,8 @@ class MainWindow(QMainWindow):
 
         out = out or str(data_dir() / "models" / time.strftime("finetuned-%Y%m%d-%H%M%S"))
         model = self.settings["model"]
+        if arguments is None and program is None:
+            arguments = finetune_command(model, data, out, memory_only)
         self.finetune = FineTuneJob(model, data, out, program, arguments, self)
         self.finetune.progress.connect(self._finetune_progress)
         self.finetune.finished.connect(self._finetune_finished)
@@ -442,7 +447,8 @@ class MainWindow(QMainWindow):
         self.train_bar.setFormat("Training %v/%m")
         self.train_bar.show()
         self.finetune.start()
-        self.notify(f"Fine-tuning {model} on {data}; you can keep searching meanwhile")
+        doing = f"Remembering the captions of {data} for {model}" if memory_only else f"Fine-tuning {model} on {data}"
+        self.notify(f"{doing}; you can keep searching meanwhile")
         return self.finetune
 
     def _finetune_progress(self, step: int, total: int) -> None:

@@ -137,6 +137,7 @@ def test_gui_command_registers():
 def test_finetune_job_reports_progress_and_checkpoint(qtbot, tmp_path):
     assert finetune_command("cots-lite", "d", "o") == ["-m", "trainer", "finetune", "--from", "cots-lite",
                                                        "--data", "d", "--out", "o"]
+    assert finetune_command("cots-lite", "d", "o", memory_only=True)[-2:] == ["--steps", "0"]
     script = ("import sys, json\n"
               "for i in range(1, 4): sys.stderr.write(f'\\r{i}/3 [00:01]'); sys.stderr.flush()\n"
               "print(json.dumps({'checkpoint': 'ckpt/final'}))\n")
@@ -174,3 +175,20 @@ def test_asking_for_another_model_than_the_librarys_schedules_a_switch(tmp_path)
         again.load_model()  # the library's own model answers; another requested one is scheduled
         assert again.pending_switch() == expected
         again.close()
+
+
+def test_remember_captions_action_runs_the_trainer_without_training(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    window = make_window(tmp_path, None, auto_index=False)
+    qtbot.addWidget(window)
+    captioned = tmp_path / "captioned"
+    captioned.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(captioned))
+    started = []
+    monkeypatch.setattr(FineTuneJob, "start", lambda job: started.append(job))  # no trainer process here
+    window.remember_action.trigger()
+    window.finetune_action.trigger()  # the other action: a full fine-tune
+    arguments = [job.process.arguments() for job in started]
+    assert arguments[0][:3] == ["-m", "trainer", "finetune"] and arguments[0][-2:] == ["--steps", "0"]
+    assert str(captioned) in arguments[0] and "--steps" not in arguments[1]

@@ -59,3 +59,4 @@ def make_window(tmp_path: Path, folder: Path | None, model=None, options: IndexO
                         model_label="fake", auto_index=auto_index)
     window.show()
     return window
+
