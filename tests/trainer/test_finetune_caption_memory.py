@@ -72,3 +72,17 @@ def test_unreadable_records_are_skipped(photos, tmp_path):
     train = [Record(p, [c]) for p, c in zip(photos, CAPTIONS)] + [Record(str(broken), ["nothing"])]
     model = fresh_model()
     assert attach_caption_memory(model, train, [], log=lambda _: None)["entries"] == len(photos)
+
+
+def test_a_finetune_from_a_model_with_a_memory_starts_without_it(photos, tmp_path):
+    from trainer.build import build_model
+    from trainer.caption_memory import build_memory
+    from trainer.config import TrainConfig
+
+    model = fresh_model()
+    model.set_caption_memory(build_memory(model, [Record(p, [c]) for p, c in zip(photos, CAPTIONS)]))
+    model.save_pretrained(tmp_path / "remembering")
+    messages = []
+    tuned = build_model(TrainConfig(mode="finetune", init_from=str(tmp_path / "remembering")), messages.append)
+    assert tuned.caption_memory.size == tuned.config.vision.caption_memory == 0
+    assert any(f"remembers {len(photos)} captioned items" in m for m in messages)
