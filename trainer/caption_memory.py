@@ -57,7 +57,10 @@ def memory_entries(model, records: list[Record], frames: int = 8, batch_size: in
 
 
 def build_memory(model, records: list[Record], frames: int = 8) -> CaptionMemory:
-    features, captions = memory_entries(model, records, frames)
+    return memory_of(model, *memory_entries(model, records, frames))
+
+
+def memory_of(model, features: torch.Tensor, captions: torch.Tensor) -> CaptionMemory:
     if not len(features):
         return CaptionMemory(model.image_encoder.width, model.config.embed_dim)
     return CaptionMemory.build(features, captions, TEMPERATURE, NULL_SIMILARITY, SCALE)
@@ -68,18 +71,20 @@ def attach_caption_memory(model, train: list[Record], held_out: list[Record], fr
     """Give ``model`` a memory of all its captioned records unless one built from ``train`` alone lowers the
     rsum of ``held_out`` by more than one held-out item can move it (600 / n: six recalls of 100 / n each;
     a smaller change is one item's luck on a few dozen); returns what was measured."""
-    empty = CaptionMemory(model.image_encoder.width, model.config.embed_dim)
+    entries = memory_entries(model, train, frames)
     summary: dict = {"entries": 0}
     if held_out:
         summary["held_out_rsum_without"] = round(evaluate_retrieval(model, held_out, frames=frames)["rsum"], 2)
-        model.set_caption_memory(build_memory(model, train, frames))
+        model.set_caption_memory(memory_of(model, *entries))
         summary["held_out_rsum_with"] = round(evaluate_retrieval(model, held_out, frames=frames)["rsum"], 2)
         if summary["held_out_rsum_with"] < summary["held_out_rsum_without"] - 600 / len(held_out):
-            model.set_caption_memory(empty)
+            model.set_caption_memory(CaptionMemory(model.image_encoder.width, model.config.embed_dim))
             log(f"caption memory left out: it lowered the held-out rsum ({summary['held_out_rsum_without']:.1f} "
                 f"-> {summary['held_out_rsum_with']:.1f})")
             return summary
-    model.set_caption_memory(build_memory(model, train + held_out, frames))
+        held_out_entries = memory_entries(model, held_out, frames)
+        entries = tuple(torch.cat([mine, theirs]) for mine, theirs in zip(entries, held_out_entries))
+    model.set_caption_memory(memory_of(model, *entries))
     summary["entries"] = model.caption_memory.size
     detail = (f" (held-out rsum {summary['held_out_rsum_without']:.1f} -> {summary['held_out_rsum_with']:.1f})"
               if held_out else "")
