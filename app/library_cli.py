@@ -440,7 +440,8 @@ def cmd_status(args) -> int:
               f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))
         health = ", ".join(f"{k} {v['in_index']}/{v['in_db']}" + ("" if v["healthy"] else " (repairing)")
                            + (" (rebuilt)" if v.get("rebuilt") else "")
-                           + (f" (hnsw ef {v['ef_search']})" if v.get("search") == "hnsw" else "")
+                           + (f" (hnsw ef {v['ef_search']}, graph M {v['M']} / ef_construction "
+                              f"{v['ef_construction']})" if v.get("search") == "hnsw" else "")
                            for k, v in status.index.items())
         print(f"index     {health or '-'}")
         for kind, v in status.index.items():

@@ -23,6 +23,7 @@ import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -48,36 +49,56 @@ def recall(found_scores: list[np.ndarray], truth_scores: np.ndarray, k: int) -> 
     return float(np.mean([(f[:k] >= t[k - 1] - 1e-5).sum() / k for f, t in zip(found_scores, truth_scores)]))
 
 
-def run(n: int, k: int, threads: int, augmentations: int, keep: Path | None = None) -> dict:
+def build(items: np.ndarray, ids: np.ndarray, params: HnswParams, threads: int, keep: Path | None) -> dict:
+    """Build the index as the app's rebuild does (all cores, 50k rows per call), save it, and say what it cost."""
+    out: dict = {}
+    before = rss_mb()
+    started = time.perf_counter()
+    index = VectorIndex(items.shape[1], params, capacity=len(items))
+    for start in range(0, len(items), 50_000):
+        index.add(ids[start:start + 50_000], items[start:start + 50_000], num_threads=threads)
+    out["build_s"] = round(time.perf_counter() - started, 1)
+    out["rss_growth_mb"] = round(rss_mb() - before, 1)  # malloc may reuse freed memory: see index_file_mb
+    out["load_average_after_build"] = round(os.getloadavg()[0], 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        index.save(folder / "index", {})
+        out["index_file_mb"] = round((folder / "index.hnsw").stat().st_size / 2**20, 1)
+        if keep:  # for --reuse, and for a later run of the full engine on the same vectors
+            np.save(folder / "items.npy", items)
+    out["index"] = index
+    return out
+
+
+def run(n: int, k: int, threads: int, augmentations: int, keep: Path | None = None,
+        params: HnswParams | None = None, extra_efs: tuple[int, ...] = (), reuse: Path | None = None) -> dict:
+    params = params or HnswParams()
     started = time.perf_counter()
     source = EmbeddingSource.build(augmentations=augmentations)
-    items = source.items(n, seed=0)
     vocab = source.vocabulary()
     order = np.random.default_rng(0).permutation(len(vocab))
     vocab_choose = [vocab[i] for i in order[:200]]
     vocab_held = [vocab[i] for i in order[200:400]]
     query_sets = {"captions": source.texts(source.captions()), "vocabulary (held out)": source.texts(vocab_held),
                   "fresh real photos": source.photo_queries(100, seed=1)}
-    out: dict = {"n": n, "k": k, "threads_build": threads, "generate_s": round(time.perf_counter() - started, 1),
-                 "items": describe(items), "real_photos": describe(source.real_items())}
-    del source.features
-
-    before = rss_mb()
-    started = time.perf_counter()
-    index = VectorIndex(items.shape[1], HnswParams(), capacity=n)
+    out: dict = {"n": n, "k": k, "threads_build": threads, "M": params.M, "ef_construction": params.ef_construction,
+                 "generate_s": round(time.perf_counter() - started, 1), "real_photos": describe(source.real_items())}
     ids = np.arange(n, dtype=np.int64)
-    for start in range(0, n, 50_000):
-        index.add(ids[start:start + 50_000], items[start:start + 50_000], num_threads=threads)
-    out["build_s"] = round(time.perf_counter() - started, 1)
-    out["rss_growth_mb"] = round(rss_mb() - before, 1)  # malloc may reuse freed memory: see index_file_mb
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = keep or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        index.save(folder / "index", {})
-        out["index_file_mb"] = round((folder / "index.hnsw").stat().st_size / 2**20, 1)
-        if keep:  # for a later run of the full engine on the same vectors
-            np.save(folder / "items.npy", items)
-
+    if reuse:  # the index and items of an earlier --keep run: only the measurements run again
+        items = np.load(reuse / "items.npy")
+        index, _ = VectorIndex.load(reuse / "index", items.shape[1], params)
+        params = index.params
+        out.update(n=len(items), reused=str(reuse), M=params.M, ef_construction=params.ef_construction,
+                   items=describe(items))
+        ids = np.arange(len(items), dtype=np.int64)
+    else:
+        items = source.items(n, seed=0)
+        out["items"] = describe(items)
+        built = build(items, ids, params, threads, keep)
+        index = built.pop("index")
+        out.update(built)
+    del source.features
     started = time.perf_counter()
     rng = np.random.default_rng(1)
     own = rng.choice(ids, 200, replace=False)
@@ -91,9 +112,9 @@ def run(n: int, k: int, threads: int, augmentations: int, keep: Path | None = No
     _, exact_p50, exact_p99 = timed(lambda q: np.argpartition(-(items @ q), k)[:k], queries)
     out["exact"] = {"p50_ms": round(exact_p50, 2), "p99_ms": round(exact_p99, 2), "memory_mb": items.nbytes / 2**20}
     rows = []
-    for ef in sorted({64, 128, choice.ef_search, HnswParams().ef_search}):
+    for ef in sorted({64, 128, choice.ef_search, HnswParams().ef_search, *extra_efs}):
         index.ef_choice = None
-        index.params = HnswParams(ef_search=ef)
+        index.params = replace(params, ef_search=ef)
         found, p50, p99 = timed(lambda q: index.search(q, k, exact=False)[1], queries)
         per_set, offset = {}, 0
         for name, qs in query_sets.items():
@@ -103,6 +124,7 @@ def run(n: int, k: int, threads: int, augmentations: int, keep: Path | None = No
                      "per_set": per_set, "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
                      "x_faster_than_exact_p50": round(exact_p50 / p50, 1)})
     out["hnsw"] = rows
+    out["load_average_after_queries"] = round(os.getloadavg()[0], 1)
     out["queries"] = {name: len(q) for name, q in query_sets.items()}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
@@ -114,10 +136,11 @@ def table(result: dict, command: str) -> str:
              f"Command: `{command}`. {os.cpu_count()} cores shared with other work (load average "
              f"{os.getloadavg()[0]:.1f} at the end); index built on {r['threads_build']} threads, queries on one. "
              f"Items: mean pairwise cosine {r['items']['mean_cos']} (the augmented real photos: "
-             f"{r['real_photos']['mean_cos']}). Held-out queries: {r['queries']}. HnswParams M=32, "
-             f"ef_construction=200.", "",
-             f"Build {r['build_s']} s, index size {r['index_file_mb']} MB (the .hnsw file; RSS grew by "
-             f"{r['rss_growth_mb']} MB), peak RSS of the process "
+             f"{r['real_photos']['mean_cos']}). Held-out queries: {r['queries']}. HnswParams M={r.get('M', 32)}, "
+             f"ef_construction={r.get('ef_construction', 200)}.", "",
+             (f"Build {r['build_s']} s, index size {r['index_file_mb']} MB (the .hnsw file; RSS grew by "
+              f"{r['rss_growth_mb']} MB)" if "build_s" in r else f"Index kept by an earlier run ({r['reused']})")
+             + ", peak RSS of the process "
              f"{r['peak_rss_mb']} MB (includes the model that generated the data). Exact search (numpy, 1 thread): "
              f"p50 {r['exact']['p50_ms']} ms, p99 {r['exact']['p99_ms']} ms. ef chosen by the library's own "
              f"measurement: **{r['choice']['ef_search']}** (recall {r['choice']['recall_on_choice_queries']} on its "
@@ -141,10 +164,17 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     parser.add_argument("--out", help="append the JSON result to this file")
     parser.add_argument("--keep", type=Path, help="keep the built index and the item vectors in this folder")
+    parser.add_argument("--M", type=int, default=HnswParams().M, help="graph degree (default: the shipped one)")
+    parser.add_argument("--ef-construction", type=int, default=HnswParams().ef_construction,
+                        help="build effort (default: the shipped one)")
+    parser.add_argument("--reuse", type=Path, help="measure again the index and items kept by an earlier --keep")
+    parser.add_argument("--ef", type=int, nargs="*", default=(), help="more ef_search values to measure")
     args = parser.parse_args()
-    result = run(args.n, args.k, args.threads, args.augmentations, args.keep)
+    params = HnswParams(M=args.M, ef_construction=args.ef_construction)
+    result = run(args.n, args.k, args.threads, args.augmentations, args.keep, params, tuple(args.ef), args.reuse)
     print(json.dumps(result, indent=1), flush=True)
-    command = f"nice python bench/realistic_search_bench.py --n {args.n}" + (" --write" if args.write else "")
+    command = (f"nice python bench/realistic_search_bench.py --n {args.n} --M {args.M} "
+               f"--ef-construction {args.ef_construction}" + (" --write" if args.write else ""))
     text = table(result, command)
     print(text)
     if args.out:

@@ -448,7 +448,8 @@ class Library:
         if len(index) < index.params.exact_below:
             return {"search": "exact"}
         choice = index.ef_choice
-        return {"search": "hnsw", "ef_search": index.ef_search, "recall_at_10": choice.recall if choice else None}
+        return {"search": "hnsw", "ef_search": index.ef_search, "recall_at_10": choice.recall if choice else None,
+                "M": index.params.M, "ef_construction": index.params.ef_construction}
 
     def _start_ef_choice(self, kind: str, model_id: str, index: VectorIndex, sample: int = 200) -> None:
         """Choose the index's ef_search from this library's data, in the background. Queries (gathered now,

@@ -87,7 +87,7 @@ def test_library_chooses_ef_when_saving_and_status_shows_it(tmp_path, encoder, p
     library.close()
     monkeypatch.setattr("app.library.library.HnswParams", lambda: HnswParams(exact_below=4))
     assert main(["status", "--db", str(db)]) == 0
-    assert f"media 8/8 (hnsw ef {media['ef_search']})" in capsys.readouterr().out
+    assert f"media 8/8 (hnsw ef {media['ef_search']}, graph M 32 / ef_construction 400)" in capsys.readouterr().out
 
 
 def test_small_libraries_are_searched_exactly_and_choose_nothing(library, encoder, photos):

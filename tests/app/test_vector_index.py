@@ -66,6 +66,27 @@ def test_save_load_and_inconsistent_files_are_refused(tmp_path):
         assert VectorIndex.load(tmp_path / "x", 16) is None
 
 
+def test_a_loaded_index_keeps_the_graph_parameters_it_was_built_with(tmp_path):
+    """An index built before a change of the shipped M/ef_construction keeps its own (read from the graph file),
+    so growth and compaction go on with them; a json that names other parameters than the file holds is refused."""
+    rng = np.random.default_rng(3)
+    old = HnswParams(M=16, ef_construction=200)
+    assert (old.M, old.ef_construction) != (HnswParams().M, HnswParams().ef_construction)
+    index = VectorIndex(16, old)
+    index.add(np.arange(40), _unit(rng, 40, 16))
+    index.save(tmp_path / "x", {})
+    loaded, meta = VectorIndex.load(tmp_path / "x", 16, HnswParams(exact_below=10))
+    assert (loaded.params.M, loaded.params.ef_construction) == (16, 200)
+    assert loaded.params.exact_below == 10  # the caller's search settings still apply
+    loaded.remove(np.arange(30))
+    loaded.add(np.arange(100, 140), _unit(rng, 40, 16))
+    loaded.save(tmp_path / "y", {})
+    assert json.loads((tmp_path / "y.json").read_text())["params"]["M"] == 16
+    meta["params"]["M"] = 48
+    (tmp_path / "x.json").write_text(json.dumps(meta))
+    assert VectorIndex.load(tmp_path / "x", 16) is None
+
+
 def test_index_is_rebuilt_when_missing_stale_or_from_another_model(library, encoder, photos, tmp_path):
     library.add_folder(photos)
     run_indexer(library, encoder)
