@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app.library.signals.base import SignalError
 from app.library.signals.faces import FaceSignal
 
 REAL_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "real_photos"
@@ -64,15 +63,6 @@ def test_exif_orientation_is_applied_when_reading_the_file(signal, tmp_path):
     assert signal.extract("sideways.jpg", stored).facts["faces"] == 0  # as stored: no upright face
     out = signal.extract(str(path), None)
     assert out.facts["faces"] >= 1 and out.boxes[0].y < 0.3
-
-
-def test_an_unreadable_file_is_a_signal_error(signal, tmp_path):
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(SignalError, match="broken.jpg"):
-        signal.extract(str(broken), None)
-    with pytest.raises(SignalError, match="missing.jpg"):
-        signal.extract(str(tmp_path / "missing.jpg"), None)
 
 
 def test_unavailable_names_the_package_when_dlib_is_missing(monkeypatch):

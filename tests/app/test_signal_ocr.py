@@ -9,7 +9,6 @@ import pytest
 import skimage.data
 from PIL import Image, ImageDraw, ImageFont
 
-from app.library.signals.base import SignalError
 from app.library.signals.ocr import OcrSignal, index_text
 
 
@@ -102,15 +101,6 @@ def test_the_file_is_opened_when_no_image_is_given(ocr: OcrSignal, tmp_path):
     path = tmp_path / "sign.jpg"
     photo.save(path, quality=92)
     assert "stop" in _words(ocr.extract(str(path), None).text)
-
-
-def test_unreadable_files_raise_signal_error(ocr: OcrSignal, tmp_path):
-    garbage = tmp_path / "broken.jpg"
-    garbage.write_bytes(b"this is not a photo at all" * 10)
-    with pytest.raises(SignalError, match="broken.jpg"):
-        ocr.extract(str(garbage), None)
-    with pytest.raises(SignalError, match="missing.jpg"):
-        ocr.extract(str(tmp_path / "missing.jpg"), None)
 
 
 def test_unavailable_is_none_when_installed_and_names_the_package_when_not(monkeypatch):

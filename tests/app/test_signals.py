@@ -434,3 +434,16 @@ def test_a_photo_in_a_city_quarter_is_named_after_its_city():
     assert place_of(48.80, 2.13)["city"] == "Versailles"  # a town of its own near Paris keeps its name
     assert place_of(34.02, -118.49)["city"] == "Santa Monica"
     assert place_of(0.0, -30.0) is None  # mid-Atlantic: no place
+
+
+@pytest.mark.parametrize("signal_class", signal_registry.SIGNAL_CLASSES, ids=lambda cls: cls.name)
+@pytest.mark.parametrize("content", [b"this is not a photo at all" * 10, b"\xff\xd8 not really a jpeg", None],
+                         ids=["garbage", "truncated jpeg", "missing"])
+def test_every_signal_names_the_file_it_cannot_read(signal_class, content, tmp_path):
+    """One file's failure is recorded under that file and indexing goes on: each signal raises SignalError (not
+    an error of the library it uses) and says which file."""
+    path = tmp_path / "bröken photo.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SignalError, match="bröken photo.jpg"):
+        signal_class().extract(str(path), None)

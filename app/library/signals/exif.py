@@ -59,7 +59,7 @@ def _read_exif_cached(path: str, size: int, mtime_ns: int) -> ExifFacts:
             gps = exif.get_ifd(_GPS_IFD)
             taken_at = exif_capture_time(exif)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise SignalError(f"cannot read the EXIF header: {error}") from error
+        raise SignalError(f"cannot read the EXIF header of {path}: {error}") from error
     lat = lon = None
     if gps and 2 in gps and 4 in gps:
         lat, lon = _gps_degrees(gps[2], gps.get(1, "N")), _gps_degrees(gps[4], gps.get(3, "E"))
@@ -74,7 +74,7 @@ def read_exif(path: str) -> ExifFacts:
     try:
         info = os.stat(path)
     except OSError as error:
-        raise SignalError(f"cannot read the file: {error.strerror or error}") from error
+        raise SignalError(f"cannot read {path}: {error.strerror or error}") from error
     return _read_exif_cached(str(path), info.st_size, info.st_mtime_ns)
 
 
