@@ -86,3 +86,14 @@ def test_a_finetune_from_a_model_with_a_memory_starts_without_it(photos, tmp_pat
     tuned = build_model(TrainConfig(mode="finetune", init_from=str(tmp_path / "remembering")), messages.append)
     assert tuned.caption_memory.size == tuned.config.vision.caption_memory == 0
     assert any(f"remembers {len(photos)} captioned items" in m for m in messages)
+
+
+def test_a_large_captioned_set_is_remembered_as_a_sample_and_says_so(photos, monkeypatch):
+    monkeypatch.setattr("trainer.caption_memory.MAX_ENTRIES", 5)
+    model, said = fresh_model(), []
+    summary = attach_caption_memory(model, [Record(p, [c]) for p, c in zip(photos, CAPTIONS)], [], log=said.append)
+    assert summary["entries"] == model.caption_memory.size == 5
+    assert "a sample of the 12 readable ones (at most 5 are kept)" in said[-1]
+    first = model.caption_memory.keys.clone()
+    attach_caption_memory(model, [Record(p, [c]) for p, c in zip(photos, CAPTIONS)], [], log=said.append)
+    assert torch.equal(model.caption_memory.keys, first)  # the same data, the same sample
