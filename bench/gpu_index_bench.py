@@ -10,7 +10,7 @@ one process and on the same files:
 2. decoding alone: the decode workers (read, hash, JPEG draft decode, preprocess) over all files;
 3. pipeline: ``Indexer.run`` into a fresh library: files on disk -> rows in SQLite (scan, hash, decode in
    ``--workers`` threads, encode, transactions, HNSW inserts, index save).
-Decode workers default to every core of the machine (the app caps its default at 8). Prints JSON and
+Decode workers default to every core of the machine (as the app's do beside a GPU). Prints JSON and
 a markdown row: images/s of each, and pipeline / model (target >= 0.8 on a GPU).
 """
 from __future__ import annotations

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class IndexOptions:
     batch_size: int | None = None  # None: chosen for the device
-    workers: int | None = None  # decoding threads; None: one per core, at most 8
+    workers: int | None = None  # decoding threads; None: decode_workers(device)
     video_every_s: float = 2.0
     video_max_frames: int = 32
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -71,6 +71,13 @@ class IndexOptions:
     vocabulary: bool = True  # embed the shipped vocabulary (for image -> text) when missing
     signals: bool = True  # read places, EXIF, text in photos and faces (app.library.signals)
     signals_off: frozenset[str] | None = None  # signals to skip; None: the library's setting
+
+
+def decode_workers(device_type: str, cores: int | None = None) -> int:
+    """Default decoding threads: on the CPU the model needs the cores too, so one per core up to 8; on a GPU
+    decoding is the pipeline's bound (about 50 photos/s per core against thousands for the model), so every core."""
+    cores = cores or os.cpu_count() or 1
+    return cores if device_type in ("cuda", "mps") else min(8, cores)
 
 
 @dataclass
@@ -340,7 +347,7 @@ class Indexer:
         self.encoder.prepare_images(on_export=lambda: self._report("prepare", 0, 0, time.perf_counter(), None, 0,
                                                                    run_started))
         batch_size = self.options.batch_size or self.encoder.default_batch_size()
-        workers = self.options.workers or min(8, os.cpu_count() or 1)
+        workers = self.options.workers or decode_workers(self.encoder.device.type)
         ahead = max(2 * batch_size, 4 * workers)  # decoded items waiting for the model, at most
         started = time.perf_counter()
         last_save = started

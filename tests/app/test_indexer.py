@@ -9,7 +9,7 @@ import time
 from fakes import FakeModel, fake_encoder, noise_image, run_indexer, solid, write_video
 
 from app.library.encoder import Encoder
-from app.library.indexer import Indexer, IndexOptions
+from app.library.indexer import Indexer, IndexOptions, decode_workers
 from app.library.search import SearchService
 
 ALL = float("-inf")  # the fake model is not calibrated: no cut-off
@@ -232,3 +232,13 @@ def test_a_second_indexing_run_on_the_same_library_is_refused(library, encoder, 
     with indexing_lock(library.path), pytest.raises(LibraryError, match="another cots process is indexing"):
         run_indexer(library, encoder)
     assert run_indexer(library, encoder).added == 8  # free again once the other run is over
+
+
+def test_decode_threads_follow_the_cores_and_take_them_all_beside_a_gpu(library, encoder, photos, monkeypatch):
+    assert [decode_workers("cpu", cores) for cores in (1, 2, 8, 32)] == [1, 2, 8, 8]  # the model needs cores too
+    assert [decode_workers(device, 16) for device in ("cuda", "mps")] == [16, 16]  # decoding is the bound there
+    asked = []
+    monkeypatch.setattr("app.library.indexer.decode_workers", lambda device: asked.append(device) or 2)
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    assert asked == ["cpu"] and library.status().indexed == 8
