@@ -427,14 +427,17 @@ def cmd_status(args) -> int:
         signals = signal_summary(library)
         if args.json:
             out = status.to_dict()
+            out["caption_memory"] = remembered_captions(status.model_source)
             out["signals"] = signals
             out["signal_failures"] = [{"signal": s, "path": p, "error": e}
                                       for s, p, e in signal_failures(library.db.conn)]
             print(json.dumps(out, indent=1))
             return 0
         print(f"library   {display_text(status.db)}")
+        remembered = remembered_captions(status.model_source)
         print(f"model     {status.model or '(none yet)'}"
-              + (f"  [{display_text(status.model_source)}]" if status.model_source else ""))
+              + (f"  [{display_text(status.model_source)}]" if status.model_source else "")
+              + (f", remembers {remembered} captioned photo{'s' if remembered != 1 else ''}" if remembered else ""))
         print(f"folders   {', '.join(map(display_text, status.folders)) or '(none: cots index FOLDER adds one)'}")
         print(f"indexed   {status.indexed} ({status.images} images, {status.videos} videos, "
               f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))
@@ -476,6 +479,21 @@ def cmd_forget(args) -> int:
         removed = library.forget(plan)
         print(f"forgot {display_text(plan.target)} ({removed} item{'s' if removed != 1 else ''} removed)")
     return 0
+
+
+def remembered_captions(model_source: str | None) -> int:
+    """How many captioned photos a fine-tuned model folder remembers (its caption memory, from config.json
+    alone: no torch, no weights); 0 for a preset, a missing folder or a config that cannot be read."""
+    if not model_source or not Path(model_source).expanduser().is_dir():
+        return 0
+    from cots_core.config import ModelConfig
+    from cots_core.errors import CotsError
+
+    try:
+        size = ModelConfig.load_json(Path(model_source).expanduser() / "config.json").vision.caption_memory
+    except (CotsError, OSError, RecursionError):
+        return 0
+    return size if isinstance(size, int) and size > 0 else 0
 
 
 def cmd_repair(args) -> int:

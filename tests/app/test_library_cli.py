@@ -57,6 +57,33 @@ def test_cli_round_trip_with_the_tiny_model(tmp_path, capsys, tiny_model_dir, ph
     assert main(["status", "--db", db]) == 0 and "failed    1" in capsys.readouterr().out
 
 
+
+def test_status_says_how_many_captioned_photos_the_model_remembers(tmp_path, capsys, tiny_model_dir):
+    """Read from the model folder's config.json (no torch); a preset, or a folder whose config is not one, says
+    nothing and status still answers."""
+    from app.library import Library
+    from cots_core import ModelConfig
+
+    remembering = tmp_path / "finetuned"
+    shutil.copytree(tiny_model_dir, remembering)
+    ModelConfig.load_json(remembering / "config.json").replace(vision={"caption_memory": 325}).save_json(
+        remembering / "config.json")
+    db = tmp_path / "lib.db"
+    for source, said in ((remembering, ", remembers 325 captioned photos"), (tiny_model_dir, None), ("cots-lite", None)):
+        library = Library(db)
+        library.set_model("m1", str(source))
+        library.close()
+        assert _json(capsys, ["status", "--json", "--db", str(db)])["caption_memory"] == (325 if said else 0)
+        assert main(["status", "--db", str(db)]) == 0
+        out = capsys.readouterr().out
+        assert (said in out) if said else "remembers" not in out
+    for hostile in ('{"vision": {"caption_memory": "lots"}}', "[1, 2]", "{" * 100_000):
+        (remembering / "config.json").write_text(hostile)
+        library = Library(db)
+        library.set_model("m1", str(remembering))
+        library.close()
+        assert main(["status", "--db", str(db)]) == 0 and "remembers" not in capsys.readouterr().out
+
 def test_cli_errors_are_actionable(tmp_path, capsys):
     db = str(tmp_path / "empty.db")
     assert main(["search", "anything", "--db", db]) == 2
