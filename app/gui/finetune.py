@@ -36,6 +36,7 @@ class FineTuneJob(QObject):
         self.process.errorOccurred.connect(self._error)
         self._stdout = b""
         self._stderr_tail = ""
+        self.result: dict = {}  # the trainer's last JSON line (metrics, checkpoint, caption_memory)
         self._reported = False
 
     def start(self) -> None:
@@ -65,14 +66,15 @@ class FineTuneJob(QObject):
         if code != 0:
             reason = self._stderr_tail.strip().splitlines()[-1:] or [f"exit status {code}"]
             return self._report("", f"fine-tuning failed: {reason[0]}")
-        checkpoint = ""
         for line in self._stdout.decode("utf-8", "replace").splitlines()[::-1]:
             try:
-                checkpoint = str(json.loads(line).get("checkpoint") or "")
-                break
-            except (ValueError, AttributeError):
+                result = json.loads(line)
+            except ValueError:
                 continue
-        self._report(checkpoint or str(Path(self.out)), "")
+            if isinstance(result, dict):
+                self.result = result
+                break
+        self._report(str(self.result.get("checkpoint") or "") or str(Path(self.out)), "")
 
     def _error(self, error) -> None:
         if error == QProcess.FailedToStart:
@@ -82,3 +84,18 @@ class FineTuneJob(QObject):
         if not self._reported:
             self._reported = True
             self.finished.emit(checkpoint, error)
+
+
+def finished_message(checkpoint: str, result: dict) -> str:
+    """The notice for a finished fine-tune: where the model is, and what its caption memory holds."""
+    text = f"The fine-tuned model is ready in {checkpoint}."
+    memory = result.get("caption_memory")
+    if not isinstance(memory, dict):
+        return text
+    entries = memory.get("entries")
+    if isinstance(entries, int) and entries > 0:
+        return text + (f" It remembers {entries} captioned photo{'s' if entries != 1 else ''}: the names and "
+                       "subjects in those captions also find the photos that look like them.")
+    if "held_out_rsum_with" in memory:
+        return text + " Its caption memory was left out: it made the held-out photos harder to find."
+    return text

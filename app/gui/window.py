@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.gui import actions
 from app.gui.controllers import DropHandler, FolderWatcher, ModelSwitcher
-from app.gui.finetune import FineTuneJob, finetune_command
+from app.gui.finetune import FineTuneJob, finetune_command, finished_message
 from app.gui.indexing import IndexingBar, IndexingController
 from app.gui.library_panel import LibraryPanel
 from app.gui.notices import NoticeArea
@@ -459,7 +459,7 @@ class MainWindow(QMainWindow):
         self.train_bar.hide()
         if error:
             return self.notify(error, "error")
-        self.notify(f"The fine-tuned model is ready in {checkpoint}.", "success",
+        self.notify(finished_message(checkpoint, self.finetune.result), "success",
                     [("Switch to it", lambda: self.switch_model(checkpoint))])
 
     def switch_model(self, source: str) -> None:

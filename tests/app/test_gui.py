@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.gui import actions
 from app.gui.cli import register
-from app.gui.finetune import FineTuneJob, finetune_command
+from app.gui.finetune import FineTuneJob, finetune_command, finished_message
 
 try:
     from tests.app.test_gui_support import make_photos, make_window, solid
@@ -140,7 +140,7 @@ def test_finetune_job_reports_progress_and_checkpoint(qtbot, tmp_path):
     assert finetune_command("cots-lite", "d", "o", memory_only=True)[-2:] == ["--steps", "0"]
     script = ("import sys, json\n"
               "for i in range(1, 4): sys.stderr.write(f'\\r{i}/3 [00:01]'); sys.stderr.flush()\n"
-              "print(json.dumps({'checkpoint': 'ckpt/final'}))\n")
+              "print(json.dumps({'checkpoint': 'ckpt/final', 'caption_memory': {'entries': 325}}))\n")
     job = FineTuneJob("m", "d", str(tmp_path), program=sys.executable, arguments=["-c", script])
     steps = []
     job.progress.connect(lambda step, total: steps.append((step, total)))
@@ -148,6 +148,11 @@ def test_finetune_job_reports_progress_and_checkpoint(qtbot, tmp_path):
         job.start()
     assert done.args == ["ckpt/final", ""]
     assert steps and steps[-1] == (3, 3)
+    assert "It remembers 325 captioned photos" in finished_message("ckpt/final", job.result)
+    left_out = {"caption_memory": {"entries": 0, "held_out_rsum_without": 300.0, "held_out_rsum_with": 250.0}}
+    assert "caption memory was left out" in finished_message("r", left_out)
+    for plain in ({}, {"caption_memory": "junk"}, {"caption_memory": {"entries": 0}}):
+        assert finished_message("r", plain) == "The fine-tuned model is ready in r."
 
 
 def test_asking_for_another_model_than_the_librarys_schedules_a_switch(tmp_path):
@@ -192,3 +197,14 @@ def test_remember_captions_action_runs_the_trainer_without_training(qtbot, tmp_p
     arguments = [job.process.arguments() for job in started]
     assert arguments[0][:3] == ["-m", "trainer", "finetune"] and arguments[0][-2:] == ["--steps", "0"]
     assert str(captioned) in arguments[0] and "--steps" not in arguments[1]
+
+
+def test_a_finished_fine_tune_says_what_its_model_remembers(qtbot, tmp_path):
+    window = make_window(tmp_path, None, auto_index=False)
+    qtbot.addWidget(window)
+    script = "import json; print(json.dumps({'checkpoint': 'runs/best', 'caption_memory': {'entries': 12}}))"
+    job = window.start_finetune(str(tmp_path), program=sys.executable, arguments=["-c", script])
+    with qtbot.waitSignal(job.finished, timeout=20000):
+        pass
+    qtbot.waitUntil(lambda: any("ready in runs/best. It remembers 12 captioned photos" in n.text
+                                for n in window.notices.notices()), timeout=5000)
