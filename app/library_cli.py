@@ -59,7 +59,8 @@ def _add_index_command(subparsers: argparse._SubParsersAction, common: argparse.
                                           "deleted files are removed.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add (none: re-index the library's folders)")
     p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--workers", type=positive_int, default=None, help="decoding threads (default: one per core, at most 8 when the model runs on the CPU)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="decoding threads (default: one per core, at most 8 when the model runs on the CPU)")
     p.add_argument("--video-interval", type=positive_float, default=2.0,
                    help="seconds between sampled video frames")
     p.add_argument("--max-frames", type=positive_int, default=32, help="frames sampled per video at most")

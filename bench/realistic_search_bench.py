@@ -2,7 +2,9 @@
 shipped parameters vs exact search, and the ef each library would choose for itself.
 
     nice python bench/realistic_search_bench.py --n 100000 [--write]
-    nice python bench/realistic_search_bench.py --n 1000000 --write     # ~1 h build on 2 cores, ~3 GB RAM
+    nice python bench/realistic_search_bench.py --n 1000000 --keep DIR   # ~17 min build on 2 idle cores, ~8 GB RAM
+    python bench/realistic_search_bench.py --reuse DIR --ef 1024 1280    # the kept index measured again
+    (--M / --ef-construction: another graph than the shipped HnswParams)
 
 One query thread (BLAS pinned to 1 thread for the exact search); the index is built on all cores, as
 the app's repair/rebuild does. The ef is chosen as `Library.save_vectors` does (`choose_ef_search` on
@@ -84,15 +86,17 @@ def run(n: int, k: int, threads: int, augmentations: int, keep: Path | None = No
                   "fresh real photos": source.photo_queries(100, seed=1)}
     out: dict = {"n": n, "k": k, "threads_build": threads, "M": params.M, "ef_construction": params.ef_construction,
                  "generate_s": round(time.perf_counter() - started, 1), "real_photos": describe(source.real_items())}
-    ids = np.arange(n, dtype=np.int64)
     if reuse:  # the index and items of an earlier --keep run: only the measurements run again
         items = np.load(reuse / "items.npy")
-        index, _ = VectorIndex.load(reuse / "index", items.shape[1], params)
-        params = index.params
+        loaded = VectorIndex.load(reuse / "index", items.shape[1], params)
+        if loaded is None:
+            raise SystemExit(f"no usable index in {reuse} (run with --keep {reuse} first)")
+        index, params = loaded[0], loaded[0].params
         out.update(n=len(items), reused=str(reuse), M=params.M, ef_construction=params.ef_construction,
                    items=describe(items))
         ids = np.arange(len(items), dtype=np.int64)
     else:
+        ids = np.arange(n, dtype=np.int64)
         items = source.items(n, seed=0)
         out["items"] = describe(items)
         built = build(items, ids, params, threads, keep)

@@ -20,7 +20,7 @@ from trainer.evaluate import evaluate_retrieval
 TEMPERATURE = 0.05
 NULL_SIMILARITY = 0.2  # cosine of centred pooled features below which a remembered photo says nothing
 SCALE = 0.5
-# Past this many captioned items the memory keeps a random sample: at 100k it costs 0.2x the image tower's time
+# Past this many captioned items the memory keeps a random sample: at 100k it costs 0.25x the image tower's time
 # per photo embedded and 635 MB in the checkpoint (bench/caption_memory_cost.py); beyond it the exported image
 # graph approaches ONNX's 2 GB limit. The items left out still trained the heads.
 MAX_ENTRIES = 100_000
