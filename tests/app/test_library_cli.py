@@ -57,7 +57,6 @@ def test_cli_round_trip_with_the_tiny_model(tmp_path, capsys, tiny_model_dir, ph
     assert main(["status", "--db", db]) == 0 and "failed    1" in capsys.readouterr().out
 
 
-
 def test_status_says_how_many_captioned_photos_the_model_remembers(tmp_path, capsys, tiny_model_dir):
     """Read from the model folder's config.json (no torch); a preset, or a folder whose config is not one, says
     nothing and status still answers."""
@@ -83,6 +82,7 @@ def test_status_says_how_many_captioned_photos_the_model_remembers(tmp_path, cap
         library.set_model("m1", str(remembering))
         library.close()
         assert main(["status", "--db", str(db)]) == 0 and "remembers" not in capsys.readouterr().out
+
 
 def test_cli_errors_are_actionable(tmp_path, capsys):
     db = str(tmp_path / "empty.db")
