@@ -82,6 +82,9 @@ def test_a_loaded_index_keeps_the_graph_parameters_it_was_built_with(tmp_path):
     loaded.add(np.arange(100, 140), _unit(rng, 40, 16))
     loaded.save(tmp_path / "y", {})
     assert json.loads((tmp_path / "y.json").read_text())["params"]["M"] == 16
+    del meta["params"]["ef_construction"]  # a json that does not name it: the file's value stands
+    (tmp_path / "x.json").write_text(json.dumps(meta))
+    assert VectorIndex.load(tmp_path / "x", 16)[0].params.ef_construction == 200
     meta["params"]["M"] = 48
     (tmp_path / "x.json").write_text(json.dumps(meta))
     assert VectorIndex.load(tmp_path / "x", 16) is None
