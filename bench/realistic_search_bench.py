@@ -174,6 +174,8 @@ def main() -> None:
     parser.add_argument("--reuse", type=Path, help="measure again the index and items kept by an earlier --keep")
     parser.add_argument("--ef", type=int, nargs="*", default=(), help="more ef_search values to measure")
     args = parser.parse_args()
+    if args.reuse and not (args.reuse / "items.npy").is_file():
+        parser.error(f"--reuse {args.reuse}: no items.npy there (an earlier run with --keep {args.reuse} writes it)")
     params = HnswParams(M=args.M, ef_construction=args.ef_construction)
     result = run(args.n, args.k, args.threads, args.augmentations, args.keep, params, tuple(args.ef), args.reuse)
     print(json.dumps(result, indent=1), flush=True)
