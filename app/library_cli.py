@@ -426,16 +426,16 @@ def cmd_status(args) -> int:
     with open_library(args) as library:
         status = library.status()
         signals = signal_summary(library)
+        remembered = remembered_captions(status.model_source)
         if args.json:
             out = status.to_dict()
-            out["caption_memory"] = remembered_captions(status.model_source)
+            out["caption_memory"] = remembered
             out["signals"] = signals
             out["signal_failures"] = [{"signal": s, "path": p, "error": e}
                                       for s, p, e in signal_failures(library.db.conn)]
             print(json.dumps(out, indent=1))
             return 0
         print(f"library   {display_text(status.db)}")
-        remembered = remembered_captions(status.model_source)
         print(f"model     {status.model or '(none yet)'}"
               + (f"  [{display_text(status.model_source)}]" if status.model_source else "")
               + (f", remembers {remembered} captioned photo{'s' if remembered != 1 else ''}" if remembered else ""))
@@ -485,13 +485,14 @@ def cmd_forget(args) -> int:
 def remembered_captions(model_source: str | None) -> int:
     """How many captioned photos a fine-tuned model folder remembers (its caption memory, from config.json
     alone: no torch, no weights); 0 for a preset, a missing folder or a config that cannot be read."""
-    if not model_source or not Path(model_source).expanduser().is_dir():
+    folder = Path(model_source).expanduser() if model_source else None
+    if folder is None or not folder.is_dir():
         return 0
     from cots_core.config import ModelConfig
     from cots_core.errors import CotsError
 
     try:
-        size = ModelConfig.load_json(Path(model_source).expanduser() / "config.json").vision.caption_memory
+        size = ModelConfig.load_json(folder / "config.json").vision.caption_memory
     except (CotsError, OSError, RecursionError):
         return 0
     return size if isinstance(size, int) and size > 0 else 0
