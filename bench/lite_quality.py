@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cots_core import lite  # noqa: E402
+from cots_core.config import VisionConfig  # noqa: E402
 from cots_core.transforms import build_transform  # noqa: E402
 from trainer.metrics import retrieval_metrics  # noqa: E402
 
@@ -92,7 +93,7 @@ def class_texts(text: MiniLM, cache: Path, ensemble: bool) -> dict[str, torch.Te
 
 def image_logits(photos: list[Path]) -> torch.Tensor:
     model = lite.load_efficientnet_lite0()
-    transform = build_transform(224, (0.5,) * 3, (0.5,) * 3, "bicubic")
+    transform = build_transform(224, VisionConfig(mean=(0.5,) * 3, std=(0.5,) * 3))
     pixels = torch.stack([transform(Image.open(p)) for p in photos])
     with torch.inference_mode():
         return model(pixels)

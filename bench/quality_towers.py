@@ -32,6 +32,7 @@ from bench.quality_data import default_out  # noqa: E402
 from bench.quality_finetune import read_split  # noqa: E402
 from bench.quality_zeroshot import score  # noqa: E402
 from cots_core import lite  # noqa: E402
+from cots_core.config import VisionConfig  # noqa: E402
 from cots_core.transforms import build_transform  # noqa: E402
 
 LITE2_DEPTHS = (1, 3, 3, 4, 4, 5, 1)
@@ -61,7 +62,7 @@ def views(image: Image.Image, size: int, multi: bool) -> list[Image.Image]:
 
 @torch.inference_mode()
 def logits(model: torch.nn.Module, photos: list[Path], size: int, multi: bool) -> torch.Tensor:
-    transform = build_transform(size, (0.5,) * 3, (0.5,) * 3, "bicubic")
+    transform = build_transform(size, VisionConfig(mean=(0.5,) * 3, std=(0.5,) * 3))
     rows = []
     for path in photos:
         image = Image.open(path).convert("RGB")

@@ -25,15 +25,25 @@ from cots_core.folder_safety import require_regular_file
 
 @dataclass
 class VisionConfig:
-    """Image tower: any timm model by name."""
+    """Image tower: any timm model by name, or a transformers vision tower of the CLIP family."""
 
+    # "timm": `model_name` names a timm model; "transformers": `hf_config` holds a CLIP/SigLIP vision
+    # tower's architecture inline (cots_core.hf_towers), as a checkpoint rebuilds it offline
+    backend: str = "timm"
     model_name: str = "vit_base_patch16_384"
+    hf_config: dict[str, Any] = field(default_factory=dict)
     # None: random init; "timm": timm's own pretrained weights (hub or cache); a path: a local weights file.
     pretrained: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     interpolation: str = "bicubic"
+    # "shortest_edge": resize the short side, then centre-crop (CLIP, timm); "squash": resize to a square
+    # without cropping (SigLIP)
+    resize: str = "shortest_edge"
+    # "pil": PIL resamples (timm models were trained so); "tensor": torchvision on uint8 tensors, as
+    # transformers' image processors do (what CLIP-family checkpoints are checked against)
+    resize_backend: str = "pil"
     # "linear": Linear(width, embed_dim); "conse": classifier -> softmax -> class-text embeddings (cots-lite).
     projection: str = "linear"
     num_classes: int = 1000  # only for the "conse" projection
@@ -58,8 +68,13 @@ class TextConfig:
     hf_config: dict[str, Any] = field(default_factory=dict)
     # A vocab file (absolute, or relative to the shipped resources/) for a BERT WordPiece tokenizer.
     vocab_file: str | None = None
-    pooling: str = "cls"  # "cls" or "mean"
+    # "cls", "mean", or "pooler": the tower's own pooled output (CLIP: the end-of-text token after the
+    # final norm; SigLIP: the last position through its head)
+    pooling: str = "cls"
     max_length: int = 40
+    # "longest": pad a batch to its longest text; "max_length": always to max_length (SigLIP was trained so
+    # and pools its last position, so the padding is part of the embedding)
+    padding: str = "longest"
     projection: str = "linear"  # "linear", or "identity_init" (a square Linear starting as identity)
 
 
@@ -74,6 +89,8 @@ class QueueConfig:
 class LossConfig:
     use_mcl: bool = True
     use_mvlm: bool = True  # token level: CMLM and CMVM
+    # CMLM needs a [MASK] token and a bidirectional text tower: off for CLIP-family towers (cots_core.hf_towers)
+    use_cmlm: bool = True
     # CMVM predicts the dVAE's token ids: meaningless without a trained tokenizer, so a run without one
     # saves False here (the checkpoint's config says which losses were trained)
     use_cmvm: bool = True

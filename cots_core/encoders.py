@@ -110,12 +110,46 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state)
 
 
+# The towers of CLIP-family checkpoints, which transformers' AutoModel does not map by their own type.
+TOWER_CLASSES = {"clip_text_model": "CLIPTextModel", "clip_vision_model": "CLIPVisionModel",
+                 "siglip_text_model": "SiglipTextModel", "siglip_vision_model": "SiglipVisionModel"}
+
+
+def build_hf_tower(hf_config: dict, default_type: str) -> nn.Module:
+    """A transformers model with random weights from an inline config dict (``model_type`` + fields);
+    BERT-family models without their pooler (COTS pools itself). Raises ValueError for a config
+    transformers rejects."""
+    import transformers
+    from transformers import AutoConfig, AutoModel
+
+    values = dict(hf_config)
+    model_type = values.pop("model_type", default_type)
+    config = AutoConfig.for_model(model_type, **values)
+    if model_type in TOWER_CLASSES:
+        return getattr(transformers, TOWER_CLASSES[model_type])(config)
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False, trust_remote_code=False)
+    except TypeError:
+        return AutoModel.from_config(config, trust_remote_code=False)
+
+
+def build_image_encoder(config: VisionConfig, image_size: int, pretrained: bool = True) -> nn.Module:
+    """The image tower a config names: a timm model, or a transformers CLIP-family vision tower."""
+    if config.backend == "transformers":
+        from cots_core.hf_towers import HFVisionEncoder
+
+        return HFVisionEncoder(config, image_size)
+    if config.backend != "timm":
+        raise ModelLoadError(f"unknown image tower backend {config.backend!r} (timm, transformers)")
+    return TimmImageEncoder(config, image_size, pretrained=pretrained)
+
+
 class HFTextEncoder(nn.Module):
     """A transformers BERT-family encoder; global feature = [CLS] token or attention-masked mean."""
 
     def __init__(self, config: TextConfig, pretrained: bool = True):
         super().__init__()
-        from transformers import AutoConfig, AutoModel
+        from transformers import AutoModel
 
         self.pooling = config.pooling
         if pretrained and config.model_name_or_path:
@@ -134,7 +168,7 @@ class HFTextEncoder(nn.Module):
                 except TypeError:
                     self.model = AutoModel.from_pretrained(name, **options)
             except (OSError, ValueError) as error:
-                raise ModelLoadError(f"cannot load text model {name!r}: {_first_line(error)}") from error
+                raise ModelLoadError(f"cannot load text model {name!r}: {first_line(error)}") from error
             finally:
                 hf_logging.set_verbosity(verbosity)
                 if progress_bar:
@@ -145,13 +179,9 @@ class HFTextEncoder(nn.Module):
             hf = dict(config.hf_config)
             refuse_auto_map(hf, "the text config (hf_config)")
             try:
-                hf_config = AutoConfig.for_model(hf.pop("model_type", "bert"), **hf)
-                try:
-                    self.model = AutoModel.from_config(hf_config, add_pooling_layer=False, trust_remote_code=False)
-                except TypeError:
-                    self.model = AutoModel.from_config(hf_config, trust_remote_code=False)
+                self.model = build_hf_tower(hf, default_type="bert")
             except ValueError as error:  # an unknown model_type, or a config transformers rejects
-                raise ModelLoadError(f"cannot build the text model from its config: {_first_line(error)}") \
+                raise ModelLoadError(f"cannot build the text model from its config: {first_line(error)}") \
                     from error
         self.width = self.model.config.hidden_size
 
@@ -168,8 +198,11 @@ class HFTextEncoder(nn.Module):
         return self.model.get_input_embeddings()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
-        tokens = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "mean":
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        tokens = out.last_hidden_state
+        if self.pooling == "pooler":  # the tower's own pooling (CLIP-family towers: cots_core.hf_towers)
+            global_feature = out.pooler_output
+        elif self.pooling == "mean":
             weights = attention_mask.unsqueeze(-1).to(tokens.dtype)
             global_feature = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
         else:
@@ -200,7 +233,7 @@ def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
             return AutoTokenizer.from_pretrained(str(checkpoint_dir / "tokenizer"), **hub_options(local_only=True))
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"cannot load the tokenizer in {checkpoint_dir / 'tokenizer'}: "
-                                 f"{_first_line(error)}") from error
+                                 f"{first_line(error)}") from error
     if config.model_name_or_path:
         name = config.model_name_or_path
         if checkpoint_dir is not None and not Path(name).is_dir():
@@ -215,7 +248,7 @@ def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
         try:
             return AutoTokenizer.from_pretrained(name, **hub_options(local_only=Path(name).is_dir()))
         except (OSError, ValueError) as error:
-            raise ModelLoadError(f"cannot load tokenizer {name!r}: {_first_line(error)}") from error
+            raise ModelLoadError(f"cannot load tokenizer {name!r}: {first_line(error)}") from error
     if config.vocab_file:
         path = Path(config.vocab_file)
         if not path.is_absolute():
@@ -229,6 +262,6 @@ def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
     raise ModelLoadError("text config names no tokenizer (model_name_or_path or vocab_file)")
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

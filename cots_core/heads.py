@@ -96,21 +96,26 @@ def build_image_projection(config: VisionConfig, width: int, embed_dim: int) -> 
     if config.projection == "conse":
         return ConSEProjection(width, config.num_classes, embed_dim, config.conse_temperature,
                                config.conse_residual_scale)
-    if config.projection == "linear":
-        return nn.Linear(width, embed_dim)
-    raise ValueError(f"unknown image projection {config.projection!r} (linear, conse)")
+    return linear_projection(config.projection, width, embed_dim, "image")
 
 
 def build_text_projection(config: TextConfig, width: int, embed_dim: int) -> nn.Module:
+    return linear_projection(config.projection, width, embed_dim, "text")
+
+
+def linear_projection(kind: str, width: int, embed_dim: int, tower: str) -> nn.Linear:
+    """"linear": a fresh Linear; "identity_init": a square Linear starting as the identity (a tower that
+    already embeds into the joint space: MiniLM in cots-lite, SigLIP's towers)."""
     projection = nn.Linear(width, embed_dim)
-    if config.projection == "identity_init":
+    if kind == "identity_init":
         if width != embed_dim:
-            raise ValueError(f"identity_init projection needs text width {width} == embed_dim {embed_dim}")
+            raise ValueError(f"identity_init projection needs {tower} width {width} == embed_dim {embed_dim}")
         with torch.no_grad():
             projection.weight.copy_(torch.eye(embed_dim))
             projection.bias.zero_()
-    elif config.projection != "linear":
-        raise ValueError(f"unknown text projection {config.projection!r} (linear, identity_init)")
+    elif kind != "linear":
+        raise ValueError(f"unknown {tower} projection {kind!r} (linear, identity_init"
+                         f"{', conse' if tower == 'image' else ''})")
     return projection
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from cots_core import losses
 from cots_core.config import ModelConfig
 from cots_core.dvae import DiscreteVAE
-from cots_core.encoders import HFTextEncoder, TimmImageEncoder, load_text_tokenizer
+from cots_core.encoders import HFTextEncoder, build_image_encoder, load_text_tokenizer
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
 from cots_core.heads import (
@@ -28,6 +28,7 @@ from cots_core.heads import (
     build_text_projection,
     image_embedding,
 )
+from cots_core.hf_towers import hf_family, load_hf_checkpoint
 from cots_core.masking import block_mask_batch, mask_words
 from cots_core.model_ids import known_model_id, remember_model_id
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
@@ -48,12 +49,13 @@ class COTS(nn.Module):
     """The COTS model. Inference uses only the online encoders; training adds momentum encoders,
     queues, masked-modelling heads and the dVAE image tokenizer (which receives no gradient)."""
 
-    def __init__(self, config: ModelConfig, pretrained_backbones: bool = True, checkpoint_dir: Path | None = None):
+    def __init__(self, config: ModelConfig, pretrained_backbones: bool = True, checkpoint_dir: Path | None = None,
+                 tokenizer=None):
         super().__init__()
         self.config = config
-        self.image_encoder = TimmImageEncoder(config.vision, config.image_size, pretrained=pretrained_backbones)
+        self.image_encoder = build_image_encoder(config.vision, config.image_size, pretrained=pretrained_backbones)
         self.text_encoder = HFTextEncoder(config.text, pretrained=pretrained_backbones)
-        self.tokenizer = load_text_tokenizer(config.text, checkpoint_dir)
+        self.tokenizer = tokenizer if tokenizer is not None else load_text_tokenizer(config.text, checkpoint_dir)
         self.image_projection = build_image_projection(config.vision, self.image_encoder.width, config.embed_dim)
         self.text_projection = build_text_projection(config.text, self.text_encoder.width, config.embed_dim)
         self.caption_memory = CaptionMemory(self.image_encoder.width, config.embed_dim, config.vision.caption_memory)
@@ -77,10 +79,8 @@ class COTS(nn.Module):
         self.image_tokenizer = DiscreteVAE(config.tokenizer, config.image_size, self.image_encoder.grid)
         self.image_tokenizer.requires_grad_(False)
 
-        self.preprocess = build_transform(config.image_size, config.vision.mean, config.vision.std,
-                                          config.vision.interpolation, train=False)
-        self.train_transform = build_transform(config.image_size, config.vision.mean, config.vision.std,
-                                               config.vision.interpolation, train=True)
+        self.preprocess = build_transform(config.image_size, config.vision, train=False)
+        self.train_transform = build_transform(config.image_size, config.vision, train=True)
         self._model_id: str | None = None
         # False when loaded from an inference-only checkpoint: the dVAE and token heads are then untrained
         self.has_training_state = True
@@ -123,7 +123,8 @@ class COTS(nn.Module):
         return self._model_id
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(list(texts), padding=True, truncation=True,
+        padding = "max_length" if self.config.text.padding == "max_length" else True
+        encoded = self.tokenizer(list(texts), padding=padding, truncation=True,
                                  max_length=self.config.text.max_length, return_tensors="pt")
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
@@ -242,7 +243,7 @@ class COTS(nn.Module):
             if cfg.loss.use_kl else zero
         if cfg.loss.use_mvlm:
             image_global = mean_per_pair(image_out.global_feature, owner, normalize=False)
-            loss_cmlm = self._cmlm(input_ids, attention_mask, image_global, keep)
+            loss_cmlm = self._cmlm(input_ids, attention_mask, image_global, keep) if cfg.loss.use_cmlm else zero
             visual_tokens = batch.get("visual_tokens")
             first_frames = pixels if owner is None else pixels[first_frame_of_each_pair(owner)]
             loss_cmvm = self._cmvm(first_frames, visual_tokens, text_out.global_feature, keep) \
@@ -321,12 +322,16 @@ class COTS(nn.Module):
         if not directory.is_dir():
             known = ", ".join(sorted(NAMED_MODELS))
             raise ModelLoadError(f"no model at {directory}: give a directory written by save_pretrained "
-                                 f"(config.json, model.safetensors) or one of: {known}")
+                                 f"(config.json, model.safetensors), a Hugging Face CLIP or SigLIP folder, "
+                                 f"or one of: {known}")
         check_model_folder(directory)  # before anything is read: no FIFOs, no code hooks (auto_map)
-        config = ModelConfig.load_json(directory / CONFIG_FILE)
-        model = cls(config, pretrained_backbones=False, checkpoint_dir=directory)
-        load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
-        model._check_required_keys(directory / WEIGHTS_FILE)
+        if hf_family(directory) is not None:  # a Hugging Face checkpoint (config.json names its model_type)
+            model = load_hf_checkpoint(directory)
+        else:
+            config = ModelConfig.load_json(directory / CONFIG_FILE)
+            model = cls(config, pretrained_backbones=False, checkpoint_dir=directory)
+            load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
+            model._check_required_keys(directory / WEIGHTS_FILE)
         # the weights were just read from these files: hash them once, later loads reuse the stored id
         model._model_id = known_model_id(directory)
         if model._model_id is None:

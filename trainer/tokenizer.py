@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cots_core.dvae import DiscreteVAE
-from cots_core.encoders import TimmImageEncoder
+from cots_core.encoders import build_image_encoder
 from cots_core.transforms import build_transform
 from trainer.build import model_config
 from trainer.config import TrainConfig
@@ -27,9 +27,8 @@ def build_tokenizer(cfg: TrainConfig) -> tuple[DiscreteVAE, Any]:
     """A fresh dVAE sized for the config's image tower, and the pixel transform it trains on."""
     config = model_config(cfg)
     vision = config.vision.__class__(**{**config.vision.__dict__, "pretrained": None})
-    grid = TimmImageEncoder(vision, config.image_size, pretrained=False).grid
-    transform = build_transform(config.image_size, config.vision.mean, config.vision.std,
-                                config.vision.interpolation, train=cfg.data.augment)
+    grid = build_image_encoder(vision, config.image_size, pretrained=False).grid
+    transform = build_transform(config.image_size, config.vision, train=cfg.data.augment)
     return DiscreteVAE(config.tokenizer, config.image_size, grid), transform
 
 

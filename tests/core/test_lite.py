@@ -59,9 +59,10 @@ def _recalls(sim: torch.Tensor, owner: list[int], tolerance: float = 0.0) -> dic
 
 def test_efficientnet_weights_load_strictly_and_classify_real_photos():
     model = lite.load_efficientnet_lite0()  # strict load of every key, classifier included
+    from cots_core.config import VisionConfig
     from cots_core.transforms import build_transform
 
-    transform = build_transform(224, (0.5,) * 3, (0.5,) * 3, "bicubic")
+    transform = build_transform(224, VisionConfig(mean=(0.5,) * 3, std=(0.5,) * 3))
     with torch.inference_mode():
         logits = model(torch.stack([transform(_photo("cat")), transform(_photo("coffee"))]))
     assert int(logits[0].argmax()) in CAT_CLASSES
