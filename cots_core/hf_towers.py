@@ -109,19 +109,6 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
-def hf_family(directory: str | Path) -> str | None:
-    """"clip" or "siglip" when ``directory`` holds a Hugging Face checkpoint of that family (by its
-    config.json's model_type), None for anything else (a COTS checkpoint has no model_type)."""
-    path = Path(directory) / "config.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.stat().st_size < (16 << 20) else None
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or "model_type" not in data:
-        return None
-    return str(data["model_type"])
-
-
 def _weight_files(directory: Path) -> list[Path]:
     single = directory / "model.safetensors"
     if single.is_file():

@@ -28,8 +28,9 @@ from cots_core.heads import (
     build_text_projection,
     image_embedding,
 )
-from cots_core.hf_towers import hf_family, load_hf_checkpoint
+from cots_core.hf_towers import load_hf_checkpoint
 from cots_core.masking import block_mask_batch, mask_words
+from cots_core.model_folders import hf_model_type
 from cots_core.model_ids import known_model_id, remember_model_id
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
 from cots_core.serialization import load_state_dict_file, save_state_dict_file
@@ -325,7 +326,7 @@ class COTS(nn.Module):
                                  f"(config.json, model.safetensors), a Hugging Face CLIP or SigLIP folder, "
                                  f"or one of: {known}")
         check_model_folder(directory)  # before anything is read: no FIFOs, no code hooks (auto_map)
-        if hf_family(directory) is not None:  # a Hugging Face checkpoint (config.json names its model_type)
+        if hf_model_type(directory) is not None:  # a Hugging Face checkpoint (config.json names its model_type)
             model = load_hf_checkpoint(directory)
         else:
             config = ModelConfig.load_json(directory / CONFIG_FILE)

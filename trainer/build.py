@@ -73,7 +73,8 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
             for projection in (model.image_projection, model.image_projection_m):
                 projection.residual_scale = model.config.vision.conse_residual_scale
         loss = dict(cfg.model.get("loss") or {})
-        if "use_mvlm" not in loss and not cfg.tokenizer and not model.has_training_state:
+        if "use_mvlm" not in loss and not cfg.tokenizer and not model.has_training_state \
+                and model.config.loss.use_mvlm:
             # an inference-only checkpoint (cots-lite) has no trained dVAE or word head: their losses would
             # only add noise to the contrastive gradient (measured: bench/RESULTS.md)
             loss["use_mvlm"] = False
@@ -97,8 +98,18 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
         model.image_encoder.requires_grad_(False)
         model.text_encoder.requires_grad_(False)
     _cmvm_only_with_a_trained_tokenizer(model, cfg, log)
+    _cmlm_only_with_a_mask_token(model)
     model.train()
     return model
+
+
+def _cmlm_only_with_a_mask_token(model: COTS) -> None:
+    """CMLM masks words with the tokenizer's [MASK]: CLIP-family tokenizers have none (and CLIP's text tower
+    is causal), so their checkpoints come with ``loss.use_cmlm: false``; asking for it is refused."""
+    loss = model.config.loss
+    if loss.use_mvlm and loss.use_cmlm and getattr(model.tokenizer, "mask_token_id", None) is None:
+        raise CotsError(f"CMLM (masked word modelling) needs a [MASK] token, which the {model.config.name} "
+                        "tokenizer does not have: leave model.loss.use_cmlm off for this model")
 
 
 def _cmvm_only_with_a_trained_tokenizer(model: COTS, cfg: TrainConfig, log: Callable[[str], None]) -> None:

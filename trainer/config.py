@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from cots_core.model_folders import uses_clip_family_towers
+
 CONFIG_FILE = "train_config.yaml"
 
 
@@ -157,6 +159,14 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
 }
 
 
+# CLIP-family towers (cots_core.hf_towers) start from a strong image-text alignment that a few hundred
+# photos should nudge, not overwrite: the same recipe with the projections at CLIP fine-tuning's usual
+# rate (1e-5, as FLYP and WiSE-FT), the starting model kept when no epoch beats it on held-out data
+# (trainer.loop), and the caption memory for the person's own names. Not tuned here: no CLIP-class
+# weights are available offline to tune them on (bench/RESULTS.md, "CLIP-family towers").
+CLIP_FAMILY_FINETUNE_DEFAULTS: dict[str, Any] = {"optim.lr": 1e-5}
+
+
 def _given(data: dict[str, Any], dotted: str) -> bool:
     node: Any = data
     for key in dotted.split("."):
@@ -180,7 +190,10 @@ def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | N
         key, value = item.split("=", 1)
         set_path(data, key.strip(), parse_value(value.strip()))
     if data.get("mode") == "finetune":
-        for dotted, value in FINETUNE_DEFAULTS.items():
+        recipe = dict(FINETUNE_DEFAULTS)
+        if data.get("init_from") and uses_clip_family_towers(Path(str(data["init_from"])).expanduser()):
+            recipe.update(CLIP_FAMILY_FINETUNE_DEFAULTS)
+        for dotted, value in recipe.items():
             if not _given(data, dotted) and not (dotted == "epochs" and _given(data, "steps")):
                 set_path(data, dotted, value)
     return TrainConfig.from_dict(data)

@@ -156,7 +156,9 @@ class TrainLoop:
         batches = iter(self.data.loader)
         summary: dict[str, Any] = {"interrupted": False, "eval": None, "checkpoint": None}
         step = start
-        if start >= cfg.steps:  # nothing to train (e.g. --steps 0): still report the model's metrics
+        if start >= cfg.steps or (cfg.mode == "finetune" and start == 0 and self.data.val_records):
+            # nothing to train (--steps 0): still report the model's metrics; a fine-tune also scores its
+            # starting point, so RUN/best stays the model it began from when no epoch beats it on held-out data
             summary["eval"], best = self.evaluate(step, best, runlog)
         try:
             with StopFlag() as stop:

@@ -1,0 +1,41 @@
+"""What a model folder holds, read from its config.json alone (no torch: the CLI and the trainer's config
+use it before any model is built)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cots_core.folder_safety import MAX_CONFIG_BYTES
+
+# model_type of a Hugging Face checkpoint whose towers cots loads (cots_core.hf_towers)
+CLIP_FAMILY_TYPES = ("clip", "siglip")
+
+
+def _config(directory: str | Path) -> dict | None:
+    path = Path(directory) / "config.json"
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def hf_model_type(directory: str | Path) -> str | None:
+    """The ``model_type`` of a Hugging Face checkpoint folder (a COTS checkpoint's config has none), else None."""
+    data = _config(directory)
+    if data is None or "model_type" not in data:
+        return None
+    return str(data["model_type"])
+
+
+def uses_clip_family_towers(directory: str | Path) -> bool:
+    """True for a CLIP/SigLIP checkpoint folder, and for a COTS checkpoint built on such towers."""
+    data = _config(directory)
+    if data is None:
+        return False
+    if "model_type" in data:
+        return data["model_type"] in CLIP_FAMILY_TYPES
+    vision = data.get("vision")
+    return isinstance(vision, dict) and vision.get("backend") == "transformers"
