@@ -32,20 +32,21 @@ def _clip_tokenizer():
 
 
 def make_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
-                   projection_dim: int = 24) -> Path:
-    """A CLIPModel folder (ViT vision tower, causal text tower, bias-free projections)."""
+                   projection_dim: int = 24, text: dict | None = None, vision: dict | None = None) -> Path:
+    """A CLIPModel folder (ViT vision tower, causal text tower, bias-free projections). ``text`` and
+    ``vision`` override the towers' config fields (bench/clip_family_speed.py builds real sizes so)."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
     tokenizer = _clip_tokenizer()
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=patch_size),
+        text_config={**dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                            num_attention_heads=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+                     **(text or {})},
+        vision_config={**dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=image_size, patch_size=patch_size), **(vision or {})},
         projection_dim=projection_dim)
     model = CLIPModel(config).eval()
     model.save_pretrained(folder)
@@ -72,7 +73,8 @@ def _siglip_tokenizer(folder: Path):
     return tokenizer
 
 
-def make_tiny_siglip(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8) -> Path:
+def make_tiny_siglip(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
+                     width: int = 32, text: dict | None = None, vision: dict | None = None) -> Path:
     """A SiglipModel folder (bidirectional text tower pooled at its last position, attention-pooled
     vision tower, no projections), tokenizer padded to max length as the family is trained."""
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
@@ -81,13 +83,13 @@ def make_tiny_siglip(folder: str | Path, seed: int = 0, image_size: int = 32, pa
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tokenizer = _siglip_tokenizer(folder)
-    width = 32
     config = SiglipConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16, projection_size=width,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None),
-        vision_config=dict(hidden_size=width, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=patch_size))
+        text_config={**dict(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=64,
+                            num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=16,
+                            projection_size=width, pad_token_id=tokenizer.pad_token_id,
+                            eos_token_id=tokenizer.eos_token_id, bos_token_id=None), **(text or {})},
+        vision_config={**dict(hidden_size=width, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=image_size, patch_size=patch_size), **(vision or {})})
     model = SiglipModel(config).eval()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
