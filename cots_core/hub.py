@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cots_core.errors import ModelLoadError
+from cots_core.folder_safety import require_regular_file
 from cots_core.paths import data_dir
 
 SUPPORTED_MODEL_TYPES = ("clip", "siglip")  # SigLIP 2 fixed-resolution checkpoints say "siglip" too
@@ -75,9 +76,9 @@ def is_offline() -> bool:
 
 
 def offline_message(repo_id: str, reason: str = "HF_HUB_OFFLINE is set") -> str:
-    return (f"this machine is offline ({reason}), so {repo_id} cannot be downloaded: on a connected machine run "
-            f"`hf download {repo_id} --local-dir DIR` (or `huggingface-cli download ...`), copy DIR here and "
-            "give --model DIR")
+    return (f"{repo_id} is not a folder here nor a downloaded model, and this machine is offline ({reason}), so it "
+            f"cannot be fetched from the Hugging Face hub: on a connected machine run `hf download {repo_id} "
+            "--local-dir DIR` (older versions: `huggingface-cli download`), copy DIR here and give --model DIR")
 
 
 def local_model_source(name: str) -> str:
@@ -132,6 +133,7 @@ def choose_files(repo_id: str, files: list[str]) -> list[str]:
 def check_config(path: Path, repo_id: str) -> dict:
     """config.json as a dict, or ModelLoadError when it asks for code or is not a CLIP/SigLIP model."""
     try:
+        require_regular_file(path, "config.json")  # a FIFO would hang the read
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as error:
         raise ModelLoadError(f"{repo_id}: its config.json cannot be read ({error})") from None
@@ -270,3 +272,39 @@ def _hub_error_message(repo_id: str, error: BaseException) -> str | None:
     if isinstance(error, (httpx2.HTTPError, OSError)):
         return f"the download of {repo_id} stopped ({str(error).splitlines()[0] if str(error) else type(error).__name__}): {again}"
     return None
+
+
+# -- progress -----------------------------------------------------------------------------------------
+
+
+def transfer_bar_class(report: Callable[[int, int | None], None] | None = None):
+    """A tqdm class for :func:`download`'s ``tqdm_class`` that keeps one bar: bytes written of the total
+    (huggingface_hub's file-count and network-bytes bars are hidden). With ``report``, nothing is drawn and
+    ``report(bytes_done, bytes_total)`` is called instead (for a GUI); without, the bar is drawn on stderr."""
+    from tqdm.auto import tqdm
+
+    class TransferBar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            # huggingface_hub 2.4's byte bar with the real total is the "Reconstructing ..." one
+            self._kept = kwargs.get("unit") == "B" and "reconstruct" in str(kwargs.get("desc", "")).lower()
+            if self._kept:
+                kwargs.update(desc="downloading", bar_format=None)
+            if report is not None or not self._kept:
+                kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            if not (self._kept and report is not None):
+                return super().update(n)
+            self.n += n or 0  # a disabled tqdm counts nothing itself
+            report(int(self.n), int(self.total) if self.total else None)
+            return None
+
+        def set_description(self, desc=None, refresh=True):
+            pass  # "downloading" stays, not huggingface_hub's "Reconstruction complete"
+
+        def set_description_str(self, desc=None, refresh=True):
+            pass
+
+    return TransferBar
