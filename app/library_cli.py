@@ -335,7 +335,9 @@ def print_hits(hits, query: str | None = None) -> None:
 
 def cmd_index(args) -> int:
     from app.library.indexer import IndexOptions
+    from app.models_cli import fetch_if_hub_id
 
+    fetch_if_hub_id(args.model)  # before the library is created: an offline machine changes nothing
     with open_library(args, create=True) as library:
         for path in args.paths:
             folder = library.add_folder(path)

@@ -52,6 +52,8 @@ def cmd_models_download(args) -> int:
     if found is not None and args.revision is None:
         print(f"{args.repo_id} is already downloaded: {display_text(found)}")
         return 0
+    if hub.is_offline():
+        raise ModelLoadError(hub.offline_message(args.repo_id))
     announce_download(args.repo_id, hub.hub_models_dir() / hub.folder_name(args.repo_id))
     folder = hub.download(args.repo_id, revision=args.revision, tqdm_class=hub.transfer_bar_class())
     print(f"{args.repo_id} is ready in {display_text(folder)}: use it with --model {args.repo_id}")

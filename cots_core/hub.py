@@ -34,6 +34,12 @@ TOKENIZER_MODELS = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer.m
 DOWNLOAD_RECORD = "cots_download.json"  # which repo and commit a folder came from
 STAGING_PREFIX = ".partial-"
 
+
+
+class RepoRefused(ModelLoadError):
+    """The repo cannot be used safely or is not a CLIP/SigLIP model: nothing of it is kept."""
+
+
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -101,6 +107,8 @@ def resolve_model_source(name: str, tqdm_class=None,
     folder = downloaded_path(name)
     if folder is not None:
         return str(folder)
+    if is_offline():  # said before any "downloading ..." announcement
+        raise ModelLoadError(offline_message(name))
     if on_download is not None:
         on_download(name, hub_models_dir() / folder_name(name))
     return str(download(name, tqdm_class=tqdm_class))
@@ -116,9 +124,9 @@ def choose_files(repo_id: str, files: list[str]) -> list[str]:
     if not safetensors:
         pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
         if pickles:
-            raise ModelLoadError(f"{repo_id} has only pickle weights ({pickles[0]}), which can run code when "
+            raise RepoRefused(f"{repo_id} has only pickle weights ({pickles[0]}), which can run code when "
                                  "loaded: cots reads safetensors only; choose a repo with model.safetensors")
-        raise ModelLoadError(f"{repo_id} has no model.safetensors: it is not a CLIP or SigLIP model cots can use")
+        raise RepoRefused(f"{repo_id} has no model.safetensors: it is not a CLIP or SigLIP model cots can use")
     if SINGLE_WEIGHTS in top:
         weights = [SINGLE_WEIGHTS]  # not the framework or open_clip duplicates beside it
     elif SHARD_INDEX in top:
@@ -126,7 +134,7 @@ def choose_files(repo_id: str, files: list[str]) -> list[str]:
     else:
         weights = safetensors
     if "config.json" not in top:
-        raise ModelLoadError(f"{repo_id} has no config.json: it is not a Hugging Face transformers model")
+        raise RepoRefused(f"{repo_id} has no config.json: it is not a Hugging Face transformers model")
     return weights + [f for f in top if f in CONFIG_FILES or f in TOKENIZER_FILES]
 
 
@@ -136,15 +144,15 @@ def check_config(path: Path, repo_id: str) -> dict:
         require_regular_file(path, "config.json")  # a FIFO would hang the read
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as error:
-        raise ModelLoadError(f"{repo_id}: its config.json cannot be read ({error})") from None
+        raise RepoRefused(f"{repo_id}: its config.json cannot be read ({error})") from None
     if not isinstance(config, dict):
-        raise ModelLoadError(f"{repo_id}: its config.json is not a JSON object")
+        raise RepoRefused(f"{repo_id}: its config.json is not a JSON object")
     if "auto_map" in config:
-        raise ModelLoadError(f"{repo_id} needs its own Python code (auto_map in config.json): cots runs no "
+        raise RepoRefused(f"{repo_id} needs its own Python code (auto_map in config.json): cots runs no "
                              "downloaded code; choose a standard CLIP or SigLIP repo")
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelLoadError(f"{repo_id} is a {model_type!r} model: cots can use CLIP and SigLIP models "
+        raise RepoRefused(f"{repo_id} is a {model_type!r} model: cots can use CLIP and SigLIP models "
                              f"(model_type {' or '.join(SUPPORTED_MODEL_TYPES)})")
     return config
 
@@ -153,11 +161,11 @@ def validate_folder(folder: Path, repo_id: str) -> None:
     """A downloaded folder has what loading needs, before it is moved into place."""
     check_config(folder / "config.json", repo_id)
     if not any(folder.glob("*.safetensors")):
-        raise ModelLoadError(f"{repo_id}: the download has no safetensors weights")
+        raise RepoRefused(f"{repo_id}: the download has no safetensors weights")
     if not any((folder / name).is_file() for name in TOKENIZER_MODELS):
-        raise ModelLoadError(f"{repo_id} has no tokenizer files ({', '.join(TOKENIZER_MODELS)})")
+        raise RepoRefused(f"{repo_id} has no tokenizer files ({', '.join(TOKENIZER_MODELS)})")
     if not (folder / "preprocessor_config.json").is_file():
-        raise ModelLoadError(f"{repo_id} has no preprocessor_config.json (how its images are prepared)")
+        raise RepoRefused(f"{repo_id} has no preprocessor_config.json (how its images are prepared)")
 
 
 # -- the download -----------------------------------------------------------------------------------
@@ -188,13 +196,31 @@ def download(repo_id: str, revision: str | None = None, tqdm_class=None) -> Path
 
 
 def _download_locked(repo_id: str, revision: str | None, tqdm_class, root: Path) -> Path:
-    import huggingface_hub
     from huggingface_hub import constants
 
-    constants.HF_HUB_OFFLINE = False  # checked above, from the environment as it is now (see is_offline)
+    # checked above from the environment as it is now (see is_offline); put back after, for other callers
+    was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
+    try:
+        return _fetch(repo_id, revision, tqdm_class, root)
+    finally:
+        constants.HF_HUB_OFFLINE = was_offline
+
+
+def _fetch(repo_id: str, revision: str | None, tqdm_class, root: Path) -> Path:
     endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None  # read now, not at import
     staging = root / f"{STAGING_PREFIX}{folder_name(repo_id)}"
     staging.mkdir(exist_ok=True)
+    try:
+        return _fetch_into(staging, repo_id, revision, tqdm_class, root, endpoint)
+    except RepoRefused:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _fetch_into(staging: Path, repo_id: str, revision: str | None, tqdm_class, root: Path,
+                endpoint: str | None) -> Path:
+    import huggingface_hub
+
     cache = root / ".hf-cache"  # huggingface_hub records refs here even for a local_dir download
     common = dict(local_dir=staging, cache_dir=cache, endpoint=endpoint)
     with _hub_errors(repo_id):

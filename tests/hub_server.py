@@ -26,6 +26,7 @@ class HubServer:
         self.commits = {repo: hashlib.sha1(repo.encode()).hexdigest() for repo in repos}
         self.cut_once = cut_once
         self.stall = stall
+        self.on_cut = None  # called when the connection has just been cut (to look at the client's state then)
         self.requests: list[tuple[str, str, str | None]] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -116,11 +117,11 @@ def _handler(hub: HubServer):
                 if cut:
                     hub.cut_once = None
             if cut or hub.stall == name:
-                self._send_partial(status, data[start:], headers, hang=not cut)
+                self._send_partial(status, data[start:], headers, hang=not cut, cut=cut, name=name)
                 return
             self._send(status, data[start:], headers, True)
 
-        def _send_partial(self, status: int, data: bytes, headers: dict, hang: bool) -> None:
+        def _send_partial(self, status: int, data: bytes, headers: dict, hang: bool, cut: bool, name: str) -> None:
             """Promise the whole file, send half, then close the connection (or hang until shutdown)."""
             self.send_response(status)
             for key, value in {**headers, "Content-Length": str(len(data))}.items():
@@ -128,8 +129,10 @@ def _handler(hub: HubServer):
             self.end_headers()
             self.wfile.write(data[:len(data) // 2])
             self.wfile.flush()
-            if hang:
-                hub.stopping.wait(60)
+            if cut and hub.on_cut is not None:
+                hub.on_cut()
+            while hang and hub.stall == name and not hub.stopping.wait(0.05):
+                pass  # until the client is killed and the test lets go
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
