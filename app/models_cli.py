@@ -34,12 +34,45 @@ def announce_download(repo_id: str, folder) -> None:
           "Ctrl+C stops it, the next run resumes) ...", file=sys.stderr, flush=True)
 
 
+def transfer_bar_class(report=None):
+    """A tqdm class for ``cots_core.hub.download``: one bar, bytes written of the total, on stderr; with
+    ``report``, nothing is drawn and ``report(bytes_done, bytes_total)`` is called instead (the GUI)."""
+    from tqdm.auto import tqdm
+
+    from cots_core.hub import is_transfer_bar
+
+    class TransferBar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            self._kept = is_transfer_bar(kwargs)
+            if self._kept:
+                kwargs.update(desc="downloading", bar_format=None)
+            if report is not None or not self._kept:
+                kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            if not (self._kept and report is not None):
+                return super().update(n)
+            self.n += n or 0  # a disabled tqdm counts nothing itself
+            report(int(self.n), int(self.total) if self.total else None)
+            return None
+
+        def set_description(self, desc=None, refresh=True):
+            pass  # "downloading" stays, not huggingface_hub's "Reconstruction complete"
+
+        def set_description_str(self, desc=None, refresh=True):
+            pass
+
+    return TransferBar
+
+
 def fetch_if_hub_id(name: str | None) -> None:
     """A hub id the person named that is not downloaded yet is downloaded now, with a progress bar."""
     from cots_core import hub
 
     if name and hub.looks_like_hub_id(name) and hub.downloaded_path(name) is None:
-        hub.resolve_model_source(name, tqdm_class=hub.transfer_bar_class(), on_download=announce_download)
+        hub.resolve_model_source(name, tqdm_class=transfer_bar_class(), on_download=announce_download)
 
 
 def cmd_models_download(args) -> int:
@@ -55,7 +88,7 @@ def cmd_models_download(args) -> int:
     if hub.is_offline():
         raise ModelLoadError(hub.offline_message(args.repo_id))
     announce_download(args.repo_id, hub.hub_models_dir() / hub.folder_name(args.repo_id))
-    folder = hub.download(args.repo_id, revision=args.revision, tqdm_class=hub.transfer_bar_class())
+    folder = hub.download(args.repo_id, revision=args.revision, tqdm_class=transfer_bar_class())
     print(f"{args.repo_id} is ready in {display_text(folder)}: use it with --model {args.repo_id}")
     return 0
 

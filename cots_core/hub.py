@@ -303,34 +303,8 @@ def _hub_error_message(repo_id: str, error: BaseException) -> str | None:
 # -- progress -----------------------------------------------------------------------------------------
 
 
-def transfer_bar_class(report: Callable[[int, int | None], None] | None = None):
-    """A tqdm class for :func:`download`'s ``tqdm_class`` that keeps one bar: bytes written of the total
-    (huggingface_hub's file-count and network-bytes bars are hidden). With ``report``, nothing is drawn and
-    ``report(bytes_done, bytes_total)`` is called instead (for a GUI); without, the bar is drawn on stderr."""
-    from tqdm.auto import tqdm
-
-    class TransferBar(tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs.pop("name", None)
-            # huggingface_hub 2.4's byte bar with the real total is the "Reconstructing ..." one
-            self._kept = kwargs.get("unit") == "B" and "reconstruct" in str(kwargs.get("desc", "")).lower()
-            if self._kept:
-                kwargs.update(desc="downloading", bar_format=None)
-            if report is not None or not self._kept:
-                kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-        def update(self, n=1):
-            if not (self._kept and report is not None):
-                return super().update(n)
-            self.n += n or 0  # a disabled tqdm counts nothing itself
-            report(int(self.n), int(self.total) if self.total else None)
-            return None
-
-        def set_description(self, desc=None, refresh=True):
-            pass  # "downloading" stays, not huggingface_hub's "Reconstruction complete"
-
-        def set_description_str(self, desc=None, refresh=True):
-            pass
-
-    return TransferBar
+def is_transfer_bar(bar_kwargs: dict) -> bool:
+    """Whether a progress bar that huggingface_hub creates (from its keyword arguments) is the one worth
+    showing: bytes written of the real total. In 2.4 that is the "Reconstructing ..." bar; the others count
+    files, or network bytes against a guessed total. A ``tqdm_class`` for :func:`download` hides the rest."""
+    return bar_kwargs.get("unit") == "B" and "reconstruct" in str(bar_kwargs.get("desc", "")).lower()

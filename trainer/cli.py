@@ -44,12 +44,19 @@ def resolve_model_arg(name: str | None) -> str | None:
     named models and folders pass through."""
     if not name:
         return name
-    from cots_core.hub import resolve_model_source, transfer_bar_class
+    from tqdm.auto import tqdm
+
+    from cots_core.hub import is_transfer_bar, resolve_model_source
+
+    class TransferBar(tqdm):  # one bar: bytes of the total (huggingface_hub's others are hidden)
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            super().__init__(*args, **{**kwargs, "disable": not is_transfer_bar(kwargs)})
 
     def announce(repo_id, folder) -> None:
         print(f"downloading {repo_id} from the Hugging Face hub into {folder} (once) ...", file=sys.stderr, flush=True)
 
-    return resolve_model_source(name, tqdm_class=transfer_bar_class(), on_download=announce)
+    return resolve_model_source(name, tqdm_class=TransferBar, on_download=announce)
 
 
 def _add_training_options(parser: argparse.ArgumentParser, mode: str) -> None:

@@ -73,6 +73,7 @@ class ModelMenu(QObject):
 
     def download(self, repo_id: str) -> bool:
         """Start downloading ``repo_id`` on a worker; False (and ``download_failed``) when it cannot start."""
+        from app.models_cli import transfer_bar_class
         from cots_core import hub
 
         if self.downloading:
@@ -83,7 +84,7 @@ class ModelMenu(QObject):
             return False
         self.downloading = repo_id
         # the worker only emits a signal: the status bar is updated on the GUI thread
-        report = hub.transfer_bar_class(lambda done, total: self.download_progress.emit(repo_id, done, total))
+        report = transfer_bar_class(lambda done, total: self.download_progress.emit(repo_id, done, total))
         self.runner.run_task(lambda: hub.download(repo_id, tqdm_class=report), self._download_done)
         return True
 
