@@ -1,5 +1,5 @@
-"""Library subcommands: index, search, similar, describe, places, status, forget, repair, demo (and the gui
-hook).
+"""Library subcommands: index, search, similar, describe, places, status, forget, repair, demo, models (and
+the gui hook).
 
 Registered by ``app.cli.register_library_commands``. Handlers print; the engine in ``app.library``
 never does. Errors the person can fix are ``LibraryError`` (a ``CotsError``): exit status 2.
@@ -44,11 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--db", metavar="PATH", help="library database (default: the library in your user data folder)")
     common.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 or mps")
     common.add_argument("--model", default=None,
-                        help="model name or checkpoint folder (default: the library's own, else cots-lite)")
+                        help="model name, checkpoint folder or Hugging Face hub id ORG/NAME, downloaded once "
+                             "(default: the library's own, else cots-lite; `cots models` lists them)")
 
     _add_index_command(subparsers, common)
     _add_search_commands(subparsers, common)
     _add_maintenance_commands(subparsers, common)
+    from app import models_cli
+
+    models_cli.register(subparsers)
     register_gui(subparsers)
 
 
@@ -215,8 +219,10 @@ def open_library(args, create: bool = False):
 
 def load_encoder(args, library, text_first: bool = False):
     from app.library.encoder import DEFAULT_MODEL, Encoder
+    from app.models_cli import fetch_if_hub_id
 
     source = args.model or library.model_source or DEFAULT_MODEL
+    fetch_if_hub_id(args.model)  # a hub id named on the command line is downloaded once; the library keeps the id
     print(f"loading model {source} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
     return Encoder.load(source, device=args.device, text_first=text_first)
 
@@ -329,7 +335,9 @@ def print_hits(hits, query: str | None = None) -> None:
 
 def cmd_index(args) -> int:
     from app.library.indexer import IndexOptions
+    from app.models_cli import fetch_if_hub_id
 
+    fetch_if_hub_id(args.model)  # before the library is created: an offline machine changes nothing
     with open_library(args, create=True) as library:
         for path in args.paths:
             folder = library.add_folder(path)

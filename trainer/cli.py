@@ -39,6 +39,26 @@ def _user_errors(handler):
     return wrapped
 
 
+def resolve_model_arg(name: str | None) -> str | None:
+    """A Hugging Face hub id (ORG/NAME) becomes its downloaded folder, fetched now, once, when missing;
+    named models and folders pass through."""
+    if not name:
+        return name
+    from tqdm.auto import tqdm
+
+    from cots_core.hub import is_transfer_bar, resolve_model_source
+
+    class TransferBar(tqdm):  # one bar: bytes of the total (huggingface_hub's others are hidden)
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            super().__init__(*args, **{**kwargs, "disable": not is_transfer_bar(kwargs)})
+
+    def announce(repo_id, folder) -> None:
+        print(f"downloading {repo_id} from the Hugging Face hub into {folder} (once) ...", file=sys.stderr, flush=True)
+
+    return resolve_model_source(name, tqdm_class=TransferBar, on_download=announce)
+
+
 def _add_training_options(parser: argparse.ArgumentParser, mode: str) -> None:
     parser.set_defaults(mode=mode)
     parser.add_argument("--data", help="training data: a folder with sidecar captions, a .csv/.tsv/.jsonl "
@@ -73,7 +93,8 @@ def _add_training_options(parser: argparse.ArgumentParser, mode: str) -> None:
         parser.add_argument("--image-backbone", help="timm model name (its pretrained weights) or a weights file")
         parser.add_argument("--text-backbone", help="transformers model folder or hub name")
     if mode == "finetune":
-        parser.add_argument("--from", dest="init_from", help="COTS checkpoint folder or a named model (cots-lite)")
+        parser.add_argument("--from", dest="init_from", help="COTS checkpoint folder, a named model (cots-lite) or a "
+                            "Hugging Face CLIP/SigLIP hub id ORG/NAME (downloaded once)")
         parser.add_argument("--no-caption-memory", action="store_true",
                             help="do not remember the captioned items in the result (see the README)")
 
@@ -84,6 +105,8 @@ def config_from_args(args: argparse.Namespace):
     from trainer.checkpoint import resolve_checkpoint
     from trainer.config import CONFIG_FILE, resolve_config
 
+    if getattr(args, "init_from", None):
+        args.init_from = resolve_model_arg(args.init_from)
     overrides = {key: getattr(args, flag, None) for flag, key in OVERRIDES.items()}
     overrides["mode"] = args.mode
     if getattr(args, "no_cache_tokens", False):
@@ -117,7 +140,7 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from trainer.evaluation_cli import run_eval
 
-    metrics = run_eval(args.model, args.data, split=args.split, holdout=args.val_fraction, seed=args.seed,
+    metrics = run_eval(resolve_model_arg(args.model), args.data, split=args.split, holdout=args.val_fraction, seed=args.seed,
                        batch_size=args.batch_size, frames=args.frames, device=args.device)
     if args.json:
         print(json.dumps(metrics))
@@ -138,7 +161,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _add_eval(subparsers) -> None:
     p = subparsers.add_parser("eval", help="retrieval metrics (R@1/5/10, rsum) of a model on held-out data")
-    p.add_argument("--model", required=True, help="a checkpoint or run folder, or a named model (cots-lite)")
+    p.add_argument("--model", required=True, help="a checkpoint or run folder, a named model (cots-lite) or a "
+                   "Hugging Face hub id ORG/NAME (downloaded once)")
     p.add_argument("--data", help="evaluation data (default: the run's own validation split)")
     p.add_argument("--split", help="split label to use when the data has them (default: test, else val)")
     p.add_argument("--val-fraction", type=float, help="evaluate only this seeded held-out fraction of --data")

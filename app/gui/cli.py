@@ -8,8 +8,9 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("gui", help="open the desktop app (search, drag and drop, indexing)")
     parser.add_argument("--db", help="library database (default: the user data directory's library)")
-    parser.add_argument("--model", help="model for a new library: a preset name (cots-lite) or a checkpoint "
-                                        "folder (default: the model the library was indexed with)")
+    parser.add_argument("--model", help="model for a new library: a preset name (cots-lite), a checkpoint "
+                                        "folder or a Hugging Face hub id ORG/NAME, downloaded once (default: the "
+                                        "model the library was indexed with)")
     parser.add_argument("--device", help="auto, cpu, cuda or mps")
     parser.set_defaults(handler=run)
     return parser
@@ -23,6 +24,9 @@ def run(args: argparse.Namespace) -> int:
     problem = xcb_problem()  # before Qt: a missing xcb library makes Qt abort with its own text
     if problem:
         raise CotsError(problem)
+    from app.models_cli import fetch_if_hub_id
+
+    fetch_if_hub_id(args.model)  # in the terminal, before the window: a progress bar and Ctrl+C work here
     from PySide6.QtWidgets import QApplication
 
     from app.gui.engine_service import EngineService

@@ -27,6 +27,7 @@ from app.gui.controllers import DropHandler, FolderWatcher, ModelSwitcher
 from app.gui.finetune import FineTuneJob, finetune_command, finished_message
 from app.gui.indexing import IndexingBar, IndexingController
 from app.gui.library_panel import LibraryPanel
+from app.gui.model_menu import ModelMenu, progress_text
 from app.gui.notices import NoticeArea
 from app.gui.panels import DetailPane, ImageToTextPanel, basename
 from app.gui.results import HitRole, ResultsModel
@@ -134,6 +135,17 @@ class MainWindow(QMainWindow):
         self.remember_action = QAction("Remember the captions of a folder (no training)…", self)
         self.remember_action.triggered.connect(lambda: self.choose_finetune_data(memory_only=True))
         model.addAction(self.remember_action)
+        model.addSeparator()
+        self.current_model = self.model_label  # the library's model (or the one asked for); a switch changes it
+        self.model_menu = ModelMenu(model, self.runner, lambda: self.current_model, self)
+        self.model_menu.chosen.connect(self.switch_model)
+        self.model_menu.download_progress.connect(
+            lambda repo_id, done, total: self.statusBar().showMessage(progress_text(repo_id, done, total)))
+        self.model_menu.download_failed.connect(lambda reason: (self.statusBar().clearMessage(),
+                                                                self.notify(f"No download: {reason}", "error")))
+        self.model_menu.downloaded.connect(lambda repo_id: (self.statusBar().clearMessage(), self.notify(
+            f"{repo_id} is downloaded", "success", [("Switch to it", lambda: self.switch_model(repo_id))])))
+        self.model_menu.refresh()
 
     def _connect(self) -> None:
         self.search.query_changed.connect(self.run_query)
@@ -162,6 +174,7 @@ class MainWindow(QMainWindow):
         self.drops.image_dropped.connect(self.describe_image)
         self.drops.refused.connect(lambda reason: self.notify(reason, "error"))
         self.switcher.switched.connect(self._model_switched)
+        self.switcher.started.connect(lambda source: setattr(self, "current_model", source))
         self.switcher.refused.connect(self.notify)
         QShortcut(QKeySequence.Find, self, self.search.focus)
         QShortcut(QKeySequence("/"), self, self.search.focus)

@@ -55,17 +55,21 @@ class Encoder:
     @classmethod
     def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None,
              text_first: bool = False) -> Encoder:
-        """Load a model by preset name or checkpoint directory (offline). ``text_first``: answer text
+        """Load a model by preset name, checkpoint directory or downloaded hub id (offline). ``text_first``: answer text
         queries from the lean text path and load the image tower on first image use
         (``cots_core.lean_text``); for search, not indexing."""
+        from cots_core.hub import local_model_source
+
         target = select_device(device)
+        source = str(name_or_path)  # what the library stores: a downloaded model by its hub id
+        folder = local_model_source(source)  # a hub id's downloaded folder (never the network)
         if text_first:
             from cots_core.lean_text import load_query_model
 
-            return cls(load_query_model(str(name_or_path), device=str(target)), target, source=str(name_or_path))
+            return cls(load_query_model(folder, device=str(target)), target, source=source)
         from cots_core import load_model
 
-        return cls(load_model(str(name_or_path), device=str(target)), target, source=str(name_or_path))
+        return cls(load_model(folder, device=str(target)), target, source=source)
 
     # -- model facts -------------------------------------------------------------------------
     @property
