@@ -4,11 +4,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -32,6 +32,8 @@ class TimmImageEncoder(nn.Module):
 
     def __init__(self, config: VisionConfig, image_size: int, pretrained: bool = True):
         super().__init__()
+        import timm  # here: a CLIP-family or text-only load need not import it (seconds of a cold start)
+
         kwargs = dict(config.model_kwargs)
         use_timm_weights = pretrained and config.pretrained == "timm"
         try:
@@ -115,30 +117,40 @@ TOWER_CLASSES = {"clip_text_model": "CLIPTextModel", "clip_vision_model": "CLIPV
                  "siglip_text_model": "SiglipTextModel", "siglip_vision_model": "SiglipVisionModel"}
 
 
-def build_hf_tower(hf_config: dict, default_type: str) -> nn.Module:
-    """A transformers model with random weights from an inline config dict (``model_type`` + fields);
-    BERT-family models without their pooler (COTS pools itself). Raises ValueError for a config
-    transformers rejects."""
+def build_hf_tower(hf_config: dict, default_type: str, init_weights: bool = True) -> nn.Module:
+    """A transformers model from an inline config dict (``model_type`` + fields), randomly initialised
+    unless ``init_weights`` is False (its weights are loaded next); BERT-family models without their
+    pooler (COTS pools itself). Raises ValueError for a config transformers rejects."""
     import transformers
     from transformers import AutoConfig, AutoModel
 
     values = dict(hf_config)
     model_type = values.pop("model_type", default_type)
     config = AutoConfig.for_model(model_type, **values)
-    if model_type in TOWER_CLASSES:
-        return getattr(transformers, TOWER_CLASSES[model_type])(config)
+    with contextlib.nullcontext() if init_weights else _no_init_weights():
+        if model_type in TOWER_CLASSES:
+            return getattr(transformers, TOWER_CLASSES[model_type])(config)
+        try:
+            return AutoModel.from_config(config, add_pooling_layer=False, trust_remote_code=False)
+        except TypeError:
+            return AutoModel.from_config(config, trust_remote_code=False)
+
+
+def _no_init_weights():
     try:
-        return AutoModel.from_config(config, add_pooling_layer=False, trust_remote_code=False)
-    except TypeError:
-        return AutoModel.from_config(config, trust_remote_code=False)
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers 4.x
+        from transformers.modeling_utils import no_init_weights
+    return no_init_weights()
 
 
-def build_image_encoder(config: VisionConfig, image_size: int, pretrained: bool = True) -> nn.Module:
+def build_image_encoder(config: VisionConfig, image_size: int, pretrained: bool = True,
+                        init_weights: bool = True) -> nn.Module:
     """The image tower a config names: a timm model, or a transformers CLIP-family vision tower."""
     if config.backend == "transformers":
         from cots_core.hf_towers import HFVisionEncoder
 
-        return HFVisionEncoder(config, image_size)
+        return HFVisionEncoder(config, image_size, init_weights=init_weights)
     if config.backend != "timm":
         raise ModelLoadError(f"unknown image tower backend {config.backend!r} (timm, transformers)")
     return TimmImageEncoder(config, image_size, pretrained=pretrained)
@@ -147,7 +159,7 @@ def build_image_encoder(config: VisionConfig, image_size: int, pretrained: bool 
 class HFTextEncoder(nn.Module):
     """A transformers BERT-family encoder; global feature = [CLS] token or attention-masked mean."""
 
-    def __init__(self, config: TextConfig, pretrained: bool = True):
+    def __init__(self, config: TextConfig, pretrained: bool = True, init_weights: bool = True):
         super().__init__()
         from transformers import AutoModel
 
@@ -179,7 +191,7 @@ class HFTextEncoder(nn.Module):
             hf = dict(config.hf_config)
             refuse_auto_map(hf, "the text config (hf_config)")
             try:
-                self.model = build_hf_tower(hf, default_type="bert")
+                self.model = build_hf_tower(hf, default_type="bert", init_weights=init_weights)
             except ValueError as error:  # an unknown model_type, or a config transformers rejects
                 raise ModelLoadError(f"cannot build the text model from its config: {first_line(error)}") \
                     from error
@@ -208,6 +220,15 @@ class HFTextEncoder(nn.Module):
         else:
             global_feature = tokens[:, 0]
         return EncoderOutput(tokens=tokens, global_feature=global_feature)
+
+
+def tokenize_texts(tokenizer, config: TextConfig, texts: list[str]) -> dict[str, torch.Tensor]:
+    """Token ids and attention mask [B, L] as the text tower was trained: truncated to ``max_length``,
+    padded to the batch's longest text or (``padding: max_length``, SigLIP) always to ``max_length``."""
+    padding = "max_length" if config.padding == "max_length" else True
+    encoded = tokenizer(list(texts), padding=padding, truncation=True, max_length=config.max_length,
+                        return_tensors="pt")
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 
 def shipped_resource(relative: str) -> Path:

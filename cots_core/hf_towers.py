@@ -23,12 +23,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cots_core.config import LossConfig, ModelConfig, QueueConfig, TextConfig, TokenizerConfig, VisionConfig
-from cots_core.encoders import EncoderOutput, build_hf_tower, first_line
+from cots_core.encoders import (
+    EncoderOutput,
+    HFTextEncoder,
+    build_hf_tower,
+    first_line,
+    load_text_tokenizer,
+    tokenize_texts,
+)
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder, hub_options, refuse_auto_map
+from cots_core.heads import linear_projection
+from cots_core.model_folders import CONFIG_FILE, WEIGHTS_FILE, hf_model_type
 
 if TYPE_CHECKING:
     from cots_core.model import COTS
@@ -55,7 +65,7 @@ class HFVisionEncoder(nn.Module):
     ``TimmImageEncoder`` does for timm ViTs (BEiT), through a hook on the patch embedding convolution.
     """
 
-    def __init__(self, config: VisionConfig, image_size: int):
+    def __init__(self, config: VisionConfig, image_size: int, init_weights: bool = True):
         super().__init__()
         hf = dict(config.hf_config)
         refuse_auto_map(hf, "the vision config (hf_config)")
@@ -63,7 +73,7 @@ class HFVisionEncoder(nn.Module):
             raise ModelLoadError(f"unsupported vision tower {hf.get('model_type')!r}: cots builds "
                                  f"{', '.join(sorted(VISION_TYPES))} towers from a config")
         try:
-            self.model = build_hf_tower(hf, default_type="")
+            self.model = build_hf_tower(hf, default_type="", init_weights=init_weights)
         except (ValueError, TypeError) as error:
             raise ModelLoadError(f"cannot build the vision tower from its config: {first_line(error)}") from error
         # transformers 5 puts the tower's modules on the model itself; 4.x under .vision_model
@@ -75,7 +85,9 @@ class HFVisionEncoder(nn.Module):
         self.num_prefix_tokens = 1 if hasattr(embeddings, "class_embedding") else 0
         self.is_vit = True
         self.mask_token = nn.Parameter(torch.zeros(1, self.width, 1, 1))
-        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        # seeded: the token is part of the hashed weights (model_id), and an imported checkpoint has none of
+        # its own, so every load of the same folder must give the same one
+        nn.init.trunc_normal_(self.mask_token, std=0.02, generator=torch.Generator().manual_seed(0))
         embeddings.patch_embedding.register_forward_hook(self._replace_masked_patches)
         self._token_mask: torch.Tensor | None = None
         self.channels_last = False
@@ -229,48 +241,44 @@ def _load_tokenizer(directory: Path):
         raise ModelLoadError(f"cannot load the tokenizer in {directory}: {first_line(error)}") from error
 
 
+def _text_prefix(text_encoder: nn.Module) -> str:
+    # transformers 5 keeps a tower's modules on the tower model itself, 4.x under .text_model/.vision_model
+    return "text_model." if hasattr(text_encoder.model, "text_model") else ""
+
+
 def _checkpoint_keys(model: COTS, family: str) -> dict[str, str]:
-    """Prefixes of the checkpoint's keys -> COTS's (transformers 5 keeps a tower's modules on the tower
-    model itself, 4.x under its ``vision_model``/``text_model``)."""
+    """Prefixes of the checkpoint's keys -> COTS's."""
     vision = "vision_model." if hasattr(model.image_encoder.model, "vision_model") else ""
-    text = "text_model." if hasattr(model.text_encoder.model, "text_model") else ""
-    keys = {"vision_model.": f"image_encoder.model.{vision}", "text_model.": f"text_encoder.model.{text}"}
+    keys = {"vision_model.": f"image_encoder.model.{vision}",
+            "text_model.": f"text_encoder.model.{_text_prefix(model.text_encoder)}"}
     if family == "clip":
         keys.update({"visual_projection.": "image_projection.", "text_projection.": "text_projection."})
     return keys
 
 
-def load_hf_checkpoint(directory: str | Path) -> COTS:
-    """A Hugging Face CLIPModel/SiglipModel folder as a COTS model (inference-ready; momentum copies synced)."""
-    from safetensors import safe_open
-
-    from cots_core.model import COTS
-
-    directory = Path(directory)
+def read_checkpoint(directory: Path) -> tuple[str, ModelConfig, Any, list[Path]]:
+    """A CLIP-family folder's family, COTS config, tokenizer and weight files (nothing built yet)."""
     check_model_folder(directory)  # plain files only, no auto_map in any config
     config = _read_json(directory / "config.json", "the model config")
     model_type = config.get("model_type")
     if model_type not in FAMILIES:
         raise ModelLoadError(f"{directory} holds a {model_type!r} model; cots loads CLIP ({FAMILIES['clip'][3]}) and "
                              f"SigLIP ({FAMILIES['siglip'][3]}) checkpoints, or folders saved by cots")
-    family = FAMILIES[model_type][0]
     weights = _weight_files(directory)
     tokenizer = _load_tokenizer(_tokenizer_source(directory))
-    preprocessor = _read_json(directory / PREPROCESSOR_FILE, "the image preprocessing") \
-        if (directory / PREPROCESSOR_FILE).is_file() else {}
-    if not preprocessor:
+    if not (directory / PREPROCESSOR_FILE).is_file():
         raise ModelLoadError(f"{directory} has no {PREPROCESSOR_FILE}: save the processor with the model")
+    preprocessor = _read_json(directory / PREPROCESSOR_FILE, "the image preprocessing")
     tokenizer_max = getattr(tokenizer, "model_max_length", None)
     tokenizer_max = tokenizer_max if isinstance(tokenizer_max, int) and tokenizer_max < 100_000 else None
-    cots_config = import_config(directory, config, preprocessor, tokenizer_max)
-    model = COTS(cots_config, pretrained_backbones=False, tokenizer=tokenizer)
+    return FAMILIES[model_type][0], import_config(directory, config, preprocessor, tokenizer_max), tokenizer, weights
 
-    own = model.state_dict()
-    prefixes = _checkpoint_keys(model, family)
-    # every tower weight, and CLIP's projection matrices (their bias is COTS's, zero here)
-    wanted = {k for k in own if k.startswith(("image_encoder.model.", "text_encoder.model."))}
-    if family == "clip":
-        wanted |= {"image_projection.weight", "text_projection.weight"}
+
+def copy_weights(own: dict[str, torch.Tensor], weights: list[Path], prefixes: dict[str, str]) -> set[str]:
+    """Copy the tensors of ``weights`` whose key starts with a prefix of ``prefixes`` into ``own`` (a state
+    dict) under the mapped name, checking names and shapes; the names filled. Other keys are skipped."""
+    from safetensors import safe_open
+
     loaded: set[str] = set()
     with torch.no_grad():
         for path in weights:
@@ -279,7 +287,7 @@ def load_hf_checkpoint(directory: str | Path) -> COTS:
                     for key in handle.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
                         prefix = next((p for p in prefixes if key.startswith(p)), None)
                         if prefix is None:
-                            continue  # logit_scale, logit_bias: the contrastive temperature is COTS's own
+                            continue  # logit_scale, logit_bias, the other tower: not wanted here
                         target = prefixes[prefix] + key[len(prefix):]
                         if target not in own:
                             raise ModelLoadError(f"{path.name} holds {key}, which the config's architecture lacks")
@@ -293,13 +301,83 @@ def load_hf_checkpoint(directory: str | Path) -> COTS:
                 raise
             except Exception as error:  # noqa: BLE001 - a damaged or truncated file: one line
                 raise ModelLoadError(f"cannot read {path} ({first_line(error)})") from error
+    return loaded
+
+
+def _require(directory: Path, wanted: set[str], loaded: set[str]) -> None:
     missing = sorted(wanted - loaded)
     if missing:
         raise ModelLoadError(f"{directory} does not match its config: {len(missing)} weights missing "
                              f"(e.g. {missing[0]})")
-    if family == "clip":  # CLIP's projections have no bias
+
+
+def load_hf_checkpoint(directory: str | Path) -> COTS:
+    """A Hugging Face CLIPModel/SiglipModel folder as a COTS model, ready for inference (training builds
+    the momentum copies from these weights)."""
+    from cots_core.model import COTS
+
+    directory = Path(directory)
+    family, cots_config, tokenizer, weights = read_checkpoint(directory)
+    model = COTS(cots_config, pretrained_backbones=False, tokenizer=tokenizer, weights_follow=True)
+    own = model.state_dict()
+    loaded = copy_weights(own, weights, _checkpoint_keys(model, family))
+    # every tower weight, and CLIP's projection matrices (their bias is COTS's: zero, as CLIP has none)
+    wanted = {k for k in own if k.startswith(("image_encoder.model.", "text_encoder.model."))}
+    if family == "clip":
+        wanted |= {"image_projection.weight", "text_projection.weight"}
         model.image_projection.bias.data.zero_()
         model.text_projection.bias.data.zero_()
-    model.sync_momentum_encoders()
+    _require(directory, wanted, loaded)
     model.has_training_state = False
     return model
+
+
+# ------------------------------------------------------------------------------ text queries alone
+class TextQueryModel:
+    """Text queries of a CLIP-family model from its text tower alone, for ``cots_core.lean_text``: the
+    image tower (and timm) are not built, so a cold ``cots search`` pays for half the model. The text half
+    of the inference interface: ``config``, ``model_id``, ``tokenize``, ``encode_texts``."""
+
+    def __init__(self, config: ModelConfig, model_id: str, tower: nn.ModuleDict, tokenizer):
+        self.config, self.model_id, self.tower, self.tokenizer = config, model_id, tower.eval(), tokenizer
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return tokenize_texts(self.tokenizer, self.config.text, texts)
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """L2-normalised text embeddings [B, D], as ``COTS.encode_texts``."""
+        if not texts:
+            return torch.zeros(0, self.config.embed_dim)
+        tokens = self.tokenize(texts)
+        with torch.inference_mode():
+            feature = self.tower["encoder"](tokens["input_ids"], tokens["attention_mask"]).global_feature
+            return F.normalize(self.tower["projection"](feature).float(), dim=-1)
+
+
+def load_text_query_model(directory: Path, model_id: str) -> TextQueryModel:
+    """The text half of a CLIP-family checkpoint: a Hugging Face folder, or a COTS checkpoint built on
+    such towers (``model_folders.uses_clip_family_towers``)."""
+    if hf_model_type(directory) is not None:
+        family, config, tokenizer, weights = read_checkpoint(directory)
+        source = {"text_model.": "encoder.model.{text}", "text_projection.": "projection."}
+    else:
+        check_model_folder(directory)
+        config = ModelConfig.load_json(directory / CONFIG_FILE)
+        tokenizer = load_text_tokenizer(config.text, directory)
+        family, weights = "cots", [directory / WEIGHTS_FILE]
+        source = {"text_encoder.model.": "encoder.model.", "text_projection.": "projection."}
+    encoder = HFTextEncoder(config.text, pretrained=False, init_weights=False)
+    tower = nn.ModuleDict({"encoder": encoder,
+                           "projection": linear_projection(config.text.projection, encoder.width,
+                                                           config.embed_dim, "text")})
+    prefixes = {k: v.format(text=_text_prefix(encoder)) for k, v in source.items()}
+    own = tower.state_dict()
+    loaded = copy_weights(own, weights, prefixes)
+    wanted = {k for k in own if k.startswith("encoder.model.")}
+    if family == "clip":  # bias-free projection
+        wanted.add("projection.weight")
+        tower["projection"].bias.data.zero_()
+    elif family == "cots":
+        wanted |= {"projection.weight", "projection.bias"}  # SigLIP's stays the identity it starts as
+    _require(directory, wanted, loaded)
+    return TextQueryModel(config, model_id, tower, tokenizer)

@@ -25,6 +25,7 @@ from torch import nn
 from cots_core.config import ModelConfig
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
+from cots_core.model_folders import uses_clip_family_towers
 from cots_core.model_ids import known_model_id
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,8 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
     if directory is None:
         return None
     model_id = known_model_id(directory)
+    if model_id is not None and uses_clip_family_towers(directory):
+        return _clip_family_text_model(directory, model_id)
     tokenizer_file = directory / "tokenizer" / "tokenizer.json"
     if model_id is None or not tokenizer_file.is_file():
         return None
@@ -220,6 +223,18 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
     tokenizer.enable_truncation(config.text.max_length)
     tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token="[PAD]")
     return LeanTextModel(config, model_id, tower, tokenizer)
+
+
+def _clip_family_text_model(directory: Path, model_id: str):
+    """The text tower of a CLIP-family checkpoint through transformers (``hf_towers.TextQueryModel``): no
+    image tower and no timm, though transformers itself is imported."""
+    from cots_core.hf_towers import load_text_query_model
+
+    try:
+        return load_text_query_model(directory, model_id)
+    except Exception as error:  # noqa: BLE001 - any surprise here only means: take the full path
+        log.info("text-only path unavailable for %s (%s): loading the full model", directory, error)
+        return None
 
 
 class TextFirstModel:

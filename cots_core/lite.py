@@ -196,7 +196,6 @@ def build_cots_lite() -> COTS:
         model.eval()
         embeddings = class_text_embeddings(model.encode_texts)
         projection.class_embeddings.weight.copy_(embeddings.t())
-    model.sync_momentum_encoders()
     return model.eval()
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from cots_core import losses
 from cots_core.config import ModelConfig
 from cots_core.dvae import DiscreteVAE
-from cots_core.encoders import HFTextEncoder, build_image_encoder, load_text_tokenizer
+from cots_core.encoders import HFTextEncoder, build_image_encoder, load_text_tokenizer, tokenize_texts
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
 from cots_core.heads import (
@@ -30,17 +30,17 @@ from cots_core.heads import (
 )
 from cots_core.hf_towers import load_hf_checkpoint
 from cots_core.masking import block_mask_batch, mask_words
-from cots_core.model_folders import hf_model_type
+from cots_core.model_folders import CONFIG_FILE, WEIGHTS_FILE, hf_model_type
 from cots_core.model_ids import known_model_id, remember_model_id
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
 from cots_core.serialization import load_state_dict_file, save_state_dict_file
 from cots_core.transforms import build_transform
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 # Models that are built rather than stored: name -> "module:function" returning a COTS.
 NAMED_MODELS = {"cots-lite": "cots_core.lite:load_cots_lite"}
+# The modules that have a momentum twin (``image_encoder`` -> ``image_encoder_m``).
+_MOMENTUM_TWINS = ("image_encoder", "image_projection", "text_encoder", "text_projection")
 # State that a checkpoint may leave out (an inference-only export): rebuilt from the online weights.
 _OPTIONAL_PREFIXES = ("image_encoder_m.", "image_projection_m.", "text_encoder_m.", "text_projection_m.",
                       "queue.", "image_tokenizer.")
@@ -51,20 +51,21 @@ class COTS(nn.Module):
     queues, masked-modelling heads and the dVAE image tokenizer (which receives no gradient)."""
 
     def __init__(self, config: ModelConfig, pretrained_backbones: bool = True, checkpoint_dir: Path | None = None,
-                 tokenizer=None):
+                 tokenizer=None, weights_follow: bool = False):
+        """``weights_follow``: every tower weight is about to be loaded from a checkpoint, so the
+        transformers towers skip their random initialisation (seconds for a ViT-B)."""
         super().__init__()
         self.config = config
-        self.image_encoder = build_image_encoder(config.vision, config.image_size, pretrained=pretrained_backbones)
-        self.text_encoder = HFTextEncoder(config.text, pretrained=pretrained_backbones)
+        self.image_encoder = build_image_encoder(config.vision, config.image_size, pretrained=pretrained_backbones,
+                                                 init_weights=not weights_follow)
+        self.text_encoder = HFTextEncoder(config.text, pretrained=pretrained_backbones, init_weights=not weights_follow)
         self.tokenizer = tokenizer if tokenizer is not None else load_text_tokenizer(config.text, checkpoint_dir)
         self.image_projection = build_image_projection(config.vision, self.image_encoder.width, config.embed_dim)
         self.text_projection = build_text_projection(config.text, self.text_encoder.width, config.embed_dim)
         self.caption_memory = CaptionMemory(self.image_encoder.width, config.embed_dim, config.vision.caption_memory)
 
-        self.image_encoder_m = make_momentum_copy(self.image_encoder)
-        self.image_projection_m = make_momentum_copy(self.image_projection)
-        self.text_encoder_m = make_momentum_copy(self.text_encoder)
-        self.text_projection_m = make_momentum_copy(self.text_projection)
+        # the momentum encoders (image_encoder_m, ...) are built when training starts (train(), training_step):
+        # inference never needs them, and they would double the memory of a ViT-L
         self.queue = FeatureQueue(config.queue.size, config.embed_dim)
 
         # token level: the only exchange between the streams is the other stream's global feature
@@ -87,6 +88,8 @@ class COTS(nn.Module):
         self.has_training_state = True
 
     def train(self, mode: bool = True) -> COTS:
+        if mode:
+            self.build_momentum_encoders()
         super().train(mode)
         if mode and self.config.vision.freeze_batchnorm:
             for module in self.image_encoder.modules():
@@ -124,10 +127,7 @@ class COTS(nn.Module):
         return self._model_id
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        padding = "max_length" if self.config.text.padding == "max_length" else True
-        encoded = self.tokenizer(list(texts), padding=padding, truncation=True,
-                                 max_length=self.config.text.max_length, return_tensors="pt")
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        return tokenize_texts(self.tokenizer, self.config.text, texts)
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
@@ -173,8 +173,16 @@ class COTS(nn.Module):
         return self.encode_images(torch.stack([self.preprocess(image) for image in images]))
 
     # ---------------------------------------------------------------- training
+    def build_momentum_encoders(self) -> None:
+        """The momentum (EMA) copies of the encoders and projections, starting equal to the online ones
+        (as ALBEF starts a fine-tune); those already built are kept. A resumed run then loads their state."""
+        for name in _MOMENTUM_TWINS:
+            if name + "_m" not in self._modules:
+                setattr(self, name + "_m", make_momentum_copy(getattr(self, name)))
+
     @torch.no_grad()
     def momentum_update(self) -> None:
+        self.build_momentum_encoders()
         m = self.config.queue.momentum
         momentum_update(self.image_encoder, self.image_encoder_m, m)
         momentum_update(self.image_projection, self.image_projection_m, m)
@@ -196,6 +204,7 @@ class COTS(nn.Module):
         """
         cfg = self.config
         device = self.device
+        self.build_momentum_encoders()
         pixels = batch["pixels"].to(device)
         owner = batch.get("frame_owner")
         owner = owner.to(device) if owner is not None else None
@@ -330,7 +339,7 @@ class COTS(nn.Module):
             model = load_hf_checkpoint(directory)
         else:
             config = ModelConfig.load_json(directory / CONFIG_FILE)
-            model = cls(config, pretrained_backbones=False, checkpoint_dir=directory)
+            model = cls(config, pretrained_backbones=False, checkpoint_dir=directory, weights_follow=True)
             load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
             model._check_required_keys(directory / WEIGHTS_FILE)
         # the weights were just read from these files: hash them once, later loads reuse the stored id
@@ -349,13 +358,12 @@ class COTS(nn.Module):
         if missing:
             raise ModelLoadError(f"checkpoint file {path} does not match its config: "
                                  f"{len(missing)} missing (e.g. {missing[0]})")
-        if not any(k.startswith("image_encoder_m.") for k in stored):
-            self.sync_momentum_encoders()
         self.has_training_state = any(k.startswith("image_tokenizer.") for k in stored)
 
     @torch.no_grad()
     def sync_momentum_encoders(self) -> None:
-        """Momentum encoders := online encoders (for a checkpoint saved without them)."""
+        """Momentum encoders := online encoders."""
+        self.build_momentum_encoders()
         for online, twin in ((self.image_encoder, self.image_encoder_m), (self.image_projection, self.image_projection_m),
                              (self.text_encoder, self.text_encoder_m), (self.text_projection, self.text_projection_m)):
             twin.load_state_dict(online.state_dict())

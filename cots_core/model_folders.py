@@ -7,12 +7,14 @@ from pathlib import Path
 
 from cots_core.folder_safety import MAX_CONFIG_BYTES
 
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
 # model_type of a Hugging Face checkpoint whose towers cots loads (cots_core.hf_towers)
 CLIP_FAMILY_TYPES = ("clip", "siglip")
 
 
 def _config(directory: str | Path) -> dict | None:
-    path = Path(directory) / "config.json"
+    path = Path(directory) / CONFIG_FILE
     try:
         if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
             return None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +130,22 @@ def test_a_bad_folder_is_refused_with_one_clear_line(hf_folder, tmp_path, damage
         load_model(folder)
     text = str(error.value)
     assert message in text and "\n" not in text
+
+
+def test_text_queries_need_neither_the_image_tower_nor_timm(hf_folder, tmp_path):
+    from cots_core.hf_towers import TextQueryModel
+    from cots_core.lean_text import TextFirstModel, load_query_model
+
+    full = load_model(hf_folder)  # the first full load stores the model id: the text-only path needs it
+    full.save_pretrained(tmp_path / "cots")
+    load_model(tmp_path / "cots")
+    for folder in (hf_folder, tmp_path / "cots"):  # the Hugging Face folder, and the COTS checkpoint of it
+        model = load_query_model(folder)
+        assert isinstance(model, TextFirstModel) and isinstance(model.text_model, TextQueryModel)
+        assert torch.allclose(model.encode_texts(TEXTS), full.encode_texts(TEXTS), atol=1e-5)
+        assert model._full is None and model.model_id == full.model_id
+    script = ("import sys; from cots_core.lean_text import load_query_model; "
+              f"m = load_query_model({str(hf_folder)!r}); m.encode_texts(['a cat']); "
+              "print(sorted({'timm', 'cots_core.model'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
