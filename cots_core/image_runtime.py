@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +38,15 @@ MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 MIN_COSINE = 0.999  # per row, ONNX Runtime vs PyTorch on the probe batch
 PROBE_BATCH = 2
-# "auto" (ONNX Runtime on CPU when installed), "torch" (never), "onnx" (same as auto; logs why when it cannot)
+# "auto" (ONNX Runtime on CPU when installed; int8 where it agrees), "torch" (never), "onnx" (same as auto;
+# logs why when it cannot), "fp32" (ONNX Runtime, never int8)
 RUNTIME_ENV = "COTS_IMAGE_RUNTIME"
+INT8_GRAPH_FILE = "image.int8.onnx"
+# int8 (dynamic quantisation of a transformer tower's matrix products) is kept only where the search it gives
+# agrees with fp32 on real photos and it pays (issue 20; measured in bench/clip_family_speed.py)
+INT8_MIN_OVERLAP = 0.95  # mean overlap of each photo's 10 nearest photos, int8 vs fp32
+INT8_MIN_COSINE = 0.99  # per photo, int8 vs fp32
+INT8_MIN_SPEEDUP = 1.2
 
 
 def onnx_cache_root() -> Path:
@@ -50,6 +58,10 @@ def runtime_wanted() -> bool:
     if os.environ.get(RUNTIME_ENV, "auto").strip().lower() == "torch":
         return False
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+def int8_wanted() -> bool:
+    return os.environ.get(RUNTIME_ENV, "auto").strip().lower() != "fp32"
 
 
 class ImagePath(nn.Module):
@@ -68,8 +80,8 @@ class ImagePath(nn.Module):
 class OnnxImageEncoder:
     """An ONNX Runtime session over the exported ``ImagePath``; ``encode_images`` as ``COTS.encode_images``."""
 
-    def __init__(self, session, model_id: str, folder: Path):
-        self.session, self.model_id, self.folder = session, model_id, folder
+    def __init__(self, session, model_id: str, folder: Path, precision: str = "fp32"):
+        self.session, self.model_id, self.folder, self.precision = session, model_id, folder, precision
         self.input_name = session.get_inputs()[0].name
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -122,6 +134,21 @@ def _quiet_exporter():
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """The quantiser logs advice through the root logger, whose first use would install a stderr handler
+    for the rest of the process: give it a silent one meanwhile."""
+    root = logging.getLogger()
+    silent, level = logging.NullHandler(), root.level
+    root.addHandler(silent)
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.removeHandler(silent)
+        root.setLevel(level)
 
 
 def export_image_graph(model: nn.Module, folder: Path) -> None:
@@ -189,8 +216,91 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
                 log.warning("ONNX image graph of %s disagrees with PyTorch (cosine %.5f): using PyTorch",
                             model.model_id, cosine)
                 return None
+        if model.config.vision.backend == "transformers" and int8_wanted():
+            return _int8_if_it_agrees(model, encoder, threads)
         return encoder
     except Exception as error:  # noqa: BLE001 - any exporter or runtime failure means: stay on PyTorch
         log.warning("ONNX Runtime unavailable for %s (%s: %s): using PyTorch", model.model_id,
                     type(error).__name__, str(error)[:200])
         return None
+
+
+# -- int8 ---------------------------------------------------------------------------------------------
+def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean overlap of each row's ``k`` nearest other rows under embeddings ``a`` and under ``b`` (rows
+    L2-normalised): how far the ``similar`` ranking agrees."""
+    k = min(k, len(a) - 1)
+    overlaps = []
+    for i, (row_a, row_b) in enumerate(zip(a @ a.T, b @ b.T)):
+        row_a[i] = row_b[i] = -np.inf
+        overlaps.append(len(set(np.argsort(-row_a)[:k]) & set(np.argsort(-row_b)[:k])) / k)
+    return float(np.mean(overlaps))
+
+
+def agreement_views(model: nn.Module) -> torch.Tensor:
+    """Real photos to check a quantised graph on: the shipped sample library's photos, each whole and as
+    three crops (40 views, so that each has ten neighbours to rank), preprocessed for ``model``."""
+    from PIL import Image
+
+    from cots_core.encoders import shipped_resource
+    from cots_core.images import to_rgb
+
+    views = []
+    for path in sorted(shipped_resource("sample_library").rglob("*.jpg")):
+        with Image.open(path) as opened:
+            opened.load()
+            image = to_rgb(opened)
+        width, height = image.size
+        for box in ((0, 0, width, height), (0, 0, width * 2 // 3, height * 2 // 3),
+                    (width // 3, height // 3, width, height), (width // 6, 0, width * 5 // 6, height)):
+            views.append(model.preprocess(image.crop(box)))
+    return torch.stack(views)
+
+
+def _timed(encode: Callable[[torch.Tensor], torch.Tensor], pixels: torch.Tensor) -> tuple[np.ndarray, float]:
+    encode(pixels[:2])  # warm-up
+    started = time.perf_counter()
+    out = encode(pixels).numpy()
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12), time.perf_counter() - started
+
+
+def _int8_if_it_agrees(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> OnnxImageEncoder:
+    """The int8 graph when it was (or now is) found to agree with fp32 and to pay; else ``fp32``. Decided
+    once per model: the verdict and its numbers go into the manifest."""
+    manifest_path = fp32.folder / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    verdict = manifest.get("int8")
+    int8_path = fp32.folder / INT8_GRAPH_FILE
+    if not isinstance(verdict, dict):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with warnings.catch_warnings(), _quiet_exporter(), _quiet_root_logger():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(fp32.folder / GRAPH_FILE), str(int8_path), weight_type=QuantType.QInt8)
+        graph = int8_path.read_bytes()
+        int8 = OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder)
+        pixels = agreement_views(model)
+        exact, fp32_seconds = _timed(fp32.encode_images, pixels)
+        quantised, int8_seconds = _timed(int8.encode_images, pixels)
+        verdict = {"overlap": round(top_k_overlap(exact, quantised), 4),
+                   "min_cosine": round(float((exact * quantised).sum(1).min()), 5),
+                   "speedup": round(fp32_seconds / max(int8_seconds, 1e-9), 2), "views": int(len(pixels)),
+                   "sha256": hashlib.sha256(graph).hexdigest()}
+        verdict["accepted"] = bool(verdict["overlap"] >= INT8_MIN_OVERLAP and verdict["min_cosine"] >= INT8_MIN_COSINE
+                                   and verdict["speedup"] >= INT8_MIN_SPEEDUP)
+        log.info("int8 image graph of %s: %s", model.model_id, verdict)
+        manifest["int8"] = verdict
+        staging = fp32.folder / f".{MANIFEST_FILE}.tmp"
+        staging.write_text(json.dumps(manifest, indent=1) + "\n")
+        os.replace(staging, manifest_path)
+        if not verdict["accepted"]:
+            int8_path.unlink(missing_ok=True)
+    if not verdict.get("accepted"):
+        return fp32
+    try:
+        graph = int8_path.read_bytes()
+    except OSError:
+        return fp32
+    if hashlib.sha256(graph).hexdigest() != verdict.get("sha256"):
+        return fp32
+    return OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder, precision="int8")

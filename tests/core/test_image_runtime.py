@@ -91,3 +91,39 @@ def test_export_failure_falls_back_to_pytorch(tmp_path, tiny, monkeypatch):
 
     monkeypatch.setattr(image_runtime, "export_image_graph", broken_export)
     assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    from hf_tiny import make_tiny_clip
+
+    from cots_core import load_model
+
+    # 64 px, so that int8's matrix products are the bulk of the work, as in a real ViT
+    return load_model(make_tiny_clip(tmp_path_factory.mktemp("clip") / "model", image_size=64, patch_size=8,
+                                     vision={"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 4}))
+
+
+def test_a_transformer_tower_gets_int8_only_where_it_agrees_with_fp32(tiny_clip, tmp_path, monkeypatch):
+    encoder = load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
+    verdict = json.loads((encoder.folder / MANIFEST_FILE).read_text())["int8"]
+    assert verdict["views"] == 40 and 0 <= verdict["overlap"] <= 1 and verdict["min_cosine"] <= 1
+    assert verdict["accepted"] == (verdict["overlap"] >= 0.95 and verdict["min_cosine"] >= 0.99
+                                   and verdict["speedup"] >= 1.2)
+    assert encoder.precision == ("int8" if verdict["accepted"] else "fp32")
+    assert (encoder.folder / image_runtime.INT8_GRAPH_FILE).is_file() == verdict["accepted"]
+    pixels = image_runtime.agreement_views(tiny_clip)[:6]
+    assert F.cosine_similarity(encoder.encode_images(pixels), tiny_clip.encode_images(pixels)).min() >= 0.99
+    # decided once: a second load reads the verdict instead of quantising again
+    monkeypatch.setattr("onnxruntime.quantization.quantize_dynamic", lambda *a, **k: pytest.fail("quantised twice"))
+    assert load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path).precision == encoder.precision
+
+
+def test_int8_is_refused_when_search_would_disagree(tiny_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(image_runtime, "INT8_MIN_OVERLAP", 1.01)  # no graph can meet it
+    encoder = load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
+    assert encoder.precision == "fp32"
+    assert not json.loads((encoder.folder / MANIFEST_FILE).read_text())["int8"]["accepted"]
+    assert not (encoder.folder / image_runtime.INT8_GRAPH_FILE).exists()
+    monkeypatch.setenv(RUNTIME_ENV, "fp32")  # and a person can keep fp32 whatever the verdict
+    assert load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path).precision == "fp32"
