@@ -7,8 +7,9 @@ speed is real, the embeddings are not. Per model:
 - image throughput (images/s) on ``--threads`` threads, at the indexer's CPU batch size (32), PyTorch eager
   and ONNX Runtime (the graph ``cots_core.image_runtime`` exports and checks), and ONNX Runtime with int8
   dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``), rounds interleaved;
-- int8 agreement with fp32 on the real photos: cosine per photo, and the overlap of each photo's 10
-  nearest photos (the ``similar`` ranking) under both;
+- int8 agreement with fp32 on tests/data/real_photos (24 photos the runtime's own int8 check never sees:
+  it decides on the sample library): cosine per photo, and the overlap of each photo's 10 nearest photos
+  (the ``similar`` ranking) under both; and the runtime's verdict (``image_runtime``'s int8 check);
 - text query latency (one short query, p50/p99 of 30, warm);
 - cold ``cots search`` (process start to results) on a library of the real photos indexed with the model,
   median of ``--rounds``, beside ``python -c "import torch"``;
@@ -85,15 +86,6 @@ def quantized_session(graph: Path, threads: int):
     return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"]), target
 
 
-def top10_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean overlap of each photo's 10 nearest other photos under embeddings ``a`` and ``b``."""
-    overlaps = []
-    for sims_a, sims_b, i in zip(a @ a.T, b @ b.T, range(len(a))):
-        sims_a[i] = sims_b[i] = -np.inf
-        overlaps.append(len(set(np.argsort(-sims_a)[:10]) & set(np.argsort(-sims_b)[:10])) / 10)
-    return float(np.mean(overlaps))
-
-
 def cold_search(source: str, workdir: Path, rounds: int) -> tuple[float, float]:
     """Median seconds of `cots search` in a fresh process, and of `import torch`, interleaved."""
     env = {**os.environ, "COTS_DATA_DIR": str(workdir / "data")}
@@ -124,8 +116,17 @@ def measure(name: str, source: str, workdir: Path, threads: int, rounds: int) ->
     row: dict = {"model": name, "image_size": encoder.image_size, "embed_dim": encoder.embed_dim,
                  "threads": threads, "load_avg": os.getloadavg()[0]}
     started = time.perf_counter()
+    os.environ[image_runtime.RUNTIME_ENV] = "fp32"
     onnx = image_runtime.load_onnx_image_encoder(model, threads, cache_root=workdir / "onnx")
     row["onnx_export_s"] = round(time.perf_counter() - started, 1)
+    if onnx is not None and model.config.vision.backend == "transformers":
+        # the runtime's own verdict, decided on the sample library's photos (what indexing will use)
+        os.environ[image_runtime.RUNTIME_ENV] = "auto"
+        started = time.perf_counter()
+        chosen = image_runtime.load_onnx_image_encoder(model, threads, cache_root=workdir / "onnx")
+        row["int8_decision_s"] = round(time.perf_counter() - started, 1)
+        row["runtime_precision"] = chosen.precision
+        row["runtime_verdict"] = json.loads((onnx.folder / image_runtime.MANIFEST_FILE).read_text())["int8"]
     int8 = None
     if onnx is not None:
         session, int8_path = quantized_session(onnx.folder / image_runtime.GRAPH_FILE, threads)
@@ -150,7 +151,7 @@ def measure(name: str, source: str, workdir: Path, threads: int, rounds: int) ->
         fp32 /= np.linalg.norm(fp32, axis=1, keepdims=True)
         q8 /= np.linalg.norm(q8, axis=1, keepdims=True)
         row["int8_min_cosine"] = round(float((fp32 * q8).sum(1).min()), 4)
-        row["int8_top10_overlap"] = round(top10_overlap(fp32, q8), 3)
+        row["int8_top10_overlap"] = round(image_runtime.top_k_overlap(fp32, q8), 3)
     latencies = []
     for _ in range(30):
         started = time.perf_counter()
@@ -189,13 +190,17 @@ def main() -> None:
                 handle.write(json.dumps(row) + "\n")
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
-    print("\n| model | PyTorch img/s | ONNX img/s | int8 img/s | int8 min cos / top-10 overlap | text p50 / p99 ms "
-          "| cold search s (import torch) | export s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| model | PyTorch img/s | ONNX img/s | int8 img/s | int8 vs fp32 on 24 test photos: min cos / top-10 "
+          "overlap | runtime picks (sample library: overlap, speed-up) | text p50 / p99 ms "
+          "| cold search s (import torch) | export + int8 check s | disk MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        verdict = r.get("runtime_verdict") or {}
+        picks = f"{r['runtime_precision']} ({verdict['overlap']}, {verdict['speedup']}x)" if verdict else "fp32"
         print(f"| {r['model']} | {r['torch_img_s']} | {r.get('onnx_img_s', '-')} | {r.get('int8_img_s', '-')} | "
-              f"{r.get('int8_min_cosine', '-')} / {r.get('int8_top10_overlap', '-')} | {r['text_ms_p50']} / "
-              f"{r['text_ms_p99']} | {r['cold_search_s']} ({r['import_torch_s']}) | {r.get('onnx_export_s', '-')} |")
+              f"{r.get('int8_min_cosine', '-')} / {r.get('int8_top10_overlap', '-')} | {picks} | {r['text_ms_p50']} / "
+              f"{r['text_ms_p99']} | {r['cold_search_s']} ({r['import_torch_s']}) | "
+              f"{r.get('onnx_export_s', '-')} + {r.get('int8_decision_s', '-')} | {r.get('disk_mb', '-')} |")
 
 
 if __name__ == "__main__":

@@ -176,7 +176,8 @@ def _tower_defaults(model_type: str, tower: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
-def _safe_name(directory: Path) -> str:
+def checkpoint_name(directory: Path) -> str:
+    """The model's name (its id's prefix): the folder's name, in safe characters."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", directory.resolve().name).strip("-.") or "model"
     return name[:64]
 
@@ -217,7 +218,7 @@ def import_config(directory: Path, config: dict, preprocessor: dict, tokenizer_m
     logit_scale = float(config.get("logit_scale_init_value", 2.6592))
     temperature = min(0.1, max(0.01, math.exp(-logit_scale)))
     return ModelConfig(
-        name=_safe_name(directory), image_size=image_size, embed_dim=embed_dim,
+        name=checkpoint_name(directory), image_size=image_size, embed_dim=embed_dim,
         vision=VisionConfig(backend="transformers", model_name=vision_type, hf_config=vision,
                             mean=tuple(float(x) for x in preprocessor.get("image_mean", (0.5, 0.5, 0.5))),
                             std=tuple(float(x) for x in preprocessor.get("image_std", (0.5, 0.5, 0.5))),

@@ -226,12 +226,13 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
 
 
 def _clip_family_text_model(directory: Path, model_id: str):
-    """The text tower of a CLIP-family checkpoint through transformers (``hf_towers.TextQueryModel``): no
-    image tower and no timm, though transformers itself is imported."""
+    """The text tower of a CLIP-family checkpoint: pure torch for CLIP (``lean_clip_text``), else through
+    transformers (``hf_towers.TextQueryModel``); no image tower and no timm either way."""
+    from cots_core import lean_clip_text
     from cots_core.hf_towers import load_text_query_model
 
     try:
-        return load_text_query_model(directory, model_id)
+        return lean_clip_text.load(directory, model_id) or load_text_query_model(directory, model_id)
     except Exception as error:  # noqa: BLE001 - any surprise here only means: take the full path
         log.info("text-only path unavailable for %s (%s): loading the full model", directory, error)
         return None
