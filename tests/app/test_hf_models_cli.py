@@ -88,3 +88,33 @@ def test_index_search_and_similar_rank_as_the_reference_model(hf_folder, real_ph
     # describe runs on these towers too (the shipped vocabulary embedded by the CLIP-family text tower)
     texts = _json(capsys, ["describe", str(real_photos / "cat.jpg"), "--json", "-k", "3", *common])
     assert len(texts) == 3 and all(isinstance(t["text"], str) for t in texts)
+
+
+@pytest.mark.parametrize("damage", ["auto_map", "pickle_only", "other_architecture", "no_tokenizer"])
+def test_a_bad_model_folder_leaves_the_library_as_it_was(damage, hf_folder, real_photos, tmp_path, capsys):
+    common = ["--db", str(tmp_path / "library.db"), "--device", "cpu"]
+    assert main(["index", str(real_photos), *common, "--model", str(hf_folder), "--quiet", "--no-ocr",
+                 "--no-faces"]) == 0
+    before = _json(capsys, ["status", "--json", *common])
+    bad = tmp_path / "bad"
+    shutil.copytree(hf_folder, bad)
+    config = json.loads((bad / "config.json").read_text())
+    if damage == "auto_map":
+        config["auto_map"] = {"AutoModel": "modeling_evil.Model"}
+        (bad / "modeling_evil.py").write_text(f"open({str(tmp_path / 'pwned')!r}, 'w').write('x')\n")
+    elif damage == "pickle_only":
+        (bad / "model.safetensors").rename(bad / "pytorch_model.bin")
+    elif damage == "other_architecture":
+        config["model_type"] = "blip"
+    else:
+        for path in bad.iterdir():
+            if path.name.startswith(("tokenizer", "vocab", "merges", "spiece", "special")):
+                path.unlink()
+    (bad / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["index", *common, "--model", str(bad), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len([line for line in err.splitlines() if "error" in line]) == 1
+    assert not (tmp_path / "pwned").exists()
+    after = _json(capsys, ["status", "--json", *common])
+    assert (after["model"], after["indexed"]) == (before["model"], before["indexed"])
