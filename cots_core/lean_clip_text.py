@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cots_core.folder_safety import MAX_CONFIG_BYTES
+
+if TYPE_CHECKING:
+    from cots_core.lean_text import LeanTextModel
 
 # transformers' CLIPTextConfig defaults, for fields a checkpoint's config.json leaves out
 CLIP_TEXT_DEFAULTS = {"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
@@ -139,26 +143,7 @@ def _json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-class LeanClipTextModel:
-    """The text half of the inference interface (``config``, ``model_id``, ``tokenize``, ``encode_texts``)."""
-
-    def __init__(self, config, model_id: str, tower: ClipTextTower, tokenizer):
-        self.config, self.model_id, self.tower, self.tokenizer = config, model_id, tower.eval(), tokenizer
-
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        encodings = self.tokenizer.encode_batch(list(texts))
-        return {"input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),
-                "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)}
-
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        if not texts:
-            return torch.zeros(0, self.tower.projection.out_features)
-        tokens = self.tokenize(texts)
-        with torch.inference_mode():
-            return self.tower(tokens["input_ids"], tokens["attention_mask"])
-
-
-def load(directory: Path, model_id: str) -> LeanClipTextModel | None:
+def load(directory: Path, model_id: str) -> LeanTextModel | None:
     """The lean CLIP text model of a Hugging Face CLIP folder or a COTS checkpoint of CLIP towers; None
     where it does not apply (the caller takes a heavier path)."""
     from safetensors import safe_open
@@ -166,6 +151,7 @@ def load(directory: Path, model_id: str) -> LeanClipTextModel | None:
 
     from cots_core.config import ModelConfig
     from cots_core.hf_towers import checkpoint_name
+    from cots_core.lean_text import LeanTextModel
 
     config_json = _json(directory / "config.json")
     if config_json.get("model_type") == "clip":  # a Hugging Face folder: read as hf_towers.import_config does
@@ -205,4 +191,4 @@ def load(directory: Path, model_id: str) -> LeanClipTextModel | None:
     pad_id = tokenizer.token_to_id(str(tokenizer_config.get("pad_token") or "<|endoftext|>"))
     tokenizer.enable_truncation(max_length)
     tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0)
-    return LeanClipTextModel(cots_config, model_id, tower, tokenizer)
+    return LeanTextModel(cots_config, model_id, tower, tokenizer)

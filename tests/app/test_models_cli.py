@@ -99,15 +99,17 @@ def test_cots_models_measure_records_cpu_speed(capsys, tiny_cots, monkeypatch):
     assert _models_json(capsys)[str(trained)]["images_per_s"] is None  # an old measure is not shown
 
 
-def test_a_library_indexed_with_a_hub_id_keeps_the_id_and_loads_it_offline(tmp_path, capsys, tiny_cots, photos):
-    """A downloaded folder that holds a COTS checkpoint: independent of the CLIP/SigLIP loader."""
-    _as_downloaded(tiny_cots, "org/tiny-cots")
+@pytest.mark.parametrize("model", ["tiny_cots", "tiny_clip"])
+def test_a_library_indexed_with_a_hub_id_keeps_the_id_and_loads_it_offline(model, request, tmp_path, capsys, photos):
+    """A downloaded folder holding a COTS checkpoint, or a Hugging Face CLIP checkpoint."""
+    repo_id = f"org/{model.replace('_', '-')}"
+    _as_downloaded(request.getfixturevalue(model), repo_id)
     db = str(tmp_path / "lib.db")
-    assert main(["index", str(photos), "--db", db, "--device", "cpu", "--model", "org/tiny-cots", "--quiet"]) == 0
+    assert main(["index", str(photos), "--db", db, "--device", "cpu", "--model", repo_id, "--quiet"]) == 0
     capsys.readouterr()
     assert main(["status", "--json", "--db", db]) == 0
-    assert json.loads(capsys.readouterr().out)["model_source"] == "org/tiny-cots"
-    assert main(["status", "--db", db]) == 0 and "[org/tiny-cots]" in capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["model_source"] == repo_id
+    assert main(["status", "--db", db]) == 0 and f"[{repo_id}]" in capsys.readouterr().out
     assert main(["search", "red", "--json", "--db", db, "--device", "cpu"]) == 0  # the stored id, no network
     assert json.loads(capsys.readouterr().out)
 
@@ -118,14 +120,3 @@ def test_a_stored_hub_id_whose_folder_is_gone_says_how_to_get_it(tmp_path):
 
     with pytest.raises(ModelLoadError, match="cots models download org/gone"):
         Encoder.load("org/gone", device="cpu")
-
-
-def test_indexing_with_a_downloaded_clip_model_by_its_id(tmp_path, capsys, tiny_clip, photos):
-    """Needs the CLIP/SigLIP loader of COTS.from_pretrained (issue 20, the lead's part): fails until it is merged."""
-    _as_downloaded(tiny_clip, "org/tiny-clip")
-    db = str(tmp_path / "lib.db")
-    assert main(["index", str(photos), "--db", db, "--device", "cpu", "--model", "org/tiny-clip", "--quiet"]) == 0
-    capsys.readouterr()
-    assert main(["status", "--json", "--db", db]) == 0
-    assert json.loads(capsys.readouterr().out)["model_source"] == "org/tiny-clip"
-    assert main(["search", "a red photo", "--json", "--db", db, "--device", "cpu"]) == 0

@@ -134,15 +134,14 @@ def test_a_bad_folder_is_refused_with_one_clear_line(hf_folder, tmp_path, damage
 
 def test_text_queries_need_neither_the_image_tower_nor_timm(hf_folder, tmp_path):
     from cots_core.hf_towers import TextQueryModel
-    from cots_core.lean_clip_text import LeanClipTextModel
-    from cots_core.lean_text import TextFirstModel, load_query_model
+    from cots_core.lean_text import LeanTextModel, TextFirstModel, load_query_model
 
     full = load_model(hf_folder)  # the first full load stores the model id: the text-only path needs it
     full.save_pretrained(tmp_path / "cots")
     load_model(tmp_path / "cots")
     clip = json.loads((hf_folder / "config.json").read_text())["model_type"] == "clip"
     # CLIP: pure torch (no transformers); SigLIP: its SentencePiece tokenizer needs transformers
-    expected = LeanClipTextModel if clip else TextQueryModel
+    expected = LeanTextModel if clip else TextQueryModel
     for folder in (hf_folder, tmp_path / "cots"):  # the Hugging Face folder, and the COTS checkpoint of it
         model = load_query_model(folder)
         assert isinstance(model, TextFirstModel) and isinstance(model.text_model, expected)
