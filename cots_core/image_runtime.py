@@ -42,8 +42,8 @@ PROBE_BATCH = 2
 # logs why when it cannot), "fp32" (ONNX Runtime, never int8)
 RUNTIME_ENV = "COTS_IMAGE_RUNTIME"
 INT8_GRAPH_FILE = "image.int8.onnx"
-# int8 (dynamic quantisation of a transformer tower's matrix products) is kept only where the search it gives
-# agrees with fp32 on real photos and it pays (issue 20; measured in bench/clip_family_speed.py)
+# int8 (dynamic quantisation of a transformer tower's matrix products) is a candidate only where the search it
+# gives agrees with fp32 on real photos and it pays (issue 20; measured in bench/clip_family_speed.py)
 INT8_MIN_OVERLAP = 0.95  # mean overlap of each photo's 10 nearest photos, int8 vs fp32
 INT8_MIN_COSINE = 0.99  # per photo, int8 vs fp32
 INT8_MIN_SPEEDUP = 1.2
@@ -216,8 +216,8 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
                 log.warning("ONNX image graph of %s disagrees with PyTorch (cosine %.5f): using PyTorch",
                             model.model_id, cosine)
                 return None
-        if model.config.vision.backend == "transformers" and int8_wanted():
-            return _int8_if_it_agrees(model, encoder, threads)
+        if model.config.vision.backend == "transformers":
+            return _fastest_for_transformer_tower(model, encoder, threads)
         return encoder
     except Exception as error:  # noqa: BLE001 - any exporter or runtime failure means: stay on PyTorch
         log.warning("ONNX Runtime unavailable for %s (%s: %s): using PyTorch", model.model_id,
@@ -264,43 +264,60 @@ def _timed(encode: Callable[[torch.Tensor], torch.Tensor], pixels: torch.Tensor)
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12), time.perf_counter() - started
 
 
-def _int8_if_it_agrees(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> OnnxImageEncoder:
-    """The int8 graph when it was (or now is) found to agree with fp32 and to pay; else ``fp32``. Decided
-    once per model: the verdict and its numbers go into the manifest."""
+def _decide(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> dict:
+    """Quantise, check int8 against fp32 on real photos, and time PyTorch, fp32 and int8 on the same views."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    int8_path = fp32.folder / INT8_GRAPH_FILE
+    with warnings.catch_warnings(), _quiet_exporter(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(str(fp32.folder / GRAPH_FILE), str(int8_path), weight_type=QuantType.QInt8)
+    graph = int8_path.read_bytes()
+    int8 = OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder)
+    pixels = agreement_views(model)
+    path = ImagePath(model).eval()
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        _, torch_seconds = _timed(lambda x: path(x.to(device)).float().cpu(), pixels)
+    exact, fp32_seconds = _timed(fp32.encode_images, pixels)
+    quantised, int8_seconds = _timed(int8.encode_images, pixels)
+    int8_verdict = {"overlap": round(top_k_overlap(exact, quantised), 4),
+                    "min_cosine": round(float((exact * quantised).sum(1).min()), 5),
+                    "speedup": round(fp32_seconds / max(int8_seconds, 1e-9), 2), "views": int(len(pixels)),
+                    "sha256": hashlib.sha256(graph).hexdigest()}
+    int8_verdict["accepted"] = bool(int8_verdict["overlap"] >= INT8_MIN_OVERLAP
+                                    and int8_verdict["min_cosine"] >= INT8_MIN_COSINE
+                                    and int8_verdict["speedup"] >= INT8_MIN_SPEEDUP)
+    if not int8_verdict["accepted"]:
+        int8_path.unlink(missing_ok=True)
+    seconds = {"torch": round(torch_seconds, 4), "fp32": round(fp32_seconds, 4), "int8": round(int8_seconds, 4)}
+    return {"int8": int8_verdict, "seconds": seconds}
+
+
+def _fastest_for_transformer_tower(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> OnnxImageEncoder | None:
+    """The fastest of PyTorch, ONNX Runtime fp32 and int8 (int8 only where its search agrees with fp32) for
+    a transformer tower, measured once per model on the sample library's views; None means PyTorch. Unlike
+    cots-lite's convolutions (ONNX Runtime ~4x PyTorch), a ViT's matrix products gain little in fp32."""
     manifest_path = fp32.folder / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text())
-    verdict = manifest.get("int8")
-    int8_path = fp32.folder / INT8_GRAPH_FILE
-    if not isinstance(verdict, dict):
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        with warnings.catch_warnings(), _quiet_exporter(), _quiet_root_logger():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(str(fp32.folder / GRAPH_FILE), str(int8_path), weight_type=QuantType.QInt8)
-        graph = int8_path.read_bytes()
-        int8 = OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder)
-        pixels = agreement_views(model)
-        exact, fp32_seconds = _timed(fp32.encode_images, pixels)
-        quantised, int8_seconds = _timed(int8.encode_images, pixels)
-        verdict = {"overlap": round(top_k_overlap(exact, quantised), 4),
-                   "min_cosine": round(float((exact * quantised).sum(1).min()), 5),
-                   "speedup": round(fp32_seconds / max(int8_seconds, 1e-9), 2), "views": int(len(pixels)),
-                   "sha256": hashlib.sha256(graph).hexdigest()}
-        verdict["accepted"] = bool(verdict["overlap"] >= INT8_MIN_OVERLAP and verdict["min_cosine"] >= INT8_MIN_COSINE
-                                   and verdict["speedup"] >= INT8_MIN_SPEEDUP)
-        log.info("int8 image graph of %s: %s", model.model_id, verdict)
-        manifest["int8"] = verdict
+    if not isinstance(manifest.get("int8"), dict) or not isinstance(manifest.get("seconds"), dict):
+        manifest.update(_decide(model, fp32, threads))
+        log.info("image runtime of %s: int8 %s, seconds per view batch %s", model.model_id, manifest["int8"],
+                 manifest["seconds"])
         staging = fp32.folder / f".{MANIFEST_FILE}.tmp"
         staging.write_text(json.dumps(manifest, indent=1) + "\n")
         os.replace(staging, manifest_path)
-        if not verdict["accepted"]:
-            int8_path.unlink(missing_ok=True)
-    if not verdict.get("accepted"):
+    allowed = ["torch", "fp32"] + (["int8"] if manifest["int8"].get("accepted") and int8_wanted() else [])
+    chosen = min(allowed, key=lambda name: float(manifest["seconds"].get(name, float("inf"))))
+    if chosen == "torch":
+        log.info("PyTorch is the fastest image runtime for %s here", model.model_id)
+        return None
+    if chosen == "fp32":
         return fp32
     try:
-        graph = int8_path.read_bytes()
+        graph = (fp32.folder / INT8_GRAPH_FILE).read_bytes()
     except OSError:
         return fp32
-    if hashlib.sha256(graph).hexdigest() != verdict.get("sha256"):
+    if hashlib.sha256(graph).hexdigest() != manifest["int8"].get("sha256"):
         return fp32
     return OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder, precision="int8")
