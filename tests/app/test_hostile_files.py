@@ -1,0 +1,76 @@
+"""Hostile files kept beside or inside a library (issue 21): a damaged vector index file, ...
+
+Each case is a repro of a crash or a leak found by trying; docs/HOSTILE_INPUTS.md lists them.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from fakes import run_indexer
+
+from app.cli import main
+from app.library import Library
+from app.library.vector_index import HnswParams, VectorIndex
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_worker(worker: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "app")]))
+    return subprocess.run([sys.executable, str(ROOT / "tests" / "app" / worker), *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+# -- 1. the HNSW file ----------------------------------------------------------------------------------
+def test_no_flipped_bit_or_truncation_of_an_index_file_crashes(tmp_path):
+    """Before: 147 of 192 single-bit flips in the 96-byte header were a segfault (exit 139) in hnswlib's
+    load or first search. Now each is refused before hnswlib sees it, or loads and answers safely."""
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((400, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex(16, HnswParams(M=4), capacity=16)  # M=4: many upper-level links to damage too
+    index.add(np.arange(400) + 1, vectors)
+    index.remove([5, 6])
+    prefix = tmp_path / "lib.media"
+    index.save(prefix, {"model_id": "m", "kind": "media", "generation": 1})
+    size = os.path.getsize(str(prefix) + ".hnsw")
+    cases = [f"flip:{byte}:{bit}" for byte in range(96) for bit in (0, 3, 6)]
+    cases += [f"flip:{byte}:2" for byte in range(96, size, 53)]  # links, vectors and labels
+    cases += [f"trunc:{at}:0" for at in (0, 50, 96, 500, size // 2, size - 300, size - 1)]
+    result = _run_worker("hnsw_flip_worker.py", str(prefix), "16", *cases)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    outcome = dict(line.split() for line in result.stdout.splitlines())
+    assert set(outcome) == set(cases)
+    # the fields that crashed hnswlib: offsets, sizes, counts, level, entry point, M, M0
+    for byte in [*range(0, 8), *range(16, 48), *range(48, 56), *range(56, 80)]:
+        assert outcome[f"flip:{byte}:0"] == "refused", byte
+    assert all(outcome[f"trunc:{at}:0"] == "refused" for at in (0, 50, 96, 500, size // 2))
+    assert VectorIndex.load(prefix, 16) is not None  # the worker put the clean file back: it loads
+
+
+def test_a_damaged_index_header_is_rebuilt_from_the_database_and_said_once(library, encoder, photos, capsys, caplog):
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    prefix = library.index_prefix("media", library.model_id)
+    red = library.media_by_path(photos / "red.jpg").id
+    before = library.vectors("media").search(library.embedding(red), 8)
+    library.close()
+    hnsw = Path(str(prefix) + ".hnsw")
+    data = bytearray(hnsw.read_bytes())
+    data[16] ^= 0x40  # cur_element_count: a segfault before
+    hnsw.write_bytes(bytes(data))
+
+    assert main(["status", "--db", str(library.path)]) == 0
+    out, err = capsys.readouterr()
+    assert "media index: the saved index file was damaged (" in out and "rebuilt from the database" in out
+    assert "Traceback" not in err
+    assert [r.levelname for r in caplog.records if "index is damaged" in r.getMessage()] == ["WARNING"]
+    lib = Library(library.path)
+    after = lib.vectors("media").search(lib.embedding(red), 8)
+    assert after[0][0] == red and after[0].tolist() == before[0].tolist() and np.allclose(after[1], before[1])
+    assert lib.status().index["media"]["rebuilt"] is None  # saved again: said once, not at every command
+    lib.close()
