@@ -48,6 +48,9 @@ class MediaError(Exception):
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP is larger than any camera photo
+# Longest side over shortest side: a panorama is 10:1 at most; a 50000x1 "image" (230 bytes as a PNG) is no
+# photo, and the model's resize to a 224 short side would make it 11.2M x 224 pixels (7.5 GB; issue 21).
+MAX_ASPECT_RATIO = 100
 # Checked before a byte is read: a 100 MP 16-bit RGB TIFF is 600 MB, camera photos are a few tens of MB.
 MAX_IMAGE_BYTES = 1 << 30
 HEADER_BUDGET = 16 << 20  # bytes Pillow may read from a large file before it has found the image header
@@ -242,6 +245,9 @@ def read_image(
                 )
             if width <= 0 or height <= 0:
                 raise MediaError("image has no pixels")
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise MediaError(f"image too elongated: {width}x{height} pixels, over {MAX_ASPECT_RATIO}:1 "
+                                 "(not a photo; the model could not scale it)")
             captured_at = exif_capture_time(image.getexif())
             if _exif_orientation(image) in (5, 6, 7, 8):  # rotated a quarter turn: shown as height x width
                 width, height = height, width

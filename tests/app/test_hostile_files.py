@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 from fakes import run_indexer
+from PIL import Image
 
 from app.cli import main
 from app.library import Library
+from app.library.encoder import Encoder
 from app.library.vector_index import HnswParams, VectorIndex
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,3 +76,34 @@ def test_a_damaged_index_header_is_rebuilt_from_the_database_and_said_once(libra
     assert after[0][0] == red and after[0].tolist() == before[0].tolist() and np.allclose(after[1], before[1])
     assert lib.status().index["media"]["rebuilt"] is None  # saved again: said once, not at every command
     lib.close()
+
+
+# -- 2. a very elongated image --------------------------------------------------------------------------
+def _elongated_png(path: Path) -> Path:
+    Image.new("RGB", (50000, 1), (200, 10, 10)).save(path)
+    assert path.stat().st_size < 300  # 230 bytes
+    return path
+
+
+def test_the_resize_of_a_50000x1_image_is_bounded(tmp_path):
+    """Before: the model's resize to a 224 short side made it 11.2M x 224 pixels (~7.5 GB); the worker runs
+    the real evaluation transform under a 1 GiB data limit (a MemoryError there before the fix)."""
+    result = _run_worker("elongated_worker.py", str(_elongated_png(tmp_path / "long.png")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip()) < 64  # MiB of peak RSS growth (measured: 3)
+
+
+def test_similar_and_index_on_a_50000x1_image_say_why_in_one_line(library, encoder, photos, capsys, monkeypatch):
+    _elongated_png(photos / "long.png")
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    failures = {Path(f.path).name: f.error for f in library.failures()}
+    assert "too elongated" in failures["long.png"]
+    library.close()
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    capsys.readouterr()
+    assert main(["similar", str(photos / "long.png"), "--db", str(library.path)]) == 2
+    out, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("cots: error:")]
+    assert len(errors) == 1 and "image too elongated: 50000x1 pixels, over 100:1" in errors[0], err
+    assert "Traceback" not in err
