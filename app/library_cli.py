@@ -509,10 +509,25 @@ def cmd_repair(args) -> int:
         print(f"{display_text(report.path)} is sound (integrity check ok); the vector indexes will be rebuilt")
         return 0
     print(f"{display_text(report.path)} was damaged: {display_text('; '.join(report.problems[:2]))}")
+    for note in report.notes:
+        print(note)
     print(f"salvaged ({report.method}): " + ", ".join(f"{n} {table}" for table, n in report.rows.items()))
+    if report.unreadable:
+        print("rows that could not be read were lost from: " + ", ".join(report.unreadable))
+    if not report.items_lost and not report.items_lost_exact:
+        print("part of the media table could not be read: some indexed items may be lost - their files are "
+              "untouched: `cots index` reads them again")
+    elif report.items_lost:
+        print(f"{'' if report.items_lost_exact else 'at least '}{report.items_lost} indexed "
+              f"item{'s' if report.items_lost != 1 else ''} lost "
+              + ("" if report.items_lost_exact else "(part of the media table could not be read) ")
+              + "- their files are untouched: `cots index` reads them again")
+    else:
+        print("no indexed item was lost")
     print(f"the damaged file is kept as {display_text(report.kept_as)}")
-    print(f"{report.to_reembed} item{'s' if report.to_reembed != 1 else ''} lost their embedding: "
-          "run `cots index` to re-embed them (and any file whose row was lost)")
+    if report.to_reembed:
+        print(f"{report.to_reembed} salvaged item{'s' if report.to_reembed != 1 else ''} lost their embedding: "
+              "run `cots index` to re-embed them")
     if report.without_folder:
         print(f"{report.without_folder} items belong to watched folders the damaged file no longer lists: "
               "run `cots index FOLDER` for each of your folders")
