@@ -198,7 +198,7 @@ def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
         check_model_folder(checkpoint_dir)
         try:
             return AutoTokenizer.from_pretrained(str(checkpoint_dir / "tokenizer"), **hub_options(local_only=True))
-        except (OSError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - a malformed tokenizer.json raises KeyError, TypeError, ...
             raise ModelLoadError(f"cannot load the tokenizer in {checkpoint_dir / 'tokenizer'}: "
                                  f"{_first_line(error)}") from error
     if config.model_name_or_path:

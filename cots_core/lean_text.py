@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cots_core.config import ModelConfig
+from cots_core.config_limits import check_model_config
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
 from cots_core.model_ids import known_model_id
@@ -202,6 +203,8 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
         config = ModelConfig.load_json(directory / "config.json")
         if not supports(config):
             return None
+        # sizes against the weights' shapes, before the tower is built (a huge num_hidden_layers: no memory bomb)
+        check_model_config(config.to_dict(), directory, directory / "model.safetensors")
         tower = BertTextTower(config.text.hf_config, config.text.pooling, config.embed_dim)
         state = {}
         with safe_open(str(directory / "model.safetensors"), framework="pt") as handle:
@@ -213,6 +216,8 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
         # strict: any weight the lean tower has no place for (or lacks) means another architecture
         tower.load_state_dict(state, strict=True, assign=True)
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    except ModelLoadError:
+        raise  # the folder is refused: the full path would say the same, later
     except Exception as error:  # noqa: BLE001 - any surprise here only means: take the full path
         log.info("lean text path unavailable for %s (%s): loading the full model", directory, error)
         return None

@@ -15,6 +15,7 @@ from torch import nn
 
 from cots_core import losses
 from cots_core.config import ModelConfig
+from cots_core.config_limits import check_model_config
 from cots_core.dvae import DiscreteVAE
 from cots_core.encoders import HFTextEncoder, TimmImageEncoder, load_text_tokenizer
 from cots_core.errors import ModelLoadError
@@ -324,6 +325,7 @@ class COTS(nn.Module):
                                  f"(config.json, model.safetensors) or one of: {known}")
         check_model_folder(directory)  # before anything is read: no FIFOs, no code hooks (auto_map)
         config = ModelConfig.load_json(directory / CONFIG_FILE)
+        check_model_config(config.to_dict(), directory, directory / WEIGHTS_FILE)  # sizes, no fetching: before building
         model = cls(config, pretrained_backbones=False, checkpoint_dir=directory)
         load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
         model._check_required_keys(directory / WEIGHTS_FILE)
