@@ -107,3 +107,39 @@ def test_similar_and_index_on_a_50000x1_image_say_why_in_one_line(library, encod
     errors = [line for line in err.splitlines() if line.startswith("cots: error:")]
     assert len(errors) == 1 and "image too elongated: 50000x1 pixels, over 100:1" in errors[0], err
     assert "Traceback" not in err
+
+
+# -- 7. caption sidecars that point elsewhere --------------------------------------------------------
+def test_a_sidecar_symlinked_out_of_the_watched_folder_is_not_read(library, encoder, photos, tmp_path, monkeypatch):
+    """Before: ``photo.jpg.txt -> /proc/self/environ`` stored the indexing process's environment in the
+    library, searchable. Now only regular files inside the watched folder are read, with a bounded read."""
+    monkeypatch.setenv("COTS_TEST_SECRET", "hunter2-in-the-environment")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("a secret kept outside the watched folder")
+    (photos / "sub").mkdir()
+    Image.new("RGB", (32, 24), "blue").save(photos / "sub" / "inner.jpg")
+    (photos / "red.jpg.txt").symlink_to("/proc/self/environ")
+    (photos / "blue.jpg.txt").symlink_to(outside)
+    (photos / "green.txt").symlink_to(photos / "green.txt")  # a loop
+    (photos / "shared.txt").write_text("a caption beside the photos")
+    (photos / "sub" / "inner.jpg.txt").symlink_to(photos / "shared.txt")  # inside the folder: fine
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    captions = dict(library.db.conn.execute("SELECT name, caption FROM media"))
+    assert not any("hunter2" in (c or "") or "secret" in (c or "") for c in captions.values()), captions
+    assert captions["inner"] == "a caption beside the photos"
+    hits = library.db.conn.execute("SELECT COUNT(*) FROM media_fts WHERE media_fts MATCH 'hunter2'").fetchone()
+    assert hits == (0,)
+
+
+def test_a_caption_read_is_bounded_even_when_the_size_lies(tmp_path):
+    """procfs files report size 0: the read stops at the limit whatever stat says."""
+    from cots_core.media import MAX_CAPTION_BYTES, read_captions
+
+    photo = tmp_path / "p.jpg"
+    Image.new("RGB", (8, 8)).save(photo)
+    (tmp_path / "p.jpg.txt").write_text("x " * MAX_CAPTION_BYTES)
+    assert read_captions(photo) is None
+    (tmp_path / "p.jpg.txt").unlink()
+    (tmp_path / "p.jpg.txt").symlink_to("/proc/self/status")  # a regular file of "size 0" outside the folder
+    assert read_captions(photo) is None and read_captions(photo, root="/") is not None
