@@ -150,6 +150,19 @@ def supports(config: ModelConfig) -> bool:
                                                          "intermediate_size", "vocab_size")))
 
 
+def tokenizable(text: str) -> str:
+    """``text`` as valid Unicode for a tokenizer. A query typed in a terminal whose bytes are not UTF-8 reaches
+    Python with lone surrogates (``caf\\udce9``), which the tokenizers raise TypeError on (issue 21): the
+    undecodable bytes are read as Latin-1 (``café``), any other lone surrogate becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    return "".join(chr(ord(char) - 0xDC00) if 0xDC80 <= ord(char) <= 0xDCFF
+                   else "\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
+
+
 # -- the text-query model --------------------------------------------------------------------------
 class LeanTextModel:
     """The text half of the cots_core inference interface: ``config``, ``model_id``, ``tokenize``,
@@ -159,7 +172,7 @@ class LeanTextModel:
         self.config, self.model_id, self.tower, self.tokenizer = config, model_id, tower.eval(), tokenizer
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        encodings = self.tokenizer.encode_batch(list(texts))
+        encodings = self.tokenizer.encode_batch([tokenizable(text) for text in texts])
         return {"input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),
                 "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)}
 

@@ -29,6 +29,7 @@ from cots_core.heads import (
     build_text_projection,
     image_embedding,
 )
+from cots_core.lean_text import tokenizable
 from cots_core.masking import block_mask_batch, mask_words
 from cots_core.model_ids import known_model_id, remember_model_id
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
@@ -124,7 +125,7 @@ class COTS(nn.Module):
         return self._model_id
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(list(texts), padding=True, truncation=True,
+        encoded = self.tokenizer([tokenizable(text) for text in texts], padding=True, truncation=True,
                                  max_length=self.config.text.max_length, return_tensors="pt")
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 

@@ -176,3 +176,46 @@ def test_a_closed_pipe_is_quiet(tmp_path):
         os.close(writer)
     assert b"Traceback" not in result.stderr and b"Exception ignored" not in result.stderr, result.stderr
     assert result.returncode == 141 and not result.stderr.strip()
+
+
+# -- the shipped model's text path (slow: builds cots-lite once) -------------------------------------
+@pytest.fixture(scope="module")
+def cots_lite_data(tmp_path_factory):
+    """cots-lite built once, through its public name, into a data directory of its own."""
+    from cots_core import load_model
+
+    data_dir = tmp_path_factory.mktemp("cots-lite-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COTS_DATA_DIR", str(data_dir))
+        load_model("cots-lite")
+    return data_dir
+
+
+@pytest.mark.slow
+def test_fuzz_queries_through_the_shipped_models_lean_text_path(tmp_path, capsys, monkeypatch, cots_lite_data):
+    """Before (issue 21): a query whose bytes are not UTF-8 crashed cots-lite's lean tokenizer (internal
+    error: TypeError) although the fuzz test, which runs a tiny fake model, claimed to cover it."""
+    from cots_core.lean_text import LeanTextModel, TextFirstModel, load_query_model
+
+    monkeypatch.setenv("COTS_DATA_DIR", str(cots_lite_data))
+    model = load_query_model("cots-lite", device="cpu")
+    assert isinstance(model, TextFirstModel) and isinstance(model.text_model, LeanTextModel)  # the lean path
+    odd = [os.fsdecode(b"caf\xe9"), os.fsdecode(b"\xff\xfe"), "x\ud800y", "\x00", "\u202e\u200b", "😀" * 10,
+           "x" * 5000, ""]
+    vectors = model.encode_texts(odd)
+    assert vectors.shape[0] == len(odd) and bool(vectors.isfinite().all())
+    assert (model.encode_texts([os.fsdecode(b"caf\xe9")]) - model.encode_texts(["café"])).abs().max() < 1e-5
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(3):
+        noise_image(i).save(root / f"n{i}.png")
+    db = str(tmp_path / "lib.db")
+    assert main(["index", str(root), "--db", db, "--quiet", "--device", "cpu"]) == 0
+    values = _values(tmp_path, root, random.Random(0))
+    for query in values + odd[:-1]:
+        capsys.readouterr()
+        code = main(["search", query, "--db", db, "--device", "cpu", "-k", "2"])
+        err = capsys.readouterr().err
+        assert code in (0, 2), (query, code, err)
+        assert "Traceback" not in err and "internal error" not in err, (query, err)
