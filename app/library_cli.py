@@ -217,7 +217,7 @@ def load_encoder(args, library, text_first: bool = False):
     from app.library.encoder import DEFAULT_MODEL, Encoder
 
     source = args.model or library.model_source or DEFAULT_MODEL
-    print(f"loading model {source} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
+    print(f"loading model {display_text(source)} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
     return Encoder.load(source, device=args.device, text_first=text_first)
 
 
@@ -321,7 +321,7 @@ def print_hits(hits, query: str | None = None) -> None:
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
         where = ", ".join(str(hit.facts[k]) for k in ("city", "country") if hit.facts.get(k))
         extra = f"  [{display_text(where)}]" if where else ""
-        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {display_text(hit.path)}{when}{extra}")
+        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {display_text(hit.kind):5s} {display_text(hit.path)}{when}{extra}")
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -343,7 +343,8 @@ def cmd_index(args) -> int:
         options = IndexOptions(batch_size=args.batch_size, workers=args.workers,
                                video_every_s=args.video_interval, video_max_frames=args.max_frames,
                                retry_failed=args.retry_failed, signals=not args.no_signals)
-        print(f"indexing into {library.path} with {encoder.model_id} on {encoder.device}", file=sys.stderr)
+        print(f"indexing into {display_text(library.path)} with {display_text(encoder.model_id)} on {encoder.device}",
+              file=sys.stderr)
         report = run_index(library, encoder, options, show_progress=not args.quiet)
         print_report(report)
         return 130 if report.cancelled else 0
@@ -413,10 +414,10 @@ def print_signal_status(summary: dict) -> None:
         if s["off"]:
             state = "off (`cots index --" + name + "` turns it on)"
         elif s["unavailable"]:
-            state = f"unavailable: {s['unavailable']}"
+            state = f"unavailable: {display_text(str(s['unavailable']))}"
         else:
             state = f"{s['ok']} read, {s['error']} failed" + (f", {s['pending']} waiting" if s["pending"] else "")
-        print(f"  {name:7s} {state}")
+        print(f"  {display_text(name):7s} {state}")
 
 
 def cmd_status(args) -> int:
@@ -436,7 +437,7 @@ def cmd_status(args) -> int:
             print(json.dumps(out, indent=1))
             return 0
         print(f"library   {display_text(status.db)}")
-        print(f"model     {status.model or '(none yet)'}"
+        print(f"model     {display_text(status.model) if status.model else '(none yet)'}"
               + (f"  [{display_text(status.model_source)}]" if status.model_source else "")
               + (f", remembers {remembered} captioned photo{'s' if remembered != 1 else ''}" if remembered else ""))
         print(f"folders   {', '.join(map(display_text, status.folders)) or '(none: cots index FOLDER adds one)'}")
@@ -447,17 +448,18 @@ def cmd_status(args) -> int:
                            + (f" (hnsw ef {v['ef_search']}, graph M {v['M']} / ef_construction "
                               f"{v['ef_construction']})" if v.get("search") == "hnsw" else "")
                            for k, v in status.index.items())
-        print(f"index     {health or '-'}")
+        # the ef and graph settings come from the index's json beside the library: escaped like any file text
+        print(f"index     {display_text(health) or '-'}")
         for kind, v in status.index.items():
             if v.get("rebuilt"):
-                print(f"  {kind} index: {v['rebuilt']}")
+                print(f"  {kind} index: {display_text(str(v['rebuilt']))}")
         print(f"failed    {len(status.failed)}")
         for failure in status.failed:
             print(f"  {display_text(failure.path)}: {display_text(failure.error or '')}")
         print("signals")
         print_signal_status(signals)
         for signal, path, error in signal_failures(library.db.conn, limit=20):
-            print(f"  {signal} failed: {display_text(path)}: {display_text(error or '')}")
+            print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")
     return 0
 
 
@@ -466,7 +468,7 @@ def cmd_forget(args) -> int:
 
     with open_library(args) as library:
         plan = library.forget_plan(args.path)
-        print(f"cots forget will {plan.describe()}; `cots index FOLDER` brings it back", file=sys.stderr)
+        print(f"cots forget will {display_text(plan.describe())}; `cots index FOLDER` brings it back", file=sys.stderr)
         if not args.yes:
             if not sys.stdin.isatty():
                 raise LibraryError("forget asks for confirmation: run it in a terminal, or add --yes")
@@ -556,7 +558,7 @@ def cmd_demo(args) -> int:
         library.add_folder(sample)
         started = time.perf_counter()
         encoder = load_encoder(args, library)
-        print(f"model {encoder.model_id} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
+        print(f"model {display_text(encoder.model_id)} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
         report = run_index(library, encoder, IndexOptions())
         print_report(report)
         from app.library.search import SearchService

@@ -278,9 +278,14 @@ class EfChoice:
     @classmethod
     def from_meta(cls, data) -> EfChoice | None:
         try:
-            return cls(**data) if isinstance(data, dict) else None
+            choice = cls(**data) if isinstance(data, dict) else None
         except TypeError:  # written by another version
             return None
+        numbers = (choice.ef_search, choice.size, choice.queries, choice.k) if choice else ()
+        if choice is None or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1 << 31
+                                     for n in numbers):
+            return None  # a damaged or hand-edited json: choose again
+        return choice
 
 
 def needs_ef_choice(index: VectorIndex) -> bool:

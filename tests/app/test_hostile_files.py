@@ -16,7 +16,7 @@ from PIL import Image
 from app.cli import main
 from app.library import Library
 from app.library.encoder import Encoder
-from app.library.vector_index import HnswParams, VectorIndex
+from app.library.vector_index import EfChoice, HnswParams, VectorIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,3 +143,43 @@ def test_a_caption_read_is_bounded_even_when_the_size_lies(tmp_path):
     (tmp_path / "p.jpg.txt").unlink()
     (tmp_path / "p.jpg.txt").symlink_to("/proc/self/status")  # a regular file of "size 0" outside the folder
     assert read_captions(photo) is None and read_captions(photo, root="/") is not None
+
+
+# -- 9. strings from files and the library database are printed escaped -----------------------------
+def test_strings_from_the_library_and_its_files_are_printed_escaped(library, encoder, photos, tmp_path, capsys,
+                                                                    monkeypatch):
+    """Before: the model source, model id, index settings and the --db path were printed raw, so a library
+    (or its index json) could clear the screen, retitle the terminal or fake extra lines."""
+    import json
+    import shutil
+    import sqlite3
+
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    prefix = library.index_prefix("media", library.model_id)
+    library.close()
+    hostile = "\x1b[2J\x1b]0;owned\x07src\nmodel     fake-line"
+    conn = sqlite3.connect(library.path)
+    conn.execute("UPDATE settings SET value = ? WHERE key = 'model_source'", (hostile,))
+    conn.commit()
+    conn.close()
+    meta = json.loads(Path(str(prefix) + ".json").read_text())
+    meta["ef_choice"] = {"ef_search": "\x1b[31m64", "recall": 1.0, "size": 1, "queries": 1}
+    Path(str(prefix) + ".json").write_text(json.dumps(meta))
+    folder = tmp_path / "lib\x1b[31mred\nline"
+    folder.mkdir()
+    for item in library.path.parent.iterdir():
+        if item.name.startswith(library.path.name.split(".")[0]) and item.is_file():
+            shutil.copy(item, folder / item.name)
+    db = str(folder / library.path.name)
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    for argv in (["status"], ["search", "red"], ["describe", str(photos / "red.jpg")], ["index", "--quiet"],
+                 ["similar", str(photos / "red.jpg")], ["status"]):
+        capsys.readouterr()
+        code = main([*argv, "--db", db])
+        out, err = capsys.readouterr()
+        assert code == (2 if argv[0] == "describe" else 0), (argv, err)  # describe: no texts in a fake library
+        assert "\x1b" not in out + err and "\x07" not in out + err, (argv, out, err)
+        assert "\nmodel     fake-line" not in out + err, argv
+    assert "\\x1b[2J\\x1b]0;owned\\x07src\\nmodel" in out and "lib\\x1b[31mred\\nline" in out
+    assert EfChoice.from_meta(meta["ef_choice"]) is None  # a setting of the wrong type is not used either
