@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import inspect
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torch import nn
 from cots_core.config import TextConfig, VisionConfig
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import cached_hub_snapshot, check_model_folder, hub_options, refuse_auto_map
+from cots_core.serialization import load_tensor_file
 
 
 @dataclass
@@ -97,8 +99,10 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_tensor_file(path, "image weights file")
             state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    except ModelLoadError:
+        raise
     except Exception as error:  # noqa: BLE001 - any reader error means the same thing to the person
         raise ModelLoadError(f"cannot read image weights {path}: {error}") from error
     own = model.state_dict()
@@ -133,7 +137,10 @@ class HFTextEncoder(nn.Module):
                     self.model = AutoModel.from_pretrained(name, add_pooling_layer=False, **options)
                 except TypeError:
                     self.model = AutoModel.from_pretrained(name, **options)
-            except (OSError, ValueError) as error:
+            except pickle.UnpicklingError as error:  # PyTorch's advice (weights_only=False) would run its code
+                raise ModelLoadError(f"the text model {name!r} holds Python objects, not only tensors: cots never "
+                                     "unpickles code (use safetensors weights)") from error
+            except (OSError, ValueError, RuntimeError) as error:
                 raise ModelLoadError(f"cannot load text model {name!r}: {_first_line(error)}") from error
             finally:
                 hf_logging.set_verbosity(verbosity)

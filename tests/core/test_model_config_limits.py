@@ -135,3 +135,43 @@ def test_check_tower_sizes_is_generic_over_layer_names(saved_tiny):
     with pytest.raises(ModelLoadError, match="weights hold 2 layers"):
         check_tower_sizes({"num_hidden_layers": 12}, shapes, "text_model.", "x")
     assert weight_shapes(saved_tiny / "model.safetensors")  # header only
+
+
+class _NotATensor:  # a pickled object: what torch.load(weights_only=True) refuses
+    pass
+
+
+def _pickle_with_an_object(path) -> None:
+    import torch
+
+    torch.save({"optimizer": {}, "scheduler": {}, "payload": _NotATensor()}, path)
+
+
+def test_a_text_model_folder_holding_a_pickle_is_one_line(tmp_path):
+    """Before: an internal error quoting PyTorch's advice to set weights_only=False (which runs the pickle)."""
+    from transformers import BertConfig
+
+    from cots_core.config import TextConfig
+    from cots_core.encoders import HFTextEncoder
+
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+               vocab_size=100).save_pretrained(folder)
+    _pickle_with_an_object(folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError) as caught:
+        HFTextEncoder(TextConfig(model_name_or_path=str(folder)), pretrained=True)
+    message = str(caught.value)
+    assert "\n" not in message and "weights_only" not in message and str(folder) in message, message
+
+
+def test_resume_from_a_training_state_holding_a_pickle_is_one_line(tmp_path):
+    from trainer.checkpoint import TRAINING_STATE, load_checkpoint
+
+    model = COTS(ModelConfig.preset("tiny"), pretrained_backbones=False)
+    model.save_pretrained(tmp_path)
+    _pickle_with_an_object(tmp_path / TRAINING_STATE)
+    with pytest.raises(ModelLoadError) as caught:
+        load_checkpoint(tmp_path, model, None, None, None)
+    message = str(caught.value)
+    assert "holds Python objects" in message and "weights_only" not in message and "\n" not in message
