@@ -183,3 +183,29 @@ def test_strings_from_the_library_and_its_files_are_printed_escaped(library, enc
         assert "\nmodel     fake-line" not in out + err, argv
     assert "\\x1b[2J\\x1b]0;owned\\x07src\\nmodel" in out and "lib\\x1b[31mred\\nline" in out
     assert EfChoice.from_meta(meta["ef_choice"]) is None  # a setting of the wrong type is not used either
+
+
+# -- also: a read-only library says so ------------------------------------------------------------------
+def test_a_read_only_library_says_it_is_read_only(library, encoder, photos, capsys, monkeypatch):
+    """Before: "cannot be used (attempt to write a readonly database); check the disk". The test opens the
+    library read-only through SQLite itself (file permissions do not bind root, who runs CI)."""
+    import sqlite3
+
+    from app.library import db as library_db
+
+    library.add_folder(photos)
+    run_indexer(library, encoder)
+    library.close()
+    real_connect = sqlite3.connect
+
+    def read_only(path, *args, **kwargs):
+        return real_connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(library_db.sqlite3, "connect", read_only)
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    (photos / "new.jpg").write_bytes((photos / "red.jpg").read_bytes()[::-1])  # something for index to write
+    capsys.readouterr()
+    assert main(["index", "--db", str(library.path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("cots: error:")]
+    assert len(lines) == 1 and "is read-only" in lines[0] and "check the disk" not in err, err
