@@ -209,3 +209,32 @@ def test_a_read_only_library_says_it_is_read_only(library, encoder, photos, caps
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("cots: error:")]
     assert len(lines) == 1 and "is read-only" in lines[0] and "check the disk" not in err, err
+
+
+# -- also: other libraries' warnings stay out of our output ---------------------------------------------
+def test_pillow_and_ffmpeg_warnings_go_to_the_log_not_the_terminal(tmp_path):
+    """Before: ``UserWarning: Corrupt EXIF data`` (with Pillow's source line) and ffmpeg's ``[mov,mp4 @ 0x..]
+    moov atom not found`` were printed between our lines. A subprocess: ffmpeg writes to the real stderr."""
+    import io as _io
+
+    from cots_core import COTS, ModelConfig
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    buffer = _io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x0f\x00\x02\xff\xff\xff\xf0\x00\x00\x00\x00"  # cut short
+    (folder / "bad_exif.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + jpeg[2:])
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 12)
+    COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(tmp_path / "tiny")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COTS_DATA_DIR=str(tmp_path / "data"))
+    env.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+    result = subprocess.run([sys.executable, "-m", "app", "index", str(folder), "--db", str(tmp_path / "lib.db"),
+                             "--model", str(tmp_path / "tiny"), "--device", "cpu", "--quiet"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "1 new" in result.stdout and "broken.mp4: video could not be opened" in result.stdout  # said once, ours
+    noise = [line for line in result.stderr.splitlines()
+             if not line.startswith(("watching ", "loading model ", "indexing into "))]
+    assert not noise, result.stderr
