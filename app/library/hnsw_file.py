@@ -36,7 +36,7 @@ class HnswFileDamaged(ValueError):
 def check_hnsw_file(path: Path, dim: int, live: int) -> int:
     """The number of elements (live and deleted) of ``path``; raises HnswFileDamaged unless it is a
     structurally sound hnswlib file of at least ``live`` float32 vectors of ``dim`` (inner product space)
-    whose every offset, level and neighbour id is in range. Load it with ``max_elements`` = that number:
+    whose every offset, level and neighbour id is in range (about 0.1 s per 100k vectors). Load it with ``max_elements`` = that number:
     the file's own ``max_elements`` is then never used (a flipped bit there is a huge allocation)."""
     size = os.path.getsize(path)
     if size < HEADER.size:
@@ -68,11 +68,10 @@ def check_hnsw_file(path: Path, dim: int, live: int) -> int:
         raise HnswFileDamaged(f"{size} bytes, too short for {elements} elements")
     data = np.memmap(path, dtype=np.uint8, mode="r")
     records = data[HEADER.size:level0_end].reshape(elements, per_element)
-    for start in range(0, elements, CHUNK):  # in chunks: a million-item file is gigabytes
-        part = records[start:start + CHUNK]
-        _check_links(part[:, :links0], max_m0, elements, "level 0")
-        if not np.isfinite(np.ascontiguousarray(part[:, offset_data:label_offset]).view("<f4")).all():
-            raise HnswFileDamaged("a stored vector is not finite")
+    # in chunks: a million-item file is gigabytes. The vectors themselves cannot crash hnswlib; a damaged
+    # one is caught by the library's spot check against SQLite (Library._agrees_with_database)
+    for start in range(0, elements, CHUNK):
+        _check_links(records[start:start + CHUNK, :links0], max_m0, elements, "level 0")
     # upper levels: walk the per-element length prefixes (most are 0; the blocks are checked in bulk)
     block = 4 + 4 * max_m
     tail = bytes(data[level0_end:])
