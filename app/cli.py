@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exit_:  # --help, or argparse's own one-line usage error
         return exit_.code if isinstance(exit_.code, int) else 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _quiet_library_warnings(args.verbose)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
@@ -85,6 +85,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cots: internal error: {type(error).__name__}: {_one_line(error)} "
               "(run again with -v for details, and please report it)", file=sys.stderr)
         return 1
+
+
+def _quiet_library_warnings(verbose: bool) -> None:
+    """Pillow's, numpy's and OpenCV/ffmpeg's own complaints about a file ("Corrupt EXIF data", "moov atom not
+    found") go to the log (shown with -v), not between our lines: a file that cannot be read is reported
+    once, in our words, with its reason (``cots status``)."""
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    if not verbose:  # read when OpenCV first opens a video (it is imported later, lazily)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log messages quote file names, model ids and settings read from files: escaped like every other line
+    (a message could otherwise recolour the terminal or fake lines). Tracebacks (-v) keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        from app.library.pathtext import display_text
+
+        record.message = display_text(record.message)
+        return super().formatMessage(record)
 
 
 def _one_line(error: BaseException | str) -> str:

@@ -223,7 +223,7 @@ def load_encoder(args, library, text_first: bool = False):
 
     source = args.model or library.model_source or DEFAULT_MODEL
     fetch_if_hub_id(args.model)  # a hub id named on the command line is downloaded once; the library keeps the id
-    print(f"loading model {source} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
+    print(f"loading model {display_text(source)} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
     return Encoder.load(source, device=args.device, text_first=text_first)
 
 
@@ -327,7 +327,7 @@ def print_hits(hits, query: str | None = None) -> None:
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
         where = ", ".join(str(hit.facts[k]) for k in ("city", "country") if hit.facts.get(k))
         extra = f"  [{display_text(where)}]" if where else ""
-        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {hit.kind:5s} {display_text(hit.path)}{when}{extra}")
+        print(f"  {rank:2d}. {hit.score:.3f}{rel}  {display_text(hit.kind):5s} {display_text(hit.path)}{when}{extra}")
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -351,7 +351,8 @@ def cmd_index(args) -> int:
         options = IndexOptions(batch_size=args.batch_size, workers=args.workers,
                                video_every_s=args.video_interval, video_max_frames=args.max_frames,
                                retry_failed=args.retry_failed, signals=not args.no_signals)
-        print(f"indexing into {library.path} with {encoder.model_id} on {encoder.device}", file=sys.stderr)
+        print(f"indexing into {display_text(library.path)} with {display_text(encoder.model_id)} on {encoder.device}",
+              file=sys.stderr)
         report = run_index(library, encoder, options, show_progress=not args.quiet)
         print_report(report)
         return 130 if report.cancelled else 0
@@ -421,10 +422,10 @@ def print_signal_status(summary: dict) -> None:
         if s["off"]:
             state = "off (`cots index --" + name + "` turns it on)"
         elif s["unavailable"]:
-            state = f"unavailable: {s['unavailable']}"
+            state = f"unavailable: {display_text(str(s['unavailable']))}"
         else:
             state = f"{s['ok']} read, {s['error']} failed" + (f", {s['pending']} waiting" if s["pending"] else "")
-        print(f"  {name:7s} {state}")
+        print(f"  {display_text(name):7s} {state}")
 
 
 def cmd_status(args) -> int:
@@ -444,7 +445,7 @@ def cmd_status(args) -> int:
             print(json.dumps(out, indent=1))
             return 0
         print(f"library   {display_text(status.db)}")
-        print(f"model     {status.model or '(none yet)'}"
+        print(f"model     {display_text(status.model) if status.model else '(none yet)'}"
               + (f"  [{display_text(status.model_source)}]" if status.model_source else "")
               + (f", remembers {remembered} captioned photo{'s' if remembered != 1 else ''}" if remembered else ""))
         print(f"folders   {', '.join(map(display_text, status.folders)) or '(none: cots index FOLDER adds one)'}")
@@ -455,17 +456,18 @@ def cmd_status(args) -> int:
                            + (f" (hnsw ef {v['ef_search']}, graph M {v['M']} / ef_construction "
                               f"{v['ef_construction']})" if v.get("search") == "hnsw" else "")
                            for k, v in status.index.items())
-        print(f"index     {health or '-'}")
+        # the ef and graph settings come from the index's json beside the library: escaped like any file text
+        print(f"index     {display_text(health) or '-'}")
         for kind, v in status.index.items():
             if v.get("rebuilt"):
-                print(f"  {kind} index: {v['rebuilt']}")
+                print(f"  {kind} index: {display_text(str(v['rebuilt']))}")
         print(f"failed    {len(status.failed)}")
         for failure in status.failed:
             print(f"  {display_text(failure.path)}: {display_text(failure.error or '')}")
         print("signals")
         print_signal_status(signals)
         for signal, path, error in signal_failures(library.db.conn, limit=20):
-            print(f"  {signal} failed: {display_text(path)}: {display_text(error or '')}")
+            print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")
     return 0
 
 
@@ -474,7 +476,7 @@ def cmd_forget(args) -> int:
 
     with open_library(args) as library:
         plan = library.forget_plan(args.path)
-        print(f"cots forget will {plan.describe()}; `cots index FOLDER` brings it back", file=sys.stderr)
+        print(f"cots forget will {display_text(plan.describe())}; `cots index FOLDER` brings it back", file=sys.stderr)
         if not args.yes:
             if not sys.stdin.isatty():
                 raise LibraryError("forget asks for confirmation: run it in a terminal, or add --yes")
@@ -517,10 +519,25 @@ def cmd_repair(args) -> int:
         print(f"{display_text(report.path)} is sound (integrity check ok); the vector indexes will be rebuilt")
         return 0
     print(f"{display_text(report.path)} was damaged: {display_text('; '.join(report.problems[:2]))}")
+    for note in report.notes:
+        print(note)
     print(f"salvaged ({report.method}): " + ", ".join(f"{n} {table}" for table, n in report.rows.items()))
+    if report.unreadable:
+        print("rows that could not be read were lost from: " + ", ".join(report.unreadable))
+    if not report.items_lost and not report.items_lost_exact:
+        print("part of the media table could not be read: some indexed items may be lost - their files are "
+              "untouched: `cots index` reads them again")
+    elif report.items_lost:
+        print(f"{'' if report.items_lost_exact else 'at least '}{report.items_lost} indexed "
+              f"item{'s' if report.items_lost != 1 else ''} lost "
+              + ("" if report.items_lost_exact else "(part of the media table could not be read) ")
+              + "- their files are untouched: `cots index` reads them again")
+    else:
+        print("no indexed item was lost")
     print(f"the damaged file is kept as {display_text(report.kept_as)}")
-    print(f"{report.to_reembed} item{'s' if report.to_reembed != 1 else ''} lost their embedding: "
-          "run `cots index` to re-embed them (and any file whose row was lost)")
+    if report.to_reembed:
+        print(f"{report.to_reembed} salvaged item{'s' if report.to_reembed != 1 else ''} lost their embedding: "
+              "run `cots index` to re-embed them")
     if report.without_folder:
         print(f"{report.without_folder} items belong to watched folders the damaged file no longer lists: "
               "run `cots index FOLDER` for each of your folders")
@@ -549,7 +566,7 @@ def cmd_demo(args) -> int:
         library.add_folder(sample)
         started = time.perf_counter()
         encoder = load_encoder(args, library)
-        print(f"model {encoder.model_id} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
+        print(f"model {display_text(encoder.model_id)} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
         report = run_index(library, encoder, IndexOptions())
         print_report(report)
         from app.library.search import SearchService

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torch import nn
 from cots_core.config import TextConfig, VisionConfig
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import cached_hub_snapshot, check_model_folder, hub_options, refuse_auto_map
+from cots_core.serialization import load_tensor_file
 
 
 @dataclass
@@ -99,8 +101,10 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_tensor_file(path, "image weights file")
             state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    except ModelLoadError:
+        raise
     except Exception as error:  # noqa: BLE001 - any reader error means the same thing to the person
         raise ModelLoadError(f"cannot read image weights {path}: {error}") from error
     own = model.state_dict()
@@ -179,7 +183,10 @@ class HFTextEncoder(nn.Module):
                     self.model = AutoModel.from_pretrained(name, add_pooling_layer=False, **options)
                 except TypeError:
                     self.model = AutoModel.from_pretrained(name, **options)
-            except (OSError, ValueError) as error:
+            except pickle.UnpicklingError as error:  # PyTorch's advice (weights_only=False) would run its code
+                raise ModelLoadError(f"the text model {name!r} holds Python objects, not only tensors: cots never "
+                                     "unpickles code (use safetensors weights)") from error
+            except (OSError, ValueError, RuntimeError) as error:
                 raise ModelLoadError(f"cannot load text model {name!r}: {first_line(error)}") from error
             finally:
                 hf_logging.set_verbosity(verbosity)
@@ -225,8 +232,10 @@ class HFTextEncoder(nn.Module):
 def tokenize_texts(tokenizer, config: TextConfig, texts: list[str]) -> dict[str, torch.Tensor]:
     """Token ids and attention mask [B, L] as the text tower was trained: truncated to ``max_length``,
     padded to the batch's longest text or (``padding: max_length``, SigLIP) always to ``max_length``."""
+    from cots_core.lean_text import tokenizable
+
     padding = "max_length" if config.padding == "max_length" else True
-    encoded = tokenizer(list(texts), padding=padding, truncation=True, max_length=config.max_length,
+    encoded = tokenizer([tokenizable(text) for text in texts], padding=padding, truncation=True, max_length=config.max_length,
                         return_tensors="pt")
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
@@ -252,7 +261,7 @@ def load_text_tokenizer(config: TextConfig, checkpoint_dir: Path | None = None):
         check_model_folder(checkpoint_dir)
         try:
             return AutoTokenizer.from_pretrained(str(checkpoint_dir / "tokenizer"), **hub_options(local_only=True))
-        except (OSError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - a malformed tokenizer.json raises KeyError, TypeError, ...
             raise ModelLoadError(f"cannot load the tokenizer in {checkpoint_dir / 'tokenizer'}: "
                                  f"{first_line(error)}") from error
     if config.model_name_or_path:

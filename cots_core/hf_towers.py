@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cots_core.config import LossConfig, ModelConfig, QueueConfig, TextConfig, TokenizerConfig, VisionConfig
+from cots_core.config_limits import check_hf_checkpoint
 from cots_core.encoders import (
     EncoderOutput,
     HFTextEncoder,
@@ -266,6 +267,7 @@ def read_checkpoint(directory: Path) -> tuple[str, ModelConfig, Any, list[Path]]
         raise ModelLoadError(f"{directory} holds a {model_type!r} model; cots loads CLIP ({FAMILIES['clip'][3]}) and "
                              f"SigLIP ({FAMILIES['siglip'][3]}) checkpoints, or folders saved by cots")
     weights = _weight_files(directory)
+    check_hf_checkpoint(config, weights, directory / "config.json")  # sizes against the weights, before building
     tokenizer = _load_tokenizer(_tokenizer_source(directory))
     if not (directory / PREPROCESSOR_FILE).is_file():
         raise ModelLoadError(f"{directory} has no {PREPROCESSOR_FILE}: save the processor with the model")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cots_core.config import ModelConfig
+from cots_core.config_limits import check_model_config
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder
 from cots_core.model_folders import uses_clip_family_towers
@@ -150,6 +151,19 @@ def supports(config: ModelConfig) -> bool:
                                                          "intermediate_size", "vocab_size")))
 
 
+def tokenizable(text: str) -> str:
+    """``text`` as valid Unicode for a tokenizer. A query typed in a terminal whose bytes are not UTF-8 reaches
+    Python with lone surrogates (``caf\\udce9``), which the tokenizers raise TypeError on (issue 21): the
+    undecodable bytes are read as Latin-1 (``café``), any other lone surrogate becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    return "".join(chr(ord(char) - 0xDC00) if 0xDC80 <= ord(char) <= 0xDCFF
+                   else "\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
+
+
 # -- the text-query model --------------------------------------------------------------------------
 class LeanTextModel:
     """The text half of the cots_core inference interface: ``config``, ``model_id``, ``tokenize``,
@@ -159,7 +173,7 @@ class LeanTextModel:
         self.config, self.model_id, self.tower, self.tokenizer = config, model_id, tower.eval(), tokenizer
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        encodings = self.tokenizer.encode_batch(list(texts))
+        encodings = self.tokenizer.encode_batch([tokenizable(text) for text in texts])
         return {"input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),
                 "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)}
 
@@ -205,6 +219,8 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
         config = ModelConfig.load_json(directory / "config.json")
         if not supports(config):
             return None
+        # sizes against the weights' shapes, before the tower is built (a huge num_hidden_layers: no memory bomb)
+        check_model_config(config.to_dict(), directory, directory / "model.safetensors")
         tower = BertTextTower(config.text.hf_config, config.text.pooling, config.embed_dim)
         state = {}
         with safe_open(str(directory / "model.safetensors"), framework="pt") as handle:
@@ -216,6 +232,8 @@ def load_lean_text_model(name_or_path: str | Path) -> LeanTextModel | None:
         # strict: any weight the lean tower has no place for (or lacks) means another architecture
         tower.load_state_dict(state, strict=True, assign=True)
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    except ModelLoadError:
+        raise  # the folder is refused: the full path would say the same, later
     except Exception as error:  # noqa: BLE001 - any surprise here only means: take the full path
         log.info("lean text path unavailable for %s (%s): loading the full model", directory, error)
         return None

@@ -48,6 +48,9 @@ class MediaError(Exception):
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP is larger than any camera photo
+# Longest side over shortest side: a panorama is 10:1 at most; a 50000x1 "image" (230 bytes as a PNG) is no
+# photo, and the model's resize to a 224 short side would make it 11.2M x 224 pixels (7.5 GB; issue 21).
+MAX_ASPECT_RATIO = 100
 # Checked before a byte is read: a 100 MP 16-bit RGB TIFF is 600 MB, camera photos are a few tens of MB.
 MAX_IMAGE_BYTES = 1 << 30
 HEADER_BUDGET = 16 << 20  # bytes Pillow may read from a large file before it has found the image header
@@ -242,6 +245,9 @@ def read_image(
                 )
             if width <= 0 or height <= 0:
                 raise MediaError("image has no pixels")
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise MediaError(f"image too elongated: {width}x{height} pixels, over {MAX_ASPECT_RATIO}:1 "
+                                 "(not a photo; the model could not scale it)")
             captured_at = exif_capture_time(image.getexif())
             if _exif_orientation(image) in (5, 6, 7, 8):  # rotated a quarter turn: shown as height x width
                 width, height = height, width
@@ -445,21 +451,46 @@ def caption_files(path: str | Path) -> list[Path]:
             + [path.with_suffix(ext) for ext in CAPTION_EXTENSIONS])
 
 
-def read_captions(path: str | Path) -> list[str] | None:
+def _caption_text(candidate: Path, inside: Path) -> str | None:
+    """The text of one sidecar, or None when it is not a plain file inside ``inside`` (resolved) or is too
+    large. A symlink may point anywhere (``photo.jpg.txt -> /proc/self/environ`` put the indexing process's
+    environment into the library, searchable: issue 21), so the resolved target is what is checked; procfs
+    files report size 0, so the read itself is bounded too."""
+    try:
+        target = candidate.resolve(strict=True)
+        if not target.is_relative_to(inside):
+            return None
+        info = target.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size >= MAX_CAPTION_BYTES:
+            return None
+        with open(target, "rb") as handle:
+            data = handle.read(MAX_CAPTION_BYTES)
+    except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
+        return None
+    if len(data) >= MAX_CAPTION_BYTES:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def read_captions(path: str | Path, root: str | Path | None = None) -> list[str] | None:
     """The sidecar captions of a media file: each non-blank line of the first sidecar with text is one
     caption, whitespace collapsed. None when there is no sidecar; [] when the sidecars are all blank.
 
+    Only regular files under ``root`` (the watched folder; default: the media file's own folder), after
+    symlinks are resolved, and under ``MAX_CAPTION_BYTES``, are read.
+
     The one convention of the library (which indexes the lines joined) and of the trainer's sidecar folders.
     """
+    try:
+        inside = Path(root if root is not None else Path(path).parent).resolve()
+    except (OSError, RuntimeError):
+        return None
     found = False
     for candidate in caption_files(path):
-        try:
-            if not candidate.is_file() or candidate.stat().st_size >= MAX_CAPTION_BYTES:
-                continue
-            found = True
-            text = candidate.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        text = _caption_text(candidate, inside)
+        if text is None:
             continue
+        found = True
         captions = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
         if captions:
             return captions

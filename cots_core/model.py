@@ -15,6 +15,7 @@ from torch import nn
 
 from cots_core import losses
 from cots_core.config import ModelConfig
+from cots_core.config_limits import check_model_config
 from cots_core.dvae import DiscreteVAE
 from cots_core.encoders import HFTextEncoder, build_image_encoder, load_text_tokenizer, tokenize_texts
 from cots_core.errors import ModelLoadError
@@ -339,6 +340,8 @@ class COTS(nn.Module):
             model = load_hf_checkpoint(directory)
         else:
             config = ModelConfig.load_json(directory / CONFIG_FILE)
+            # sizes, no fetching: before anything is built
+            check_model_config(config.to_dict(), directory, directory / WEIGHTS_FILE)
             model = cls(config, pretrained_backbones=False, checkpoint_dir=directory, weights_follow=True)
             load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
             model._check_required_keys(directory / WEIGHTS_FILE)

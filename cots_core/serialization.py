@@ -46,3 +46,21 @@ def load_state_dict_file(model: nn.Module, path: Path, strict: bool = True,
                             f"model {tuple(own[k].shape)})")
         raise ModelLoadError(f"checkpoint file {path} does not match its config: " + "; ".join(problems))
     model.load_state_dict(state, strict=strict and not may_be_missing)
+
+
+def load_tensor_file(path: Path, what: str = "file") -> object:
+    """``torch.load`` of a file that must hold tensors only (``weights_only``): anything else, a pickle of
+    Python objects included, is one ModelLoadError that names the file, not PyTorch's advice to unpickle
+    it (``weights_only=False`` would run code from the file)."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as error:
+        raise ModelLoadError(f"{what} not found: {path}") from error
+    except pickle.UnpicklingError as error:
+        raise ModelLoadError(f"the {what} {path} holds Python objects, not only tensors: cots never unpickles "
+                             "code (use a file saved by cots, or safetensors)") from error
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, IndexError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelLoadError(f"the {what} {path} cannot be read ({first})") from error

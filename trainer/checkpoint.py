@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from cots_core.errors import ModelLoadError
 from cots_core.heads import RESIDUAL_KEYS
 from cots_core.model import WEIGHTS_FILE
-from cots_core.serialization import load_state_dict_file
+from cots_core.serialization import load_state_dict_file, load_tensor_file
 from trainer.config import TrainConfig
 
 TRAINING_STATE = "training_state.pt"
@@ -102,7 +103,9 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler, scaler) -> dic
     """Restore everything in place; returns the saved state (``step``, ``extra``). Call RNG restore last."""
     # a run saved before the ConSE residual and the queue's caption keys existed resumes with them at zero / -1
     load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True, may_be_missing=RESIDUAL_KEYS + ("queue.keys",))
-    state = torch.load(directory / TRAINING_STATE, map_location="cpu", weights_only=True)
+    state = load_tensor_file(directory / TRAINING_STATE, "training state")
+    if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= state.keys():
+        raise ModelLoadError(f"the training state {directory / TRAINING_STATE} is not one cots wrote")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):

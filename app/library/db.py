@@ -262,6 +262,9 @@ def database_error_message(db_path: str | Path | None, error: sqlite3.DatabaseEr
         return (f"the library database {path} is damaged ({error}): run `cots repair{option}` "
                 "(it keeps the damaged file aside, salvages what it can read, and the next `cots index` "
                 "re-embeds the rest)")
+    if getattr(error, "sqlite_errorcode", None) == 8 or "readonly" in str(error).lower():  # SQLITE_READONLY
+        return (f"the library database {path} is read-only ({error}): this command writes to it; make the file "
+                "and its folder writable (or work on a copy)")
     if "locked" in str(error).lower() or "busy" in str(error).lower():
         return f"the library database {path} is busy ({error}): another program holds it; try again"
     return f"the library database {path} cannot be used ({error}); check the disk and try again"

@@ -318,7 +318,7 @@ class Indexer:
                 result.signals = [(s, *extract_safely(s, str(file.path), result.decoded.frames[0]))
                                   for s in self._signals if not s.second_pass]
             result.decoded.frames = []  # the pixels are all we keep
-            result.caption = read_caption(file.path)
+            result.caption = read_caption(file.path, file.root)
         except MediaError as error:
             result.error = str(error)
         except Exception as error:  # noqa: BLE001 - one odd file must never stop a run

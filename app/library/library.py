@@ -21,6 +21,7 @@ import numpy as np
 from app.library.db import LibraryDB, blob_to_vector, database_error_message, is_damaged
 from app.library.ef_background import EfChooser
 from app.library.errors import LibraryDamagedError, LibraryError
+from app.library.hnsw_file import HnswFileDamaged
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, path_prefix_sql, to_db
 from app.library.storage import delete_media_data
@@ -311,8 +312,15 @@ class Library:
             since = self._synced.get(key)
             rows_dim = self._stored_dim(kind, model_id) or dim
             if index is None:
-                loaded = VectorIndex.load(self.index_prefix(kind, model_id), rows_dim or 0, self.params) \
-                    if rows_dim else None
+                try:
+                    loaded = VectorIndex.load(self.index_prefix(kind, model_id), rows_dim or 0, self.params) \
+                        if rows_dim else None
+                except HnswFileDamaged as error:  # said once: the rebuilt index is saved at close
+                    log.warning("the saved %s index is damaged (%s); rebuilding it from the library database",
+                                kind, display_text(str(error)))
+                    self.rebuilt[key] = f"the saved index file was damaged ({error}); rebuilt from the database"
+                    self._dirty.add(key)
+                    loaded = None
                 saved_gen = loaded[1].get("generation") if loaded else None
                 if loaded and loaded[1].get("model_id") == model_id and isinstance(saved_gen, int) \
                         and saved_gen <= generation:

@@ -23,6 +23,7 @@ from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.library import KIND_TABLES
 from app.library.lock import indexing_lock
 from app.library.pathtext import display_text
+from app.library.salvage_copy import make_working_copy
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ class RepairReport:
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows salvaged
     to_reembed: int = 0  # readable media rows without an embedding: the next `cots index` redoes them
     without_folder: int = 0  # media rows whose watched folder was lost: `cots index FOLDER` adds it back
+    notes: list[str] = field(default_factory=list)  # what the working copy needed (cut short, schema put back)
+    unreadable: list[str] = field(default_factory=list)  # tables with rows that could not be read
+    items_lost: int = 0  # media rows the damaged file still refers to (embeddings, captions...) not salvaged
+    items_lost_exact: bool = True  # False when part of the media table was unreadable: more may be lost
 
 
 def integrity_problems(path: Path) -> list[str]:
@@ -78,14 +83,20 @@ def _salvage(path: Path, report: RepairReport) -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     fresh = path.with_name(f"{path.name}.repairing-{stamp}")
     recovered = path.with_name(f"{path.name}.recovered-{stamp}")
+    work = path.with_name(f"{path.name}.reading-{stamp}")  # the damaged file itself is never written
     try:
         LibraryDB(fresh).close()  # the current schema, empty
-        source = path
-        if _recover_with_sqlite3(path, recovered):
+        report.notes = make_working_copy(path, work, fresh)
+        source = work
+        if _recover_with_sqlite3(work, recovered):
             source, report.method = recovered, "sqlite3 .recover"
         else:
             report.method = "row by row"
-        report.rows = _copy_rows(source, fresh)
+        unreadable: set[str] = set()
+        report.rows = _copy_rows(source, fresh, unreadable)
+        report.unreadable = [table for table in TABLES if table in unreadable]
+        report.items_lost = len(_referenced_media(work) - _media_ids(fresh))
+        report.items_lost_exact = "media" not in unreadable and report.method == "row by row"
         if integrity_problems(fresh):
             raise LibraryError(f"the salvaged copy of {display_text(path)} is not sound either; the damaged file "
                                "is unchanged: restore a backup, or delete it and run `cots index FOLDER`")
@@ -95,7 +106,7 @@ def _salvage(path: Path, report: RepairReport) -> None:
                 os.replace(f"{path}{suffix}", f"{report.kept_as}{suffix}")
         os.replace(fresh, path)
     finally:
-        for leftover in (fresh, recovered):
+        for leftover in (fresh, recovered, work):
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(f"{leftover}{suffix}"):
                     os.remove(f"{leftover}{suffix}")
@@ -133,8 +144,46 @@ def _recover_with_sqlite3(path: Path, target: Path) -> bool:
         return False
 
 
-def _readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]) -> Iterator[tuple]:
-    """Every row of ``table`` that SQLite can still read, in rowid order, stepping over bad pages."""
+# Where the damaged file still names its media rows by id: what of these is not salvaged was lost.
+_MEDIA_REFERENCES = (("embeddings", "media_id"), ("segments", "media_id"), ("texts", "media_id"),
+                     ("signal_results", "media_id"), ("media_fts_docsize", "id"), ("media", "id"))
+_MEDIA_INDEXES = (("idx_media_size", "size"), ("idx_media_folder_id", "folder_id"), ("idx_media_path", "path"),
+                  ("idx_media_hash", "hash"))
+
+
+def _referenced_media(path: Path) -> set[int]:
+    """Ids of the media rows the (damaged) file at ``path`` holds or refers to, as far as it can be read."""
+    ids: set[int] = set()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        for table, column in _MEDIA_REFERENCES:
+            try:
+                ids.update(row[0] for row in _readable_rows(conn, table, [column]) if isinstance(row[0], int))
+            except sqlite3.DatabaseError:
+                continue  # the table is not in the readable schema
+        for index, column in _MEDIA_INDEXES:  # an index's pages hold every row's id, often on pages that survived
+            try:
+                for (media_id,) in conn.execute(f"SELECT id FROM media INDEXED BY {index} ORDER BY {column}"):
+                    ids.add(media_id)
+            except sqlite3.DatabaseError:
+                continue
+    finally:
+        conn.close()
+    return ids
+
+
+def _media_ids(path: Path) -> set[int]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return {row[0] for row in conn.execute("SELECT id FROM media")}
+    finally:
+        conn.close()
+
+
+def _readable_rows(conn: sqlite3.Connection, table: str, columns: list[str],
+                   unreadable: set[str] | None = None) -> Iterator[tuple]:
+    """Every row of ``table`` that SQLite can still read, in rowid order, stepping over bad pages (the
+    table's name goes into ``unreadable`` when there were any)."""
     select = f"SELECT rowid, {', '.join(columns)} FROM {table}"
     last: int | None = None
     skips = 0
@@ -147,6 +196,10 @@ def _readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]) -> 
                 yield row[1:]
             return
         except sqlite3.DatabaseError as error:
+            if "no such table" in str(error) or "no such column" in str(error):
+                raise
+            if unreadable is not None:
+                unreadable.add(table)
             skips += 1
             last = (last or 0) + 2 ** skips  # jump past the damaged page
             if skips > _MAX_SKIPS or last >= 2**62:
@@ -154,7 +207,7 @@ def _readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]) -> 
                 return
 
 
-def _copy_rows(source: Path, target: Path) -> dict[str, int]:
+def _copy_rows(source: Path, target: Path, unreadable: set[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     src = sqlite3.connect(source, isolation_level=None)
     dst = sqlite3.connect(target, isolation_level=None)
@@ -163,6 +216,7 @@ def _copy_rows(source: Path, target: Path) -> dict[str, int]:
             src_tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError:
             src_tables = set(TABLES)  # the schema page itself is damaged: try every table anyway
+            unreadable.add("sqlite_master")
         dst.execute("PRAGMA foreign_keys = OFF")
         dst.execute("BEGIN")
         for table in TABLES:
@@ -176,12 +230,15 @@ def _copy_rows(source: Path, target: Path) -> dict[str, int]:
                 pass
             insert = f"INSERT OR IGNORE INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             counts[table] = 0
-            for row in _readable_rows(src, table, columns):
-                try:
-                    dst.execute(insert, row)
-                    counts[table] += 1
-                except sqlite3.Error:
-                    continue  # a row that does not fit the schema is not worth keeping
+            try:
+                for row in _readable_rows(src, table, columns, unreadable):
+                    try:
+                        dst.execute(insert, row)
+                        counts[table] += 1
+                    except sqlite3.Error:
+                        continue  # a row that does not fit the schema is not worth keeping
+            except sqlite3.DatabaseError:  # the table is not in the readable schema
+                unreadable.add(table)
         # What lost its parent goes: it could never be found or shown again.
         dst.execute("DELETE FROM embeddings WHERE media_id NOT IN (SELECT id FROM media)")
         dst.execute("DELETE FROM segments WHERE media_id NOT IN (SELECT id FROM media)")

@@ -109,10 +109,11 @@ class LibraryScanner:
             stack.extend(reversed(subfolders))
 
 
-def read_caption(path: Path) -> str | None:
+def read_caption(path: Path, root: Path | None = None) -> str | None:
     """The sidecar caption the library indexes: the lines of ``cots_core.media.read_captions`` joined
-    (the trainer reads the same sidecar, one caption per line)."""
-    captions = read_captions(path)
+    (the trainer reads the same sidecar, one caption per line). Only a regular file inside ``root``, the
+    watched folder, is read (a symlinked sidecar may point anywhere)."""
+    captions = read_captions(path, root)
     return " ".join(captions) if captions else None
 
 

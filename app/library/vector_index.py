@@ -16,6 +16,8 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from app.library.hnsw_file import HnswFileDamaged, check_hnsw_file
+
 log = logging.getLogger(__name__)
 
 
@@ -195,7 +197,8 @@ class VectorIndex:
 
     @classmethod
     def load(cls, prefix: Path, dim: int, params: HnswParams | None = None) -> tuple[VectorIndex, dict] | None:
-        """The saved index and its metadata, or None when missing or inconsistent."""
+        """The saved index and its metadata, or None when missing or inconsistent; HnswFileDamaged when the
+        files agree with each other but the index file's structure is damaged (it would crash hnswlib)."""
         prefix = Path(prefix)
         try:
             meta = json.loads(Path(str(prefix) + ".json").read_text())
@@ -206,10 +209,12 @@ class VectorIndex:
             ids = np.load(str(prefix) + ".ids.npy")
             if ids_checksum(ids) != meta.get("checksum"):
                 return None
+            # hnswlib trusts its file (a flipped bit is a segfault): check it whole first
+            elements = check_hnsw_file(Path(str(prefix) + ".hnsw"), dim, len(ids))
             index = cls(dim, params, capacity=16)
             # a fresh, uninitialised hnswlib object: loading into an initialised one prints a warning
             index._hnsw = hnswlib.Index(space="ip", dim=dim)
-            index._hnsw.load_index(str(prefix) + ".hnsw", max_elements=max(len(ids), 16))
+            index._hnsw.load_index(str(prefix) + ".hnsw", max_elements=max(elements, 16))
             index._hnsw.set_num_threads(1)
             built = {"M": index._hnsw.M, "ef_construction": index._hnsw.ef_construction}
             saved = meta.get("params")
@@ -224,6 +229,8 @@ class VectorIndex:
                 return None
             index.ef_choice = EfChoice.from_meta(meta.get("ef_choice"))
             return index, meta
+        except HnswFileDamaged as error:
+            raise HnswFileDamaged(f"{prefix}.hnsw: {error}") from None
         except (OSError, ValueError, RuntimeError, TypeError, AttributeError, KeyError, MemoryError) as error:
             log.info("vector index %s not usable (%s); it will be rebuilt", prefix, error)
             return None
@@ -271,9 +278,14 @@ class EfChoice:
     @classmethod
     def from_meta(cls, data) -> EfChoice | None:
         try:
-            return cls(**data) if isinstance(data, dict) else None
+            choice = cls(**data) if isinstance(data, dict) else None
         except TypeError:  # written by another version
             return None
+        numbers = (choice.ef_search, choice.size, choice.queries, choice.k) if choice else ()
+        if choice is None or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1 << 31
+                                     for n in numbers):
+            return None  # a damaged or hand-edited json: choose again
+        return choice
 
 
 def needs_ef_choice(index: VectorIndex) -> bool:

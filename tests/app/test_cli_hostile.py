@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 from fakes import noise_image, solid
+from PIL import Image
 
 from app.cli import main
 from app.library.encoder import Encoder
@@ -51,6 +53,7 @@ def _odd_files(root, rng: random.Random) -> None:
         size = rng.choice([0, 1, 16, 500, 5000])
         head = rng.choice([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\0\0\0\0WEBP"])
         (root / f"junk{i}{ext}").write_bytes(head + rng.randbytes(size))
+    os.symlink("/proc/self/environ", root / "red.jpg.txt")  # a sidecar pointing out of the folder (issue 21)
     os.mkdir(os.path.join(os.fsdecode(root), os.fsdecode(b"dir\xff")))
     solid("green").save(os.path.join(os.fsdecode(root), os.fsdecode(b"dir\xff"), "in.jpg"))
 
@@ -61,9 +64,15 @@ def _values(tmp_path, root, rng: random.Random) -> list[str]:
         os.mkfifo(fifo)
     junk = tmp_path / "junk.bin"
     junk.write_bytes(rng.randbytes(3000))
+    long_png = tmp_path / "long.png"  # 230 bytes, 50000x1: 7.5 GB once resized before issue 21
+    if not long_png.exists():
+        Image.new("RGB", (50000, 1)).save(long_png)
     models = []  # model folders that are not models: each must fail in one line, before reading much
     for name, content in (("m_random", rng.randbytes(200)), ("m_list", b"[]"), ("m_nulls", b"\0" * 50),
-                          ("m_fields", b'{"text": 5, "vision": [1]}'), ("m_automap", b'{"auto_map": {}}')):
+                          ("m_fields", b'{"text": 5, "vision": [1]}'), ("m_automap", b'{"auto_map": {}}'),
+                          ("m_layers", b'{"text": {"hf_config": {"num_hidden_layers": 1000000}}}'),
+                          ("m_huge", b'{"image_size": 1e6, "embed_dim": 1e9}'),
+                          ("m_hub", b'{"vision": {"model_name": "hf-hub:someone/model"}}')):
         (tmp_path / name).mkdir(exist_ok=True)
         (tmp_path / name / "config.json").write_bytes(content)
         models.append(str(tmp_path / name))
@@ -75,7 +84,7 @@ def _values(tmp_path, root, rng: random.Random) -> list[str]:
         "", " ", "-", "--", "-1", "0", "1e309", "nan", "inf", "-inf", "NaN", "99999999999999999999",
         "a cat", "red", "*", '"', "'", "\\", "AND OR NOT", "NEAR(", "^", "name:x", "% _", "\x00", "\n\n",
         "x" * 5000, "\u202e\u200b", "😀" * 10, os.fsdecode(b"caf\xe9"), os.fsdecode(rng.randbytes(12)),
-        "/", ".", "..", "/dev/null", "/proc/self/mem", str(fifo), str(junk), str(root), str(root / "red.jpg"),
+        "/", ".", "..", "/dev/null", "/proc/self/mem", str(long_png), str(fifo), str(junk), str(root), str(root / "red.jpg"),
         str(root / "junk0.jpg"), str(tmp_path / "missing.jpg"), str(tmp_path / "missing" / "lib.db"),
         os.path.join(os.fsdecode(root), os.fsdecode(b"img_15\xe9.jpg")), "2019-13-45", "1900", "9999-12",
     ]
@@ -137,6 +146,8 @@ def test_fuzz_every_command(tmp_path, fake_models, capsys, seed):
     assert main(["index", str(root), "--db", db, "--quiet", "--model", "fake"]) == 0
     before = _library_state(capsys, db)
     assert before[0] == 13  # every readable file, whatever its name
+    with sqlite3.connect(db) as conn:  # the symlinked sidecar's environment was not indexed
+        assert not conn.execute("SELECT COUNT(*) FROM media WHERE caption LIKE '%PATH=%'").fetchone()[0]
     values = _values(tmp_path, root, rng)
     seen_codes = set()
     for _ in range(ROUNDS):
@@ -176,3 +187,46 @@ def test_a_closed_pipe_is_quiet(tmp_path):
         os.close(writer)
     assert b"Traceback" not in result.stderr and b"Exception ignored" not in result.stderr, result.stderr
     assert result.returncode == 141 and not result.stderr.strip()
+
+
+# -- the shipped model's text path (slow: builds cots-lite once) -------------------------------------
+@pytest.fixture(scope="module")
+def cots_lite_data(tmp_path_factory):
+    """cots-lite built once, through its public name, into a data directory of its own."""
+    from cots_core import load_model
+
+    data_dir = tmp_path_factory.mktemp("cots-lite-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COTS_DATA_DIR", str(data_dir))
+        load_model("cots-lite")
+    return data_dir
+
+
+@pytest.mark.slow
+def test_fuzz_queries_through_the_shipped_models_lean_text_path(tmp_path, capsys, monkeypatch, cots_lite_data):
+    """Before (issue 21): a query whose bytes are not UTF-8 crashed cots-lite's lean tokenizer (internal
+    error: TypeError) although the fuzz test, which runs a tiny fake model, claimed to cover it."""
+    from cots_core.lean_text import LeanTextModel, TextFirstModel, load_query_model
+
+    monkeypatch.setenv("COTS_DATA_DIR", str(cots_lite_data))
+    model = load_query_model("cots-lite", device="cpu")
+    assert isinstance(model, TextFirstModel) and isinstance(model.text_model, LeanTextModel)  # the lean path
+    odd = [os.fsdecode(b"caf\xe9"), os.fsdecode(b"\xff\xfe"), "x\ud800y", "\x00", "\u202e\u200b", "😀" * 10,
+           "x" * 5000, ""]
+    vectors = model.encode_texts(odd)
+    assert vectors.shape[0] == len(odd) and bool(vectors.isfinite().all())
+    assert (model.encode_texts([os.fsdecode(b"caf\xe9")]) - model.encode_texts(["café"])).abs().max() < 1e-5
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(3):
+        noise_image(i).save(root / f"n{i}.png")
+    db = str(tmp_path / "lib.db")
+    assert main(["index", str(root), "--db", db, "--quiet", "--device", "cpu"]) == 0
+    values = _values(tmp_path, root, random.Random(0))
+    for query in values + odd[:-1]:
+        capsys.readouterr()
+        code = main(["search", query, "--db", db, "--device", "cpu", "-k", "2"])
+        err = capsys.readouterr().err
+        assert code in (0, 2), (query, code, err)
+        assert "Traceback" not in err and "internal error" not in err, (query, err)

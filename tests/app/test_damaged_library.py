@@ -134,3 +134,52 @@ def test_repair_steps_over_one_bad_page_and_keeps_the_rest(tmp_path, encoder, mo
         again = run_indexer(library, encoder)
         assert again.updated == report.to_reembed and again.unchanged == 240 - report.to_reembed
         assert library.status().indexed == 240
+
+
+def test_repair_of_a_truncated_library_salvages_what_is_left_and_counts_what_is_lost(tmp_path, encoder, capsys,
+                                                                                      monkeypatch):
+    """Before (issue 21): a library cut short salvaged nothing (its schema pages sit near the end) and said
+    "0 items lost". Now the working copy is padded and, when needed, given back this version's schema; every
+    item is either salvaged or counted as lost."""
+    from app.library.repair import repair_library
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # the row-by-row salvage, whatever is installed
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    root = tmp_path / "photos"
+    root.mkdir()
+    n = 240
+    for i in range(n):
+        noise_image(i, (8, 8)).save(root / f"n{i:03d}.png")
+    clean = tmp_path / "clean.db"
+    with Library(clean) as library:
+        library.add_folder(root)
+        run_indexer(library, encoder)
+    size = os.path.getsize(clean)
+    db = tmp_path / "lib.db"
+    salvaged = {}
+    for fraction in (0.2, 0.4, 0.6, 0.8, 0.95):
+        for leftover in tmp_path.glob("lib.db*"):
+            leftover.unlink()
+        shutil.copyfile(clean, db)
+        os.truncate(db, int(size * fraction) // 4096 * 4096)
+        report = repair_library(db)
+        assert report.damaged and "cut short" in report.notes[0], fraction
+        assert report.rows["folders"] == 1  # the watched folder survives: the next index finds every file
+        assert report.rows["media"] + report.items_lost == n, (fraction, report)  # each salvaged or counted
+        assert report.items_lost_exact == (report.rows["media"] == n)
+        assert not integrity_problems(db)
+        salvaged[fraction] = report.rows["media"]
+    # the later the cut, the more is salvaged (before: nothing at any cut)
+    assert 0 < salvaged[0.6] <= salvaged[0.8] <= salvaged[0.95] and salvaged[0.6] < n, salvaged
+
+    for leftover in tmp_path.glob("lib.db*"):
+        leftover.unlink()
+    shutil.copyfile(clean, db)
+    os.truncate(db, int(size * 0.6) // 4096 * 4096)
+    capsys.readouterr()
+    assert main(["repair", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert f"salvaged (row by row): 3 settings, 1 folders, 0 scan_errors, {salvaged[0.6]} media" in out
+    assert f"at least {n - salvaged[0.6]} indexed items lost" in out and "0 items lost" not in out
+    assert main(["index", "--db", str(db), "--quiet"]) == 0
+    assert _status(capsys, db)["indexed"] == n

@@ -116,7 +116,7 @@ def _edit_config(folder: Path, **changes) -> None:
                                                                      "special"))], "no tokenizer files"),
     (lambda f: (f / "preprocessor_config.json").unlink(), "preprocessor_config.json"),
     (lambda f: _edit_config(f, vision_config={**json.loads((f / "config.json").read_text())["vision_config"],
-                                              "intermediate_size": 80}), "shape"),
+                                              "intermediate_size": 80}), "intermediate_size = 80"),
     (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:5000]), "cannot read"),
     (lambda f: ((f / "model.safetensors").rename(f / "model-00001-of-00002.safetensors"),
                 (f / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {

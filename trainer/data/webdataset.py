@@ -33,6 +33,11 @@ from trainer.data.records import REASON_EMPTY_CAPTION, LoadReport, Record, clean
 
 REASON_NO_MEDIA = "missing file"
 REASON_BAD_SHARD = "unreadable shard"
+REASON_MEMBER_TOO_LARGE = "member too large"
+# Members are read whole (a sample's bytes go to the decoder): the size in the tar header is checked first.
+# A 1.46 MB .tar.gz held a 1.5 GB member of zeros and took the trainer to 4.15 GB (issue 21).
+MAX_MEDIA_MEMBER_BYTES = 256 << 20  # a training image or clip; the app refuses images over 1 GiB
+MAX_TEXT_MEMBER_BYTES = 1 << 20  # captions and json
 _BRACE = re.compile(r"\{([^{}]*)\}")
 
 
@@ -75,9 +80,15 @@ def _split_key(name: str) -> tuple[str, str]:
     return (f"{directory}/{stem}" if directory else stem), ext.lower()
 
 
+def member_limit(ext: str) -> int:
+    """The largest member of this extension read into memory."""
+    return MAX_MEDIA_MEMBER_BYTES if f".{ext}" in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS else MAX_TEXT_MEMBER_BYTES
+
+
 def iter_tar_samples(shard: str, report: LoadReport) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {extension: bytes}) for consecutive members sharing a key; a broken shard is counted, not raised."""
-    current, members = None, {}
+    """(key, {extension: bytes}) for consecutive members sharing a key; a broken shard is counted, not raised.
+    A sample with a member over ``member_limit`` is skipped (counted once) without reading that member."""
+    current, members, oversized = None, {}, False
     try:
         with tarfile.open(shard, mode="r|*") as tar:
             for info in tar:
@@ -85,13 +96,21 @@ def iter_tar_samples(shard: str, report: LoadReport) -> Iterator[tuple[str, dict
                     continue
                 key, ext = _split_key(info.name)
                 if current is not None and key != current:
-                    yield current, members
-                    members = {}
+                    if not oversized:
+                        yield current, members
+                    members, oversized = {}, False
                 current = key
+                if oversized:
+                    continue
+                if info.size > member_limit(ext):  # the stream steps over its bytes in small blocks
+                    report.skip(REASON_MEMBER_TOO_LARGE, f"{Path(shard).name}#{info.name}: {info.size:,} bytes, "
+                                f"over the limit of {member_limit(ext):,} for a .{ext} member")
+                    oversized = True
+                    continue
                 members[ext] = tar.extractfile(info).read()
     except (tarfile.TarError, OSError, EOFError) as error:
         report.skip(REASON_BAD_SHARD, f"{shard} ({error})")
-    if current is not None and members:
+    if current is not None and members and not oversized:
         yield current, members
 
 
