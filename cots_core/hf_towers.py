@@ -183,7 +183,8 @@ def checkpoint_name(directory: Path) -> str:
     return name[:64]
 
 
-def import_config(directory: Path, config: dict, preprocessor: dict, tokenizer_max_length: int | None) -> ModelConfig:
+def import_config(directory: Path, config: dict, preprocessor: dict, tokenizer_max_length: int | None,
+                  logit_scale: float | None = None) -> ModelConfig:
     """The COTS config of a CLIP-family checkpoint.
 
     Objectives: the instance level (momentum contrast against the queues), the task level (KL alignment)
@@ -191,7 +192,7 @@ def import_config(directory: Path, config: dict, preprocessor: dict, tokenizer_m
     neither family's tokenizer has a [MASK] token and CLIP's text tower is causal, so CMLM stays off
     (``loss.use_cmlm: false``); CMVM needs a dVAE trained on the tower's grid (``cots train tokenizer``),
     so it is off unless one is given. The contrastive temperature starts at the checkpoint's own
-    (``exp(-logit_scale)``), within [0.01, 0.1].
+    (``exp(-logit_scale)`` of the trained ``logit_scale`` weight: 0.01 for OpenAI CLIP), within [0.01, 0.1].
     """
     family, vision_type, text_type, _ = FAMILIES[config["model_type"]]
     vision = _tower_dict(config, "vision_config", vision_type)
@@ -216,7 +217,8 @@ def import_config(directory: Path, config: dict, preprocessor: dict, tokenizer_m
     max_length = int(text_full.get("max_position_embeddings", 77))
     if tokenizer_max_length and tokenizer_max_length < max_length:
         max_length = int(tokenizer_max_length)
-    logit_scale = float(config.get("logit_scale_init_value", 2.6592))
+    if logit_scale is None:  # not in the weights: the config's starting value
+        logit_scale = float(config.get("logit_scale_init_value", 2.6592))
     temperature = min(0.1, max(0.01, math.exp(-logit_scale)))
     return ModelConfig(
         name=checkpoint_name(directory), image_size=image_size, embed_dim=embed_dim,
@@ -274,7 +276,23 @@ def read_checkpoint(directory: Path) -> tuple[str, ModelConfig, Any, list[Path]]
     preprocessor = _read_json(directory / PREPROCESSOR_FILE, "the image preprocessing")
     tokenizer_max = getattr(tokenizer, "model_max_length", None)
     tokenizer_max = tokenizer_max if isinstance(tokenizer_max, int) and tokenizer_max < 100_000 else None
-    return FAMILIES[model_type][0], import_config(directory, config, preprocessor, tokenizer_max), tokenizer, weights
+    return (FAMILIES[model_type][0], import_config(directory, config, preprocessor, tokenizer_max, _logit_scale(weights)),
+            tokenizer, weights)
+
+
+def _logit_scale(weights: list[Path]) -> float | None:
+    """The trained contrastive scale (log of the inverse temperature), if the checkpoint holds one."""
+    from safetensors import safe_open
+
+    for path in weights:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                if "logit_scale" in handle.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+                    value = float(handle.get_tensor("logit_scale").float().reshape(-1)[0])
+                    return value if math.isfinite(value) else None
+        except Exception:  # noqa: BLE001 - copy_weights reports an unreadable file with its name
+            return None
+    return None
 
 
 def copy_weights(own: dict[str, torch.Tensor], weights: list[Path], prefixes: dict[str, str]) -> set[str]:

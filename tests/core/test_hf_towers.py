@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -154,3 +155,13 @@ def test_text_queries_need_neither_the_image_tower_nor_timm(hf_folder, tmp_path)
               "print(sorted({'timm', 'transformers', 'cots_core.model'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == ("[]" if clip else "['transformers']")
+
+
+def test_the_contrastive_temperature_starts_at_the_checkpoints_own(hf_folder, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = _copy(hf_folder, tmp_path)
+    state = load_file(str(folder / "model.safetensors"))
+    state["logit_scale"] = torch.tensor(math.log(50.0))  # a trained inverse temperature of 50
+    save_file(state, str(folder / "model.safetensors"))
+    assert load_model(folder).config.queue.temperature == pytest.approx(0.02)
