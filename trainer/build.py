@@ -70,8 +70,10 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
         if vision and hasattr(model.image_projection, "residual_scale"):
             # the residual path of the ConSE bridge (off by default): what lets a fine-tune learn a name
             model.config = model.config.replace(vision=vision)
-            for projection in (model.image_projection, model.image_projection_m):
-                projection.residual_scale = model.config.vision.conse_residual_scale
+            # the momentum twin, when not built yet, copies it from the online projection once training starts
+            for projection in (model.image_projection, getattr(model, "image_projection_m", None)):
+                if projection is not None:
+                    projection.residual_scale = model.config.vision.conse_residual_scale
         loss = dict(cfg.model.get("loss") or {})
         if "use_mvlm" not in loss and not cfg.tokenizer and not model.has_training_state \
                 and model.config.loss.use_mvlm:

@@ -13,7 +13,7 @@ from cots_core.transforms import build_transform
 
 def main(path: str) -> None:
     config = ModelConfig.preset("tiny")
-    transform = build_transform(224, config.vision.mean, config.vision.std)
+    transform = build_transform(224, config.vision)
     image = Image.open(path)
     image.load()
     transform(Image.new("RGB", (64, 48)))  # warm up the pipeline's own buffers
