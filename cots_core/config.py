@@ -74,9 +74,9 @@ class QueueConfig:
 class LossConfig:
     use_mcl: bool = True
     use_mvlm: bool = True  # token level: CMLM and CMVM
-    # CMVM predicts the dVAE's token ids: meaningless without a trained tokenizer, so a run without one
-    # saves False here (the checkpoint's config says which losses were trained)
-    use_cmvm: bool = True
+    # CMVM predicts the dVAE's token ids: meaningless unless the dVAE was trained (``tokenizer.trained``), so it
+    # is off by default; the trainer turns it on with --tokenizer and refuses it without a trained dVAE
+    use_cmvm: bool = False
     use_kl: bool = True
     use_amf: bool = True
     w_token: float = 1.0
@@ -86,6 +86,10 @@ class LossConfig:
     mlm_probability: float = 0.15
     mvm_ratio: float = 0.4
     mvm_min_block: int = 16
+    # A departure from the paper's plain InfoNCE, in pre-training and fine-tuning alike: a queued pair whose
+    # caption equals a batch pair's (up to case and spacing) counts as a positive, not a negative
+    # (losses.mcl_loss ``queue_positive``). False: plain InfoNCE against the whole queue.
+    caption_positives: bool = True
 
 
 @dataclass
@@ -98,6 +102,9 @@ class TokenizerConfig:
     kl_weight: float = 0.0
     tau_start: float = 1.0
     tau_end: float = 1.0 / 16
+    # The dVAE was trained (`cots train tokenizer`, loaded with the trainer's --tokenizer); False for a random
+    # one and for checkpoints saved before this field existed. CMVM is only trained when True.
+    trained: bool = False
 
 
 @dataclass

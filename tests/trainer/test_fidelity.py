@@ -52,6 +52,70 @@ def test_pretrain_without_tokenizer_trains_no_cmvm_and_its_checkpoint_says_so(tm
 
     with pytest.raises(CotsError, match="--tokenizer"):  # asked for explicitly: refused, not ignored
         main(_cfg(tmp_path / "asked", synth, model={"loss": {"use_cmvm": True}}), log=lambda _: None)
+    # the case: every full checkpoint holds dVAE weights, but this one's were never trained
+    with pytest.raises(CotsError, match="never trained") as refused:
+        main(_cfg(tmp_path / "ft-asked", synth, mode="finetune", init_from=str(tmp_path / "run"), steps=1,
+                  model={"loss": {"use_cmvm": True}}), log=lambda _: None)
+    assert "\n" not in str(refused.value) and not (tmp_path / "ft-asked" / "step-000001").exists()
+
+
+def _trained_tokenizer(out: Path, data: Path) -> Path:
+    from trainer.tokenizer import train_tokenizer
+
+    train_tokenizer(_cfg(out, data, mode="tokenizer", steps=2), log=lambda _: None)
+    return out
+
+
+def _saved(run: Path) -> dict:
+    return json.loads(next(run.glob("step-*/config.json")).read_text())
+
+
+def _cmvm_losses(run: Path) -> list[float]:
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [entry["loss_cmvm"] for entry in logged if entry["kind"] == "train"]
+
+
+def test_a_trained_tokenizer_is_recorded_and_a_finetune_inherits_cmvm(tmp_path, synth):
+    from trainer.loop import main
+
+    tokenizer = _trained_tokenizer(tmp_path / "dvae", synth)
+    main(_cfg(tmp_path / "run", synth, tokenizer=str(tokenizer)), log=lambda _: None)
+    saved = _saved(tmp_path / "run")
+    assert saved["tokenizer"]["trained"] is True and saved["loss"]["use_cmvm"] is True
+    assert all(value > 0 for value in _cmvm_losses(tmp_path / "run"))
+
+    lines: list[str] = []
+    main(_cfg(tmp_path / "ft", synth, mode="finetune", init_from=str(tmp_path / "run"), steps=1,
+              model={"loss": {"use_cmvm": True}}), log=lines.append)
+    tuned = _saved(tmp_path / "ft")
+    assert tuned["tokenizer"]["trained"] is True and tuned["loss"]["use_cmvm"] is True
+    assert all(value > 0 for value in _cmvm_losses(tmp_path / "ft")) and not [x for x in lines if "CMVM" in x]
+
+
+def test_a_checkpoint_older_than_the_field_counts_as_untrained(tmp_path, synth):
+    from trainer.loop import main
+
+    tokenizer = _trained_tokenizer(tmp_path / "dvae", synth)
+    summary = main(_cfg(tmp_path / "run", synth, tokenizer=str(tokenizer)), log=lambda _: None)
+    config_file = Path(summary["checkpoint"]) / "config.json"
+    data = json.loads(config_file.read_text())
+    del data["tokenizer"]["trained"]  # as saved before the field existed, with use_cmvm true
+    config_file.write_text(json.dumps(data))
+    lines: list[str] = []
+    main(_cfg(tmp_path / "ft", synth, mode="finetune", init_from=summary["checkpoint"], steps=1), log=lines.append)
+    assert _saved(tmp_path / "ft")["loss"]["use_cmvm"] is False
+    assert len([x for x in lines if "CMVM" in x and "never trained" in x]) == 1
+    assert all(value == 0.0 for value in _cmvm_losses(tmp_path / "ft"))
+
+
+def test_a_tokenizer_folder_that_says_untrained_is_refused(tmp_path, synth):
+    from cots_core.dvae import DiscreteVAE
+    from trainer.loop import main
+
+    config = ModelConfig.preset("tiny")
+    DiscreteVAE(config.tokenizer, config.image_size, (8, 8)).save_pretrained(tmp_path / "random")
+    with pytest.raises(CotsError, match="never trained"):
+        main(_cfg(tmp_path / "run", synth, tokenizer=str(tmp_path / "random")), log=lambda _: None)
 
 
 def test_one_momentum_update_per_optimizer_step_with_grad_accumulation(tmp_path, synth):
