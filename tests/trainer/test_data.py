@@ -50,6 +50,19 @@ def test_sidecar_folder_with_every_bad_kind(tmp_path):
     assert "2 images, 1 videos, 4 captions" in text and "skipped 6" in text and "e.g." in text
 
 
+def test_images_that_fail_while_verified_are_counted_by_their_reason(tmp_path):
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    for name, fmt in (("cut.png", "PNG"), ("cut.webp", "WEBP")):  # Pillow raises OSError for both
+        data = io.BytesIO()
+        noise.save(data, fmt)
+        (tmp_path / name).write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
+        (tmp_path / name).with_suffix(".txt").write_text("cut\n")
+    records, report = load_records(tmp_path)
+    assert records == [] and report.skipped == {"truncated image": 1, "unreadable image": 1}
+    assert sorted(example.split(": ", 1)[0] for example in report.examples) == ["truncated image", "unreadable image"]
+    assert all(str(tmp_path) in example for example in report.examples)
+
+
 def test_manifests_csv_tsv_jsonl_with_missing_file_and_empty_caption(tmp_path):
     write_image(tmp_path / "img" / "a.jpg")
     write_image(tmp_path / "img" / "b.png")

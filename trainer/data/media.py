@@ -60,7 +60,7 @@ def check_image(path: str | os.PathLike) -> None:
         raise _error(REASON_UNREADABLE, f"{path} ({error})") from error
     except (OSError, ValueError) as error:
         reason = REASON_TRUNCATED if "truncat" in str(error).lower() else REASON_UNREADABLE
-        raise MediaError(reason, f"{path} ({error})") from error
+        raise _error(reason, f"{path} ({error})") from error
 
 
 def load_image(source: str | os.PathLike | bytes, name: str = "") -> Image.Image:
