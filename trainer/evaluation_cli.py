@@ -11,6 +11,7 @@ from trainer.caption_memory import memory_holds_held_out, remembered_items
 from trainer.checkpoint import resolve_model_dir
 from trainer.config import CONFIG_FILE, load_saved_config
 from trainer.data import load_records, split_records
+from trainer.data.media import SEARCH_MAX_FRAMES
 from trainer.data.records import LoadReport, Record
 from trainer.data.split import holdout_split
 from trainer.evaluate import evaluate_retrieval
@@ -62,7 +63,8 @@ def without_remembered(records: list[Record], model_dir: str, own_split: bool) -
 
 
 def run_eval(model: str, data: str | None, split: str | None = None, holdout: float | None = None,
-             seed: int | None = None, batch_size: int = 64, frames: int = 8, device: str = "auto") -> dict:
+             seed: int | None = None, batch_size: int = 64, frames: int = SEARCH_MAX_FRAMES,
+             device: str = "auto") -> dict:
     """Metrics dict with the JSON keys (recalls in percent), plus n_items and n_captions."""
     model_dir = resolve_model_dir(model)
     records, report = eval_records(model_dir, data, split, holdout, seed)

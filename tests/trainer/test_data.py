@@ -183,11 +183,25 @@ def test_image_modes_exif_and_alpha(tmp_path):
     assert load_image(tmp_path / "rotated.jpg").size == (10, 30)
 
 
-def test_video_frames_evenly_spaced(tmp_path):
-    frames = read_video_frames(write_video(tmp_path / "v.avi", frames=10), 4)
+def test_video_frames_are_the_ones_search_embeds(tmp_path):
+    """Training and evaluation take a video's frames at the times the index does (one every 2 s from the
+    start), capped at their own count and spread evenly past it, as the index is past 32."""
+    from cots_core.media import ReadOptions, read_video, video_sample_times
+    from trainer.data.media import SEARCH_MAX_FRAMES, sampled_frame_indices
+
+    clip = write_video(tmp_path / "v.avi", frames=50)  # 10 s at 5 fps, frame i at level 20 i (mod 256)
+    frames = read_video_frames(clip, 8)
+    indexed = read_video(clip)
+    assert len(frames) == len(indexed.frames) == 5 and indexed.times == [0, 2, 4, 6, 8]
     levels = [frame.getpixel((0, 0))[0] for frame in frames]
-    assert len(frames) == 4
-    assert levels == pytest.approx([20, 60, 120, 160], abs=6)  # frames 1, 3, 6, 8 of 10
+    assert levels == pytest.approx([0, 200, 400 % 256, 600 % 256, 800 % 256], abs=6)  # frames 0, 10, 20, 30, 40
+    assert levels == pytest.approx([frame.getpixel((0, 0))[0] for frame in indexed.frames], abs=2)
+    for seconds, cap in ((10, 4), (61, 8), (61, SEARCH_MAX_FRAMES), (200, SEARCH_MAX_FRAMES)):
+        expected = [round(t * 25) for t in video_sample_times(seconds, max_frames=cap)]  # how the index seeks
+        assert sampled_frame_indices(seconds * 25, 25.0, cap) == expected
+    assert len(sampled_frame_indices(61 * 25, 25.0, 8)) == 8  # past the cap: spread evenly
+    assert len(sampled_frame_indices(61 * 25, 25.0, SEARCH_MAX_FRAMES)) == 31  # one every 2 s, as indexed
+    assert ReadOptions().max_frames == SEARCH_MAX_FRAMES  # evaluation's default cap is the index's
 
 
 def test_holdout_split_by_item_never_overlaps():

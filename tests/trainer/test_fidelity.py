@@ -146,7 +146,7 @@ def test_a_video_pair_trains_on_the_embedding_search_uses(tmp_path):
 
     torch.manual_seed(0)
     model = COTS(ModelConfig.preset("tiny")).eval()  # eval: no dropout, BatchNorm as at search time
-    video = write_video(tmp_path / "clip.avi", frames=12)
+    video = write_video(tmp_path / "clip.avi", frames=50)  # 10 s at 5 fps: 5 frames one every 2 s, 4 kept
     image = write_image(tmp_path / "still.png", size=(40, 30))
     records = [Record(str(image), ["a red still"], "image"), Record(str(video), ["a grey clip"], "video")]
     dataset = PairDataset(records, model.preprocess, frames=4)
