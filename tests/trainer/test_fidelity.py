@@ -160,3 +160,18 @@ def test_a_video_pair_trains_on_the_embedding_search_uses(tmp_path):
     assert torch.allclose(out["image_embedding"][0], model.encode_images(batch["pixels"][:1])[0], atol=1e-5)
     out["loss_mcl"].backward()  # with gradient: every frame of the clip shapes the loss
     assert all(pixels.grad[i].abs().sum() > 0 for i in range(1, 5))
+
+
+def test_train_throughput_bench_trains_cmvm_only_with_a_trained_tokenizer(tmp_path, synth):
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("train_throughput", root / "bench" / "train_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tokenizer = _trained_tokenizer(tmp_path / "dvae", synth)
+    for extra, cmvm in (([], False), (["--tokenizer", str(tokenizer)], True)):
+        out = tmp_path / f"report-{cmvm}.json"
+        bench.main(["--preset", "tiny", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--device", "cpu",
+                    "--json", str(out), *extra])
+        assert json.loads(out.read_text())["cmvm"] is cmvm
