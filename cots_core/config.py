@@ -9,6 +9,10 @@ Defaults follow MoCo/ALBEF/BEiT practice where the paper is silent:
 - dVAE: vocabulary 8,192 as in BEiT/DALL-E, Gumbel-softmax temperature annealed from 1.0 to 1/16;
 - AMF: threshold mu - k*sigma with k = 2, active once the similarity queue holds `amf_min_queue`
   entries (before that every pair is kept: too few similarities to estimate a distribution).
+
+Departures from the paper: queued pairs with the same caption as a batch pair are its positives, not
+negatives, in pre-training and fine-tuning (`loss.caption_positives`, on; off gives plain InfoNCE); CMVM is
+off unless the dVAE was trained (`loss.use_cmvm` defaults to False, `tokenizer.trained` records it).
 """
 from __future__ import annotations
 
