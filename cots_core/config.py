@@ -78,9 +78,9 @@ class QueueConfig:
 class LossConfig:
     use_mcl: bool = True
     use_mvlm: bool = True  # token level: CMLM and CMVM
-    # CMVM predicts the dVAE's token ids: meaningless unless the dVAE was trained (``tokenizer.trained``), so it
-    # is off by default; the trainer turns it on with --tokenizer and refuses it without a trained dVAE
-    use_cmvm: bool = False
+    # CMVM predicts the dVAE's token ids: meaningless without a trained tokenizer, so a run without one
+    # saves False here (the checkpoint's config says which losses were trained)
+    use_cmvm: bool = False  # on only with a trained dVAE (tokenizer.trained): the trainer's --tokenizer
     use_kl: bool = True
     use_amf: bool = True
     w_token: float = 1.0
