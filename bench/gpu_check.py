@@ -1,7 +1,10 @@
 """GPU paths of cots_core, run by hand on a CUDA machine: training steps under fp32 / bf16 / fp16
 autocast and image-embedding throughput, at the cots-lite and paper (ViT-B/16 + BERT-base) scales.
 
-Random weights (the compute is the same as with trained ones; nothing is downloaded):
+Random weights (the compute is the same as with trained ones; nothing is downloaded). CMVM is off (the
+library default): its targets would come from a random dVAE; each entry says ``"cmvm": false``. Results
+recorded before this (bench/gpu_results_h200.json) trained CMVM against random-dVAE targets, the same compute
+as with a trained one.
     python bench/gpu_check.py --out bench/gpu_results.json
     python bench/gpu_check.py --smoke          # a tiny CPU run that checks the script itself
 """
@@ -108,7 +111,7 @@ def main() -> None:
         model = COTS(config).to(device)
         train_batch = 4 if args.smoke else (128 if name.startswith("cots-lite") else 64)
         embed_batch = 8 if args.smoke else 256
-        entry: dict = {"train": {}, "embed": {}}
+        entry: dict = {"train": {}, "embed": {}, "cmvm": model.config.loss.use_mvlm and model.config.loss.use_cmvm}
         reference = None
         for dtype_name, dtype in dtypes.items():  # embeddings first, before training changes the weights
             embedded = embed_throughput(model, embed_batch, dtype, device, 2 if args.smoke else 10)

@@ -7,6 +7,11 @@ one process, measured back to back and reported as ratios.
 A step is forward (all enabled objectives) + backward + AdamW step, with bf16 autocast on CUDA. The
 paper-scale preset names bert-base-uncased; offline, ``--offline-text`` builds BERT-base from its config
 with the shipped vocabulary instead (same compute, no download).
+
+CMVM needs a trained dVAE: the full step includes it only with ``--tokenizer DIR`` (``cots train tokenizer``
+for the same preset), otherwise it is CMLM + KL + AMF and the report says ``"cmvm": false``.
+
+    python bench/train_throughput.py --preset tiny --tokenizer runs/dvae    # the full step, CMVM included
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cots_core import COTS, ModelConfig  # noqa: E402
+from trainer.build import load_image_tokenizer  # noqa: E402
 from trainer.synth import sample_scene  # noqa: E402
 
 BERT_BASE = {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--offline-text", action="store_true", help="BERT-base from config + shipped vocab")
+    p.add_argument("--tokenizer", help="trained dVAE folder for this preset: the full step then trains CMVM")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
 
@@ -78,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.offline_text:
         config = config.replace(text={"model_name_or_path": None, "hf_config": BERT_BASE,
                                       "vocab_file": "vocab/tiny_vocab.txt"})
-    model = COTS(config).to(device).train()
+    model = COTS(config)
+    if args.tokenizer:
+        load_image_tokenizer(model, args.tokenizer)  # records tokenizer.trained: CMVM has real targets
+    model = model.to(device).train()
+    full = {**FULL, "use_cmvm": model.config.tokenizer.trained}
     optimizer = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-5)
     rng = random.Random(0)
     s = config.image_size
@@ -86,12 +97,13 @@ def main(argv: list[str] | None = None) -> int:
              "texts": [sample_scene(rng).caption() for _ in range(args.batch_size)]}
     results = {}
     # MCL-only first: on CPU the memory figure is a process high-water mark that never goes down
-    for name, flags in (("mcl_only", MCL_ONLY), ("cots", FULL)):
+    for name, flags in (("mcl_only", MCL_ONLY), ("cots", full)):
         model.config = model.config.replace(loss=flags)
         results[name] = measure(model, optimizer, batch, args.steps, args.warmup, device)
     report = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
-        "preset": args.preset, "batch_size": args.batch_size, "steps": args.steps, **results,
+        "preset": args.preset, "batch_size": args.batch_size, "steps": args.steps, "cmvm": full["use_cmvm"],
+        **results,
         "throughput_ratio_cots_over_mcl": results["cots"]["samples_per_s"] / results["mcl_only"]["samples_per_s"],
         "memory_ratio_cots_over_mcl": results["cots"]["peak_memory_mb"] / results["mcl_only"]["peak_memory_mb"],
     }

@@ -9,6 +9,10 @@ Defaults follow MoCo/ALBEF/BEiT practice where the paper is silent:
 - dVAE: vocabulary 8,192 as in BEiT/DALL-E, Gumbel-softmax temperature annealed from 1.0 to 1/16;
 - AMF: threshold mu - k*sigma with k = 2, active once the similarity queue holds `amf_min_queue`
   entries (before that every pair is kept: too few similarities to estimate a distribution).
+
+Departures from the paper: queued pairs with the same caption as a batch pair are its positives, not
+negatives, in pre-training and fine-tuning (`loss.caption_positives`, on; off gives plain InfoNCE); CMVM is
+off unless the dVAE was trained (`loss.use_cmvm` defaults to False, `tokenizer.trained` records it).
 """
 from __future__ import annotations
 
@@ -93,7 +97,7 @@ class LossConfig:
     use_cmlm: bool = True
     # CMVM predicts the dVAE's token ids: meaningless without a trained tokenizer, so a run without one
     # saves False here (the checkpoint's config says which losses were trained)
-    use_cmvm: bool = True
+    use_cmvm: bool = False  # on only with a trained dVAE (tokenizer.trained): the trainer's --tokenizer
     use_kl: bool = True
     use_amf: bool = True
     w_token: float = 1.0
@@ -103,6 +107,10 @@ class LossConfig:
     mlm_probability: float = 0.15
     mvm_ratio: float = 0.4
     mvm_min_block: int = 16
+    # A departure from the paper's plain InfoNCE, in pre-training and fine-tuning alike: a queued pair whose
+    # caption equals a batch pair's (up to case and spacing) counts as a positive, not a negative
+    # (losses.mcl_loss ``queue_positive``). False: plain InfoNCE against the whole queue.
+    caption_positives: bool = True
 
 
 @dataclass
@@ -115,6 +123,9 @@ class TokenizerConfig:
     kl_weight: float = 0.0
     tau_start: float = 1.0
     tau_end: float = 1.0 / 16
+    # The dVAE was trained (`cots train tokenizer`, loaded with the trainer's --tokenizer); False for a random
+    # one and for checkpoints saved before this field existed. CMVM is only trained when True.
+    trained: bool = False
 
 
 @dataclass

@@ -219,7 +219,8 @@ class COTS(nn.Module):
         text_out = self.text_encoder(input_ids, attention_mask)
         v = mean_per_pair(F.normalize(self.image_projection(image_out.global_feature).float(), dim=-1), owner)
         t = F.normalize(self.text_projection(text_out.global_feature).float(), dim=-1)
-        keys = caption_keys(batch["texts"]).to(device) if "texts" in batch else None
+        # identical captions are positives of each other (loss.caption_positives; a departure from plain InfoNCE)
+        keys = caption_keys(batch["texts"]).to(device) if "texts" in batch and cfg.loss.caption_positives else None
 
         with torch.no_grad():
             if update_momentum:

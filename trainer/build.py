@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,24 +116,35 @@ def _cmlm_only_with_a_mask_token(model: COTS) -> None:
 
 
 def _cmvm_only_with_a_trained_tokenizer(model: COTS, cfg: TrainConfig, log: Callable[[str], None]) -> None:
-    """CMVM's targets are the dVAE's token ids: without a trained dVAE (--tokenizer, or a checkpoint that
-    trained CMVM with one) they are the argmax of random weights, so CMVM is switched off, and the saved
-    config says so (``loss.use_cmvm: false``). Refused if asked for explicitly."""
+    """CMVM's targets are the dVAE's token ids, meaningful only from a trained dVAE: ``tokenizer.trained``, set
+    by --tokenizer (``load_image_tokenizer``) and kept in the checkpoint, so a fine-tune inherits it. With one,
+    --tokenizer turns CMVM on; without one CMVM is off and the saved config says so (``loss.use_cmvm: false``),
+    whatever the checkpoint said; asked for explicitly (``--set model.loss.use_cmvm=true``), it is refused."""
+    asked = (cfg.model.get("loss") or {}).get("use_cmvm")
     loss = model.config.loss
-    inherited = cfg.mode == "finetune" and model.has_training_state and loss.use_cmvm
-    if cfg.tokenizer or inherited or not (loss.use_mvlm and loss.use_cmvm):
+    if model.config.tokenizer.trained:
+        if cfg.tokenizer and asked is None and loss.use_mvlm and not loss.use_cmvm:
+            model.config = model.config.replace(loss={"use_cmvm": True})
         return
-    if (cfg.model.get("loss") or {}).get("use_cmvm") is True:
-        raise CotsError("model.loss.use_cmvm=true needs a trained image tokenizer: train one with "
+    whose = f"the dVAE of {cfg.init_from} was never trained" if cfg.mode == "finetune" else "no --tokenizer given"
+    if asked is True:
+        raise CotsError(f"model.loss.use_cmvm=true needs a trained image tokenizer ({whose}): train one with "
                         "`cots train tokenizer --data DIR --out TOK` and pass --tokenizer TOK")
-    model.config = model.config.replace(loss={"use_cmvm": False})
-    log("no trained image tokenizer (--tokenizer): CMVM (masked image modelling) is off; "
-        "train one with `cots train tokenizer` and pass --tokenizer DIR to use it")
+    inherited = loss.use_cmvm
+    if inherited:
+        model.config = model.config.replace(loss={"use_cmvm": False})
+    if loss.use_mvlm and asked is None and (cfg.mode != "finetune" or inherited):
+        log(f"CMVM (masked image modelling) is off: {whose}; train an image tokenizer with "
+            "`cots train tokenizer` and pass --tokenizer DIR to use it")
 
 
 def load_image_tokenizer(model: COTS, directory: str) -> None:
-    """Copy a trained dVAE into the model; its image size and token grid must match the model's."""
+    """Copy a trained dVAE into the model (its image size and token grid must match the model's) and record
+    in the model's config that its tokenizer is trained (``tokenizer.trained``)."""
     dvae = DiscreteVAE.from_pretrained(directory)
+    if json.loads((Path(directory) / "dvae_config.json").read_text())["tokenizer"].get("trained") is False:
+        # folders written before the field existed came only from `cots train tokenizer`
+        raise CotsError(f"tokenizer {directory} was never trained: train one with `cots train tokenizer`")
     own = model.image_tokenizer
     if (dvae.image_size, tuple(dvae.grid), dvae.config.vocab_size) != (own.image_size, tuple(own.grid),
                                                                        own.config.vocab_size):
@@ -140,6 +152,7 @@ def load_image_tokenizer(model: COTS, directory: str) -> None:
                         f"{dvae.config.vocab_size} codes; this model needs {own.image_size}px, {own.grid}, "
                         f"{own.config.vocab_size} (train one with `cots train tokenizer --preset ...`)")
     own.load_state_dict(dvae.state_dict())
+    model.config = model.config.replace(tokenizer={"trained": True})
 
 
 @dataclass

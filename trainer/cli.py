@@ -80,7 +80,8 @@ def _add_training_options(parser: argparse.ArgumentParser, mode: str) -> None:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--device", help="auto, cpu or cuda")
     parser.add_argument("--workers", type=int, help="data loading processes")
-    parser.add_argument("--frames", type=int, help="frames sampled per video")
+    parser.add_argument("--frames", type=int, help="at most this many frames per video (one every 2 s, as search "
+                        "samples it; spread evenly past that), default 8")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config key, e.g. --set model.loss.use_kl=false --set data.augment=false")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
@@ -168,7 +169,8 @@ def _add_eval(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, help="evaluate only this seeded held-out fraction of --data")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--frames", type=int, default=32,  # trainer.data.media.SEARCH_MAX_FRAMES (no torch import here)
+                   help="at most this many frames per video, at the times search samples it (default: the index's 32)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_eval)

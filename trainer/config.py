@@ -26,7 +26,7 @@ class DataConfig:
     val_fraction: float = 0.1
     val_split: str = "val"  # which split label to hold out when the source has labels (COCO/Karpathy)
     max_val_items: int = 1000
-    frames: int = 8  # evenly spaced frames per video
+    frames: int = 8  # at most this many frames per video, at the times search samples it (one every 2 s)
     num_workers: int = 0
     augment: bool = True  # the model's train_transform; False: its eval preprocess
     verify: bool = True  # check every file before training (bad ones are skipped and counted)

@@ -7,9 +7,11 @@ from pathlib import Path
 import torch
 
 from cots_core import load_model
+from trainer.caption_memory import memory_holds_held_out, remembered_items
 from trainer.checkpoint import resolve_model_dir
 from trainer.config import CONFIG_FILE, load_saved_config
 from trainer.data import load_records, split_records
+from trainer.data.media import SEARCH_MAX_FRAMES
 from trainer.data.records import LoadReport, Record
 from trainer.data.split import holdout_split
 from trainer.evaluate import evaluate_retrieval
@@ -42,12 +44,35 @@ def eval_records(model_dir: str, data: str | None, split: str | None, holdout: f
     return records, report
 
 
+def without_remembered(records: list[Record], model_dir: str, own_split: bool) -> tuple[list[Record], int]:
+    """``records`` less the items the model's caption memory holds (their own captions would find them), and
+    how many were left out. A run saved before the memory recorded its items can only say whether its
+    validation split went in: then its own split is refused (ValueError)."""
+    remembered = remembered_items(model_dir)
+    if remembered is None:
+        if own_split and memory_holds_held_out(model_dir):
+            raise ValueError(f"{model_dir} remembers its validation items in its caption memory, so they no longer "
+                             "measure search on unseen items: give --data with items it has not seen")
+        return records, 0
+    kept = [r for r in records if r.path not in remembered]
+    if not kept and records:
+        where = "its validation items" if own_split else "every item of --data"
+        raise ValueError(f"{model_dir} remembers {where} in its caption memory, so they no longer measure search "
+                         "on unseen items: give --data with items it has not seen")
+    return kept, len(records) - len(kept)
+
+
 def run_eval(model: str, data: str | None, split: str | None = None, holdout: float | None = None,
-             seed: int | None = None, batch_size: int = 64, frames: int = 8, device: str = "auto") -> dict:
+             seed: int | None = None, batch_size: int = 64, frames: int = SEARCH_MAX_FRAMES,
+             device: str = "auto") -> dict:
     """Metrics dict with the JSON keys (recalls in percent), plus n_items and n_captions."""
     model_dir = resolve_model_dir(model)
     records, report = eval_records(model_dir, data, split, holdout, seed)
     print(f"data: {report.summary()}", file=sys.stderr)
+    records, left_out = without_remembered(records, model_dir, own_split=data is None)
+    if left_out:
+        print(f"left out {left_out} items that the model's caption memory holds (scored: {len(records)})",
+              file=sys.stderr)
     if not records:
         raise ValueError("no evaluation items (check --data / --split)")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cots_core import load_model
 from trainer.build import TrainData, build_data, build_model
-from trainer.caption_memory import attach_caption_memory
+from trainer.caption_memory import ITEMS_FILE, attach_caption_memory, save_memory_items
 from trainer.checkpoint import load_checkpoint, resolve_checkpoint, restore_rng, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.distributed import DistEnv, any_rank, barrier, cleanup, setup_distributed
@@ -119,6 +119,9 @@ def remember_captions(cfg: TrainConfig, best_dir: Path, data: TrainData, log: Ca
     summary = attach_caption_memory(best, data.train_records, data.val_records, cfg.data.frames, log)
     if summary["entries"]:
         best.save_pretrained(best_dir)
+        save_memory_items(best_dir, data.train_records + (data.val_records if summary.get("holds_held_out") else []))
+    else:
+        (best_dir / ITEMS_FILE).unlink(missing_ok=True)
     metrics_file = best_dir / "best_metrics.json"
     metrics = json.loads(metrics_file.read_text())
     metrics_file.write_text(json.dumps({**metrics, "caption_memory": summary}, indent=1) + "\n")

@@ -69,6 +69,7 @@ def train_tokenizer(cfg: TrainConfig, log=print) -> dict[str, Any]:
                     runlog.write(step, values)
     finally:
         runlog.close()
+    dvae.config.trained = step > 0  # what --tokenizer checks and records in the model's config
     dvae.save_pretrained(cfg.out)
     return {"step": step, "out": cfg.out, "interrupted": step < cfg.steps, **values}
 

@@ -12,10 +12,14 @@ TEXTS = ["a red circle", "a blue square", "two green triangles", "a yellow star"
          "a big red square", "three blue circles", "a small green star", "a white triangle"]
 
 
+# CMVM is off by default (its targets need a trained dVAE); these tests check its wiring, so they turn it on
+WITH_CMVM = {"loss": {"use_cmvm": True}}
+
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return COTS(ModelConfig.preset("tiny"))
+    return COTS(ModelConfig.preset("tiny", **WITH_CMVM))
 
 
 def batch(size=8, seed=0):
@@ -48,7 +52,7 @@ def test_every_loss_reaches_both_encoders(tiny):
 
 def test_training_step_outputs_and_enqueues_all_pairs():
     torch.manual_seed(0)
-    model = COTS(ModelConfig.preset("tiny"))
+    model = COTS(ModelConfig.preset("tiny", **WITH_CMVM))
     out = model.training_step(batch())
     for key in ("loss", "loss_mcl", "loss_kl", "loss_cmlm", "loss_cmvm", "amf_kept", "amf_threshold"):
         assert key in out and torch.isfinite(out[key]) | torch.isinf(out["amf_threshold"])
@@ -75,7 +79,7 @@ def test_amf_filtering_every_pair_gives_a_defined_zero():
 
 def test_tiny_model_overfits_one_batch(seed_offset, record_measure):
     torch.manual_seed(seed_offset)
-    model = COTS(ModelConfig.preset("tiny"))
+    model = COTS(ModelConfig.preset("tiny", **WITH_CMVM))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     data = batch(seed=seed_offset)
     history = []
@@ -169,11 +173,48 @@ def test_alpha_is_composited_on_white(tiny):
 
 
 def test_cnn_image_tower_gives_feature_map_tokens_and_masked_pass():
-    config = ModelConfig.preset("tiny", vision={"model_name": "resnet10t", "model_kwargs": {}})
+    config = ModelConfig.preset("tiny", vision={"model_name": "resnet10t", "model_kwargs": {}}, **WITH_CMVM)
     model = COTS(config)
     assert model.grid == (2, 2)
     out = model.training_step(batch(4))
     assert torch.isfinite(out["loss"]) and out["loss_cmvm"].item() > 0
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cots-lite", "vit-b16-bert-base"])
+def test_cmvm_is_off_by_default_and_the_tokenizer_untrained(preset):
+    config = ModelConfig.preset(preset)
+    assert config.loss.use_cmvm is False and config.tokenizer.trained is False
+    assert ModelConfig().loss.use_cmvm is False
+
+
+def test_default_tiny_model_trains_no_cmvm():
+    torch.manual_seed(0)
+    out = COTS(ModelConfig.preset("tiny")).training_step(batch())
+    assert out["loss_cmvm"].item() == 0.0 and out["loss_cmlm"].item() > 0
+
+
+def test_tokenizer_trained_survives_save_and_load_and_older_configs_read_untrained(tmp_path):
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny", tokenizer={"trained": True}))
+    model.save_pretrained(tmp_path / "trained")
+    assert COTS.from_pretrained(tmp_path / "trained").config.tokenizer.trained is True
+    config_file = tmp_path / "trained" / "config.json"
+    data = json.loads(config_file.read_text())
+    del data["tokenizer"]["trained"]  # a checkpoint saved before the field existed
+    config_file.write_text(json.dumps(data))
+    assert COTS.from_pretrained(tmp_path / "trained").config.tokenizer.trained is False
+
+
+def test_caption_positives_flag_switches_identical_captions_between_positive_and_negative():
+    losses = {}
+    for positives in (True, False):
+        torch.manual_seed(0)
+        model = COTS(ModelConfig.preset("tiny", loss={"caption_positives": positives, "use_mvlm": False}))
+        model.training_step(batch(seed=1))
+        losses[positives] = model.training_step(batch(seed=2))["loss_mcl"].item()  # same captions as queued
+        keys = model.queue.valid_keys()
+        assert bool((keys >= 0).all()) if positives else bool((keys == -1).all())
+    assert abs(losses[True] - losses[False]) > 1e-3, losses  # the flag reaches the loss
 
 
 def test_paper_preset_has_a_24x24_grid():

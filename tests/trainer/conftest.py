@@ -21,7 +21,7 @@ def write_video(path: Path, frames: int = 10, size: int = 32, fourcc: str | None
     codec = fourcc or ("MJPG" if path.suffix == ".avi" else "mp4v")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), 5, (size, size))
     for i in range(frames):
-        writer.write(np.full((size, size, 3), i * 20, np.uint8))
+        writer.write(np.full((size, size, 3), (i * 20) % 256, np.uint8))
     writer.release()
     return path
 

@@ -50,6 +50,19 @@ def test_sidecar_folder_with_every_bad_kind(tmp_path):
     assert "2 images, 1 videos, 4 captions" in text and "skipped 6" in text and "e.g." in text
 
 
+def test_images_that_fail_while_verified_are_counted_by_their_reason(tmp_path):
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    for name, fmt in (("cut.png", "PNG"), ("cut.webp", "WEBP")):  # Pillow raises OSError for both
+        data = io.BytesIO()
+        noise.save(data, fmt)
+        (tmp_path / name).write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
+        (tmp_path / name).with_suffix(".txt").write_text("cut\n")
+    records, report = load_records(tmp_path)
+    assert records == [] and report.skipped == {"truncated image": 1, "unreadable image": 1}
+    assert sorted(example.split(": ", 1)[0] for example in report.examples) == ["truncated image", "unreadable image"]
+    assert all(str(tmp_path) in example for example in report.examples)
+
+
 def test_manifests_csv_tsv_jsonl_with_missing_file_and_empty_caption(tmp_path):
     write_image(tmp_path / "img" / "a.jpg")
     write_image(tmp_path / "img" / "b.png")
@@ -170,11 +183,25 @@ def test_image_modes_exif_and_alpha(tmp_path):
     assert load_image(tmp_path / "rotated.jpg").size == (10, 30)
 
 
-def test_video_frames_evenly_spaced(tmp_path):
-    frames = read_video_frames(write_video(tmp_path / "v.avi", frames=10), 4)
+def test_video_frames_are_the_ones_search_embeds(tmp_path):
+    """Training and evaluation take a video's frames at the times the index does (one every 2 s from the
+    start), capped at their own count and spread evenly past it, as the index is past 32."""
+    from cots_core.media import ReadOptions, read_video, video_sample_times
+    from trainer.data.media import SEARCH_MAX_FRAMES, sampled_frame_indices
+
+    clip = write_video(tmp_path / "v.avi", frames=50)  # 10 s at 5 fps, frame i at level 20 i (mod 256)
+    frames = read_video_frames(clip, 8)
+    indexed = read_video(clip)
+    assert len(frames) == len(indexed.frames) == 5 and indexed.times == [0, 2, 4, 6, 8]
     levels = [frame.getpixel((0, 0))[0] for frame in frames]
-    assert len(frames) == 4
-    assert levels == pytest.approx([20, 60, 120, 160], abs=6)  # frames 1, 3, 6, 8 of 10
+    assert levels == pytest.approx([0, 200, 400 % 256, 600 % 256, 800 % 256], abs=6)  # frames 0, 10, 20, 30, 40
+    assert levels == pytest.approx([frame.getpixel((0, 0))[0] for frame in indexed.frames], abs=2)
+    for seconds, cap in ((10, 4), (61, 8), (61, SEARCH_MAX_FRAMES), (200, SEARCH_MAX_FRAMES)):
+        expected = [round(t * 25) for t in video_sample_times(seconds, max_frames=cap)]  # how the index seeks
+        assert sampled_frame_indices(seconds * 25, 25.0, cap) == expected
+    assert len(sampled_frame_indices(61 * 25, 25.0, 8)) == 8  # past the cap: spread evenly
+    assert len(sampled_frame_indices(61 * 25, 25.0, SEARCH_MAX_FRAMES)) == 31  # one every 2 s, as indexed
+    assert ReadOptions().max_frames == SEARCH_MAX_FRAMES  # evaluation's default cap is the index's
 
 
 def test_holdout_split_by_item_never_overlaps():

@@ -52,6 +52,70 @@ def test_pretrain_without_tokenizer_trains_no_cmvm_and_its_checkpoint_says_so(tm
 
     with pytest.raises(CotsError, match="--tokenizer"):  # asked for explicitly: refused, not ignored
         main(_cfg(tmp_path / "asked", synth, model={"loss": {"use_cmvm": True}}), log=lambda _: None)
+    # the case: every full checkpoint holds dVAE weights, but this one's were never trained
+    with pytest.raises(CotsError, match="never trained") as refused:
+        main(_cfg(tmp_path / "ft-asked", synth, mode="finetune", init_from=str(tmp_path / "run"), steps=1,
+                  model={"loss": {"use_cmvm": True}}), log=lambda _: None)
+    assert "\n" not in str(refused.value) and not (tmp_path / "ft-asked" / "step-000001").exists()
+
+
+def _trained_tokenizer(out: Path, data: Path) -> Path:
+    from trainer.tokenizer import train_tokenizer
+
+    train_tokenizer(_cfg(out, data, mode="tokenizer", steps=2), log=lambda _: None)
+    return out
+
+
+def _saved(run: Path) -> dict:
+    return json.loads(next(run.glob("step-*/config.json")).read_text())
+
+
+def _cmvm_losses(run: Path) -> list[float]:
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [entry["loss_cmvm"] for entry in logged if entry["kind"] == "train"]
+
+
+def test_a_trained_tokenizer_is_recorded_and_a_finetune_inherits_cmvm(tmp_path, synth):
+    from trainer.loop import main
+
+    tokenizer = _trained_tokenizer(tmp_path / "dvae", synth)
+    main(_cfg(tmp_path / "run", synth, tokenizer=str(tokenizer)), log=lambda _: None)
+    saved = _saved(tmp_path / "run")
+    assert saved["tokenizer"]["trained"] is True and saved["loss"]["use_cmvm"] is True
+    assert all(value > 0 for value in _cmvm_losses(tmp_path / "run"))
+
+    lines: list[str] = []
+    main(_cfg(tmp_path / "ft", synth, mode="finetune", init_from=str(tmp_path / "run"), steps=1,
+              model={"loss": {"use_cmvm": True}}), log=lines.append)
+    tuned = _saved(tmp_path / "ft")
+    assert tuned["tokenizer"]["trained"] is True and tuned["loss"]["use_cmvm"] is True
+    assert all(value > 0 for value in _cmvm_losses(tmp_path / "ft")) and not [x for x in lines if "CMVM" in x]
+
+
+def test_a_checkpoint_older_than_the_field_counts_as_untrained(tmp_path, synth):
+    from trainer.loop import main
+
+    tokenizer = _trained_tokenizer(tmp_path / "dvae", synth)
+    summary = main(_cfg(tmp_path / "run", synth, tokenizer=str(tokenizer)), log=lambda _: None)
+    config_file = Path(summary["checkpoint"]) / "config.json"
+    data = json.loads(config_file.read_text())
+    del data["tokenizer"]["trained"]  # as saved before the field existed, with use_cmvm true
+    config_file.write_text(json.dumps(data))
+    lines: list[str] = []
+    main(_cfg(tmp_path / "ft", synth, mode="finetune", init_from=summary["checkpoint"], steps=1), log=lines.append)
+    assert _saved(tmp_path / "ft")["loss"]["use_cmvm"] is False
+    assert len([x for x in lines if "CMVM" in x and "never trained" in x]) == 1
+    assert all(value == 0.0 for value in _cmvm_losses(tmp_path / "ft"))
+
+
+def test_a_tokenizer_folder_that_says_untrained_is_refused(tmp_path, synth):
+    from cots_core.dvae import DiscreteVAE
+    from trainer.loop import main
+
+    config = ModelConfig.preset("tiny")
+    DiscreteVAE(config.tokenizer, config.image_size, (8, 8)).save_pretrained(tmp_path / "random")
+    with pytest.raises(CotsError, match="never trained"):
+        main(_cfg(tmp_path / "run", synth, tokenizer=str(tmp_path / "random")), log=lambda _: None)
 
 
 def test_one_momentum_update_per_optimizer_step_with_grad_accumulation(tmp_path, synth):
@@ -82,7 +146,7 @@ def test_a_video_pair_trains_on_the_embedding_search_uses(tmp_path):
 
     torch.manual_seed(0)
     model = COTS(ModelConfig.preset("tiny")).eval()  # eval: no dropout, BatchNorm as at search time
-    video = write_video(tmp_path / "clip.avi", frames=12)
+    video = write_video(tmp_path / "clip.avi", frames=50)  # 10 s at 5 fps: 5 frames one every 2 s, 4 kept
     image = write_image(tmp_path / "still.png", size=(40, 30))
     records = [Record(str(image), ["a red still"], "image"), Record(str(video), ["a grey clip"], "video")]
     dataset = PairDataset(records, model.preprocess, frames=4)
@@ -96,3 +160,18 @@ def test_a_video_pair_trains_on_the_embedding_search_uses(tmp_path):
     assert torch.allclose(out["image_embedding"][0], model.encode_images(batch["pixels"][:1])[0], atol=1e-5)
     out["loss_mcl"].backward()  # with gradient: every frame of the clip shapes the loss
     assert all(pixels.grad[i].abs().sum() > 0 for i in range(1, 5))
+
+
+def test_train_throughput_bench_trains_cmvm_only_with_a_trained_tokenizer(tmp_path, synth):
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("train_throughput", root / "bench" / "train_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tokenizer = _trained_tokenizer(tmp_path / "dvae", synth)
+    for extra, cmvm in (([], False), (["--tokenizer", str(tokenizer)], True)):
+        out = tmp_path / f"report-{cmvm}.json"
+        bench.main(["--preset", "tiny", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--device", "cpu",
+                    "--json", str(out), *extra])
+        assert json.loads(out.read_text())["cmvm"] is cmvm

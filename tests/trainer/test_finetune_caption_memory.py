@@ -97,3 +97,50 @@ def test_a_large_captioned_set_is_remembered_as_a_sample_and_says_so(photos, mon
     first = model.caption_memory.keys.clone()
     attach_caption_memory(model, [Record(p, [c]) for p, c in zip(photos, CAPTIONS)], [], log=said.append)
     assert torch.equal(model.caption_memory.keys, first)  # the same data, the same sample
+
+
+def test_eval_never_scores_an_item_the_caption_memory_holds(tmp_path, monkeypatch, capsys):
+    """The issue's leak: the held-out items go into the memory after the held-out check, so `cots eval --model
+    RUN` on the run's own validation split scored items whose own captions the memory holds."""
+    import json
+
+    from trainer.caption_memory import ITEMS_FILE
+    from trainer.config import DataConfig, OptimConfig, TrainConfig
+    from trainer.evaluation_cli import run_eval
+    from trainer.loop import main
+    from trainer.synth import generate_synthetic
+
+    data, other = tmp_path / "synth", tmp_path / "other"
+    generate_synthetic(24, data, seed=3, size=64)
+    generate_synthetic(6, other, seed=4, size=64)
+    base = dict(preset="tiny", steps=2, batch_size=4, seed=0, log_every=1, save_every=0, eval_every=0,
+                progress=False, optim=OptimConfig(lr=1e-3, warmup_steps=0))
+    main(TrainConfig(out=str(tmp_path / "pre"), data=DataConfig(train=str(data), val_fraction=0.0, augment=False),
+                     **base), log=lambda _: None)
+    # the held-out check keeps the memory whatever a 2-step model finds
+    monkeypatch.setattr("trainer.caption_memory.evaluate_retrieval", lambda *args, **kwargs: {"rsum": 100.0})
+    run = tmp_path / "run"
+    main(TrainConfig(mode="finetune", init_from=str(tmp_path / "pre"), out=str(run),
+                     data=DataConfig(train=str(data), val_fraction=0.25, augment=False), **base), log=lambda _: None)
+    assert json.loads((run / "best" / "best_metrics.json").read_text())["caption_memory"]["holds_held_out"]
+    remembered = json.loads((run / "best" / ITEMS_FILE).read_text())
+    assert len(remembered) == 24
+
+    with pytest.raises(ValueError, match="remembers its validation items") as refused:
+        run_eval(str(run), None)
+    assert "\n" not in str(refused.value)
+
+    # --data mixing 4 remembered items with 6 unseen ones: the 4 are left out, in one line
+    rows = [(path, "x") for path in remembered[:4]] + [(str(p), "y") for p in sorted(other.glob("*.png"))]
+    (tmp_path / "mixed.csv").write_text("path,caption\n" + "".join(f"{p},{c}\n" for p, c in rows))
+    capsys.readouterr()
+    metrics = run_eval(str(run), str(tmp_path / "mixed.csv"))
+    assert metrics["n_items"] == 6
+    assert [line for line in capsys.readouterr().err.splitlines() if "left out" in line] == [
+        "left out 4 items that the model's caption memory holds (scored: 6)"]
+
+    # a run saved before the memory recorded its items: its own split is still refused, --data is scored
+    (run / "best" / ITEMS_FILE).unlink()
+    with pytest.raises(ValueError, match="remembers its validation items"):
+        run_eval(str(run), None)
+    assert run_eval(str(run), str(other))["n_items"] == 6

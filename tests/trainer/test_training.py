@@ -199,7 +199,7 @@ def test_videos_train_and_evaluate_as_frame_means(tmp_path):
     from trainer.evaluate import evaluate_retrieval
 
     model = COTS(ModelConfig.preset("tiny"))
-    video = write_video(tmp_path / "clip.avi", frames=12)
+    video = write_video(tmp_path / "clip.avi", frames=50)  # 10 s at 5 fps: 5 frames one every 2 s, 4 kept
     image = write_image(tmp_path / "still.png", size=(40, 30))
     records = [Record(str(video), ["a grey clip"], "video"), Record(str(image), ["a red still", "red"], "image")]
     batch = collate_pairs([PairDataset(records, model.train_transform, frames=4)[(i, 0)] for i in range(3)])

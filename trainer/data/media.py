@@ -1,4 +1,5 @@
-"""Training's view of media files: a stricter integrity check and evenly spaced video frames.
+"""Training's view of media files: a stricter integrity check, and a video's frames at the times search
+samples it (``cots_core.media.video_sample_times``), so training and evaluation see the frames the index embeds.
 
 Kinds, extensions, decoding and ``MediaError`` are ``cots_core.media``'s, shared with the app. Every
 function here raises ``MediaError`` whose ``reason`` is one of the ``REASON_*`` categories (the key when
@@ -25,10 +26,16 @@ from cots_core.media import (
     media_kind,
     open_video,
     read_image,
+    video_sample_times,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "MediaError", "check_image", "check_media", "check_video",
-           "evenly_spaced", "load_image", "media_kind", "read_video_frame", "read_video_frames"]
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "SEARCH_MAX_FRAMES", "MediaError", "check_image", "check_media",
+           "check_video", "evenly_spaced", "load_image", "media_kind", "read_video_frame", "read_video_frames",
+           "sampled_frame_indices"]
+
+# The most frames the app's indexer takes from a video (cots_core.media.read_video's default): evaluation takes
+# as many, so it scores the embedding search holds; training caps them lower (--frames) for speed.
+SEARCH_MAX_FRAMES = 32
 
 
 def _error(reason: str, detail: str) -> MediaError:
@@ -60,7 +67,7 @@ def check_image(path: str | os.PathLike) -> None:
         raise _error(REASON_UNREADABLE, f"{path} ({error})") from error
     except (OSError, ValueError) as error:
         reason = REASON_TRUNCATED if "truncat" in str(error).lower() else REASON_UNREADABLE
-        raise MediaError(reason, f"{path} ({error})") from error
+        raise _error(reason, f"{path} ({error})") from error
 
 
 def load_image(source: str | os.PathLike | bytes, name: str = "") -> Image.Image:
@@ -89,16 +96,28 @@ def evenly_spaced(count: int, n: int) -> list[int]:
     return [min(count - 1, int((i + 0.5) * count / n)) for i in range(n)]
 
 
+def sampled_frame_indices(count: int, fps: float, n: int) -> list[int]:
+    """The frames search embeds (one every 2 s from the start, ``video_sample_times``), at most ``n``: past
+    that, ``n`` spread evenly over the video, as the index does past its own cap. Evenly spaced when the
+    frame rate is unknown."""
+    if count <= 0:
+        return []
+    if fps <= 0:
+        return evenly_spaced(count, n)
+    return [min(count - 1, int(round(t * fps))) for t in video_sample_times(count / fps, max_frames=max(1, n))]
+
+
 def read_video_frames(path: str | os.PathLike, n: int = 8) -> list[Image.Image]:
-    """N evenly spaced frames of a video as RGB PIL images (fewer if the video is shorter)."""
+    """At most N frames of a video, at the times search samples it (``sampled_frame_indices``), as RGB PIL."""
     import cv2
 
     capture = _open_video(path)
     try:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         frames: list[Image.Image] = []
         if count > 0:
-            for index in evenly_spaced(count, n):
+            for index in sampled_frame_indices(count, fps, n):
                 capture.set(cv2.CAP_PROP_POS_FRAMES, index)
                 ok, frame = capture.read()
                 if ok:
@@ -111,7 +130,7 @@ def read_video_frames(path: str | os.PathLike, n: int = 8) -> list[Image.Image]:
                 if not ok:
                     break
                 every.append(frame)
-            frames = [frame_to_image(every[i]) for i in evenly_spaced(len(every), n)]
+            frames = [frame_to_image(every[i]) for i in sampled_frame_indices(len(every), fps, n)]
     finally:
         capture.release()
     if not frames:
@@ -120,13 +139,13 @@ def read_video_frames(path: str | os.PathLike, n: int = 8) -> list[Image.Image]:
 
 
 def read_video_frame(path: str | os.PathLike, which: int, n: int = 8) -> Image.Image:
-    """One of the N evenly spaced frames (``which`` in [0, N)), without decoding the others."""
+    """One of the frames ``read_video_frames`` gives (``which`` modulo their number), without decoding the others."""
     import cv2
 
     capture = _open_video(path)
     try:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        indices = evenly_spaced(count, n)
+        indices = sampled_frame_indices(count, float(capture.get(cv2.CAP_PROP_FPS) or 0.0), n)
         if indices:
             capture.set(cv2.CAP_PROP_POS_FRAMES, indices[which % len(indices)])
             ok, frame = capture.read()
