@@ -225,6 +225,14 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
         return None
 
 
+def exported_graph_encoder(model: nn.Module, threads: int | None = None,
+                           cache_root: Path | None = None) -> OnnxImageEncoder | None:
+    """The fp32 graph of ``model`` already exported into the cache, whatever runtime was chosen for it
+    (for benchmarks); None when there is none."""
+    folder = _folder_for(model.model_id, cache_root or onnx_cache_root())
+    return _load_cached(model, folder, threads or torch.get_num_threads())
+
+
 # -- int8 ---------------------------------------------------------------------------------------------
 def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """Mean overlap of each row's ``k`` nearest other rows under embeddings ``a`` and under ``b`` (rows
