@@ -6,7 +6,6 @@ ModelLoadError that names the file and the setting, raised within seconds and wi
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 
@@ -16,18 +15,6 @@ from cots_core import COTS, ModelConfig, ModelLoadError, load_model
 from cots_core.config_limits import check_tower_sizes, weight_shapes
 from cots_core.lean_text import load_lean_text_model
 from cots_core.model_ids import remember_model_id
-
-
-@pytest.fixture(scope="module")
-def saved_tiny(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny")
-    COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(directory)
-    return directory
-
-
-@pytest.fixture
-def tiny_copy(saved_tiny, tmp_path):
-    return shutil.copytree(saved_tiny, tmp_path / "model")
 
 
 @pytest.fixture

@@ -9,19 +9,7 @@ import threading
 
 import pytest
 
-from cots_core import COTS, ModelConfig, ModelLoadError, load_model
-
-
-@pytest.fixture(scope="module")
-def saved_tiny(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny")
-    COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(directory)
-    return directory
-
-
-@pytest.fixture
-def tiny_copy(saved_tiny, tmp_path):
-    return shutil.copytree(saved_tiny, tmp_path / "model")
+from cots_core import ModelLoadError, load_model
 
 
 @pytest.fixture(autouse=True)
