@@ -39,7 +39,13 @@ from cots_core.encoders import (
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import check_model_folder, hub_options, refuse_auto_map
 from cots_core.heads import linear_projection
-from cots_core.model_folders import CONFIG_FILE, WEIGHTS_FILE, hf_model_type
+from cots_core.model_folders import (
+    CONFIG_FILE,
+    SHARD_INDEX,
+    TOKENIZER_MODEL_FILES,
+    WEIGHTS_FILE,
+    hf_model_type,
+)
 
 if TYPE_CHECKING:
     from cots_core.model import COTS
@@ -50,9 +56,7 @@ FAMILIES = {
     "siglip": ("siglip", "siglip_vision_model", "siglip_text_model", "SiglipModel"),
 }
 VISION_TYPES = {vision for _, vision, _, _ in FAMILIES.values()}
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer.model")
 PREPROCESSOR_FILE = "preprocessor_config.json"
-SHARD_INDEX = "model.safetensors.index.json"
 _PICKLES = ("pytorch_model.bin", "model.pt", "model.pth", "open_clip_pytorch_model.bin", "tf_model.h5")
 # PIL resample codes in preprocessor configs
 _RESAMPLE = {2: "bilinear", 3: "bicubic", 0: "nearest"}
@@ -145,8 +149,8 @@ def _weight_files(directory: Path) -> list[Path]:
 
 
 def _tokenizer_source(directory: Path) -> Path:
-    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
-        raise ModelLoadError(f"{directory} has no tokenizer files ({', '.join(TOKENIZER_FILES)}): "
+    if not any((directory / name).is_file() for name in TOKENIZER_MODEL_FILES):
+        raise ModelLoadError(f"{directory} has no tokenizer files ({', '.join(TOKENIZER_MODEL_FILES)}): "
                              "save the processor's tokenizer into the folder as well")
     return directory
 

@@ -20,20 +20,15 @@ from pathlib import Path
 
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import require_regular_file
+from cots_core.model_folders import CLIP_FAMILY_TYPES, SHARD_INDEX, TOKENIZER_MODEL_FILES, WEIGHTS_FILE
 from cots_core.paths import data_dir
 
-SUPPORTED_MODEL_TYPES = ("clip", "siglip")  # SigLIP 2 fixed-resolution checkpoints say "siglip" too
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-SINGLE_WEIGHTS = "model.safetensors"
-SHARD_INDEX = "model.safetensors.index.json"
 CONFIG_FILES = ("config.json", "preprocessor_config.json", "processor_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "spiece.model", "tokenizer.model", "added_tokens.json")
-# the tokenizer files a model needs at least one of (the others describe or extend it)
-TOKENIZER_MODELS = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer.model")
 DOWNLOAD_RECORD = "cots_download.json"  # which repo and commit a folder came from
 STAGING_PREFIX = ".partial-"
-
 
 
 class RepoRefused(ModelLoadError):
@@ -127,8 +122,8 @@ def choose_files(repo_id: str, files: list[str]) -> list[str]:
             raise RepoRefused(f"{repo_id} has only pickle weights ({pickles[0]}), which can run code when "
                                  "loaded: cots reads safetensors only; choose a repo with model.safetensors")
         raise RepoRefused(f"{repo_id} has no model.safetensors: it is not a CLIP or SigLIP model cots can use")
-    if SINGLE_WEIGHTS in top:
-        weights = [SINGLE_WEIGHTS]  # not the framework or open_clip duplicates beside it
+    if WEIGHTS_FILE in top:
+        weights = [WEIGHTS_FILE]  # not the framework or open_clip duplicates beside it
     elif SHARD_INDEX in top:
         weights = [SHARD_INDEX] + [f for f in safetensors if f.startswith("model-")]
     else:
@@ -151,9 +146,9 @@ def check_config(path: Path, repo_id: str) -> dict:
         raise RepoRefused(f"{repo_id} needs its own Python code (auto_map in config.json): cots runs no "
                              "downloaded code; choose a standard CLIP or SigLIP repo")
     model_type = config.get("model_type")
-    if model_type not in SUPPORTED_MODEL_TYPES:
+    if model_type not in CLIP_FAMILY_TYPES:
         raise RepoRefused(f"{repo_id} is a {model_type!r} model: cots can use CLIP and SigLIP models "
-                             f"(model_type {' or '.join(SUPPORTED_MODEL_TYPES)})")
+                             f"(model_type {' or '.join(CLIP_FAMILY_TYPES)})")
     return config
 
 
@@ -162,8 +157,8 @@ def validate_folder(folder: Path, repo_id: str) -> None:
     check_config(folder / "config.json", repo_id)
     if not any(folder.glob("*.safetensors")):
         raise RepoRefused(f"{repo_id}: the download has no safetensors weights")
-    if not any((folder / name).is_file() for name in TOKENIZER_MODELS):
-        raise RepoRefused(f"{repo_id} has no tokenizer files ({', '.join(TOKENIZER_MODELS)})")
+    if not any((folder / name).is_file() for name in TOKENIZER_MODEL_FILES):
+        raise RepoRefused(f"{repo_id} has no tokenizer files ({', '.join(TOKENIZER_MODEL_FILES)})")
     if not (folder / "preprocessor_config.json").is_file():
         raise RepoRefused(f"{repo_id} has no preprocessor_config.json (how its images are prepared)")
 

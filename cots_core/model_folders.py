@@ -9,8 +9,12 @@ from cots_core.folder_safety import MAX_CONFIG_BYTES
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-# model_type of a Hugging Face checkpoint whose towers cots loads (cots_core.hf_towers)
+SHARD_INDEX = "model.safetensors.index.json"
+# model_type of a Hugging Face checkpoint whose towers cots loads (cots_core.hf_towers); SigLIP 2
+# fixed-resolution checkpoints say "siglip" too
 CLIP_FAMILY_TYPES = ("clip", "siglip")
+# the tokenizer files a Hugging Face checkpoint needs at least one of (the others describe or extend it)
+TOKENIZER_MODEL_FILES = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer.model")
 
 
 def _config(directory: str | Path) -> dict | None:
