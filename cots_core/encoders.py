@@ -235,8 +235,8 @@ def tokenize_texts(tokenizer, config: TextConfig, texts: list[str]) -> dict[str,
     from cots_core.lean_text import tokenizable
 
     padding = "max_length" if config.padding == "max_length" else True
-    encoded = tokenizer([tokenizable(text) for text in texts], padding=padding, truncation=True, max_length=config.max_length,
-                        return_tensors="pt")
+    encoded = tokenizer([tokenizable(text) for text in texts], padding=padding, truncation=True,
+                        max_length=config.max_length, return_tensors="pt")
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 

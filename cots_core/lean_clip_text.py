@@ -12,18 +12,14 @@ SentencePiece tokenizer) takes ``hf_towers.TextQueryModel`` instead: ``load`` re
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cots_core.folder_safety import MAX_CONFIG_BYTES
-
-if TYPE_CHECKING:
-    from cots_core.lean_text import LeanTextModel
+from cots_core.lean_text import EmptyDense, LeanTextModel, empty_embedding
+from cots_core.model_folders import read_small_json
 
 # transformers' CLIPTextConfig defaults, for fields a checkpoint's config.json leaves out
 CLIP_TEXT_DEFAULTS = {"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
@@ -35,22 +31,12 @@ _ACTIVATIONS = {"quick_gelu": lambda x: x * torch.sigmoid(1.702 * x), "gelu": F.
 _TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
 
 
-def _linear(width_in: int, width_out: int) -> nn.Linear:
-    """A Linear whose parameters are left empty: the checkpoint fills them (random init costs time)."""
-    layer = nn.Linear.__new__(nn.Linear)
-    nn.Module.__init__(layer)
-    layer.in_features, layer.out_features = width_in, width_out
-    layer.weight = nn.Parameter(torch.empty(width_out, width_in))
-    layer.bias = nn.Parameter(torch.empty(width_out))
-    return layer
-
-
 class _Attention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.q_proj, self.k_proj, self.v_proj = _linear(width, width), _linear(width, width), _linear(width, width)
-        self.out_proj = _linear(width, width)
+        self.q_proj, self.k_proj, self.v_proj = EmptyDense(width, width), EmptyDense(width, width), EmptyDense(width, width)
+        self.out_proj = EmptyDense(width, width)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
@@ -66,7 +52,7 @@ class _Attention(nn.Module):
 class _MLP(nn.Module):
     def __init__(self, width: int, intermediate: int, activation: str):
         super().__init__()
-        self.fc1, self.fc2 = _linear(width, intermediate), _linear(intermediate, width)
+        self.fc1, self.fc2 = EmptyDense(width, intermediate), EmptyDense(intermediate, width)
         self.activation = _ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +75,8 @@ class _Layer(nn.Module):
 class _Embeddings(nn.Module):
     def __init__(self, vocab: int, width: int, positions: int):
         super().__init__()
-        self.token_embedding = nn.Embedding(vocab, width, _weight=torch.empty(vocab, width))
-        self.position_embedding = nn.Embedding(positions, width, _weight=torch.empty(positions, width))
+        self.token_embedding = empty_embedding(vocab, width)
+        self.position_embedding = empty_embedding(positions, width)
 
 
 class _Encoder(nn.Module):
@@ -111,7 +97,7 @@ class ClipTextTower(nn.Module):
         self.encoder = _Encoder([_Layer(width, c["num_attention_heads"], c["intermediate_size"], c["hidden_act"],
                                         c["layer_norm_eps"]) for _ in range(c["num_hidden_layers"])])
         self.final_layer_norm = nn.LayerNorm(width, eps=c["layer_norm_eps"])
-        self.projection = _linear(width, embed_dim)
+        self.projection = EmptyDense(width, embed_dim)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         length = input_ids.shape[1]
@@ -136,11 +122,8 @@ def supports(hf: dict, tokenizer_config: dict) -> bool:
             and tokenizer_config.get("tokenizer_class") in _TOKENIZER_CLASSES)
 
 
-def _json(path: Path) -> dict:
-    if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
+def _json_or_empty(path: Path) -> dict:
+    return read_small_json(path) or {}
 
 
 def load(directory: Path, model_id: str) -> LeanTextModel | None:
@@ -151,9 +134,8 @@ def load(directory: Path, model_id: str) -> LeanTextModel | None:
 
     from cots_core.config import ModelConfig
     from cots_core.hf_towers import checkpoint_name
-    from cots_core.lean_text import LeanTextModel
 
-    config_json = _json(directory / "config.json")
+    config_json = _json_or_empty(directory / "config.json")
     if config_json.get("model_type") == "clip":  # a Hugging Face folder: read as hf_towers.import_config does
         hf, tokenizer_dir = dict(config_json.get("text_config") or {}), directory
         embed_dim = int(config_json.get("projection_dim", 512))
@@ -168,13 +150,13 @@ def load(directory: Path, model_id: str) -> LeanTextModel | None:
         keys = {"text_encoder.model.": "", "text_projection.": "projection."}
     else:
         return None
-    tokenizer_config = _json(tokenizer_dir / "tokenizer_config.json")
+    tokenizer_config = _json_or_empty(tokenizer_dir / "tokenizer_config.json")
     if not supports(hf, tokenizer_config) or not (tokenizer_dir / "tokenizer.json").is_file():
         return None
     tower = ClipTextTower(hf, embed_dim)
     state = {}
     files = [directory / "model.safetensors"] if (directory / "model.safetensors").is_file() else \
-        sorted(directory / name for name in set(_json(directory / "model.safetensors.index.json")["weight_map"].values()))
+        sorted(directory / name for name in set(_json_or_empty(directory / "model.safetensors.index.json")["weight_map"].values()))
     for path in files:
         with safe_open(str(path), framework="pt") as handle:
             for key in handle.keys():  # noqa: SIM118 - safe_open has keys(), not iteration

@@ -38,7 +38,7 @@ _TEXT_PREFIX, _PROJECTION_PREFIX = "text_encoder.model.", "text_projection."
 # -- the encoder: submodule names mirror transformers' BertModel, so its state dict loads unchanged ----
 # Parameters are created empty (the checkpoint fills them): random init costs time, and building on the
 # meta device imports torch._dynamo (1.7 s).
-class _Dense(nn.Linear):
+class EmptyDense(nn.Linear):
     def __init__(self, width_in: int, width_out: int):
         nn.Module.__init__(self)
         self.in_features, self.out_features = width_in, width_out
@@ -46,14 +46,14 @@ class _Dense(nn.Linear):
         self.bias = nn.Parameter(torch.empty(width_out))
 
 
-def _embedding(count: int, width: int) -> nn.Embedding:
+def empty_embedding(count: int, width: int) -> nn.Embedding:
     return nn.Embedding(count, width, _weight=torch.empty(count, width))
 
 
 class _Linear(nn.Module):
     def __init__(self, width_in: int, width_out: int, eps: float | None = None):
         super().__init__()
-        self.dense = _Dense(width_in, width_out)
+        self.dense = EmptyDense(width_in, width_out)
         if eps is not None:
             self.LayerNorm = nn.LayerNorm(width_out, eps=eps)
 
@@ -61,7 +61,7 @@ class _Linear(nn.Module):
 class _SelfAttention(nn.Module):
     def __init__(self, width: int):
         super().__init__()
-        self.query, self.key, self.value = _Dense(width, width), _Dense(width, width), _Dense(width, width)
+        self.query, self.key, self.value = EmptyDense(width, width), EmptyDense(width, width), EmptyDense(width, width)
 
 
 class _Attention(nn.Module):
@@ -83,7 +83,7 @@ class _Layer(nn.Module):
         batch, length, width = x.shape
         attention = self.attention.self
 
-        def split(layer: _Dense) -> torch.Tensor:  # [B, L, C] -> [B, heads, L, C / heads]
+        def split(layer: EmptyDense) -> torch.Tensor:  # [B, L, C] -> [B, heads, L, C / heads]
             return layer(x).view(batch, length, self.heads, -1).transpose(1, 2)
 
         mixed = F.scaled_dot_product_attention(split(attention.query), split(attention.key), split(attention.value),
@@ -97,9 +97,9 @@ class _Layer(nn.Module):
 class _Embeddings(nn.Module):
     def __init__(self, vocab: int, width: int, positions: int, token_types: int, eps: float):
         super().__init__()
-        self.word_embeddings = _embedding(vocab, width)
-        self.position_embeddings = _embedding(positions, width)
-        self.token_type_embeddings = _embedding(token_types, width)
+        self.word_embeddings = empty_embedding(vocab, width)
+        self.position_embeddings = empty_embedding(positions, width)
+        self.token_type_embeddings = empty_embedding(token_types, width)
         self.LayerNorm = nn.LayerNorm(width, eps=eps)
 
 
@@ -121,7 +121,7 @@ class BertTextTower(nn.Module):
         approximate = _ACTIVATIONS[hf_config.get("hidden_act", "gelu")]
         self.encoder = _Encoder([_Layer(width, hf_config["num_attention_heads"], hf_config["intermediate_size"],
                                         eps, approximate) for _ in range(hf_config["num_hidden_layers"])])
-        self.projection = _Dense(width, embed_dim)
+        self.projection = EmptyDense(width, embed_dim)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings [B, D]."""

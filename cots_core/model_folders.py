@@ -18,7 +18,11 @@ TOKENIZER_MODEL_FILES = ("tokenizer.json", "vocab.json", "spiece.model", "tokeni
 
 
 def _config(directory: str | Path) -> dict | None:
-    path = Path(directory) / CONFIG_FILE
+    return read_small_json(Path(directory) / CONFIG_FILE)
+
+
+def read_small_json(path: Path) -> dict | None:
+    """A JSON object from a model folder's config-sized file; None when missing, too large or not an object."""
     try:
         if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
             return None

@@ -191,8 +191,10 @@ def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | N
         set_path(data, key.strip(), parse_value(value.strip()))
     if data.get("mode") == "finetune":
         recipe = dict(FINETUNE_DEFAULTS)
-        source = Path(str(data.get("init_from") or "")).expanduser()
-        if data.get("init_from") and (uses_clip_family_towers(source) or uses_clip_family_towers(source / "best")):
+        from trainer.checkpoint import resolve_model_dir  # imports this module: here, not at the top
+
+        if data.get("init_from") and uses_clip_family_towers(Path(resolve_model_dir(
+                Path(str(data["init_from"])).expanduser()))):
             recipe.update(CLIP_FAMILY_FINETUNE_DEFAULTS)
         for dotted, value in recipe.items():
             if not _given(data, dotted) and not (dotted == "epochs" and _given(data, "steps")):
