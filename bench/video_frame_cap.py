@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cots_core import load_model  # noqa: E402
-from trainer.data.media import SEARCH_MAX_FRAMES, evenly_spaced, sampled_frame_indices  # noqa: E402
+from cots_core.media import evenly_spaced, video_frame_indices  # noqa: E402
+from trainer.data.media import SEARCH_MAX_FRAMES  # noqa: E402
 
 LIBRARY = ROOT / "resources" / "sample_library"
 CAPTIONS = {
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     photo_vectors = model.encode_pil([photos[n] for n in names])  # every frame is one of these photos
     text = model.encode_texts([CAPTIONS[n] for n in names])
     count = args.seconds * FPS
-    schemes = {"index (every 2 s, <= 32)": sampled_frame_indices(count, FPS, SEARCH_MAX_FRAMES),
-               f"training now (same times, <= {args.train_frames})": sampled_frame_indices(count, FPS, args.train_frames),
+    schemes = {"index (every 2 s, <= 32)": video_frame_indices(count, FPS, max_frames=SEARCH_MAX_FRAMES),
+               f"training now (same times, <= {args.train_frames})": video_frame_indices(count, FPS, max_frames=args.train_frames),
                f"training before ({args.train_frames} evenly spaced)": evenly_spaced(count, args.train_frames)}
     results: dict[str, list] = {name: [] for name in schemes}
     cosines: dict[str, list] = {name: [] for name in schemes}

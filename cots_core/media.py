@@ -214,12 +214,56 @@ def _exif_orientation(image: Image.Image) -> int:
         return 1
 
 
+# What Pillow raises for a file it cannot decode (``_decode_error`` turns each into a MediaError).
+_PILLOW_ERRORS = (FileNotFoundError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+                  Image.UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)
+
+
+def _decode_error(error: Exception) -> MediaError:
+    if isinstance(error, FileNotFoundError):
+        return MediaError("file vanished before it could be read", REASON_MISSING)
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return MediaError(f"image too large (possible decompression bomb): {error}")
+    if isinstance(error, Image.UnidentifiedImageError):
+        return MediaError("not an image file, or a format Pillow cannot read")
+    reason = REASON_TRUNCATED if "truncat" in str(error).lower() else REASON_UNREADABLE
+    return MediaError(f"corrupt or truncated image: {error}", reason)
+
+
+def _check_dimensions(width: int, height: int, max_pixels: int) -> None:
+    """The limits on an image's size, read from its header before any pixel is decoded."""
+    if width * height > max_pixels:
+        raise MediaError(
+            f"image too large: {width}x{height} pixels is over the limit of {max_pixels:,} "
+            "(possible decompression bomb)"
+        )
+    if width <= 0 or height <= 0:
+        raise MediaError("image has no pixels")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise MediaError(f"image too elongated: {width}x{height} pixels, over {MAX_ASPECT_RATIO}:1 "
+                         "(not a photo; the model could not scale it)")
+
+
+def _open_image(stream, max_pixels: int) -> Image.Image:
+    """``Image.open`` with the header budget lifted once the header is parsed, and the size limits checked.
+    Call inside ``warnings.catch_warnings`` with DecompressionBombWarning as an error."""
+    image = Image.open(stream)
+    if isinstance(stream, _HeaderBudget):
+        stream.budget = None  # the header is parsed: decoding reads what the image needs
+    _check_dimensions(*image.size, max_pixels)
+    return image
+
+
 def read_image(
-    source: str | Path | bytes, target_size: int | None = 224, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: str | Path | bytes, target_size: int | None = 224, max_pixels: int = DEFAULT_MAX_PIXELS,
+    *, shrink: bool = True,
 ) -> DecodedMedia:
     """Decode an image at (roughly) the size the model needs, EXIF orientation applied, in RGB.
 
-    ``target_size`` None keeps the full resolution (training crops from it).
+    ``target_size`` None keeps the full resolution (training crops from it). With a size, a JPEG is decoded
+    at the smallest 1/2, 1/4 or 1/8 scale whose sides are still twice that, and (``shrink``) the result is
+    resized to a short side of twice that; ``shrink`` False leaves the resizing to the caller (the face
+    detector fits the long side).
 
     ``width`` and ``height`` are those of the image as shown (after the EXIF rotation). A path is checked
     (``check_image_file``) before it is opened; Pillow then reads only what decoding needs.
@@ -234,20 +278,8 @@ def read_image(
             stream = _HeaderBudget(handle) if size > HEADER_BUDGET else handle
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(stream)
-            if isinstance(stream, _HeaderBudget):
-                stream.budget = None  # the header is parsed: decoding reads what the image needs
+            image = _open_image(stream, max_pixels)
             width, height = image.size
-            if width * height > max_pixels:
-                raise MediaError(
-                    f"image too large: {width}x{height} pixels is over the limit of {max_pixels:,} "
-                    "(possible decompression bomb)"
-                )
-            if width <= 0 or height <= 0:
-                raise MediaError("image has no pixels")
-            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-                raise MediaError(f"image too elongated: {width}x{height} pixels, over {MAX_ASPECT_RATIO}:1 "
-                                 "(not a photo; the model could not scale it)")
             captured_at = exif_capture_time(image.getexif())
             if _exif_orientation(image) in (5, 6, 7, 8):  # rotated a quarter turn: shown as height x width
                 width, height = height, width
@@ -262,22 +294,37 @@ def read_image(
                 image = to_rgb(image)
     except MediaError:
         raise
-    except FileNotFoundError as error:
-        raise MediaError("file vanished before it could be read", REASON_MISSING) from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise MediaError(f"image too large (possible decompression bomb): {error}") from error
-    except Image.UnidentifiedImageError as error:
-        raise MediaError("not an image file, or a format Pillow cannot read") from error
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        reason = REASON_TRUNCATED if "truncat" in str(error).lower() else REASON_UNREADABLE
-        raise MediaError(f"corrupt or truncated image: {error}", reason) from error
+    except _PILLOW_ERRORS as error:
+        raise _decode_error(error) from error
     finally:
         if handle is not None:
             handle.close()
     # Keep memory small while batches queue up: the model resizes to target_size anyway.
-    if target_size:
+    if target_size and shrink:
         image = _shrink(image, target_size)
     return DecodedMedia("image", [image], width, height, captured_at=captured_at)
+
+
+def verify_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """``read_image``'s checks without decoding the pixels (training checks a whole dataset before it
+    starts): size and header, the size limits, a JPEG's end marker, Pillow's ``verify`` (a PNG's checksums).
+    Raises the MediaError ``read_image`` would, or one for a damage only decoding would otherwise find."""
+    size = check_image_file(path)
+    try:
+        with open(path, "rb") as handle, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = _open_image(_HeaderBudget(handle) if size > HEADER_BUDGET else handle, max_pixels)
+            is_jpeg = image.format == "JPEG"
+            image.verify()
+            if is_jpeg:  # a complete JPEG ends with the EOI marker; some writers pad a few bytes after it
+                handle.seek(max(0, size - 64))
+                if b"\xff\xd9" not in handle.read():
+                    raise MediaError("corrupt or truncated image: no JPEG end marker (the file was cut short)",
+                                     REASON_TRUNCATED)
+    except MediaError:
+        raise
+    except _PILLOW_ERRORS as error:
+        raise _decode_error(error) from error
 
 
 def _shrink(image: Image.Image, target_size: int) -> Image.Image:
@@ -339,10 +386,97 @@ def video_sample_times(duration: float, every_s: float = 2.0, max_frames: int = 
     return [i * step for i in range(max_frames)]
 
 
+def evenly_spaced(count: int, n: int) -> list[int]:
+    """n frame indices spread evenly over [0, count), centred in their segments."""
+    if count <= 0:
+        return []
+    n = max(1, min(n, count))
+    return [min(count - 1, int((i + 0.5) * count / n)) for i in range(n)]
+
+
+def video_samples(count: int, fps: float, every_s: float = 2.0, max_frames: int = 32) -> list[tuple[int, float]]:
+    """(frame index, second) of each frame ``read_video`` takes from a video of ``count`` frames at ``fps``:
+    those at ``video_sample_times`` (the last index clipped to the video), or ``max_frames`` evenly spaced
+    (second 0: unknown) when the frame rate is unknown."""
+    if count <= 0:
+        return []
+    if fps <= 0:
+        return [(index, 0.0) for index in evenly_spaced(count, max_frames)]
+    return [(min(count - 1, int(round(t * fps))), float(t))
+            for t in video_sample_times(count / fps, every_s, max(1, max_frames))]
+
+
+def video_frame_indices(count: int, fps: float, every_s: float = 2.0, max_frames: int = 32) -> list[int]:
+    """The frame indices of ``video_samples``."""
+    return [index for index, _ in video_samples(count, fps, every_s, max_frames)]
+
+
+def _count_frames(path: str | Path) -> int:
+    """How many frames a video has, by decoding it through (for containers that do not say)."""
+    capture = open_video(path)
+    try:
+        count = 0
+        while capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
+
+
+def _pick(samples: list, pick: int | None) -> list:
+    return [samples[pick % len(samples)]] if pick is not None and samples else samples
+
+
+def _frames_by_seeking(capture, samples: list[tuple[int, float]]) -> list[tuple[float, object]]:
+    """(second, BGR frame) for each sample whose frame decodes, seeking to each."""
+    import cv2
+
+    frames = []
+    for position, (index, seconds) in enumerate(samples):
+        if position or index:  # a fresh capture is at frame 0: no seek needed
+            capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        if ok and frame is not None:
+            frames.append((seconds, frame))
+    return frames
+
+
+def _frames_in_order(path: str | Path, samples: list[tuple[int, float]]) -> list[tuple[float, object]]:
+    """``_frames_by_seeking``'s result read in one pass from the start, for containers where seeking is
+    unreliable. Only the wanted frames are kept in memory."""
+    wanted = dict(samples)
+    frames = []
+    capture = open_video(path)
+    try:
+        for index in range(max(wanted, default=-1) + 1):
+            if not capture.grab():
+                break
+            if index in wanted:
+                ok, frame = capture.retrieve()
+                if ok and frame is not None:
+                    frames.append((wanted[index], frame))
+    finally:
+        capture.release()
+    return frames
+
+
 def read_video(
-    path: str | Path, target_size: int = 224, every_s: float = 2.0, max_frames: int = 32
+    path: str | Path,
+    target_size: int | None = 224,
+    every_s: float = 2.0,
+    max_frames: int = 32,
+    *,
+    pick: int | None = None,
+    sample_unknown_length: bool = False,
 ) -> DecodedMedia:
-    """Sample frames with OpenCV; segment i spans [times[i], times[i+1]) (the last ends at the end)."""
+    """Sample frames with OpenCV (``video_samples``); segment i spans [times[i], times[i+1]) (the last
+    ends at the end). ``target_size`` None keeps the full resolution.
+
+    ``pick``: only the pick-th of those frames (modulo their number), without decoding the others (one
+    training sample). ``sample_unknown_length``: when the container gives no frame count (or seeking fails),
+    count the frames by decoding the video through and sample them anyway, as training does; otherwise (the
+    indexer, which would not decode a whole video twice) such a video is its first frame.
+    """
     import cv2
 
     if require_regular_file(path) == 0:
@@ -350,25 +484,33 @@ def read_video(
     capture = open_video(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         duration = count / fps if fps > 0 and count > 0 else 0.0
-        frames: list[Image.Image] = []
-        times: list[float] = []
-        for t in video_sample_times(duration, every_s, max_frames):
-            if fps > 0:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, int(round(t * fps)))
-            ok, frame = capture.read()
-            if not ok or frame is None:
-                continue
-            frames.append(_shrink(frame_to_image(frame), target_size))
-            times.append(float(t))
-        if not frames:
-            raise MediaError("video has no readable frames", REASON_VIDEO_EMPTY)
+        if duration or (sample_unknown_length and count > 0):
+            samples = video_samples(count, fps, every_s, max_frames)
+        else:  # no length: the first frame stands for the video, unless it is counted below
+            samples = [] if sample_unknown_length else [(0, 0.0)]
+        frames = _frames_by_seeking(capture, _pick(samples, pick))
     finally:
         capture.release()
-    return DecodedMedia("video", frames, width, height, times=times, duration=duration or None)
+    if not frames and sample_unknown_length:
+        counted = _count_frames(path)
+        duration = counted / fps if fps > 0 and counted > 0 else 0.0
+        frames = _frames_in_order(path, _pick(video_samples(counted, fps, every_s, max_frames), pick))
+    if not frames:
+        raise MediaError("video has no readable frames", REASON_VIDEO_EMPTY)
+    images = [frame_to_image(frame) for _, frame in frames]
+    if target_size:
+        images = [_shrink(image, target_size) for image in images]
+    return DecodedMedia("video", images, width, height, times=[seconds for seconds, _ in frames],
+                        duration=duration or None)
+
+
+def verify_video(path: str | Path) -> None:
+    """The video opens and its first frame decodes (``read_video``'s errors otherwise)."""
+    read_video(path, max_frames=1)
 
 
 # -- registry -----------------------------------------------------------------------------------
@@ -384,12 +526,17 @@ class ReadOptions:
     max_frames: int = 32  # video: at most so many frames
 
 
-def check_nonempty_file(path: str | Path) -> int:
-    """A regular, non-empty file; returns its size."""
+def check_nonempty_file(path: str | Path, reason: str = REASON_MISSING) -> int:
+    """A regular, non-empty file; returns its size. ``reason``: an empty file's category."""
     size = require_regular_file(path)
     if size == 0:
-        raise MediaError("empty file (0 bytes)", REASON_MISSING)
+        raise MediaError("empty file (0 bytes)", reason)
     return size
+
+
+def check_video_file(path: str | Path) -> int:
+    """A regular, non-empty file (an empty video is one with no frames, as ``read_video`` says)."""
+    return check_nonempty_file(path, REASON_VIDEO_EMPTY)
 
 
 @dataclass(frozen=True)
@@ -402,14 +549,19 @@ class MediaKind:
     extensions: frozenset[str]
     check: Callable[[str | Path], int]
     read: Callable[[str | Path, ReadOptions], DecodedMedia]
+    # Whether a file would read, cheaper than reading it (training checks a whole dataset before it starts);
+    # raises the MediaError ``read`` would. None: ``verify_media`` reads the file.
+    verify: Callable[[str | Path, ReadOptions], None] | None = None
 
 
 MEDIA_KINDS: dict[str, MediaKind] = {
     kind.name: kind for kind in (
         MediaKind("image", "images", frozenset(IMAGE_EXTENSIONS), check_image_file,
-                  lambda path, o: read_image(path, o.target_size, o.max_pixels)),
-        MediaKind("video", "videos", frozenset(VIDEO_EXTENSIONS), check_nonempty_file,
-                  lambda path, o: read_video(path, o.target_size or 224, o.every_s, o.max_frames)),
+                  lambda path, o: read_image(path, o.target_size, o.max_pixels),
+                  lambda path, o: verify_image(path, o.max_pixels)),
+        MediaKind("video", "videos", frozenset(VIDEO_EXTENSIONS), check_video_file,
+                  lambda path, o: read_video(path, o.target_size or 224, o.every_s, o.max_frames),
+                  lambda path, o: verify_video(path)),
     )
 }
 KIND_BY_EXTENSION = {ext: kind.name for kind in MEDIA_KINDS.values() for ext in kind.extensions}
@@ -435,6 +587,20 @@ def read_media(path: str | Path, options: ReadOptions | None = None, **overrides
         raise MediaError(f"unsupported file type {ext!r}", REASON_UNSUPPORTED)
     options = replace(options or ReadOptions(), **overrides)
     return MEDIA_KINDS[kind].read(path, options)
+
+
+def verify_media(path: str | Path, kind: str | None = None, options: ReadOptions | None = None) -> None:
+    """Raise the MediaError reading ``path`` would, as cheaply as its kind allows: the kind's ``check``, then
+    its ``verify`` (an image's header, limits and structure; a video's first frame), else a full read.
+    ``kind``: the kind's name when the caller knows it (default: by extension)."""
+    name = kind or media_kind(path)
+    if name not in MEDIA_KINDS:
+        ext = os.path.splitext(str(path))[1].lower()
+        raise MediaError(f"unsupported file type {ext!r}", REASON_UNSUPPORTED)
+    media = MEDIA_KINDS[name]
+    options = options or ReadOptions()
+    media.check(path)
+    (media.verify or media.read)(path, options)
 
 
 # -- sidecar captions ---------------------------------------------------------------------------

@@ -186,8 +186,8 @@ def test_image_modes_exif_and_alpha(tmp_path):
 def test_video_frames_are_the_ones_search_embeds(tmp_path):
     """Training and evaluation take a video's frames at the times the index does (one every 2 s from the
     start), capped at their own count and spread evenly past it, as the index is past 32."""
-    from cots_core.media import ReadOptions, read_video, video_sample_times
-    from trainer.data.media import SEARCH_MAX_FRAMES, sampled_frame_indices
+    from cots_core.media import ReadOptions, read_video, video_frame_indices, video_sample_times
+    from trainer.data.media import SEARCH_MAX_FRAMES
 
     clip = write_video(tmp_path / "v.avi", frames=50)  # 10 s at 5 fps, frame i at level 20 i (mod 256)
     frames = read_video_frames(clip, 8)
@@ -198,10 +198,31 @@ def test_video_frames_are_the_ones_search_embeds(tmp_path):
     assert levels == pytest.approx([frame.getpixel((0, 0))[0] for frame in indexed.frames], abs=2)
     for seconds, cap in ((10, 4), (61, 8), (61, SEARCH_MAX_FRAMES), (200, SEARCH_MAX_FRAMES)):
         expected = [round(t * 25) for t in video_sample_times(seconds, max_frames=cap)]  # how the index seeks
-        assert sampled_frame_indices(seconds * 25, 25.0, cap) == expected
-    assert len(sampled_frame_indices(61 * 25, 25.0, 8)) == 8  # past the cap: spread evenly
-    assert len(sampled_frame_indices(61 * 25, 25.0, SEARCH_MAX_FRAMES)) == 31  # one every 2 s, as indexed
+        assert video_frame_indices(seconds * 25, 25.0, max_frames=cap) == expected
+    assert len(video_frame_indices(61 * 25, 25.0, max_frames=8)) == 8  # past the cap: spread evenly
+    assert len(video_frame_indices(61 * 25, 25.0, max_frames=SEARCH_MAX_FRAMES)) == 31  # one every 2 s, as indexed
     assert ReadOptions().max_frames == SEARCH_MAX_FRAMES  # evaluation's default cap is the index's
+
+
+def test_the_trainer_samples_video_frames_as_it_did_through_the_shared_reader(tmp_path):
+    """The trainer's frames come from cots_core.media.read_video (one decoder, issue 22) and are the ones its
+    own sampler took (checked frame for frame against it on .avi/.mp4/.mkv/raw MJPEG): full resolution, one
+    picked without decoding the others, and a stream with no frame count decoded through and sampled."""
+    from cots_core.media import read_video
+    from trainer.data.media import read_video_frame
+
+    clip = write_video(tmp_path / "v.avi", frames=50, size=48)  # 10 s at 5 fps, frame i at level 20 i (mod 256)
+    frames = read_video_frames(clip, 3)  # past the cap of 3: seconds 0, 3.33, 6.67, frames 0, 17, 33
+    assert [frame.size for frame in frames] == [(48, 48)] * 3
+    levels = [frame.getpixel((0, 0))[0] for frame in frames]
+    assert levels == pytest.approx([0, 17 * 20 % 256, 33 * 20 % 256], abs=6)
+    assert [read_video_frame(clip, which, 3).getpixel((0, 0))[0] for which in range(4)] == levels + levels[:1]
+
+    stream = write_video(tmp_path / "v.mjpeg", frames=150, fourcc="MJPG")  # raw MJPEG: no frame count
+    levels = [frame.getpixel((0, 0))[0] for frame in read_video_frames(stream, 8)]
+    assert levels == pytest.approx([0, 50 * 20 % 256, 100 * 20 % 256], abs=6)  # OpenCV's 25 fps: 0, 2, 4 s
+    assert read_video_frame(stream, 2).getpixel((0, 0))[0] == levels[2]
+    assert len(read_video(stream).frames) == 1  # the indexer takes the first frame rather than decode it twice
 
 
 def test_holdout_split_by_item_never_overlaps():

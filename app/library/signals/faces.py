@@ -11,9 +11,10 @@ import math
 import threading
 from typing import Any, ClassVar
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from app.library.signals.base import Box, SignalError, SignalOutput
+from cots_core.media import MediaError, read_image
 
 PACKAGE = "dlib-bin"
 # The photo's longer side is brought down to this before detection; with one 2x upsampling inside the
@@ -35,16 +36,14 @@ def margin_to_score(margin: float) -> float:
 
 
 def load_rgb(path: str, image: Image.Image | None, max_side: int | None = None) -> Image.Image:
-    """The photo as RGB with EXIF orientation applied; SignalError when it cannot be decoded. With
-    ``max_side``, a JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale still at least that large."""
+    """The photo as RGB with EXIF orientation applied, read by ``cots_core.media.read_image`` (its size limits
+    and errors); SignalError when it cannot be decoded. With ``max_side``, a JPEG is decoded at the smallest
+    1/2, 1/4 or 1/8 scale still at least that large."""
     if image is not None:
         return image if image.mode == "RGB" else image.convert("RGB")
     try:
-        with Image.open(path) as opened:
-            if max_side:
-                opened.draft("RGB", (max_side, max_side))  # no-op for formats other than JPEG
-            return ImageOps.exif_transpose(opened).convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+        return read_image(path, target_size=(max_side + 1) // 2 if max_side else None, shrink=False).frames[0]
+    except MediaError as error:
         raise SignalError(f"cannot read {path} as an image for face detection: {error}") from error
 
 
