@@ -14,7 +14,7 @@ speed is real, the embeddings are not. Per model:
 - cold ``cots search`` (process start to results) on a library of the real photos indexed with the model,
   median of ``--rounds``, beside ``python -c "import torch"``;
 - the one-time ONNX export's duration and the checkpoint's size on disk.
-Writes one JSON line per model to bench/results_clip_family_speed.jsonl and prints a Markdown table.
+Writes one JSON line per model to bench/results/clip_family_speed.jsonl and prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from app.library.encoder import Encoder  # noqa: E402
 from cots_core import image_runtime  # noqa: E402
 from cots_core.media import read_image  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results_clip_family_speed.jsonl"
+RESULTS = ROOT / "bench" / "results" / "clip_family_speed.jsonl"
 PHOTOS = sorted((ROOT / "tests" / "data" / "real_photos").glob("*.jpg"))
 BATCH = 32
 # The published architectures (transformers' defaults are ViT-B/32 for CLIPConfig, SigLIP-B/16-224 for

@@ -3,9 +3,9 @@ autocast and image-embedding throughput, at the cots-lite and paper (ViT-B/16 + 
 
 Random weights (the compute is the same as with trained ones; nothing is downloaded). CMVM is off (the
 library default): its targets would come from a random dVAE; each entry says ``"cmvm": false``. Results
-recorded before this (bench/gpu_results_h200.json) trained CMVM against random-dVAE targets, the same compute
+recorded before this (bench/results/gpu_check_h200.json) trained CMVM against random-dVAE targets, the same compute
 as with a trained one.
-    python bench/gpu_check.py --out bench/gpu_results.json
+    python bench/gpu_check.py --out bench/results/gpu_check.json
     python bench/gpu_check.py --smoke          # a tiny CPU run that checks the script itself
 """
 from __future__ import annotations

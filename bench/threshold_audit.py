@@ -5,9 +5,9 @@ Each audited test reads its seed offset from COTS_TEST_SEED and, through the `re
 COTS_TEST_MEASURES. This script runs the tests once per (thread count, seed), collects those lines and
 prints the table of bench/RESULTS.md: the worst value seen per bound and its margin.
 
-    nice -n 10 .venv/bin/python bench/threshold_audit.py --out bench/threshold_audit.jsonl   # all (hours on 2 cores)
+    nice -n 10 .venv/bin/python bench/threshold_audit.py --out bench/results/threshold_audit.jsonl   # all (hours on 2 cores)
     .venv/bin/python bench/threshold_audit.py --only dvae --seeds 0 1 --threads 1            # a subset
-    .venv/bin/python bench/threshold_audit.py --out bench/threshold_audit.jsonl --table      # table only
+    .venv/bin/python bench/threshold_audit.py --out bench/results/threshold_audit.jsonl --table      # table only
 
 Runs already in --out (same test group, seed, threads) are skipped, so an interrupted audit resumes.
 Margin: how far the worst value is from the bound, as a fraction of the bound (min bounds:
@@ -102,7 +102,7 @@ def table(out: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "threshold_audit.jsonl")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "threshold_audit.jsonl")
     parser.add_argument("--only", nargs="*", default=None, help=f"groups to run (default all: {', '.join(GROUPS)})")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
