@@ -1,11 +1,12 @@
 # Two commands on a fresh machine: `make run` (install + the demo on the embedded default model)
-# and `make test` (install + the whole test suite). Python 3.11 (the pinned torch wheels are for it).
+# and `make test` (install + the whole test suite, as CI runs it); `make check` is the edit loop's fast lane.
+# Python 3.11 (the pinned torch wheels are for it).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test lint gui screenshot bench clean
+.PHONY: install run test check lint gui screenshot bench clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +25,10 @@ gui: install
 
 test: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+
+# The tests not marked slow (learning runs, subprocess end-to-end runs): under 2 minutes on 2 cores.
+check: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check app cots_core trainer tests bench

@@ -137,7 +137,7 @@ def _library_state(capsys, db: str) -> tuple[int, list[str], list[str]]:
     return status["indexed"], status["folders"], sorted(f["path"] for f in status["failed"])
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])  # ~5 s a seed
 def test_fuzz_every_command(tmp_path, fake_models, capsys, seed):
     rng = random.Random(seed)
     root = tmp_path / "odd"

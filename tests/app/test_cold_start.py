@@ -40,6 +40,7 @@ def test_commands_without_a_model_never_import_torch(argv, tmp_path):
     assert code in (0, 2)  # forget of an unknown path is a user error, not a crash
 
 
+@pytest.mark.slow  # fresh interpreters (~8 s)
 def test_a_text_search_imports_only_torch(tmp_path, monkeypatch, photos):
     from cots_core import COTS, ModelConfig
 

@@ -62,6 +62,7 @@ def test_closing_during_indexing_stops_cleanly_and_loses_nothing(qtbot, tmp_path
     service.close()
 
 
+@pytest.mark.slow  # indexes a folder while timing the event loop (~4 s)
 def test_the_window_stays_responsive_while_indexing(qtbot, tmp_path):
     """A 10 ms timer keeps firing while the real (tiny) model indexes: measure the largest gap."""
     from cots_core import COTS, ModelConfig

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fakes import run_indexer
 from PIL import Image
 
@@ -212,6 +213,7 @@ def test_a_read_only_library_says_it_is_read_only(library, encoder, photos, caps
 
 
 # -- also: other libraries' warnings stay out of our output ---------------------------------------------
+@pytest.mark.slow  # a whole `cots index` in a subprocess (~10 s)
 def test_pillow_and_ffmpeg_warnings_go_to_the_log_not_the_terminal(tmp_path):
     """Before: ``UserWarning: Corrupt EXIF data`` (with Pillow's source line) and ffmpeg's ``[mov,mp4 @ 0x..]
     moov atom not found`` were printed between our lines. A subprocess: ffmpeg writes to the real stderr."""

@@ -169,6 +169,7 @@ def test_a_repo_that_needs_code_or_is_not_clip_is_refused_after_its_config(tmp_p
     assert _nothing_kept("org/odd")
 
 
+@pytest.mark.slow  # two CLI subprocesses (~5 s)
 def test_offline_is_one_clear_line_and_no_request(tmp_path, clip_repo):
     with HubServer({"org/tiny-clip": clip_repo}) as server:
         done = _cli(["models", "download", "org/tiny-clip"], _env(tmp_path, server.url, offline=True))

@@ -77,6 +77,7 @@ def test_places_text_and_people_are_found_through_the_indexer_and_search(library
     assert len(boxes) == 1 and boxes[0][0] == "face"
 
 
+@pytest.mark.slow  # the indexer test above covers the signals; this one adds the CLI (~5 s)
 def test_cli_finds_places_text_and_people(tmp_path, album, capsys, monkeypatch):
     from app.cli import main
     from app.library.encoder import Encoder

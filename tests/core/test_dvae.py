@@ -13,6 +13,7 @@ def test_dvae_grid_matches_the_image_tower():
     assert tokens.max() < model.config.tokenizer.vocab_size
 
 
+@pytest.mark.slow  # 300 training steps (~50 s on 2 shared cores); its round trip also runs untrained below
 def test_dvae_learns_to_reconstruct_and_round_trips(tmp_path, seed_offset, record_measure):
     torch.manual_seed(seed_offset)
     dvae = DiscreteVAE(TokenizerConfig(vocab_size=32, hidden_dim=16, codebook_dim=16), 32, (4, 4))
@@ -39,6 +40,18 @@ def test_dvae_learns_to_reconstruct_and_round_trips(tmp_path, seed_offset, recor
     loaded = DiscreteVAE.from_pretrained(tmp_path / "tok")
     assert torch.equal(loaded.codebook_indices(images), tokens)
     assert loaded.decode_indices(tokens).shape == images.shape
+
+
+def test_dvae_save_and_load_give_the_same_tokens(tmp_path):
+    """The round trip of the learning test above, untrained, for the fast lane (``make check``)."""
+    torch.manual_seed(0)
+    dvae = DiscreteVAE(TokenizerConfig(vocab_size=32, hidden_dim=16, codebook_dim=16), 32, (4, 4))
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    tokens = dvae.codebook_indices(images)
+    dvae.save_pretrained(tmp_path / "tok")
+    loaded = DiscreteVAE.from_pretrained(tmp_path / "tok")
+    assert torch.equal(loaded.codebook_indices(images), tokens)
+    assert torch.equal(loaded.decode_indices(tokens), dvae.decode_indices(tokens))
 
 
 def test_dvae_missing_or_bad_grid():

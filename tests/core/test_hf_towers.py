@@ -133,6 +133,7 @@ def test_a_bad_folder_is_refused_with_one_clear_line(hf_folder, tmp_path, damage
     assert message in text and "\n" not in text
 
 
+@pytest.mark.slow  # fresh interpreters (~9 s for both)
 def test_text_queries_need_neither_the_image_tower_nor_timm(hf_folder, tmp_path):
     from cots_core.hf_towers import TextQueryModel
     from cots_core.lean_text import LeanTextModel, TextFirstModel, load_query_model

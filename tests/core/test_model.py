@@ -77,6 +77,7 @@ def test_amf_filtering_every_pair_gives_a_defined_zero():
     assert int(model.queue.filled) == 24  # filtered pairs are still enqueued
 
 
+@pytest.mark.slow  # 200 training steps (~15 s)
 def test_tiny_model_overfits_one_batch(seed_offset, record_measure):
     torch.manual_seed(seed_offset)
     model = COTS(ModelConfig.preset("tiny", **WITH_CMVM))
