@@ -137,7 +137,8 @@ def _library_state(capsys, db: str) -> tuple[int, list[str], list[str]]:
     return status["indexed"], status["folders"], sorted(f["path"] for f in status["failed"])
 
 
-@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])  # ~5 s a seed
+@pytest.mark.slow  # every command with random arguments, ~6 s a seed
+@pytest.mark.parametrize("seed", [0, 1])
 def test_fuzz_every_command(tmp_path, fake_models, capsys, seed):
     rng = random.Random(seed)
     root = tmp_path / "odd"
@@ -173,6 +174,7 @@ def test_k_must_be_positive(tmp_path, capsys, k):
     assert "argument -k" in err and ("1 or more" in err or "whole number" in err)
 
 
+@pytest.mark.slow  # two CLI subprocesses (~3 s)
 def test_a_closed_pipe_is_quiet(tmp_path):
     """`cots status | head -1`: the reader leaves early; no traceback, no 'Exception ignored' noise."""
     db = tmp_path / "lib.db"

@@ -29,6 +29,7 @@ def _run_worker(worker: str, *args: str, timeout: float = 120) -> subprocess.Com
 
 
 # -- 1. the HNSW file ----------------------------------------------------------------------------------
+@pytest.mark.slow  # each damaged file loads in a fresh interpreter (~3 s)
 def test_no_flipped_bit_or_truncation_of_an_index_file_crashes(tmp_path):
     """Before: 147 of 192 single-bit flips in the 96-byte header were a segfault (exit 139) in hnswlib's
     load or first search. Now each is refused before hnswlib sees it, or loads and answers safely."""
@@ -86,6 +87,7 @@ def _elongated_png(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # a fresh interpreter under a memory limit (~4 s)
 def test_the_resize_of_a_50000x1_image_is_bounded(tmp_path):
     """Before: the model's resize to a 224 short side made it 11.2M x 224 pixels (~7.5 GB); the worker runs
     the real evaluation transform under a 1 GiB data limit (a MemoryError there before the fix)."""
