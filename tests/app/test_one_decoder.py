@@ -65,7 +65,6 @@ def test_a_bad_file_gets_the_same_reason_from_the_trainer_and_the_indexer(librar
     assert load_report.skipped == {reason: 1 for reason in EXPECTED_REASONS.values()}
 
 
-
 def test_the_face_signal_reads_photos_with_the_same_limits(tmp_path):
     from app.library.signals.base import SignalError
     from app.library.signals.faces import load_rgb
