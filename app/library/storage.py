@@ -369,7 +369,7 @@ def segment_owners(conn: sqlite3.Connection, segment_ids: list[int]) -> dict[int
 
 
 def filtered_ids(conn: sqlite3.Connection, ids: list[int], where: str, params: list) -> set[int]:
-    """The ``ids`` whose media row passes ``where`` (a ``Filters.sql()`` clause on ``m``)."""
+    """The ``ids`` whose media row passes ``where`` (a ``filter_sql`` condition on ``m``)."""
     if not ids:
         return set()
     marks = ",".join("?" * len(ids))

@@ -66,7 +66,8 @@ class FactFilter:
     control: str  # CHOICE or CHECK (the search bar)
     label: str  # the combo's "everything" entry ("All places") or the checkbox's text ("With people")
     tooltip: str = ""
-    choice_keys: tuple[str, ...] = ()  # facts whose values, with photo counts, are the choices (most first)
+    choice_keys: tuple[str, ...] = ()  # facts whose values, with photo counts, are the choices (most first;
+    # the first key must be present, a missing other one reads "")
     choice_list: Callable[[list[tuple[tuple[str, ...], int]]], list[tuple[str, int]]] = joined_choices
     # (the values of choice_keys, photos) rows -> (choice, photos): a choice is a value the filter accepts
     negated: str | None = None  # AT_LEAST_ONE: the flag asking for False ("without_people")
