@@ -26,7 +26,7 @@ from app.library.hnsw_file import HnswFileDamaged
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, to_db
 from app.library.signals import fact_filter
-from app.library.storage import KIND_ID_COLUMNS, KIND_TABLES, delete_media_data
+from app.library.storage import KIND_TABLES, delete_media_data
 from app.library.vector_index import (
     HnswParams,
     VectorIndex,
@@ -36,7 +36,6 @@ from app.library.vector_index import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KIND_ID_COLUMNS", "KIND_TABLES", "Library", "MediaRecord"]  # the kinds live in storage
 SPOT_CHECKS = 64  # vectors of a loaded index compared with SQLite
 
 
