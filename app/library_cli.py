@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The second-pass signals a person may turn off (names as in app.library.signals; listed here so that
-# building the parser imports nothing heavy).
-SECOND_PASS_SIGNALS = {"ocr": "text in photos (OCR)", "faces": "faces (people)"}
-
 DEMO_QUERIES = [
     "a cat",  # a photo and a moment in the video
     "a cup of espresso",
@@ -70,10 +66,12 @@ def _add_index_command(subparsers: argparse._SubParsersAction, common: argparse.
     p.add_argument("--max-frames", type=positive_int, default=32, help="frames sampled per video at most")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed, even if unchanged")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    for name, what in SECOND_PASS_SIGNALS.items():
+    from app.library.signals import toggles
+
+    for name, toggle in toggles().items():  # --ocr/--no-ocr, --faces/--no-faces: as the signals declare them
         p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
-                       help=f"read {what} after the embeddings (a second, slower pass); the choice is kept in the "
-                            "library for later runs (default: on)")
+                       help=f"read {toggle.what} after the embeddings (a second, slower pass); the choice is kept "
+                            "in the library for later runs (default: on)")
     p.add_argument("--no-signals", action="store_true",
                    help="this run reads no signals at all (places, EXIF, text, faces); the next run catches up")
     p.set_defaults(handler=cmd_index)
@@ -92,20 +90,14 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p.add_argument("--min-relevance", type=_finite_float, default=None, help="cut-off on the calibrated relevance")
     p.add_argument("--no-names", action="store_true",
                    help="meaning only: ignore file and folder names, captions, places and text in photos")
-    p.add_argument("--place", help="only photos taken there: a city, region, country or country code "
-                                   "(\"Paris\", \"Paris, France\"); `cots places` lists them")
-    p.add_argument("--camera", help="only photos from a camera whose make and model contain this")
-    people = p.add_mutually_exclusive_group()
-    people.add_argument("--with-people", dest="with_people", action="store_const", const=True, default=None,
-                        help="only photos with faces in them")
-    people.add_argument("--without-people", dest="with_people", action="store_const", const=False,
-                        help="only photos in which the face detector found no one")
+    add_signal_filter_flags(p)
     p.set_defaults(handler=cmd_search)
 
-    p = subparsers.add_parser("places", parents=[common], help="the places your photos were taken, with counts",
-                              description="Cities and countries read from the photos' GPS positions (offline), "
-                                          "most photos first; and the cameras. Use them with `cots search "
-                                          "--place` and `--camera`.")
+    p = subparsers.add_parser("places", parents=[common],
+                              help="the places your photos were taken, their cameras, ...: each filter's choices",
+                              description="The values the signals' filters of `cots search` can take, with photo "
+                                          "counts, most photos first: the cities and countries read from the "
+                                          "photos' GPS positions (offline), the cameras, and so on.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_places)
 
@@ -157,6 +149,32 @@ def register_gui(subparsers: argparse._SubParsersAction) -> None:
     except ImportError:
         return
     gui_cli.register(subparsers)
+
+
+def add_signal_filter_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per filter the signals declare (``--place``, ``--camera``, ``--with-people`` with its opposite
+    ``--without-people``); the values land in ``args.signal_filters`` (filter name -> value or None)."""
+    from app.library.signals import fact_filters
+    from app.library.signals.base import AT_LEAST_ONE
+
+    for declared in fact_filters():
+        dest = f"filter.{declared.name}"
+        if declared.match == AT_LEAST_ONE:
+            group = p.add_mutually_exclusive_group()
+            group.add_argument(declared.flag, dest=dest, action="store_const", const=True, default=None,
+                               help=declared.help)
+            if declared.negated:
+                group.add_argument("--" + declared.negated.replace("_", "-"), dest=dest, action="store_const",
+                                   const=False, help=declared.negated_help)
+        else:
+            p.add_argument(declared.flag, dest=dest, metavar=declared.name.upper(), help=declared.help)
+
+
+def signal_filter_values(args) -> dict[str, object]:
+    """The signal filters given on the command line (``add_signal_filter_flags``): name -> value."""
+    prefix = "filter."
+    return {name[len(prefix):]: value for name, value in vars(args).items()
+            if name.startswith(prefix) and value is not None}
 
 
 # -- argument types -----------------------------------------------------------------------------
@@ -344,8 +362,9 @@ def cmd_index(args) -> int:
             print(f"watching {display_text(folder)}", file=sys.stderr)
         encoder = load_encoder(args, library)
         from app.library.signal_runner import set_signal_enabled
+        from app.library.signals import toggles
 
-        for name in SECOND_PASS_SIGNALS:
+        for name in toggles():
             if getattr(args, name) is not None:
                 set_signal_enabled(library, name, getattr(args, name))
         options = IndexOptions(batch_size=args.batch_size, workers=args.workers,
@@ -364,8 +383,7 @@ def cmd_search(args) -> int:
     with open_library(args) as library:
         service = _search_service(args, library)
         filters = Filters(kind=args.kind, folder=args.folder, date_from=parse_date(args.date_from),
-                          date_to=parse_date(args.date_to, end=True), place=args.place, camera=args.camera,
-                          with_people=args.with_people)
+                          date_to=parse_date(args.date_to, end=True), signals=signal_filter_values(args))
         cutoff = float("-inf") if args.all else args.min_relevance
         hits = service.text(args.query, k=args.k, filters=filters, hybrid=not args.no_names, min_relevance=cutoff)
         if args.json:
@@ -397,22 +415,22 @@ def cmd_describe(args) -> int:
 
 
 def cmd_places(args) -> int:
-    from app.library.storage import cameras, places
+    """Every declared filter with choices, its choices and photo counts (``places``, ``cameras``, ...)."""
+    from app.library.signals import fact_filters
 
     with open_library(args) as library:
-        found, models = places(library.db.conn), cameras(library.db.conn)
+        listed = [f for f in fact_filters() if f.choice_keys]
         if args.json:
-            print(json.dumps({"places": [{"city": c, "country": n, "photos": k} for c, n, k in found],
-                              "cameras": [{"camera": c, "photos": k} for c, k in models]}, indent=1))
+            print(json.dumps({f"{f.name}s": [{**dict(zip(f.choice_keys, values)), "photos": count}
+                                            for values, count in library.choice_groups(f.name)]
+                              for f in listed}, indent=1))
             return 0
-        if not found:
-            print("no photo with a GPS position yet (or `cots index` has not read them)")
-        for city, country, count in found:
-            print(f"  {count:6d}  {display_text(', '.join(p for p in (city, country) if p))}")
-        if models:
-            print("cameras:")
-        for camera, count in models:
-            print(f"  {count:6d}  {display_text(camera)}")
+        for declared in listed:
+            choices = library.filter_choices(declared.name)
+            print(f"{declared.name}s (`cots search {declared.flag}`):" + ("" if choices else
+                  " none yet (or `cots index` has not read them)"))
+            for choice, count in choices:
+                print(f"  {count:6d}  {display_text(choice)}")
     return 0
 
 
@@ -430,7 +448,6 @@ def print_signal_status(summary: dict) -> None:
 
 def cmd_status(args) -> int:
     from app.library.signal_runner import signal_summary
-    from app.library.storage import signal_failures
 
     with open_library(args) as library:
         status = library.status()
@@ -441,7 +458,7 @@ def cmd_status(args) -> int:
             out["caption_memory"] = remembered
             out["signals"] = signals
             out["signal_failures"] = [{"signal": s, "path": p, "error": e}
-                                      for s, p, e in signal_failures(library.db.conn)]
+                                      for s, p, e in library.signal_failures()]
             print(json.dumps(out, indent=1))
             return 0
         print(f"library   {display_text(status.db)}")
@@ -466,7 +483,7 @@ def cmd_status(args) -> int:
             print(f"  {display_text(failure.path)}: {display_text(failure.error or '')}")
         print("signals")
         print_signal_status(signals)
-        for signal, path, error in signal_failures(library.db.conn, limit=20):
+        for signal, path, error in library.signal_failures(limit=20):
             print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")
     return 0
 

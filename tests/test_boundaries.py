@@ -45,3 +45,49 @@ def test_every_package_is_listed_in_pyproject():
     found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("app", "cots_core", "trainer")
              for p in (ROOT / top).rglob("__init__.py")}
     assert found <= listed, found - listed
+
+
+# Where SQL may run: storage.py holds every statement of the library; db.py opens connections and migrates
+# the schema; repair.py and salvage_copy.py read a damaged file table by table to salvage it (see their
+# docstrings). Anything else calls a storage function (app/library) or a ``Library``/search method.
+SQL_MODULES = {"app/library/storage.py", "app/library/db.py", "app/library/repair.py", "app/library/salvage_copy.py"}
+SQL_CALLS = {"execute", "executemany", "executescript"}
+
+
+def _app_files():
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(), filename=str(path))
+
+
+def test_sql_runs_only_in_storage():
+    found = [f"{name}:{node.lineno}: .{node.func.attr}(...) runs SQL outside app/library/storage.py: add a "
+             "storage function and call it" for name, tree in _app_files() if name not in SQL_MODULES
+             for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr in SQL_CALLS]
+    assert not found, "\n".join(found)
+
+
+def _raw_connection_use(node) -> str | None:
+    """What a node does with a database connection, if anything (``x.conn``, ``x.db.anything``)."""
+    if isinstance(node, ast.Attribute):
+        if isinstance(node.value, ast.Attribute) and node.value.attr == "db":
+            return f".db.{node.attr}"
+        if node.attr == "conn":
+            return ".conn"
+    return None
+
+
+def test_gui_and_cli_never_touch_a_connection():
+    """The GUI and the CLI ask ``Library`` and search for what they need: no connection, no transaction."""
+    found = [f"{name}:{node.lineno}: {use} reaches the database directly: call a Library or search method "
+             "(which calls storage)" for name, tree in _app_files()
+             if name.startswith("app/gui/") or "/" not in name.removeprefix("app/")
+             for node in ast.walk(tree) if (use := _raw_connection_use(node))]
+    assert not found, "\n".join(found)
+
+
+def test_the_rules_above_would_catch_a_breach():
+    bad = ast.parse("library.db.conn.execute('SELECT 1')\nrows = self.conn.executemany(q, [])\n")
+    calls = [n.func.attr for n in ast.walk(bad) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
+    assert {"execute", "executemany"} <= set(calls) & SQL_CALLS
+    assert {_raw_connection_use(n) for n in ast.walk(bad)} >= {".conn", ".db.conn"}

@@ -12,9 +12,7 @@ from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
 from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService
 from app.library.signal_runner import disabled_signals, set_signal_enabled
-from app.library.storage import cameras, media_signal_details, places
-
-SECOND_PASS = ("ocr", "faces")  # the GUI's one checkbox turns both on or off
+from app.library.signals import fact_filters, toggles
 
 
 class EngineService:
@@ -116,23 +114,16 @@ class EngineService:
 
     # -- signals -------------------------------------------------------------------------------
     def signal_details(self, hit: Hit) -> SignalDetails:
-        _, boxes, texts = media_signal_details(self.library.db.conn, hit.id)
+        _, boxes, texts = self.library.signal_details(hit.id)
         return SignalDetails(texts, boxes)
 
     def signal_choices(self) -> SignalChoices:
-        conn = self.library.db.conn
-        found = places(conn)
-        where = [(", ".join(p for p in (city, country) if p), count) for city, country, count in found]
-        countries: dict[str, list[int]] = {}
-        for _, country, count in found:
-            countries.setdefault(country, []).append(count)
-        # a country of several cities is a choice of its own too ("France (12)"), after the cities
-        where += sorted(((country, sum(counts)) for country, counts in countries.items() if len(counts) > 1),
-                        key=lambda item: (-item[1], item[0]))
-        return SignalChoices(where, cameras(conn), not set(SECOND_PASS) <= disabled_signals(self.library))
+        choices = {f.name: self.library.filter_choices(f.name) for f in fact_filters() if f.choice_keys}
+        # the GUI's one checkbox turns every signal that may be turned off on or off together
+        return SignalChoices(choices, not set(toggles()) <= disabled_signals(self.library))
 
     def set_second_pass(self, enabled: bool) -> None:
-        for name in SECOND_PASS:
+        for name in toggles():
             set_signal_enabled(self.library, name, enabled)
 
     def close(self) -> None:

@@ -14,12 +14,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.library.signals import toggles
+
+
+def second_pass_label() -> str:
+    """The second-pass checkbox's text, naming the signals that may be turned off (as they declare it)."""
+    labels = [toggle.label for toggle in toggles().values()]
+    named = " and ".join([", ".join(labels[:-1]), labels[-1]] if len(labels) > 1 else labels)
+    return f"Read {named or 'the optional signals'} (a slower pass after indexing)"
+
 
 class LibraryPanel(QWidget):
     add_requested = Signal()
     remove_requested = Signal(str)
     rescan_requested = Signal()
-    second_pass_toggled = Signal(bool)  # read text in photos and faces (the slower second pass)
+    second_pass_toggled = Signal(bool)  # read the signals that may be turned off (the slower second pass)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -34,10 +43,10 @@ class LibraryPanel(QWidget):
         for button in (self.add_button, self.remove_button, self.rescan_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
-        self.second_pass = QCheckBox("Read text in photos and faces (a slower pass after indexing)")
+        self.second_pass = QCheckBox(second_pass_label())
         self.second_pass.setChecked(True)
-        self.second_pass.setToolTip("Off: new photos get no OCR text and no face count; places and EXIF are "
-                                    "always read. Kept in the library.")
+        self.second_pass.setToolTip("Off: new photos are not read for these; the other signals (places, EXIF) "
+                                    "are always read. Kept in the library.")
         self.second_pass.clicked.connect(self.second_pass_toggled)
         layout.addWidget(self.second_pass)
         self.failures_label = QLabel("Files that could not be read")

@@ -18,22 +18,26 @@ from PySide6.QtWidgets import (
 )
 
 from app.library.search import Hit
+from app.library.signals import detail_rows
 from app.library.timefmt import format_time
 
 PREVIEW = 320
-SIGNAL_FIELDS = ("Place", "Camera", "Taken", "Faces", "Text")  # rows filled from the signals (hidden when empty)
-TEXT_LINES = 3  # recognised text shown in the pane, at most
+
+
+def signal_fields() -> tuple[str, ...]:
+    """The detail pane's rows filled from the signals (hidden when empty), as they declare them."""
+    return tuple(dict.fromkeys(row.label for _, row in detail_rows()))
 
 
 def describe_facts(facts: dict) -> dict[str, str]:
-    """The detail pane's signal rows from a hit's facts (place, camera, capture time, faces)."""
-    place = ", ".join(dict.fromkeys(str(facts[k]) for k in ("locality", "city", "region", "country")
-                                      if facts.get(k)))
-    taken = facts.get("taken_at")
-    faces = facts.get("faces")
-    return {"Place": place, "Camera": str(facts.get("camera") or ""),
-            "Taken": datetime.fromtimestamp(float(taken)).strftime("%Y-%m-%d %H:%M") if taken is not None else "",
-            "Faces": "" if faces is None else ("none found" if int(faces) == 0 else str(int(faces)))}
+    """The detail pane's signal rows shown from a hit's facts (place, camera, capture time, faces, ...);
+    rows of a signal's text are filled later (``signal_texts``)."""
+    return {row.label: row.show(facts) for _, row in detail_rows() if not row.from_text}
+
+
+def signal_texts(texts: dict[str, str]) -> dict[str, str]:
+    """The detail pane's rows shown from the signals' stored texts (signal -> text), e.g. recognised text."""
+    return {row.label: row.show(texts.get(signal, "")) for signal, row in detail_rows() if row.from_text}
 
 
 def draw_boxes(pixmap: QPixmap, boxes: list[tuple]) -> QPixmap:
@@ -105,8 +109,9 @@ class DetailPane(QWidget):
         self.preview = _preview_label()
         layout.addWidget(self.preview)
         form = self.form = QFormLayout()
+        self.signal_fields = signal_fields()
         self.fields = {name: QLabel() for name in ("Path", "Date", "Size", "Dimensions", "Moment", "Score",
-                                                   *SIGNAL_FIELDS)}
+                                                   *self.signal_fields)}
         for name, label in self.fields.items():
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
             label.setWordWrap(True)
@@ -136,7 +141,7 @@ class DetailPane(QWidget):
             self.preview.setPixmap(QPixmap())
             self.preview.setText("No selection")
             fill_texts(self.texts, [])
-            for name in SIGNAL_FIELDS:
+            for name in self.signal_fields:
                 self.form.setRowVisible(self.fields[name], False)
             return
         self.fields["Path"].setText(hit.path)
@@ -150,16 +155,16 @@ class DetailPane(QWidget):
         self.preview.setText("…")
         fill_texts(self.texts, [])
         self._pixmap, self._boxes = QPixmap(), []
-        for name, value in {**describe_facts(hit.facts), "Text": ""}.items():
+        for name, value in {**describe_facts(hit.facts), **signal_texts({})}.items():
             self.fields[name].setText(value)
             self.form.setRowVisible(self.fields[name], bool(value))
 
     def set_signal_details(self, details) -> None:
-        """The selected item's recognised text (first lines) and face boxes (``SignalDetails``)."""
-        lines = [line for line in details.texts.get("ocr", "").splitlines() if line.strip()]
-        text = "\n".join(lines[:TEXT_LINES]) + (" …" if len(lines) > TEXT_LINES else "")
-        self.fields["Text"].setText(text)
-        self.form.setRowVisible(self.fields["Text"], bool(text))
+        """The selected item's rows from the signals' texts (recognised text: first lines) and face boxes
+        (``SignalDetails``)."""
+        for name, text in signal_texts(details.texts).items():
+            self.fields[name].setText(text)
+            self.form.setRowVisible(self.fields[name], bool(text))
         self._boxes = list(details.boxes)
         self._show_pixmap()
 

@@ -1,5 +1,8 @@
-"""The row above the results: search box (debounced), filters (kind, folder, dates, place, camera,
-people) and sort, the weak-match toggle."""
+"""The row above the results: search box (debounced), filters and sort, the weak-match toggle.
+
+The built-in filters are kind, folder and dates; after them comes one control per filter the signals
+declare (``app.library.signals.fact_filters``, in registry order): a combo of choices with photo counts
+(places, cameras) or a checkbox (with people)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,9 +11,22 @@ from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from app.library.search import Filters
+from app.library.signals import FactFilter, fact_filters
+from app.library.signals.base import CHECK
 from cots_core.media import MEDIA_KINDS
 
 DEBOUNCE_MS = 250
+
+
+def filter_control(declared: FactFilter) -> QComboBox | QCheckBox:
+    """The search bar's control for one declared signal filter (unconnected)."""
+    if declared.control == CHECK:
+        control = QCheckBox(declared.label)
+    else:
+        control = QComboBox()
+        control.addItem(declared.label, None)
+    control.setToolTip(declared.tooltip)
+    return control
 
 
 class SearchBar(QWidget):
@@ -20,25 +36,27 @@ class SearchBar(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         self.box = QLineEdit()
         self.box.setPlaceholderText("Search your photos and videos: “a dog on the beach”   (Ctrl+F or /)")
         self.box.setClearButtonEnabled(True)
-        layout.addWidget(self.box, 3)
         self.kind = QComboBox()
         self.kind.addItem("Images and videos", None)
         for kind in MEDIA_KINDS.values():
             self.kind.addItem(kind.plural.capitalize(), kind.name)
         self.folder = QComboBox()
         self.folder.addItem("All folders", None)
-        self.place = QComboBox()
-        self.place.addItem("All places", None)
-        self.place.setToolTip("Where the photo was taken (from its GPS position)")
-        self.camera = QComboBox()
-        self.camera.addItem("All cameras", None)
-        self.people = QCheckBox("With people")
-        self.people.setToolTip("Only photos in which faces were found")
+        # the signals' filters, by name: QComboBox for a choice, QCheckBox for an on/off one
+        self.controls: dict[str, QComboBox | QCheckBox] = {f.name: filter_control(f) for f in fact_filters()}
+        self._make_dates()
+        self.sort = QComboBox()
+        self.sort.addItem("By relevance", "relevance")
+        self.sort.addItem("By date", "date")
+        self.weak = QCheckBox("Show weaker matches")
+        self.hidden = QLabel()
+        self._lay_out()
+        self._connect()
+
+    def _make_dates(self) -> None:
         self.dates = QCheckBox("Dates")
         today = QDate.currentDate()
         self.date_from = QDateEdit(today.addYears(-1))
@@ -47,21 +65,25 @@ class SearchBar(QWidget):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
             edit.setEnabled(False)
-        self.sort = QComboBox()
-        self.sort.addItem("By relevance", "relevance")
-        self.sort.addItem("By date", "date")
-        self.weak = QCheckBox("Show weaker matches")
-        self.hidden = QLabel()
-        for widget in (self.kind, self.folder, self.place, self.camera, self.people, self.dates, self.date_from,
-                       QLabel("–"), self.date_to, self.sort, self.weak, self.hidden):
+
+    def _lay_out(self) -> None:
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.box, 3)
+        for widget in (self.kind, self.folder, *self.controls.values(), self.dates, self.date_from, QLabel("–"),
+                       self.date_to, self.sort, self.weak, self.hidden):
             layout.addWidget(widget)
+
+    def _connect(self) -> None:
         self.timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self.timer.timeout.connect(self.emit_query)
         self.box.textEdited.connect(lambda _: self.timer.start())
         self.box.returnPressed.connect(self.emit_query)
-        for combo in (self.kind, self.folder, self.place, self.camera):
+        for combo in (self.kind, self.folder):
             combo.currentIndexChanged.connect(lambda _: self.emit_query())
-        self.people.toggled.connect(lambda _: self.emit_query())
+        for control in self.controls.values():
+            changed = control.toggled if isinstance(control, QCheckBox) else control.currentIndexChanged
+            changed.connect(lambda _: self.emit_query())
         self.dates.toggled.connect(self._dates_toggled)
         self.date_from.dateChanged.connect(lambda _: self.dates.isChecked() and self.emit_query())
         self.date_to.dateChanged.connect(lambda _: self.dates.isChecked() and self.emit_query())
@@ -84,31 +106,31 @@ class SearchBar(QWidget):
             end = self.date_to.date().addDays(1)
             date_from = datetime(start.year(), start.month(), start.day()).timestamp()
             date_to = datetime(end.year(), end.month(), end.day()).timestamp()
-        return Filters(self.kind.currentData(), self.folder.currentData(), date_from, date_to,
-                       place=self.place.currentData(), camera=self.camera.currentData(),
-                       with_people=True if self.people.isChecked() else None)
+        values = {name: (True if control.isChecked() else None) if isinstance(control, QCheckBox)
+                  else control.currentData() for name, control in self.controls.items()}
+        return Filters(self.kind.currentData(), self.folder.currentData(), date_from, date_to, signals=values)
 
     @staticmethod
-    def _refill(combo: QComboBox, everything: str, items: list[tuple[str, str]]) -> None:
-        """Replace a filter's choices (label, value), keeping the current one when it is still there."""
+    def _refill(combo: QComboBox, items: list[tuple[str, str]]) -> None:
+        """Replace a filter's choices (label, value) after its first "everything" entry, keeping the current
+        one when it is still there."""
         current = combo.currentData()
         combo.blockSignals(True)
-        combo.clear()
-        combo.addItem(everything, None)
+        while combo.count() > 1:
+            combo.removeItem(1)
         for label, value in items:
             combo.addItem(label, value)
         combo.setCurrentIndex(max(combo.findData(current), 0))
         combo.blockSignals(False)
 
     def set_folders(self, folders: list[str]) -> None:
-        self._refill(self.folder, "All folders", [(folder, folder) for folder in folders])
+        self._refill(self.folder, [(folder, folder) for folder in folders])
 
-    def set_places(self, places: list[tuple[str, int]]) -> None:
-        """The library's places with their photo counts ("Paris, France (12)")."""
-        self._refill(self.place, "All places", [(f"{place} ({count})", place) for place, count in places])
-
-    def set_cameras(self, cameras: list[tuple[str, int]]) -> None:
-        self._refill(self.camera, "All cameras", [(f"{camera} ({count})", camera) for camera, count in cameras])
+    def set_choices(self, name: str, choices: list[tuple[str, int]]) -> None:
+        """The choices of the signal filter ``name`` with their photo counts ("Paris, France (12)")."""
+        control = self.controls.get(name)
+        if isinstance(control, QComboBox):
+            self._refill(control, [(f"{choice} ({count})", choice) for choice, count in choices])
 
     def set_hidden_count(self, count: int) -> None:
         self.hidden.setText(f"{count} weaker hidden" if count else "")

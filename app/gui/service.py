@@ -50,9 +50,9 @@ class SignalDetails:
 class SignalChoices:
     """The search bar's signal filters and the library's signal settings."""
 
-    places: list[tuple[str, int]] = field(default_factory=list)  # ("Paris, France", photos), most first
-    cameras: list[tuple[str, int]] = field(default_factory=list)
-    second_pass: bool = True  # text in photos and faces are read (the slower second pass)
+    # declared filter name -> its choices with photo counts: {"place": [("Paris, France", 12), ...], ...}
+    filters: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    second_pass: bool = True  # the signals a person may turn off are read (the slower second pass)
 
 
 ImageInput = str | Path | Image.Image

@@ -238,8 +238,8 @@ class MainWindow(QMainWindow):
         self.library.set_failures(failures)
         self.library.set_folders(folders)
         self.search.set_folders(folders)
-        self.search.set_places(choices.places)
-        self.search.set_cameras(choices.cameras)
+        for name, items in choices.filters.items():
+            self.search.set_choices(name, items)
         self.library.set_second_pass(choices.second_pass)
         self.folder_watcher.watch(folders)
 

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from app.library import storage
 from app.library.db import LibraryDB, blob_to_vector, database_error_message, is_damaged
 from app.library.ef_background import EfChooser
 from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.hnsw_file import HnswFileDamaged
 from app.library.paths import default_db_path
-from app.library.pathtext import display_text, from_db, path_prefix_sql, to_db
-from app.library.storage import delete_media_data
+from app.library.pathtext import display_text, from_db, to_db
+from app.library.signals import fact_filter
+from app.library.storage import KIND_TABLES, delete_media_data
 from app.library.vector_index import (
     HnswParams,
     VectorIndex,
@@ -34,15 +36,7 @@ from app.library.vector_index import (
 
 log = logging.getLogger(__name__)
 
-# Embedding kinds, each with its own vector index: media (one per image/video), segment (video
-# frames, for timestamps), text (captions and vocabulary, for image -> text).
-KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
-KIND_ID_COLUMNS = {"media": "media_id", "segment": "id", "text": "text_id"}
 SPOT_CHECKS = 64  # vectors of a loaded index compared with SQLite
-MEDIA_COLUMNS = (
-    "id, path, kind, size, mtime_ns, hash, width, height, duration, captured_at, status, error, "
-    "model_id, indexed_at, caption, folder_id"
-)
 
 
 @dataclass
@@ -174,9 +168,7 @@ class Library:
     def drop_model(self, model_id: str) -> None:
         """Delete another model's embeddings (after a switch) and its index files."""
         with self.db.transaction() as conn:
-            conn.execute("DELETE FROM embeddings WHERE model_id = ?", (model_id,))
-            conn.execute("DELETE FROM segments WHERE model_id = ?", (model_id,))
-            conn.execute("DELETE FROM text_embeddings WHERE model_id = ?", (model_id,))
+            storage.delete_model_vectors(conn, model_id)
             self.db.bump_generation(conn)
         with self._vector_lock:
             for kind in KIND_TABLES:
@@ -194,9 +186,8 @@ class Library:
         if not folder.is_dir():
             raise LibraryError(f"{display_text(path)} is not a folder")
         self.db.add_folder(folder)
-        clause, params = path_prefix_sql("path", folder)
         with self.db.transaction() as conn:
-            conn.execute(f"DELETE FROM media WHERE status = 'forgotten' AND {clause}", params)
+            storage.delete_forgotten_under(conn, folder)
         return folder
 
     def folders(self) -> list[Path]:
@@ -214,12 +205,8 @@ class Library:
             raise LibraryError(f"{display_text(path)} is neither a watched folder nor inside one "
                                f"(watched folders: {listing})")
         ids: set[int] = set()
-        for candidate in candidates:
-            clause, params = path_prefix_sql("path", candidate)
-            ids.update(r[0] for r in self.db.conn.execute(
-                f"SELECT id FROM media WHERE status != 'forgotten' AND {clause}", params))
-            if folders:
-                ids.update(r[0] for r in self.db.conn.execute(f"SELECT id FROM media WHERE {clause}", params))
+        for candidate in candidates:  # a watched folder goes with its forgotten rows too
+            ids.update(storage.media_ids_under(self.db.conn, candidate, forgotten_too=bool(folders)))
         return ForgetPlan(Path(path).expanduser().absolute(), [p for _, p in folders], sorted(ids),
                           [fid for fid, _ in folders])
 
@@ -235,41 +222,27 @@ class Library:
             self.delete_media(plan.media_ids)
             with self.db.transaction() as conn:
                 for fid in plan.folder_ids:
-                    conn.execute("DELETE FROM folders WHERE id = ?", (fid,))
+                    storage.delete_folder(conn, fid)
         else:
             self.delete_media(plan.media_ids, keep_rows_as_forgotten=True)
         return len(plan.media_ids)
 
     # -- media rows --------------------------------------------------------------------------
     def media(self, ids) -> dict[int, MediaRecord]:
-        ids = [int(i) for i in ids]
-        out: dict[int, MediaRecord] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE id IN ({marks})", chunk):
-                out[row[0]] = MediaRecord(row[0], from_db(row[1]), *row[2:])
-        return out
+        rows = storage.media_rows(self.db.conn, [int(i) for i in ids])
+        return {row[0]: MediaRecord(row[0], from_db(row[1]), *row[2:]) for row in rows}
 
     def media_by_path(self, path: str | Path) -> MediaRecord | None:
-        row = self.db.conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE path = ?",
-                                   (to_db(Path(path).expanduser().absolute()),)).fetchone()
+        row = storage.media_row_by_path(self.db.conn, to_db(Path(path).expanduser().absolute()))
         return MediaRecord(row[0], from_db(row[1]), *row[2:]) if row else None
 
     def embedding(self, media_id: int, model_id: str | None = None) -> np.ndarray | None:
-        row = self.db.conn.execute("SELECT vector FROM embeddings WHERE media_id = ? AND model_id = ?",
-                                   (media_id, model_id or self.model_id)).fetchone()
-        return blob_to_vector(row[0]).copy() if row else None
+        return storage.embedding(self.db.conn, media_id, model_id or self.model_id)
 
     def segments(self, media_id: int, model_id: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(start seconds, end seconds, vectors) of a video's segments."""
-        rows = self.db.conn.execute(
-            "SELECT start_s, end_s, vector FROM segments WHERE media_id = ? AND model_id = ? ORDER BY start_s",
-            (media_id, model_id or self.model_id)).fetchall()
-        if not rows:
-            return np.zeros(0), np.zeros(0), np.zeros((0, 0), np.float32)
-        return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                np.stack([blob_to_vector(r[2]) for r in rows]))
+        spans = storage.segment_spans(self.db.conn, [media_id], model_id or self.model_id)
+        return spans.get(media_id, (np.zeros(0), np.zeros(0), np.zeros((0, 0), np.float32)))
 
     def delete_media(self, ids, keep_rows_as_forgotten: bool = False) -> None:
         """Remove rows' embeddings from SQLite and every vector index (and the rows themselves)."""
@@ -278,14 +251,7 @@ class Library:
             return
         with self.db.transaction() as conn:
             removed_segments, removed_texts = delete_media_data(conn, ids)
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                if keep_rows_as_forgotten:
-                    conn.execute(f"UPDATE media SET status = 'forgotten', error = NULL, model_id = NULL "
-                                 f"WHERE id IN ({marks})", chunk)
-                else:
-                    conn.execute(f"DELETE FROM media WHERE id IN ({marks})", chunk)
+            storage.remove_media_rows(conn, ids, keep_rows_as_forgotten)
             generation = self.db.bump_generation(conn)
         self.apply(generation, remove={"media": ids, "segment": removed_segments, "text": removed_texts})
 
@@ -351,11 +317,7 @@ class Library:
         if len(ids) == 0:
             return True
         ids = np.random.default_rng().choice(ids, min(sample, len(ids)), replace=False)
-        id_column = KIND_ID_COLUMNS[kind]
-        marks = ",".join("?" * len(ids))
-        rows = self.db.conn.execute(
-            f"SELECT {id_column}, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? AND {id_column} IN ({marks}) "
-            "AND gen IS NOT NULL AND gen <= ?", (model_id, *ids.tolist(), saved_gen)).fetchall()
+        rows = storage.stored_vectors(self.db.conn, kind, model_id, ids.tolist(), max_gen=saved_gen)
         if not rows:
             return True
         stored = np.stack([blob_to_vector(r[1]) for r in rows])
@@ -364,43 +326,27 @@ class Library:
         return bool(np.allclose(index.get([r[0] for r in rows]), stored, atol=1e-4))
 
     def _stored_dim(self, kind: str, model_id: str) -> int | None:
-        row = self.db.conn.execute(f"SELECT 0, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? LIMIT 1",
-                                   (model_id,)).fetchone()
-        return len(row[1]) // 4 if row else None
+        return storage.stored_dim(self.db.conn, kind, model_id)
 
     def _repair(self, kind: str, model_id: str, index: VectorIndex, since: int | None) -> bool:
         """Make ``index`` hold exactly the stored vectors: add missing rows, drop deleted ones and
         re-add rows written after generation ``since`` (None: the index is new, add everything)."""
-        table = KIND_TABLES[kind]
-        id_column = KIND_ID_COLUMNS[kind]
-        db_ids = {r[0] for r in self.db.conn.execute(f"SELECT {id_column} FROM {table} WHERE model_id = ?",
-                                                       (model_id,))}
+        db_ids = storage.stored_ids(self.db.conn, kind, model_id)
         live = set(index.ids.tolist())
         extra = live - db_ids
         if extra:
             index.remove(list(extra))
-        if since is None or len(live) == 0:
-            query = f"SELECT {id_column}, vector FROM {table} WHERE model_id = ?"
-            params: tuple = (model_id,)
-        else:
-            query = f"SELECT {id_column}, vector FROM {table} WHERE model_id = ? AND (gen > ? OR gen IS NULL)"
-            params = (model_id, since)
         missing = db_ids - live
         started = time.perf_counter()
         added = 0
-        cursor = self.db.conn.execute(query, params)
-        while rows := cursor.fetchmany(20000):
+        for rows in storage.stored_vector_batches(self.db.conn, kind, model_id, None if not live else since):
             index.add([r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows]), num_threads=-1)
             added += len(rows)
             missing.difference_update(r[0] for r in rows)
         if missing:  # rows older than ``since`` that the saved index lacks (it was saved mid-crash)
             missing_list = sorted(missing)
             for start in range(0, len(missing_list), 5000):
-                chunk = missing_list[start:start + 5000]
-                marks = ",".join("?" * len(chunk))
-                rows = self.db.conn.execute(
-                    f"SELECT {id_column}, vector FROM {table} WHERE model_id = ? AND {id_column} IN ({marks})",
-                    (model_id, *chunk)).fetchall()
+                rows = storage.stored_vectors(self.db.conn, kind, model_id, missing_list[start:start + 5000])
                 if rows:
                     index.add([r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows]),
                               num_threads=-1)
@@ -489,26 +435,19 @@ class Library:
 
     # -- status ------------------------------------------------------------------------------
     def failures(self) -> list[Failure]:
-        conn = self.db.conn
-        rows = [Failure(from_db(r[0]), r[1]) for r in conn.execute(
-            "SELECT path, error FROM media WHERE status = 'error' ORDER BY path")]
-        rows += [Failure(from_db(r[0]), r[1]) for r in conn.execute("SELECT path, error FROM scan_errors ORDER BY path")]
-        return rows
+        return [Failure(path, error) for path, error in storage.failed_files(self.db.conn)]
 
     def status(self, check_index: bool = True) -> LibraryStatus:
         conn = self.db.conn
         model_id = self.model_id
-        counts = dict(conn.execute(
-            "SELECT m.kind, COUNT(*) FROM media m JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
-            "WHERE m.status = 'ok' GROUP BY m.kind", (model_id,)).fetchall())
-        ok = conn.execute("SELECT COUNT(*) FROM media WHERE status = 'ok'").fetchone()[0]
-        segments = conn.execute("SELECT COUNT(*) FROM segments WHERE model_id = ?", (model_id,)).fetchone()[0]
+        counts = storage.embedded_by_kind(conn, model_id)
+        ok = storage.readable_count(conn)
+        segments = storage.stored_count(conn, "segment", model_id)
         indexed = sum(counts.values())
         health: dict[str, dict] = {}
         if check_index and model_id:
             for kind in KIND_TABLES:
-                in_db = conn.execute(f"SELECT COUNT(*) FROM {KIND_TABLES[kind]} WHERE model_id = ?",
-                                     (model_id,)).fetchone()[0]
+                in_db = storage.stored_count(conn, kind, model_id)
                 in_index = len(self.vectors(kind, model_id))
                 health[kind] = {"in_db": in_db, "in_index": in_index, "healthy": in_db == in_index,
                                 "rebuilt": self.rebuilt.get((kind, model_id)),
@@ -519,3 +458,22 @@ class Library:
             images=counts.get("image", 0), videos=counts.get("video", 0), segments=segments,
             pending=ok - indexed, failed=self.failures(), index=health,
         )
+
+    # -- signals -----------------------------------------------------------------------------
+    def choice_groups(self, filter_name: str) -> list[tuple[tuple[str, ...], int]]:
+        """(values of the filter's ``choice_keys``, photos) of the readable photos, most photos first."""
+        return storage.fact_groups(self.db.conn, fact_filter(filter_name).choice_keys)
+
+    def filter_choices(self, filter_name: str) -> list[tuple[str, int]]:
+        """A declared signal filter's choices with their photo counts ("Paris, France", 12), as it lists them."""
+        declared = fact_filter(filter_name)
+        return declared.choice_list(storage.fact_groups(self.db.conn, declared.choice_keys)) \
+            if declared.choice_keys else []
+
+    def signal_details(self, media_id: int) -> tuple[dict, list[tuple], dict[str, str]]:
+        """One row's facts, boxes (signal, x, y, w, h, score, label) and signal texts, for a detail view."""
+        return storage.media_signal_details(self.db.conn, media_id)
+
+    def signal_failures(self, limit: int = 50) -> list[tuple[str, str, str]]:
+        """(signal, path, error) of files a signal could not read."""
+        return storage.signal_failures(self.db.conn, limit)

@@ -9,15 +9,14 @@ A query that matches nothing well scores low on both, so few or no hits pass the
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import numpy as np
 
 from app.library.library import Library
+from app.library.signals.people_words import PEOPLE_WORDS, PeopleIntent, people_intent
 from app.library.storage import vocabulary_count, vocabulary_vectors
 
 SAMPLE_SIZE = 2048
+__all__ = ["PEOPLE_WORDS", "PeopleIntent", "RelevanceCalibrator", "best_segments", "people_intent"]
 
 
 class RelevanceCalibrator:
@@ -81,43 +80,3 @@ def best_segments(spans: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
             i = int(np.argmax(sims))
             best[media_id] = (float(sims[i]), float(starts[i]), float(ends[i]))
     return best
-
-
-# -- people-intent queries ------------------------------------------------------------------------
-# The cots-lite image tower has no person class, so "people", "a group photo" or "selfie" cannot be
-# answered by the embedding alone. A query with one of these words also ranks the photos whose face
-# facts (the faces signal) fit it, as one more list in the rank fusion; other queries are unchanged.
-
-
-@dataclass(frozen=True)
-class PeopleIntent:
-    """What a people query asks of the faces facts: a face count range and a smallest largest-face
-    share of the image (portraits and selfies have one big face)."""
-
-    min_faces: int = 1
-    max_faces: int | None = None
-    min_face_area: float = 0.0
-
-
-PEOPLE_WORDS: dict[str, PeopleIntent] = {
-    **dict.fromkeys(("people", "person", "persons", "someone", "somebody", "human", "humans", "face", "faces",
-                     "man", "men", "woman", "women", "boy", "girl", "child", "children", "kid", "kids",
-                     "friend", "friends", "baby", "couple"), PeopleIntent()),
-    **dict.fromkeys(("family", "families"), PeopleIntent(min_faces=2)),
-    **dict.fromkeys(("group", "groups", "team", "party", "gathering"), PeopleIntent(min_faces=3)),
-    **dict.fromkeys(("crowd", "crowds", "audience"), PeopleIntent(min_faces=6)),
-    **dict.fromkeys(("portrait", "portraits", "headshot"), PeopleIntent(max_faces=2, min_face_area=0.02)),
-    **dict.fromkeys(("selfie", "selfies"), PeopleIntent(max_faces=2, min_face_area=0.05)),
-}
-
-
-def people_intent(query: str) -> PeopleIntent | None:
-    """The faces condition a query asks for, or None when it is not about people. With several people
-    words the strictest count wins ("a group portrait": 3 faces or more)."""
-    found = [PEOPLE_WORDS[w] for w in re.findall(r"\w+", query.lower()) if w in PEOPLE_WORDS]
-    if not found:
-        return None
-    least = max(i.min_faces for i in found)
-    most = min((i.max_faces for i in found if i.max_faces is not None), default=None)
-    return PeopleIntent(min_faces=least, max_faces=most if most is None or most >= least else None,
-                        min_face_area=max(i.min_face_area for i in found))

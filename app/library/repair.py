@@ -5,6 +5,10 @@ and a fresh library is written in its place from the rows that can still be read
 ``sqlite3 .recover`` when the sqlite3 program is installed, else row by row through Python. Rows
 whose embedding was lost are kept, so the next ``cots index`` re-embeds exactly those; the vector
 index files are deleted and rebuilt from SQLite on the next load.
+
+Unlike the rest of the program, this module runs its own SQL rather than storage's functions: it reads a
+damaged file table by table and row by row (stepping over unreadable pages), copying whatever columns each
+table has, which storage's statements over a sound, current library cannot do.
 """
 from __future__ import annotations
 
@@ -20,10 +24,10 @@ from pathlib import Path
 
 from app.library.db import LibraryDB, check_library_file
 from app.library.errors import LibraryDamagedError, LibraryError
-from app.library.library import KIND_TABLES
 from app.library.lock import indexing_lock
 from app.library.pathtext import display_text
 from app.library.salvage_copy import make_working_copy
+from app.library.storage import KIND_TABLES
 
 log = logging.getLogger(__name__)
 

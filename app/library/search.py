@@ -19,13 +19,15 @@ from PIL import Image
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
-from app.library.pathtext import display_text, path_prefix_sql
-from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments, people_intent
+from app.library.pathtext import display_text
+from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
+from app.library.signals import fact_filter, fact_filters, fact_searches
 from app.library.storage import (
+    fact_condition_ids,
+    filter_sql,
     filtered_ids,
     lexical,
     media_facts,
-    people_candidates,
     readable_kinds,
     segment_owners,
     segment_spans,
@@ -86,51 +88,43 @@ class TextHit:
                 "relevance": round(float(self.relevance), 3), "source": self.source}
 
 
-# A fact of a row's signals, as a SQL condition on ``m``.
-_FACT = "EXISTS (SELECT 1 FROM signal_facts f WHERE f.media_id = m.id AND {})"
-PLACE_KEYS = "('city', 'locality', 'region', 'country', 'country_code')"
-
-
-@dataclass
+@dataclass(init=False)
 class Filters:
+    """What a search is limited to: the built-in filters (kind, folder, dates) and the signals' declared
+    ones by name (``app.library.signals.fact_filters``), e.g. ``Filters(kind="image", place="Paris")``;
+    ``filters.place`` reads one (None when unset)."""
+
     kind: str | None = None  # image | video
     folder: str | None = None  # path prefix
     date_from: float | None = None  # epoch seconds (EXIF capture time, else modification time)
     date_to: float | None = None
-    place: str | None = None  # a city, quarter, region, country or country code; "Paris, France": each part must match
-    camera: str | None = None  # part of the camera's make and model ("canon", "iPhone 12")
-    with_people: bool | None = None  # True: faces found; False: the face detector found none
+    signals: dict[str, object] = field(default_factory=dict)  # declared filter name -> value (None: unset)
+
+    def __init__(self, kind: str | None = None, folder: str | None = None, date_from: float | None = None,
+                 date_to: float | None = None, signals: dict[str, object] | None = None, **by_name) -> None:
+        self.kind, self.folder, self.date_from, self.date_to = kind, folder, date_from, date_to
+        values = {**(signals or {}), **by_name}
+        known = {f.name for f in fact_filters()}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"Filters got an unknown filter {', '.join(unknown)} (signal filters: "
+                            f"{', '.join(sorted(known)) or 'none'})")
+        self.signals = {name: value for name, value in values.items() if value is not None}
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name == "signals":
+            raise AttributeError(name)
+        if name in {f.name for f in fact_filters()}:
+            return self.signals.get(name)
+        raise AttributeError(f"Filters has no filter {name!r}")
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to, self.place,
-                                           self.camera, self.with_people))
+        return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to)) or bool(self.signals)
 
-    def sql(self) -> tuple[str, list]:
-        clauses, params = [], []
-        if self.kind:
-            clauses.append("m.kind = ?")
-            params.append(self.kind)
-        if self.folder:
-            clause, folder_params = path_prefix_sql("m.path", Path(self.folder).expanduser().resolve())
-            clauses.append(clause)
-            params += folder_params
-        date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
-        if self.date_from is not None:
-            clauses.append(f"{date} >= ?")
-            params.append(self.date_from)
-        if self.date_to is not None:
-            clauses.append(f"{date} <= ?")
-            params.append(self.date_to)
-        for part in (p.strip() for p in (self.place or "").split(",")):
-            if part:
-                clauses.append(_FACT.format(f"f.key IN {PLACE_KEYS} AND f.value = ? COLLATE NOCASE"))
-                params.append(part)
-        if self.camera:
-            clauses.append(_FACT.format("f.key = 'camera' AND f.value LIKE ?"))
-            params.append(f"%{self.camera.strip()}%")
-        if self.with_people is not None:
-            clauses.append(_FACT.format("f.key = 'faces' AND f.value " + (">= 1" if self.with_people else "= 0")))
-        return (" AND ".join(clauses) or "1"), params
+    def where(self) -> tuple[str, list]:
+        """The filters as a SQL condition on the media rows (built by ``storage.filter_sql``)."""
+        return filter_sql(self.kind, self.folder, self.date_from, self.date_to,
+                          [(fact_filter(name), value) for name, value in self.signals.items()])
 
 
 def parse_date(text: str | None, end: bool = False) -> float | None:
@@ -258,11 +252,13 @@ class SearchService:
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
         for rank, i in enumerate(lexical):
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        people = self._people(query, k, filters) if hybrid else []
-        for rank, i in enumerate(people):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        # Items found only by name (or faces) still get a similarity (for display and ties).
-        extra = list(dict.fromkeys(i for i in (*lexical, *people) if i not in semantic))
+        by_facts = self._fact_words(query, k, filters) if hybrid else {}
+        for found in by_facts.values():
+            for rank, i in enumerate(found):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        # Items found only by name (or by their facts) still get a similarity (for display and ties).
+        extra = list(dict.fromkeys(i for i in (*lexical, *(i for f in by_facts.values() for i in f))
+                                   if i not in semantic))
         if extra:
             extra_vectors = self._item_vectors(extra)
             extra_sims = extra_vectors @ vector if len(extra_vectors) else np.zeros(len(extra))
@@ -274,7 +270,8 @@ class SearchService:
         relevance_of = dict(zip(ids, (float(r) for r in rel)))
         kept_ids = {i for i, _, _ in kept}
         order = sorted(fused, key=lambda i: (-fused[i], -semantic[i][0]))[:k]
-        return self._hits(order, semantic, relevance_of, kept_ids, set(lexical), vector, set(people))
+        return self._hits(order, semantic, relevance_of, kept_ids, set(lexical), vector,
+                          {tag: set(found) for tag, found in by_facts.items()})
 
     def _semantic(self, vector: np.ndarray, k: int, filters: Filters) -> dict[int, tuple[float, float | None, float | None]]:
         """media id -> (similarity, segment start, segment end) for the top candidates."""
@@ -310,13 +307,13 @@ class SearchService:
     def _filter(self, candidates: dict, filters: Filters) -> dict:
         if not candidates:
             return candidates
-        allowed = filtered_ids(self.library.db.conn, list(candidates), *filters.sql())
+        allowed = filtered_ids(self.library.db.conn, list(candidates), *filters.where())
         return {i: v for i, v in candidates.items() if i in allowed}
 
     def _exact_filtered(self, vector: np.ndarray, filters: Filters) -> dict:
         """Few candidates passed the filters: score every allowed item exactly (videos by their best
         segment when it is closer)."""
-        where, params = filters.sql()
+        where, params = filters.where()
         index = self.library.vectors("media", self.model_id)
         kinds = readable_kinds(self.library.db.conn, where, params)
         allowed = [i for i in kinds if i in index][:200_000]
@@ -335,31 +332,33 @@ class SearchService:
         if match is None:
             return []
         try:
-            found = lexical(self.library.db.conn, match, *filters.sql(), max(k, 20), words=query_words(query))
+            found = lexical(self.library.db.conn, match, *filters.where(), max(k, 20), words=query_words(query))
         except Exception as error:  # noqa: BLE001 - an odd query must not break search
             log.debug("FTS query %r failed: %s", match, error)
             return []
         index = self.library.vectors("media", self.model_id)
         return [i for i in found if i in index]
 
-    def _people(self, query: str, k: int, filters: Filters) -> list[int]:
-        """For a query about people ("a group photo", "selfie"): the photos whose faces fit it, largest faces
-        first (``relevance.people_intent``); [] for any other query."""
-        intent = people_intent(query)
-        if intent is None:
-            return []
-        where, params = filters.sql()
-        found = people_candidates(self.library.db.conn, where, params, intent.min_faces, intent.max_faces,
-                                  intent.min_face_area, max(k, 20))
-        index = self.library.vectors("media", self.model_id)
-        return [i for i in found if i in index]
+    def _fact_words(self, query: str, k: int, filters: Filters) -> dict[str, list[int]]:
+        """For a query with words a signal declares (``FactSearch``: "a group photo", "selfie" for the faces
+        signal): matched tag -> the photos whose facts fit it, best first; {} for any other query."""
+        out: dict[str, list[int]] = {}
+        for search in fact_searches():
+            condition = search.condition(query)
+            if condition is None:
+                continue
+            found = fact_condition_ids(self.library.db.conn, condition, *filters.where(), max(k, 20))
+            index = self.library.vectors("media", self.model_id)
+            out.setdefault(search.matched, []).extend(i for i in found if i in index)
+        return out
 
     def _item_vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.encoder.embed_dim), np.float32)
         return self.library.vectors("media", self.model_id).get(ids)
 
-    def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector, people_ids=frozenset()) -> list[Hit]:
+    def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector,
+              fact_ids: dict[str, set[int]] | None = None) -> list[Hit]:
         records = self.library.media(order)
         facts = media_facts(self.library.db.conn, list(order))
         segments = self._best_segments([i for i, r in records.items() if r.kind == "video"], vector)
@@ -373,9 +372,10 @@ class SearchService:
                 segment_score, start, end = segments[i]
                 score = max(score, segment_score)
             matched = tuple(m for m, ok in (("meaning", i in kept_ids), ("name", i in lexical_ids),
-                                            ("faces", i in people_ids)) if ok)
+                                            *((tag, i in ids) for tag, ids in (fact_ids or {}).items())) if ok)
             relevance = relevance_of.get(i)
-            weak = not ({"name", "faces"} & set(matched)) and (relevance is None or relevance < self.min_relevance)
+            # found by name or by its facts: shown whatever its similarity
+            weak = matched in ((), ("meaning",)) and (relevance is None or relevance < self.min_relevance)
             hits.append(Hit(i, record.path, record.kind, float(score), relevance, start, end, matched, record, weak,
                             facts.get(i, {})))
         return hits

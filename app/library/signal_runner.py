@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from app.library import signals as signal_registry
 from app.library.library import Library
-from app.library.signals import Signal, SignalError, SignalOutput, all_signals
+from app.library.signals import Signal, SignalError, SignalOutput
 from app.library.storage import signal_counts, signal_work, signal_work_count, store_signal_result
 from cots_core.media import MediaError, read_image
 
@@ -80,7 +81,7 @@ def active_signals(library: Library, off: Iterable[str] | None = None,
     package comes back)."""
     off = disabled_signals(library) if off is None else set(off)
     out = []
-    for signal in all_signals() if signals is None else signals:
+    for signal in signal_registry.all_signals() if signals is None else signals:
         if signal.name in off:
             continue
         try:
@@ -105,7 +106,7 @@ def signal_summary(library: Library) -> dict[str, dict]:
     counts = signal_counts(conn)
     off = disabled_signals(library)
     summary = {}
-    for signal in all_signals():
+    for signal in signal_registry.all_signals():
         summary[signal.name] = {
             "ok": counts.get(signal.name, {}).get("ok", 0), "error": counts.get(signal.name, {}).get("error", 0),
             "pending": signal_work_count(conn, signal.name, signal.version), "second_pass": signal.second_pass,

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from app.library.db import blob_to_vector, vector_to_blob
-from app.library.pathtext import from_db
+from app.library.pathtext import from_db, path_prefix_sql
 from app.library.scanner import ScannedFile, ScanResult
+from app.library.signals.base import AT_LEAST_ONE, CONTAINS, EQUALS_EACH_PART, FactCondition, FactFilter
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,138 @@ def store_vectors(conn: sqlite3.Connection, out: StoredVectors, media_id: int, m
         out.record("text", text_id, text_vector)
 
 
+# -- the Library's reads and writes (folders, media rows, stored vectors, status) ----------------------
+
+# Embedding kinds, each with its own vector index: media (one per image/video), segment (video frames, for
+# timestamps), text (captions and vocabulary, for image -> text); their table and id column.
+KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
+KIND_ID_COLUMNS = {"media": "media_id", "segment": "id", "text": "text_id"}
+MEDIA_COLUMNS = (
+    "id, path, kind, size, mtime_ns, hash, width, height, duration, captured_at, status, error, "
+    "model_id, indexed_at, caption, folder_id"
+)
+
+
+def delete_model_vectors(conn: sqlite3.Connection, model_id: str) -> None:
+    """Delete one model's embeddings, segments and text embeddings (after a switch to another model)."""
+    for table in KIND_TABLES.values():
+        conn.execute(f"DELETE FROM {table} WHERE model_id = ?", (model_id,))
+
+
+def delete_forgotten_under(conn: sqlite3.Connection, folder: Path) -> None:
+    """Drop the forgotten rows under ``folder`` (it is watched again: its files come back)."""
+    clause, params = path_prefix_sql("path", folder)
+    conn.execute(f"DELETE FROM media WHERE status = 'forgotten' AND {clause}", params)
+
+
+def media_ids_under(conn: sqlite3.Connection, target: Path, forgotten_too: bool = False) -> set[int]:
+    """Ids of the media rows at or under ``target`` (forgotten ones only with ``forgotten_too``)."""
+    clause, params = path_prefix_sql("path", target)
+    scope = "" if forgotten_too else "status != 'forgotten' AND "
+    return {r[0] for r in conn.execute(f"SELECT id FROM media WHERE {scope}{clause}", params)}
+
+
+def delete_folder(conn: sqlite3.Connection, folder_id: int) -> None:
+    conn.execute("DELETE FROM folders WHERE id = ?", (folder_id,))
+
+
+def media_rows(conn: sqlite3.Connection, ids: list[int]) -> list[tuple]:
+    """The ``MEDIA_COLUMNS`` of these rows (paths as stored: ``from_db`` reads them)."""
+    rows = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE id IN ({marks})", chunk).fetchall()
+    return rows
+
+
+def media_row_by_path(conn: sqlite3.Connection, stored_path: str | bytes) -> tuple | None:
+    return conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE path = ?", (stored_path,)).fetchone()
+
+
+def embedding(conn: sqlite3.Connection, media_id: int, model_id: str | None) -> np.ndarray | None:
+    """One row's embedding by ``model_id`` (a copy), or None."""
+    row = conn.execute("SELECT vector FROM embeddings WHERE media_id = ? AND model_id = ?",
+                       (media_id, model_id)).fetchone()
+    return blob_to_vector(row[0]).copy() if row else None
+
+
+def remove_media_rows(conn: sqlite3.Connection, ids: list[int], keep_rows_as_forgotten: bool = False) -> None:
+    """Delete media rows, or keep them marked ``forgotten`` (their data goes with ``delete_media_data``)."""
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        if keep_rows_as_forgotten:
+            conn.execute(f"UPDATE media SET status = 'forgotten', error = NULL, model_id = NULL "
+                         f"WHERE id IN ({marks})", chunk)
+        else:
+            conn.execute(f"DELETE FROM media WHERE id IN ({marks})", chunk)
+
+
+def stored_vectors(conn: sqlite3.Connection, kind: str, model_id: str, ids: list[int],
+                   max_gen: int | None = None) -> list[tuple[int, bytes]]:
+    """(id, vector blob) of these ids of one embedding kind (only those written by generation ``max_gen``
+    or before, when given)."""
+    id_column = KIND_ID_COLUMNS[kind]
+    rows: list[tuple[int, bytes]] = []
+    scope, scope_args = ("", ()) if max_gen is None else (" AND gen IS NOT NULL AND gen <= ?", (max_gen,))
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(f"SELECT {id_column}, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? "
+                             f"AND {id_column} IN ({marks}){scope}", (model_id, *chunk, *scope_args)).fetchall()
+    return rows
+
+
+def stored_dim(conn: sqlite3.Connection, kind: str, model_id: str) -> int | None:
+    """The dimension of one embedding kind's stored vectors (None when there are none)."""
+    row = conn.execute(f"SELECT vector FROM {KIND_TABLES[kind]} WHERE model_id = ? LIMIT 1", (model_id,)).fetchone()
+    return len(row[0]) // 4 if row else None
+
+
+def stored_ids(conn: sqlite3.Connection, kind: str, model_id: str) -> set[int]:
+    id_column = KIND_ID_COLUMNS[kind]
+    return {r[0] for r in conn.execute(f"SELECT {id_column} FROM {KIND_TABLES[kind]} WHERE model_id = ?", (model_id,))}
+
+
+def stored_vector_batches(conn: sqlite3.Connection, kind: str, model_id: str, since: int | None,
+                          batch: int = 20000) -> Iterator[list[tuple[int, bytes]]]:
+    """(id, vector blob) of one embedding kind in batches: all of them (``since`` None), or those written
+    after generation ``since`` (and any without a generation)."""
+    id_column = KIND_ID_COLUMNS[kind]
+    query = f"SELECT {id_column}, vector FROM {KIND_TABLES[kind]} WHERE model_id = ?"
+    params: tuple = (model_id,)
+    if since is not None:
+        query += " AND (gen > ? OR gen IS NULL)"
+        params = (model_id, since)
+    cursor = conn.execute(query, params)
+    while rows := cursor.fetchmany(batch):
+        yield rows
+
+
+def stored_count(conn: sqlite3.Connection, kind: str, model_id: str | None) -> int:
+    return conn.execute(f"SELECT COUNT(*) FROM {KIND_TABLES[kind]} WHERE model_id = ?", (model_id,)).fetchone()[0]
+
+
+def failed_files(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(path, error) of the files that could not be read, then of the folders the last scan could not read."""
+    rows = [(from_db(path), error) for path, error in conn.execute(
+        "SELECT path, error FROM media WHERE status = 'error' ORDER BY path")]
+    return rows + [(from_db(path), error) for path, error in conn.execute(
+        "SELECT path, error FROM scan_errors ORDER BY path")]
+
+
+def embedded_by_kind(conn: sqlite3.Connection, model_id: str | None) -> dict[str, int]:
+    """kind -> readable rows ``model_id`` has embedded."""
+    return dict(conn.execute(
+        "SELECT m.kind, COUNT(*) FROM media m JOIN embeddings e ON e.media_id = m.id AND e.model_id = ? "
+        "WHERE m.status = 'ok' GROUP BY m.kind", (model_id,)).fetchall())
+
+
+def readable_count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM media WHERE status = 'ok'").fetchone()[0]
+
+
 # -- search's reads --------------------------------------------------------------------------
 
 
@@ -235,7 +369,7 @@ def segment_owners(conn: sqlite3.Connection, segment_ids: list[int]) -> dict[int
 
 
 def filtered_ids(conn: sqlite3.Connection, ids: list[int], where: str, params: list) -> set[int]:
-    """The ``ids`` whose media row passes ``where`` (a ``Filters.sql()`` clause on ``m``)."""
+    """The ``ids`` whose media row passes ``where`` (a ``filter_sql`` condition on ``m``)."""
     if not ids:
         return set()
     marks = ",".join("?" * len(ids))
@@ -413,29 +547,78 @@ def media_signal_details(conn: sqlite3.Connection, media_id: int) -> tuple[dict,
     return facts, boxes, texts
 
 
-def places(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
-    """(city, country, photos) of the library's readable photos with a place, most photos first."""
-    return conn.execute(
-        "SELECT COALESCE(c.value, ''), COALESCE(n.value, ''), COUNT(*) AS photos FROM media m "
-        "JOIN signal_facts n ON n.media_id = m.id AND n.key = 'country' "
-        "LEFT JOIN signal_facts c ON c.media_id = m.id AND c.key = 'city' "
-        "WHERE m.status = 'ok' GROUP BY 1, 2 ORDER BY photos DESC, 2, 1").fetchall()
+def fact_groups(conn: sqlite3.Connection, keys: tuple[str, ...]) -> list[tuple[tuple[str, ...], int]]:
+    """(values of ``keys``, photos) over the readable photos that have the first key ("" for a missing
+    other one), most photos first, then by the values: a filter's choices (``FactFilter.choice_keys``)."""
+    joins = " ".join(f"{'JOIN' if i == 0 else 'LEFT JOIN'} signal_facts k{i} ON k{i}.media_id = m.id AND k{i}.key = ?"
+                     for i in range(len(keys)))
+    values = ", ".join(f"COALESCE(k{i}.value, '')" for i in range(len(keys)))
+    order = ", ".join(str(i + 1) for i in range(len(keys)))
+    rows = conn.execute(f"SELECT {values}, COUNT(*) AS photos FROM media m {joins} WHERE m.status = 'ok' "
+                        f"GROUP BY {order} ORDER BY photos DESC, {order}", keys).fetchall()
+    return [(tuple(str(v) for v in row[:-1]), row[-1]) for row in rows]
 
 
-def cameras(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-    """(camera, photos), most photos first."""
-    return conn.execute(
-        "SELECT f.value, COUNT(*) AS photos FROM signal_facts f JOIN media m ON m.id = f.media_id "
-        "WHERE f.key = 'camera' AND m.status = 'ok' GROUP BY 1 ORDER BY photos DESC, 1").fetchall()
-
-
-def people_candidates(conn: sqlite3.Connection, where: str, params: list, min_faces: int, max_faces: int | None,
-                      min_face_area: float, limit: int) -> list[int]:
-    """Readable media whose face count is in [min_faces, max_faces] and whose largest face covers at least
-    ``min_face_area`` of the image, passing ``where``; the largest faces first."""
-    upper, upper_args = ("", []) if max_faces is None else (" AND CAST(f.value AS INTEGER) <= ?", [max_faces])
+def fact_condition_ids(conn: sqlite3.Connection, condition: FactCondition, where: str, params: list,
+                       limit: int) -> list[int]:
+    """Readable media whose numeric facts lie in ``condition``'s ranges (its first key present, a missing
+    other one read as 0), passing ``where``; the largest ``rank_by`` first."""
+    joins, join_args, tests, test_args, value_of = [], [], [], [], {}
+    for i, (key, low, high) in enumerate(condition.ranges):
+        joins.append(f"{'LEFT ' if i else ''}JOIN signal_facts k{i} ON k{i}.media_id = m.id AND k{i}.key = ?")
+        join_args.append(key)
+        value_of[key] = f"CAST(COALESCE(k{i}.value, 0) AS REAL)"
+        for bound, op in ((low, ">="), (high, "<=")):
+            if bound is not None:
+                tests.append(f"{value_of[key]} {op} ?")
+                test_args.append(bound)
+    rank = value_of.get(condition.rank_by or "", "0")
+    conditions = " AND ".join(["m.status = 'ok'", *tests, where])
     return [r[0] for r in conn.execute(
-        "SELECT m.id FROM media m JOIN signal_facts f ON f.media_id = m.id AND f.key = 'faces' "
-        "LEFT JOIN signal_facts a ON a.media_id = m.id AND a.key = 'face_area_max' "
-        f"WHERE m.status = 'ok' AND CAST(f.value AS INTEGER) >= ?{upper} AND COALESCE(a.value, 0) >= ? AND {where} "
-        "ORDER BY COALESCE(a.value, 0) DESC, m.id LIMIT ?", [min_faces, *upper_args, min_face_area, *params, limit])]
+        f"SELECT m.id FROM media m {' '.join(joins)} WHERE {conditions} ORDER BY {rank} DESC, m.id LIMIT ?",
+        [*join_args, *test_args, *params, limit])]
+
+
+# -- search's filters: SQL conditions on ``m`` --------------------------------------------------------------
+
+# A fact of a row's signals, as a SQL condition on ``m``.
+_FACT = "EXISTS (SELECT 1 FROM signal_facts f WHERE f.media_id = m.id AND f.key IN ({keys}) AND {test})"
+
+
+def fact_filter_sql(declared: FactFilter, value) -> tuple[list[str], list]:
+    """The conditions (and their parameters) of one signal filter's value, by its match kind."""
+    keys = ", ".join("?" * len(declared.keys))
+    if declared.match == EQUALS_EACH_PART:
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        return ([_FACT.format(keys=keys, test="f.value = ? COLLATE NOCASE")] * len(parts),
+                [arg for part in parts for arg in (*declared.keys, part)])
+    if declared.match == CONTAINS:
+        return [_FACT.format(keys=keys, test="f.value LIKE ?")], [*declared.keys, f"%{str(value).strip()}%"]
+    if declared.match == AT_LEAST_ONE:
+        return [_FACT.format(keys=keys, test="f.value >= 1" if value else "f.value = 0")], [*declared.keys]
+    raise ValueError(f"unknown match kind {declared.match!r} of the filter {declared.name!r}")
+
+
+def filter_sql(kind: str | None = None, folder: str | None = None, date_from: float | None = None,
+               date_to: float | None = None, facts: list[tuple[FactFilter, object]] = ()) -> tuple[str, list]:
+    """A WHERE condition on ``m`` (and its parameters) for search's filters: the built-in ones (kind, folder,
+    capture dates) and the signals' (``facts``: each declared filter with its value; None values skipped)."""
+    clauses, params = [], []
+    if kind:
+        clauses.append("m.kind = ?")
+        params.append(kind)
+    if folder:
+        clause, folder_params = path_prefix_sql("m.path", Path(folder).expanduser().resolve())
+        clauses.append(clause)
+        params += folder_params
+    date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
+    for bound, op in ((date_from, ">="), (date_to, "<=")):
+        if bound is not None:
+            clauses.append(f"{date} {op} ?")
+            params.append(bound)
+    for declared, value in facts:
+        if value is not None and value != "":
+            more, more_params = fact_filter_sql(declared, value)
+            clauses += more
+            params += more_params
+    return (" AND ".join(clauses) or "1"), params

@@ -21,14 +21,17 @@ def _isolated_data_dir(tmp_path, monkeypatch):
 @pytest.fixture(scope="session", autouse=True)
 def _first_pass_signals_only():
     """Real OCR and face detection load models (seconds) and read every photo: tests that are not about
-    them index with the cheap first-pass signals (place, EXIF) only, module-scoped fixtures included.
-    Yields the whole registry for ``_real_signals_when_marked``."""
+    them index with the cheap first-pass signals (place, EXIF) only, module-scoped fixtures included. The
+    registry itself stays whole (their flags, filters and detail rows are declared as in use); only what
+    runs leaves the shipped second-pass signals out (a test's own second-pass signals still run). Yields
+    the real ``all_signals`` for ``_real_signals_when_marked``."""
     from app.library import signals
 
-    full = signals.SIGNAL_CLASSES
+    real = signals.all_signals
+    slow = {cls for cls in signals.SIGNAL_CLASSES if cls.second_pass}
     patch = pytest.MonkeyPatch()
-    patch.setattr(signals, "SIGNAL_CLASSES", tuple(cls for cls in full if not cls.second_pass))
-    yield full
+    patch.setattr(signals, "all_signals", lambda: [s for s in real() if type(s) not in slow])
+    yield real
     patch.undo()
 
 
@@ -38,7 +41,7 @@ def _real_signals_when_marked(request, monkeypatch, _first_pass_signals_only):
     if request.node.get_closest_marker("real_signals") is not None:
         from app.library import signals
 
-        monkeypatch.setattr(signals, "SIGNAL_CLASSES", _first_pass_signals_only)
+        monkeypatch.setattr(signals, "all_signals", _first_pass_signals_only)
 
 
 @pytest.fixture

@@ -33,17 +33,18 @@ def window(qtbot, tmp_path):
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window.model_ready, timeout=10000)
     qtbot.waitUntil(lambda: not window.indexing.running and "3 photos" in window.counts_label.text(), timeout=30000)
-    qtbot.waitUntil(lambda: window.search.place.count() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: window.search.controls["place"].count() == 3, timeout=5000)
     return window
 
 
 def test_place_filter_and_detail_pane_show_the_photos_place(qtbot, window):
     bar = window.search
-    assert [bar.place.itemText(i) for i in range(bar.place.count())] == \
+    place, camera, people = (bar.controls[name] for name in ("place", "camera", "with_people"))
+    assert [place.itemText(i) for i in range(place.count())] == \
         ["All places", "Paris, France (1)", "Tokyo, Japan (1)"]
-    assert bar.camera.itemText(1) == "Canon EOS 5D (1)"
+    assert camera.itemText(1) == "Canon EOS 5D (1)"
     bar.weak.setChecked(True)  # the fake model is not calibrated: every meaning match is weak
-    bar.place.setCurrentIndex(1)
+    place.setCurrentIndex(1)
     qtbot.keyClicks(bar.box, "photo")
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=10000)
     assert window.model.hit(0).path.endswith("IMG_0001.jpg") and bar.filters().place == "Paris, France"
@@ -52,8 +53,8 @@ def test_place_filter_and_detail_pane_show_the_photos_place(qtbot, window):
     assert fields["Place"].text() == "Paris, Île-de-France, France"
     assert fields["Camera"].text() == "Canon EOS 5D" and fields["Taken"].text() == "2019-06-30 12:00"
     assert window.detail.form.isRowVisible(fields["Place"]) and not window.detail.form.isRowVisible(fields["Faces"])
-    bar.place.setCurrentIndex(0)
-    bar.people.setChecked(True)  # no faces were read in this library: nobody is there
+    place.setCurrentIndex(0)
+    people.setChecked(True)  # no faces were read in this library: nobody is there
     assert bar.filters().with_people is True
     qtbot.waitUntil(lambda: window.model.rowCount() == 0, timeout=10000)
 
@@ -91,5 +92,5 @@ def test_a_country_of_several_cities_is_a_place_choice(tmp_path):
     service = EngineService(tmp_path / "lib.db", encoder=fake_encoder())
     service.add_folder(str(folder))
     run_indexer(service.library, service.encoder)
-    assert service.signal_choices().places == [("Paris, France", 2), ("Lyon, France", 1), ("France", 3)]
+    assert service.signal_choices().filters["place"] == [("Paris, France", 2), ("Lyon, France", 1), ("France", 3)]
     service.close()

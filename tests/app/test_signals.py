@@ -21,7 +21,8 @@ from app.library.db import MIGRATIONS
 from app.library.search import Filters, SearchService, parse_date
 from app.library.signal_runner import set_signal_enabled, signal_summary
 from app.library.signals import ExifSignal, PlaceSignal, SignalError, SignalOutput
-from app.library.storage import media_facts, places, unembedded_count
+from app.library.signals.faces import FaceSignal
+from app.library.storage import media_facts, unembedded_count
 
 ALL = float("-inf")  # the fake model is not calibrated: no cut-off
 PARIS, TOKYO = (48.8566, 2.3522), (35.6895, 139.6917)
@@ -64,7 +65,7 @@ def test_places_and_exif_are_read_while_indexing_and_searchable(library, trip):
     assert tokyo["country"] == "Japan" and paris["taken_at"] == parse_date("2019-06-30") + 12 * 3600
     assert ids["IMG_0003.jpg"] not in facts  # no EXIF: untouched
     assert library.media([ids["IMG_0001.jpg"]])[ids["IMG_0001.jpg"]].captured_at == paris["taken_at"]
-    assert places(library.db.conn) == [("Paris", "France", 1), ("Tokyo", "Japan", 1)]
+    assert library.choice_groups("place") == [(("France", "Paris"), 1), (("Japan", "Tokyo"), 1)]
 
     service = SearchService(library, encoder, min_relevance=ALL)
     hits = service.text("Paris", k=3)
@@ -104,7 +105,7 @@ def test_moved_changed_forgotten_and_deleted_photos_keep_the_signal_tables_consi
     os.remove(trip / "IMG_0002.jpg")
     run_indexer(library, encoder, signals_off=frozenset({"ocr", "faces"}))
     assert _orphans(library) == 0
-    assert places(library.db.conn) == []
+    assert library.choice_groups("place") == []
 
 
 def _schema_3_library(db_path, folder, encoder) -> None:
@@ -283,7 +284,7 @@ def test_repair_salvages_the_signal_tables(tmp_path, trip, monkeypatch):
     report = repair_library(db)
     assert report.damaged and report.rows["signal_results"] == 6 and report.rows["signal_facts"] >= 12
     with Library(db) as library:
-        assert places(library.db.conn) == [("Paris", "France", 1), ("Tokyo", "Japan", 1)]
+        assert library.choice_groups("place") == [(("France", "Paris"), 1), (("Japan", "Tokyo"), 1)]
         run_indexer(library, encoder, signals_off=frozenset({"ocr", "faces"}))  # re-embeds what was lost
         hits = SearchService(library, encoder, min_relevance=ALL).text("Paris", k=3)
         assert hits[0].path == str(trip / "IMG_0001.jpg") and "name" in hits[0].matched
@@ -295,6 +296,7 @@ class FakeFaces:
     name: ClassVar[str] = "faces"
     version: ClassVar[int] = 1
     second_pass: ClassVar[bool] = True
+    declares: ClassVar = FaceSignal.declares  # the same filter and people words as the real one
     FOUND: ClassVar[dict[str, tuple[int, float]]] = {
         "group": (5, 0.01), "portrait": (1, 0.2), "couple": (2, 0.03), "street": (0, 0.0), "wall": (0, 0.0)}
 

@@ -1,14 +1,35 @@
-"""Signals beyond the embedding: see base.py. ``all_signals()`` is the registry, in the order they run:
-the cheap first-pass ones (read while a file is indexed) before the second-pass ones (after embeddings)."""
+"""Signals beyond the embedding: see base.py. ``SIGNAL_CLASSES`` is the registry: ``all_signals()`` runs
+them, first-pass ones (read while a file is indexed) before second-pass ones (after embeddings), and the
+functions below read their declarations (``SignalDeclaration``) for the CLI, ``Filters``, storage and the
+GUI, in registry order. ``register_signal(cls)`` adds one."""
 from __future__ import annotations
 
-from app.library.signals.base import Box, Signal, SignalError, SignalOutput
+from app.library.signals.base import (
+    Box,
+    DetailRow,
+    FactFilter,
+    FactSearch,
+    Signal,
+    SignalDeclaration,
+    SignalError,
+    SignalOutput,
+    Toggle,
+)
 from app.library.signals.exif import ExifSignal
 from app.library.signals.faces import FaceSignal
 from app.library.signals.ocr import OcrSignal
 from app.library.signals.place import PlaceSignal
 
 SIGNAL_CLASSES: tuple[type, ...] = (PlaceSignal, ExifSignal, OcrSignal, FaceSignal)
+NO_DECLARATION = SignalDeclaration()
+
+
+def register_signal(cls: type) -> type:
+    """Add a signal class to the registry (after the others); returns it, so it also works as a decorator."""
+    global SIGNAL_CLASSES
+    if cls not in SIGNAL_CLASSES:
+        SIGNAL_CLASSES = (*SIGNAL_CLASSES, cls)
+    return cls
 
 
 def all_signals() -> list[Signal]:
@@ -16,4 +37,39 @@ def all_signals() -> list[Signal]:
     return sorted((cls() for cls in SIGNAL_CLASSES), key=lambda s: s.second_pass)
 
 
-__all__ = ["Box", "Signal", "SignalError", "SignalOutput", "SIGNAL_CLASSES", "all_signals"]
+def declaration(cls: type) -> SignalDeclaration:
+    """What a signal class declares (nothing, for a class without ``declares``)."""
+    return getattr(cls, "declares", NO_DECLARATION)
+
+
+def fact_filters() -> list[FactFilter]:
+    """Every registered signal's filters, in registry order."""
+    return [f for cls in SIGNAL_CLASSES for f in declaration(cls).filters]
+
+
+def fact_filter(name: str) -> FactFilter:
+    """The registered filter called ``name``; KeyError naming the known ones when there is none."""
+    for found in fact_filters():
+        if found.name == name:
+            return found
+    raise KeyError(f"no signal declares the filter {name!r} (known: {', '.join(f.name for f in fact_filters())})")
+
+
+def detail_rows() -> list[tuple[str, DetailRow]]:
+    """(signal name, row) of the detail pane, in registry order."""
+    return [(cls.name, row) for cls in SIGNAL_CLASSES for row in declaration(cls).rows]
+
+
+def fact_searches() -> list[FactSearch]:
+    """The query words of the registered signals (the faces signal's people words)."""
+    return [d.search for d in map(declaration, SIGNAL_CLASSES) if d.search is not None]
+
+
+def toggles() -> dict[str, Toggle]:
+    """signal name -> its on/off setting, for the signals a person may turn off."""
+    return {cls.name: declaration(cls).toggle for cls in SIGNAL_CLASSES if declaration(cls).toggle is not None}
+
+
+__all__ = ["Box", "DetailRow", "FactFilter", "FactSearch", "Signal", "SignalDeclaration", "SignalError",
+           "SignalOutput", "Toggle", "SIGNAL_CLASSES", "all_signals", "declaration", "detail_rows", "fact_filter",
+           "fact_filters", "fact_searches", "register_signal", "toggles"]

@@ -6,11 +6,20 @@ import functools
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 from PIL import Image
 
-from app.library.signals.base import SignalError, SignalOutput
+from app.library.signals.base import (
+    CHOICE,
+    CONTAINS,
+    DetailRow,
+    FactFilter,
+    SignalDeclaration,
+    SignalError,
+    SignalOutput,
+)
 from cots_core.media import exif_capture_time
 
 _GPS_IFD = 0x8825
@@ -78,12 +87,25 @@ def read_exif(path: str) -> ExifFacts:
     return _read_exif_cached(str(path), info.st_size, info.st_mtime_ns)
 
 
+def taken_row(facts: dict) -> str:
+    """The detail pane's capture time, local as the camera wrote it: "2019-06-30 12:00"."""
+    taken = facts.get("taken_at")
+    return datetime.fromtimestamp(float(taken)).strftime("%Y-%m-%d %H:%M") if taken is not None else ""
+
+
 class ExifSignal:
     """Capture time (``taken_at``, epoch seconds) and camera (``camera``: make + model, tidied)."""
 
     name: ClassVar[str] = "exif"
     version: ClassVar[int] = 1
     second_pass: ClassVar[bool] = False
+    declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        fact_keys=("camera", "taken_at"),
+        rows=(DetailRow("Camera", lambda facts: str(facts.get("camera") or "")), DetailRow("Taken", taken_row)),
+        filters=(FactFilter("camera", CONTAINS, ("camera",), control=CHOICE, label="All cameras",
+                            help="only photos from a camera whose make and model contain this",
+                            choice_keys=("camera",)),),
+    )
 
     def unavailable(self) -> str | None:
         return None  # Pillow is a base dependency

@@ -13,7 +13,19 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from app.library.signals.base import Box, SignalError, SignalOutput
+from app.library.signals.base import (
+    AT_LEAST_ONE,
+    CHECK,
+    Box,
+    DetailRow,
+    FactFilter,
+    FactSearch,
+    SignalDeclaration,
+    SignalError,
+    SignalOutput,
+    Toggle,
+)
+from app.library.signals.people_words import people_condition
 from cots_core.media import MediaError, read_image
 
 PACKAGE = "dlib-bin"
@@ -54,6 +66,17 @@ class FaceSignal:
     name: ClassVar[str] = "faces"
     version: ClassVar[int] = 1
     second_pass: ClassVar[bool] = True
+    declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        fact_keys=("faces", "face_area_max"),
+        rows=(DetailRow("Faces", lambda facts: "" if facts.get("faces") is None
+                        else "none found" if int(facts["faces"]) == 0 else str(int(facts["faces"]))),),
+        filters=(FactFilter("with_people", AT_LEAST_ONE, ("faces",), control=CHECK, label="With people",
+                            help="only photos with faces in them", tooltip="Only photos in which faces were found",
+                            negated="without_people",
+                            negated_help="only photos in which the face detector found no one"),),
+        search=FactSearch("faces", people_condition),
+        toggle=Toggle("faces (people)", "faces"),
+    )
 
     def __init__(self, min_margin: float = MIN_MARGIN, max_side: int = MAX_SIDE) -> None:
         self.min_margin = min_margin

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from app.library.signals.base import Box, SignalError, SignalOutput
+from app.library.signals.base import Box, DetailRow, SignalDeclaration, SignalError, SignalOutput, Toggle
 
 INSTALL_HINT = "text in photos needs the rapidocr and onnxruntime packages: pip install rapidocr onnxruntime"
 # The models inside the rapidocr 3.10 wheel (det: 9.9 MB, rec: 21 MB, cls: 0.6 MB).
@@ -77,6 +77,15 @@ def index_text(line: str) -> str:
     return " ".join(out)
 
 
+TEXT_LINES = 3  # recognised lines shown in the GUI's detail pane, at most
+
+
+def first_lines(text: str) -> str:
+    """The detail pane's text: the first lines recognised, " …" when there are more."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return "\n".join(lines[:TEXT_LINES]) + (" …" if len(lines) > TEXT_LINES else "")
+
+
 def _keep_line(text: str, score: float, min_score: float) -> bool:
     """Whether a recognised line is worth indexing (confident, and more than a lone character)."""
     return score >= min_score and sum(ch.isalnum() for ch in text) >= MIN_LINE_CHARS
@@ -89,6 +98,11 @@ class OcrSignal:
     name: ClassVar[str] = "ocr"
     version: ClassVar[int] = 1
     second_pass: ClassVar[bool] = True
+    declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        fact_keys=("ocr_lines",),
+        rows=(DetailRow("Text", lambda text: first_lines(text), from_text=True),),
+        toggle=Toggle("text in photos (OCR)", "text in photos"),
+    )
 
     def __init__(self, threads: int = 1, max_side: int = DEFAULT_MAX_SIDE,
                  min_score: float = DEFAULT_MIN_SCORE) -> None:

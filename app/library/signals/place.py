@@ -14,7 +14,14 @@ from typing import ClassVar
 
 from PIL import Image
 
-from app.library.signals.base import SignalOutput
+from app.library.signals.base import (
+    CHOICE,
+    EQUALS_EACH_PART,
+    DetailRow,
+    FactFilter,
+    SignalDeclaration,
+    SignalOutput,
+)
 from app.library.signals.exif import read_exif
 
 INSTALL_HINT = "pip install reverse_geocode"
@@ -83,12 +90,41 @@ def place_of(lat: float, lon: float) -> dict[str, str] | None:
     return {k: v for k, v in place.items() if v}
 
 
+PLACE_KEYS = ("city", "locality", "region", "country", "country_code")
+
+
+def place_row(facts: dict) -> str:
+    """The detail pane's place: "Porte Saint-Denis, Paris, Île-de-France, France"."""
+    return ", ".join(dict.fromkeys(str(facts[k]) for k in ("locality", "city", "region", "country") if facts.get(k)))
+
+
+def place_choices(rows: list[tuple[tuple[str, ...], int]]) -> list[tuple[str, int]]:
+    """(country, city) groups -> "Paris, France" choices, most photos first; then each country of several
+    cities as a choice of its own ("France"), after the cities."""
+    ordered = sorted(rows, key=lambda row: (-row[1], row[0]))
+    choices = [(", ".join(p for p in (city, country) if p), count) for (country, city), count in ordered]
+    countries: dict[str, list[int]] = {}
+    for (country, _), count in ordered:
+        countries.setdefault(country, []).append(count)
+    return choices + sorted(((country, sum(counts)) for country, counts in countries.items() if len(counts) > 1),
+                            key=lambda item: (-item[1], item[0]))
+
+
 class PlaceSignal:
     """City, region and country from the photo's GPS position; photos without GPS get no facts."""
 
     name: ClassVar[str] = "place"
     version: ClassVar[int] = 2  # 2: the city around a quarter (gravity rule), arrondissements named after it
     second_pass: ClassVar[bool] = False
+    declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        fact_keys=("lat", "lon", *PLACE_KEYS),
+        rows=(DetailRow("Place", place_row),),
+        filters=(FactFilter("place", EQUALS_EACH_PART, PLACE_KEYS, control=CHOICE, label="All places",
+                            help="only photos taken there: a city, region, country or country code (\"Paris\", "
+                                 "\"Paris, France\"); `cots places` lists them",
+                            tooltip="Where the photo was taken (from its GPS position)",
+                            choice_keys=("country", "city"), choice_list=place_choices),),
+    )
 
     def unavailable(self) -> str | None:
         if importlib.util.find_spec("reverse_geocode") is None:
