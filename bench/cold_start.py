@@ -38,20 +38,20 @@ GUI_FIRST_QUERY = ("import sys; from app.gui.engine_service import EngineService
 # before the model has loaded: the window queues it) and when the first results reach the window.
 GUI_WINDOW = """
 import os, sys, time
-from app.gui import window
-show_event, show_hits = window.MainWindow.showEvent, window.MainWindow._show_hits
+from app.gui import search_controller, window
+show_event, show_hits = window.MainWindow.showEvent, search_controller.SearchController._show_hits
 def shown(self, event):
     show_event(self, event)
     if not getattr(self, "_bench_shown", False):
         self._bench_shown = True
         print("shown", time.time(), flush=True)
         self.search.box.setText(sys.argv[2])
-        self.run_query(sys.argv[2])
+        self.searching.run_query(sys.argv[2])
 def delivered(self, *args):
     show_hits(self, *args)
     print("results", time.time(), self.model.rowCount(), flush=True)
     os._exit(0)
-window.MainWindow.showEvent, window.MainWindow._show_hits = shown, delivered
+window.MainWindow.showEvent, search_controller.SearchController._show_hits = shown, delivered
 from app.cli import main
 main(["gui", "--db", sys.argv[1]])
 """

@@ -1,4 +1,5 @@
-"""The import rules of the layout: cots_core is a library; trainer and app never import each other."""
+"""The import rules of the layout (cots_core is a library; trainer and app never import each other) and
+the size of the app's functions."""
 import ast
 from pathlib import Path
 
@@ -91,3 +92,45 @@ def test_the_rules_above_would_catch_a_breach():
     calls = [n.func.attr for n in ast.walk(bad) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
     assert {"execute", "executemany"} <= set(calls) & SQL_CALLS
     assert {_raw_connection_use(n) for n in ast.walk(bad)} >= {".conn", ".db.conn"}
+
+
+MAX_STATEMENTS = 40
+
+
+
+def statement_count(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Statements in the body, nested blocks included, but not those inside nested functions or classes
+    (a nested ``def`` itself counts as one)."""
+    count, pending = 0, list(ast.iter_child_nodes(function))
+    while pending:
+        node = pending.pop()
+        count += isinstance(node, ast.stmt)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            pending.extend(ast.iter_child_nodes(node))
+    return count
+
+
+def functions_with_names(tree: ast.AST, prefix: str = ""):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield f"{prefix}{node.name}", node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield from functions_with_names(node, f"{prefix}{node.name}.")
+
+
+def test_statement_count_sees_nested_blocks_but_not_nested_functions():
+    source = ("def f(x):\n    if x:\n        for i in x:\n            y = i\n    def g():\n        a = 1\n"
+              "        b = 2\n    return g\n")
+    counts = {name: statement_count(node) for name, node in functions_with_names(ast.parse(source))}
+    assert counts == {"f": 5, "f.g": 2}  # if, for, y =, def g, return
+
+
+def test_no_function_in_app_has_more_than_40_statements():
+    offenders = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        for name, node in functions_with_names(ast.parse(path.read_text(), filename=str(path))):
+            count = statement_count(node)
+            if count > MAX_STATEMENTS:
+                offenders.append(f"{relative}:{node.lineno} {name} ({count} statements)")
+    assert not offenders, "split these functions:\n" + "\n".join(offenders)

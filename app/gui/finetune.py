@@ -4,9 +4,14 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QProgressBar, QWidget
+
+from app.gui.settings import Settings
 
 STEP = re.compile(r"(\d+)/(\d+)")
 
@@ -99,3 +104,68 @@ def finished_message(checkpoint: str, result: dict) -> str:
     if "held_out_rsum_with" in memory:
         return text + " Its caption memory was left out: it made the held-out photos harder to find."
     return text
+
+
+class FineTuneFlow(QObject):
+    """The window's fine-tuning: the two menu actions, the folder dialog, one job at a time and its
+    progress bar (for the status bar). ``notice(text, level, choices)`` asks the window to tell the
+    person; ``switch_requested(checkpoint)`` when they choose to use the new model."""
+
+    notice = Signal(str, str, object)
+    switch_requested = Signal(str)
+
+    def __init__(self, settings: Settings, parent: QWidget):
+        super().__init__(parent)
+        self.settings, self.window = settings, parent
+        self.job: FineTuneJob | None = None
+        self.bar = QProgressBar(maximumWidth=160, visible=False)
+        self.finetune_action = QAction("Fine-tune on a captioned folder…", self)
+        self.finetune_action.triggered.connect(lambda: self.choose_data())
+        self.remember_action = QAction("Remember the captions of a folder (no training)…", self)
+        self.remember_action.triggered.connect(lambda: self.choose_data(memory_only=True))
+
+    def choose_data(self, memory_only: bool = False) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Choose a folder of captioned photos and videos")
+        if folder:
+            self.start(folder, memory_only=memory_only)
+
+    def start(self, data: str, out: str | None = None, program: str | None = None,
+              arguments: list[str] | None = None, memory_only: bool = False) -> FineTuneJob | None:
+        if self.running:
+            self.notice.emit("A fine-tuning run is already going", "info", None)
+            return None
+        from app.library.paths import data_dir
+
+        out = out or str(data_dir() / "models" / time.strftime("finetuned-%Y%m%d-%H%M%S"))
+        model = self.settings["model"]
+        if arguments is None and program is None:
+            arguments = finetune_command(model, data, out, memory_only)
+        self.job = FineTuneJob(model, data, out, program, arguments, self)
+        self.job.progress.connect(self._progress)
+        self.job.finished.connect(self._finished)
+        self.bar.setRange(0, 0)
+        self.bar.setFormat("Training %v/%m")
+        self.bar.show()
+        self.job.start()
+        doing = f"Remembering the captions of {data} for {model}" if memory_only else f"Fine-tuning {model} on {data}"
+        self.notice.emit(f"{doing}; you can keep searching meanwhile", "info", None)
+        return self.job
+
+    @property
+    def running(self) -> bool:
+        return bool(self.job and self.job.running)
+
+    def cancel(self) -> None:
+        if self.running:
+            self.job.cancel()
+
+    def _progress(self, step: int, total: int) -> None:
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(step)
+
+    def _finished(self, checkpoint: str, error: str) -> None:
+        self.bar.hide()
+        if error:
+            return self.notice.emit(error, "error", None)
+        self.notice.emit(finished_message(checkpoint, self.job.result), "success",
+                         [("Switch to it", lambda: self.switch_requested.emit(checkpoint))])

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui import actions
 from app.library.search import Hit
 from app.library.signals import detail_rows
 from app.library.timefmt import format_time
@@ -93,15 +94,18 @@ def fill_texts(table: QTableWidget, texts: list[tuple[str, float]]) -> None:
 
 
 class DetailPane(QWidget):
-    """Preview, facts and actions of the selected result."""
+    """Preview, facts and actions of the selected result. With a ``runner``, ``service`` and ``previews``
+    cache it fetches the preview, best texts and signal details of each hit it shows (off-thread);
+    "Show in folder" and "Copy path" it does itself, "Open" and "Find similar" it asks for."""
 
     open_requested = Signal(object)
     reveal_requested = Signal(object)
     similar_requested = Signal(object)
     copy_requested = Signal(object)
 
-    def __init__(self, parent=None):
+    def __init__(self, runner=None, service=None, previews=None, parent=None):
         super().__init__(parent)
+        self.runner, self.service, self.previews = runner, service, previews
         self.hit: Hit | None = None
         self._pixmap = QPixmap()  # the preview as loaded, before boxes are drawn
         self._boxes: list[tuple] = []
@@ -129,9 +133,28 @@ class DetailPane(QWidget):
             buttons.addWidget(button)
             self.buttons[title] = button
         layout.addLayout(buttons)
+        self.reveal_requested.connect(lambda hit: actions.show_in_folder(hit.path))
+        self.copy_requested.connect(lambda hit: actions.copy_path(hit.path))
         self.show_hit(None)
 
     def show_hit(self, hit: Hit | None) -> None:
+        self._show_facts(hit)
+        if hit is not None and self.runner is not None:
+            self._fetch(hit)
+
+    def _fetch(self, hit: Hit) -> None:
+        """The preview, best texts and signal details of ``hit``; an answer for an older hit is dropped."""
+        self.runner.run_task(lambda: str(self.previews.get(hit.path, hit.timestamp)),
+                             lambda path, error: self.hit is hit and self.set_preview(None if error else path),
+                             pool="thumbnails")
+        self.runner.run_task(lambda: self.service.texts_for(hit),
+                             lambda texts, error: self.hit is hit and not error and self.set_texts(texts),
+                             pool="interactive")
+        self.runner.run_task(lambda: self.service.signal_details(hit),
+                             lambda details, error: self.hit is hit and not error and
+                             self.set_signal_details(details), pool="interactive")
+
+    def _show_facts(self, hit: Hit | None) -> None:
         self.hit = hit
         for button in self.buttons.values():
             button.setEnabled(hit is not None)

@@ -7,8 +7,11 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 
 class PreviewWindow(QWidget):
-    def __init__(self, parent=None):
+    """Shows hits made large by ``cache`` (a ``ThumbnailCache`` of previews), fetched through ``runner``."""
+
+    def __init__(self, runner, cache, parent=None):
         super().__init__(parent, Qt.Tool)
+        self.runner, self.cache = runner, cache
         self.label = QLabel("…", alignment=Qt.AlignCenter)
         self.label.setMinimumSize(640, 480)
         self.label.setStyleSheet("background: black; color: #9aa0a6;")
@@ -17,7 +20,7 @@ class PreviewWindow(QWidget):
             QShortcut(QKeySequence(key), self, self.close)
         self.path = None
 
-    def toggle(self, hit, runner, cache) -> None:
+    def toggle(self, hit) -> None:
         if self.isVisible() and self.path == hit.path:
             self.close()
             return
@@ -26,9 +29,9 @@ class PreviewWindow(QWidget):
         self.label.setText("…")
         self.show()
         self.raise_()
-        runner.run_task(lambda: str(cache.get(hit.path, hit.timestamp)),
-                        lambda path, error: self.path == hit.path and self._show(None if error else path),
-                        pool="thumbnails")
+        self.runner.run_task(lambda: str(self.cache.get(hit.path, hit.timestamp)),
+                             lambda path, error: self.path == hit.path and self._show(None if error else path),
+                             pool="thumbnails")
 
     def _show(self, path: str | None) -> None:
         pixmap = QPixmap(path) if path else QPixmap()

@@ -1,21 +1,19 @@
-"""The main window: search, results grid, side panels, indexing, drops, keyboard.
+"""The main window: it builds the components (search bar and controller, results grid, side panels,
+indexing, fine-tuning, drops) and connects them to each other; each component wires its own widgets.
 
 It talks to the library only through a ``LibraryService`` and only through ``TaskRunner.run_task``:
 no model, database or file work happens on the GUI thread.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
-    QListView,
     QMainWindow,
-    QProgressBar,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -24,14 +22,16 @@ from PySide6.QtWidgets import (
 
 from app.gui import actions
 from app.gui.controllers import DropHandler, FolderWatcher, ModelSwitcher
-from app.gui.finetune import FineTuneJob, finetune_command, finished_message
+from app.gui.finetune import FineTuneFlow
+from app.gui.grid import ResultsGrid
 from app.gui.indexing import IndexingBar, IndexingController
 from app.gui.library_panel import LibraryPanel
 from app.gui.model_menu import ModelMenu, progress_text
 from app.gui.notices import NoticeArea
 from app.gui.panels import DetailPane, ImageToTextPanel, basename
-from app.gui.results import HitRole, ResultsModel
+from app.gui.results import ResultsModel
 from app.gui.search_bar import SearchBar
+from app.gui.search_controller import SearchController
 from app.gui.service import IndexSummary, LibraryService
 from app.gui.settings import Settings
 from app.gui.tasks import TaskRunner
@@ -51,10 +51,8 @@ class MainWindow(QMainWindow):
         self.previews = ThumbnailCache(self.thumbs.folder.parent / "previews", size=1024)
         self.model_label, self.auto_index = model_label, auto_index
         self.model_ready = False
-        self._query_generation = 0
-        self._pending_query: str | None = None
         self._rescan_pending = False
-        self.finetune: FineTuneJob | None = None
+        self.preview_window = None  # made on the first Space
         self._build()
         self._connect()
         self.load_model()
@@ -64,17 +62,19 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         self.search = SearchBar()
-        self.search.weak.setChecked(self.settings["show_weaker"])
         layout.addWidget(self.search)
         self.notices = NoticeArea()
         layout.addWidget(self.notices)
-        self.results_label = QLabel()
+        self.model = ResultsModel(self.runner, self.thumbs)
+        self.searching = SearchController(self.service, self.runner, self.search, self.model, self.settings, self)
+        self.results_label = self.searching.label
         layout.addWidget(self.results_label)
         layout.addWidget(self._build_results(), 1)
         self.indexing = IndexingController(self.runner, self)
         self.indexing_bar = IndexingBar(self.indexing)
         layout.addWidget(self.indexing_bar)
         self.setCentralWidget(central)
+        self.finetuning = FineTuneFlow(self.settings, self)
         self._build_status_bar()
         self.setAcceptDrops(True)
         self.folder_watcher = FolderWatcher(self)
@@ -87,20 +87,10 @@ class MainWindow(QMainWindow):
     def _build_results(self) -> QSplitter:
         """The results grid and, beside it, the tabs: details, image to text, library."""
         splitter = QSplitter(Qt.Horizontal)
-        self.model = ResultsModel(self.runner, self.thumbs)
-        self.model.show_weak = self.search.weak.isChecked()
-        self.view = QListView()
-        self.view.setModel(self.model)
-        self.view.setViewMode(QListView.IconMode)
-        self.view.setIconSize(QSize(self.model.icon_size, self.model.icon_size))
-        self.view.setGridSize(QSize(self.model.icon_size + 24, self.model.icon_size + 44))
-        self.view.setResizeMode(QListView.Adjust)
-        self.view.setMovement(QListView.Static)
-        self.view.setUniformItemSizes(True)
-        self.view.setWordWrap(True)
+        self.view = ResultsGrid(self.model)
         splitter.addWidget(self.view)
         self.tabs = QTabWidget()
-        self.detail = DetailPane()
+        self.detail = DetailPane(self.runner, self.service, self.previews)
         self.image_text = ImageToTextPanel()
         self.library = LibraryPanel()
         self.tabs.addTab(self.detail, "Details")
@@ -114,9 +104,8 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.counts_label = QLabel()
         self.model_status = QLabel()
-        self.train_bar = QProgressBar(maximumWidth=160, visible=False)
         self.statusBar().addWidget(self.counts_label, 1)
-        self.statusBar().addPermanentWidget(self.train_bar)
+        self.statusBar().addPermanentWidget(self.finetuning.bar)
         self.statusBar().addPermanentWidget(self.model_status)
 
     def _build_menus(self) -> None:
@@ -129,15 +118,31 @@ class MainWindow(QMainWindow):
             action.triggered.connect(slot)
             library.addAction(action)
         model = self.menuBar().addMenu("&Model")
-        self.finetune_action = QAction("Fine-tune on a captioned folder…", self)
-        self.finetune_action.triggered.connect(self.choose_finetune_data)
-        model.addAction(self.finetune_action)
-        self.remember_action = QAction("Remember the captions of a folder (no training)…", self)
-        self.remember_action.triggered.connect(lambda: self.choose_finetune_data(memory_only=True))
-        model.addAction(self.remember_action)
+        model.addAction(self.finetuning.finetune_action)
+        model.addAction(self.finetuning.remember_action)
         model.addSeparator()
         self.current_model = self.model_label  # the library's model (or the one asked for); a switch changes it
         self.model_menu = ModelMenu(model, self.runner, lambda: self.current_model, self)
+        self.model_menu.refresh()
+
+    def _connect(self) -> None:
+        self.searching.notice.connect(self.notify)
+        self.view.hit_selected.connect(self.show_detail)
+        self.view.open_requested.connect(self.open_hit)
+        self.view.preview_requested.connect(self.toggle_preview)
+        self.search.box.installEventFilter(self)
+        self.detail.open_requested.connect(self.open_hit)
+        self.detail.similar_requested.connect(lambda hit: self.searching.find_similar(hit.path))
+        self.finetuning.notice.connect(self.notify)
+        self.finetuning.switch_requested.connect(self.switch_model)
+        self._connect_library()
+        self._connect_model_menu()
+        QShortcut(QKeySequence.Find, self, self.search.focus)
+        QShortcut(QKeySequence("/"), self, self.search.focus)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, self.clear_search)
+        QShortcut(QKeySequence.Paste, self, self.paste)
+
+    def _connect_model_menu(self) -> None:
         self.model_menu.chosen.connect(self.switch_model)
         self.model_menu.download_progress.connect(
             lambda repo_id, done, total: self.statusBar().showMessage(progress_text(repo_id, done, total)))
@@ -145,20 +150,9 @@ class MainWindow(QMainWindow):
                                                                 self.notify(f"No download: {reason}", "error")))
         self.model_menu.downloaded.connect(lambda repo_id: (self.statusBar().clearMessage(), self.notify(
             f"{repo_id} is downloaded", "success", [("Switch to it", lambda: self.switch_model(repo_id))])))
-        self.model_menu.refresh()
 
-    def _connect(self) -> None:
-        self.search.query_changed.connect(self.run_query)
-        self.search.show_weak_changed.connect(self._set_show_weak)
-        self.search.sort_changed.connect(self.model.set_sort)
-        self.view.selectionModel().currentChanged.connect(lambda cur, _: self.show_detail(cur.data(HitRole)))
-        self.view.activated.connect(lambda index: self.open_hit(index.data(HitRole)))
-        self.view.installEventFilter(self)
-        self.search.box.installEventFilter(self)
-        self.detail.open_requested.connect(self.open_hit)
-        self.detail.reveal_requested.connect(lambda hit: actions.show_in_folder(hit.path))
-        self.detail.copy_requested.connect(lambda hit: actions.copy_path(hit.path))
-        self.detail.similar_requested.connect(lambda hit: self.find_similar(hit.path))
+    def _connect_library(self) -> None:
+        """The library tab, indexing, the folder watcher, drops and the model switch."""
         self.library.add_requested.connect(self.choose_folder)
         self.library.remove_requested.connect(self.remove_folder)
         self.library.rescan_requested.connect(self.rescan)
@@ -176,10 +170,6 @@ class MainWindow(QMainWindow):
         self.switcher.switched.connect(self._model_switched)
         self.switcher.started.connect(lambda source: setattr(self, "current_model", source))
         self.switcher.refused.connect(self.notify)
-        QShortcut(QKeySequence.Find, self, self.search.focus)
-        QShortcut(QKeySequence("/"), self, self.search.focus)
-        QShortcut(QKeySequence(Qt.Key_Escape), self, self.clear_search)
-        QShortcut(QKeySequence.Paste, self, self.paste)
 
     # -- model and library state ---------------------------------------------------------------
     def load_model(self) -> None:
@@ -200,8 +190,7 @@ class MainWindow(QMainWindow):
             self.switch_model(requested)
         else:
             self.runner.run_task(self.service.folders, self._startup_folders)
-        if self._pending_query is not None:
-            self.run_query(self._pending_query)
+        self.searching.set_model_ready()
 
     def _startup_folders(self, folders, error) -> None:
         if error is None and not folders and not self.settings["first_run_done"]:
@@ -271,8 +260,7 @@ class MainWindow(QMainWindow):
 
     def _tick_during_indexing(self) -> None:
         self.refresh_status()
-        if self.search.box.text().strip():  # results grow as items get indexed
-            self.run_query(self.search.box.text().strip())
+        self.searching.refresh()  # results grow as items get indexed
 
     def _index_finished(self, summary: IndexSummary) -> None:
         if summary.cancelled:
@@ -288,122 +276,38 @@ class MainWindow(QMainWindow):
     def _after_run(self) -> None:
         self.status_timer.stop()
         self.refresh_status()
-        if self.search.box.text().strip():
-            self.run_query(self.search.box.text().strip())
+        self.searching.refresh()
         if self._rescan_pending:
             self._rescan_pending = False
             self.rescan()
 
-    # -- search --------------------------------------------------------------------------------
-    def run_query(self, query: str) -> None:
-        self._query_generation += 1
-        generation = self._query_generation
-        if not query:
-            self._pending_query = None
-            self.model.set_hits([])
-            self.results_label.clear()
-            return
-        if not self.model_ready:
-            self._pending_query = query
-            self.results_label.setText("Waiting for the model to load…")
-            return
-        self._pending_query = None
-        filters = self.search.filters()
-        started = time.perf_counter()
-        self.runner.clear("interactive")  # a newer query supersedes queued ones
-        self.runner.run_task(lambda: self.service.search(query, filters),
-                             lambda hits, error: self._show_hits(generation, hits, error, f"“{query}”", started),
-                             pool="interactive")
-
-    def find_similar(self, image) -> None:
-        if not self.model_ready:
-            return self.notify("The model is still loading; try again in a moment")
-        self._query_generation += 1
-        generation = self._query_generation
-        filters = self.search.filters()
-        name = basename(image) if isinstance(image, str) else "the pasted image"
-        started = time.perf_counter()
-        self.runner.run_task(lambda: self.service.similar(image, filters),
-                             lambda hits, error: self._show_hits(generation, hits, error, f"similar to {name}", started),
-                             pool="interactive")
-
-    def _show_hits(self, generation: int, hits, error, what: str, started: float) -> None:
-        if generation != self._query_generation:
-            return  # a newer query has been asked meanwhile
-        if error is not None:
-            return self.notify(f"Search failed: {error}", "error")
-        self.model.set_hits(hits)
-        self._last_query = (what, (time.perf_counter() - started) * 1000)
-        self._update_results_label()
-
-    def _update_results_label(self) -> None:
-        what, ms = getattr(self, "_last_query", ("", 0.0))
-        hidden, weak = self.model.hidden_count(), sum(h.weak for h in self.model.hits())
-        strong = self.model.rowCount() - weak
-        self.search.set_hidden_count(hidden)
-        if not strong and not weak:
-            text = f"No good matches {what}" + (" (tick “Show weaker matches”)" if hidden else "")
-        else:
-            text = f"{strong} matches {what}" + (f" + {weak} weaker" if weak else "") + f" ({ms:.0f} ms)"
-        self.results_label.setText(text)
-
-    def _set_show_weak(self, show: bool) -> None:
-        self.settings["show_weaker"] = show
-        self.model.set_show_weak(show)
-        self._update_results_label()
-
+    # -- search, details, opening, preview -----------------------------------------------------
     def clear_search(self) -> None:
-        if getattr(self, "preview_window", None) and self.preview_window.isVisible():
+        if self.preview_window is not None and self.preview_window.isVisible():
             return self.preview_window.close()
         self.search.clear()
         self.search.focus()
 
-    # -- details, opening, preview -------------------------------------------------------------
     def show_detail(self, hit: Hit | None) -> None:
         self.detail.show_hit(hit)
-        if hit is None:
-            return
-        self.tabs.setCurrentWidget(self.detail)
-        self.runner.run_task(lambda: str(self.previews.get(hit.path, hit.timestamp)),
-                             lambda path, error: self.detail.hit is hit and self.detail.set_preview(
-                                 None if error else path), pool="thumbnails")
-        self.runner.run_task(lambda: self.service.texts_for(hit),
-                             lambda texts, error: self.detail.hit is hit and not error and
-                             self.detail.set_texts(texts), pool="interactive")
-        self.runner.run_task(lambda: self.service.signal_details(hit),
-                             lambda details, error: self.detail.hit is hit and not error and
-                             self.detail.set_signal_details(details), pool="interactive")
-
-    def current_hit(self) -> Hit | None:
-        return self.view.currentIndex().data(HitRole)
+        if hit is not None:
+            self.tabs.setCurrentWidget(self.detail)
 
     def open_hit(self, hit: Hit | None) -> None:
         if hit is not None and not actions.open_file(hit.path, hit.timestamp if hit.kind == "video" else None):
             self.notify(f"No application could open {hit.path}", "error")
 
-    def toggle_preview(self) -> None:
+    def toggle_preview(self, hit: Hit) -> None:
         from app.gui.preview import PreviewWindow
 
-        hit = self.current_hit()
-        if hit is None:
-            return
-        if getattr(self, "preview_window", None) is None:
-            self.preview_window = PreviewWindow(self)
-        self.preview_window.toggle(hit, self.runner, self.previews)
+        if self.preview_window is None:
+            self.preview_window = PreviewWindow(self.runner, self.previews, self)
+        self.preview_window.toggle(hit)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
-        if event.type() == event.Type.KeyPress:
-            key = event.key()
-            if watched is self.view and key in (Qt.Key_Return, Qt.Key_Enter):
-                self.open_hit(self.current_hit())
-                return True
-            if watched is self.view and key == Qt.Key_Space:
-                self.toggle_preview()
-                return True
-            if watched is self.search.box and key == Qt.Key_Down and self.model.rowCount():
-                self.view.setFocus()
-                self.view.setCurrentIndex(self.model.index(0))
-                return True
+        """Down in the search box goes to the first result."""
+        if watched is self.search.box and event.type() == event.Type.KeyPress and event.key() == Qt.Key_Down:
+            return self.view.select_first()
         return super().eventFilter(watched, event)
 
     # -- drops and paste -----------------------------------------------------------------------
@@ -434,47 +338,9 @@ class MainWindow(QMainWindow):
         self.runner.run_task(lambda: self.service.describe(image),
                              lambda texts, error: self.notify(f"Could not read {name}: {error}", "error")
                              if error else self.image_text.set_texts(texts), pool="interactive")
-        self.find_similar(image)
+        self.searching.find_similar(image)
 
-    # -- fine-tuning ---------------------------------------------------------------------------
-    def choose_finetune_data(self, memory_only: bool = False) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder of captioned photos and videos")
-        if folder:
-            self.start_finetune(folder, memory_only=memory_only)
-
-    def start_finetune(self, data: str, out: str | None = None, program: str | None = None,
-                       arguments: list[str] | None = None, memory_only: bool = False) -> FineTuneJob | None:
-        if self.finetune and self.finetune.running:
-            self.notify("A fine-tuning run is already going")
-            return None
-        from app.library.paths import data_dir
-
-        out = out or str(data_dir() / "models" / time.strftime("finetuned-%Y%m%d-%H%M%S"))
-        model = self.settings["model"]
-        if arguments is None and program is None:
-            arguments = finetune_command(model, data, out, memory_only)
-        self.finetune = FineTuneJob(model, data, out, program, arguments, self)
-        self.finetune.progress.connect(self._finetune_progress)
-        self.finetune.finished.connect(self._finetune_finished)
-        self.train_bar.setRange(0, 0)
-        self.train_bar.setFormat("Training %v/%m")
-        self.train_bar.show()
-        self.finetune.start()
-        doing = f"Remembering the captions of {data} for {model}" if memory_only else f"Fine-tuning {model} on {data}"
-        self.notify(f"{doing}; you can keep searching meanwhile")
-        return self.finetune
-
-    def _finetune_progress(self, step: int, total: int) -> None:
-        self.train_bar.setRange(0, max(total, 1))
-        self.train_bar.setValue(step)
-
-    def _finetune_finished(self, checkpoint: str, error: str) -> None:
-        self.train_bar.hide()
-        if error:
-            return self.notify(error, "error")
-        self.notify(finished_message(checkpoint, self.finetune.result), "success",
-                    [("Switch to it", lambda: self.switch_model(checkpoint))])
-
+    # -- models ---------------------------------------------------------------------------------
     def switch_model(self, source: str) -> None:
         """Re-embed the library with ``source`` in the background; old embeddings answer meanwhile."""
         self.switcher.switch(source)
@@ -490,8 +356,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.indexing.cancel()
         self.status_timer.stop()
-        if self.finetune and self.finetune.running:
-            self.finetune.cancel()
+        self.finetuning.cancel()
         self.runner.shutdown()
         self.service.close()
         self.settings["geometry"] = bytes(self.saveGeometry())

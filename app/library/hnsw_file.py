@@ -39,6 +39,29 @@ def check_hnsw_file(path: Path, dim: int, live: int) -> int:
     whose every offset, level and neighbour id is in range (about 0.1 s per 100k vectors). Load it with ``max_elements`` = that number:
     the file's own ``max_elements`` is then never used (a flipped bit there is a huge allocation)."""
     size = os.path.getsize(path)
+    header = _checked_header(path, size, dim, live)
+    elements, per_element, max_m0 = header["elements"], header["per_element"], header["max_m0"]
+    if elements == 0:
+        if size != HEADER.size:
+            raise HnswFileDamaged(f"an empty index of {size} bytes")
+        return 0
+    if not 0 <= header["max_level"] <= MAX_LEVEL or header["entry"] >= elements:
+        raise HnswFileDamaged(f"entry point {header['entry']} at level {header['max_level']} out of range")
+    level0_end = HEADER.size + elements * per_element
+    if size < level0_end + 4 * elements:
+        raise HnswFileDamaged(f"{size} bytes, too short for {elements} elements")
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    records = data[HEADER.size:level0_end].reshape(elements, per_element)
+    # in chunks: a million-item file is gigabytes. The vectors themselves cannot crash hnswlib; a damaged
+    # one is caught by the library's spot check against SQLite (Library._agrees_with_database)
+    for start in range(0, elements, CHUNK):
+        _check_links(records[start:start + CHUNK, :4 + 4 * max_m0], max_m0, elements, "level 0")
+    _check_upper_levels(bytes(data[level0_end:]), elements, header["entry"], header["max_level"], header["max_m"])
+    return elements
+
+
+def _checked_header(path: Path, size: int, dim: int, live: int) -> dict[str, int]:
+    """The header's fields the walk needs, once every field agrees with an inner-product index of ``dim``."""
     if size < HEADER.size:
         raise HnswFileDamaged(f"{size} bytes, shorter than the {HEADER.size}-byte header")
     with open(path, "rb") as handle:
@@ -57,24 +80,13 @@ def check_hnsw_file(path: Path, dim: int, live: int) -> int:
     if not 2 <= m <= MAX_M or not 1 <= ef_construction <= 1 << 20 \
             or not math.isfinite(mult) or not abs(mult - 1 / math.log(m)) < 1e-9:
         raise HnswFileDamaged("header graph parameters (M, ef_construction, max_elements, mult) out of range")
-    if elements == 0:
-        if size != HEADER.size:
-            raise HnswFileDamaged(f"an empty index of {size} bytes")
-        return 0
-    if not 0 <= max_level <= MAX_LEVEL or entry >= elements:
-        raise HnswFileDamaged(f"entry point {entry} at level {max_level} out of range")
-    level0_end = HEADER.size + elements * per_element
-    if size < level0_end + 4 * elements:
-        raise HnswFileDamaged(f"{size} bytes, too short for {elements} elements")
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    records = data[HEADER.size:level0_end].reshape(elements, per_element)
-    # in chunks: a million-item file is gigabytes. The vectors themselves cannot crash hnswlib; a damaged
-    # one is caught by the library's spot check against SQLite (Library._agrees_with_database)
-    for start in range(0, elements, CHUNK):
-        _check_links(records[start:start + CHUNK, :links0], max_m0, elements, "level 0")
-    # upper levels: walk the per-element length prefixes (most are 0; the blocks are checked in bulk)
+    return {"elements": elements, "per_element": per_element, "max_level": max_level, "entry": entry,
+            "max_m": max_m, "max_m0": max_m0}
+
+
+def _check_upper_levels(tail: bytes, elements: int, entry: int, max_level: int, max_m: int) -> None:
+    """Walk the per-element length prefixes after level 0 (most are 0) and check the link blocks in bulk."""
     block = 4 + 4 * max_m
-    tail = bytes(data[level0_end:])
     position, blocks, entry_level = 0, [], 0
     for element in range(elements):
         if position + 4 > len(tail):
@@ -95,7 +107,6 @@ def check_hnsw_file(path: Path, dim: int, live: int) -> int:
     if blocks:
         upper = np.frombuffer(b"".join(tail[start:start + length] for start, length in blocks), np.uint8)
         _check_links(upper.reshape(-1, block), max_m, elements, "an upper level")
-    return elements
 
 
 def _check_links(blocks: np.ndarray, capacity: int, elements: int, where: str) -> None:

@@ -448,19 +448,23 @@ class Indexer:
                     report.added += 1
                 else:
                     report.updated += 1
-                segments = []
-                if r.segment_vectors is not None:
-                    times = r.decoded.times
-                    ends = times[1:] + [r.decoded.duration or times[-1]]
-                    segments = [(start, max(end, start), vector)
-                                for start, end, vector in zip(times, ends, r.segment_vectors)]
-                caption = (r.caption, r.caption_vector) if r.caption_vector is not None else None
-                store_vectors(conn, added, row_id, model_id, gen, r.vector, segments, caption)
-                for signal, output, error in r.signals:
-                    store_signal_result(conn, row_id, signal.name, signal.version, output, error, now)
-                    if error is not None:
-                        self._signal_failed(report, signal.name, str(file.path), error)
+                self._store_read(conn, r, row_id, gen, added, report, now)
         lib.apply(gen, model_id, add=added.stacked(), remove=remove)
+
+    def _store_read(self, conn, r: _Result, row_id: int, gen: int, added: StoredVectors, report: IndexReport,
+                    now: float) -> None:
+        """A read file's vectors (its frames' spans for a video), caption and first-pass signals."""
+        segments = []
+        if r.segment_vectors is not None:
+            times = r.decoded.times
+            ends = times[1:] + [r.decoded.duration or times[-1]]
+            segments = [(start, max(end, start), vector) for start, end, vector in zip(times, ends, r.segment_vectors)]
+        caption = (r.caption, r.caption_vector) if r.caption_vector is not None else None
+        store_vectors(conn, added, row_id, self.encoder.model_id, gen, r.vector, segments, caption)
+        for signal, output, error in r.signals:
+            store_signal_result(conn, row_id, signal.name, signal.version, output, error, now)
+            if error is not None:
+                self._signal_failed(report, signal.name, str(r.job.file.path), error)
 
     def _row_values(self, r: _Result, folder_id: int | None, now: float) -> dict:
         """The media row of a read (or failed) file."""

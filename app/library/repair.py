@@ -224,47 +224,56 @@ def _copy_rows(source: Path, target: Path, unreadable: set[str]) -> dict[str, in
         dst.execute("PRAGMA foreign_keys = OFF")
         dst.execute("BEGIN")
         for table in TABLES:
-            if table not in src_tables:
-                continue
-            columns = [r[1] for r in dst.execute(f"PRAGMA table_info({table})")]
-            try:
-                present = {r[1] for r in src.execute(f"PRAGMA table_info({table})")}
-                columns = [c for c in columns if c in present]
-            except sqlite3.DatabaseError:
-                pass
-            insert = f"INSERT OR IGNORE INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            counts[table] = 0
-            try:
-                for row in _readable_rows(src, table, columns, unreadable):
-                    try:
-                        dst.execute(insert, row)
-                        counts[table] += 1
-                    except sqlite3.Error:
-                        continue  # a row that does not fit the schema is not worth keeping
-            except sqlite3.DatabaseError:  # the table is not in the readable schema
-                unreadable.add(table)
-        # What lost its parent goes: it could never be found or shown again.
-        dst.execute("DELETE FROM embeddings WHERE media_id NOT IN (SELECT id FROM media)")
-        dst.execute("DELETE FROM segments WHERE media_id NOT IN (SELECT id FROM media)")
-        dst.execute("DELETE FROM texts WHERE media_id IS NOT NULL AND media_id NOT IN (SELECT id FROM media)")
-        dst.execute("DELETE FROM text_embeddings WHERE text_id NOT IN (SELECT id FROM texts)")
-        for table in ("signal_results", "signal_facts", "signal_boxes"):
-            dst.execute(f"DELETE FROM {table} WHERE media_id NOT IN (SELECT id FROM media)")
-        # Facts and boxes without their result row would never be redone: the second pass redoes the file.
-        dst.execute("DELETE FROM signal_facts WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "
-                    "r.media_id = signal_facts.media_id AND r.signal = signal_facts.signal)")
-        dst.execute("DELETE FROM signal_boxes WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "
-                    "r.media_id = signal_boxes.media_id AND r.signal = signal_boxes.signal)")
-        # A video without its segments is re-read in full, so its timestamps come back too.
-        dst.execute("DELETE FROM embeddings WHERE media_id IN (SELECT id FROM media WHERE kind = 'video') AND "
-                    "NOT EXISTS (SELECT 1 FROM segments s WHERE s.media_id = embeddings.media_id "
-                    "AND s.model_id = embeddings.model_id)")
+            if table in src_tables:
+                counts[table] = _copy_table(src, dst, table, unreadable)
+        _drop_orphans(dst)
         dst.execute("INSERT INTO media_fts(media_fts) VALUES ('rebuild')")
         dst.execute("COMMIT")
     finally:
         src.close()
         dst.close()
     return counts
+
+
+def _copy_table(src: sqlite3.Connection, dst: sqlite3.Connection, table: str, unreadable: set[str]) -> int:
+    """Copy every readable row of ``table`` (the columns both files have); the number copied."""
+    columns = [r[1] for r in dst.execute(f"PRAGMA table_info({table})")]
+    try:
+        present = {r[1] for r in src.execute(f"PRAGMA table_info({table})")}
+        columns = [c for c in columns if c in present]
+    except sqlite3.DatabaseError:
+        pass
+    insert = f"INSERT OR IGNORE INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    copied = 0
+    try:
+        for row in _readable_rows(src, table, columns, unreadable):
+            try:
+                dst.execute(insert, row)
+                copied += 1
+            except sqlite3.Error:
+                continue  # a row that does not fit the schema is not worth keeping
+    except sqlite3.DatabaseError:  # the table is not in the readable schema
+        unreadable.add(table)
+    return copied
+
+
+def _drop_orphans(dst: sqlite3.Connection) -> None:
+    """What lost its parent goes: it could never be found or shown again."""
+    dst.execute("DELETE FROM embeddings WHERE media_id NOT IN (SELECT id FROM media)")
+    dst.execute("DELETE FROM segments WHERE media_id NOT IN (SELECT id FROM media)")
+    dst.execute("DELETE FROM texts WHERE media_id IS NOT NULL AND media_id NOT IN (SELECT id FROM media)")
+    dst.execute("DELETE FROM text_embeddings WHERE text_id NOT IN (SELECT id FROM texts)")
+    for table in ("signal_results", "signal_facts", "signal_boxes"):
+        dst.execute(f"DELETE FROM {table} WHERE media_id NOT IN (SELECT id FROM media)")
+    # Facts and boxes without their result row would never be redone: the second pass redoes the file.
+    dst.execute("DELETE FROM signal_facts WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "
+                "r.media_id = signal_facts.media_id AND r.signal = signal_facts.signal)")
+    dst.execute("DELETE FROM signal_boxes WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "
+                "r.media_id = signal_boxes.media_id AND r.signal = signal_boxes.signal)")
+    # A video without its segments is re-read in full, so its timestamps come back too.
+    dst.execute("DELETE FROM embeddings WHERE media_id IN (SELECT id FROM media WHERE kind = 'video') AND "
+                "NOT EXISTS (SELECT 1 FROM segments s WHERE s.media_id = embeddings.media_id "
+                "AND s.model_id = embeddings.model_id)")
 
 
 def _remove_vector_indexes(path: Path) -> None:

@@ -192,8 +192,8 @@ def test_remember_captions_action_runs_the_trainer_without_training(qtbot, tmp_p
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(captioned))
     started = []
     monkeypatch.setattr(FineTuneJob, "start", lambda job: started.append(job))  # no trainer process here
-    window.remember_action.trigger()
-    window.finetune_action.trigger()  # the other action: a full fine-tune
+    window.finetuning.remember_action.trigger()
+    window.finetuning.finetune_action.trigger()  # the other action: a full fine-tune
     arguments = [job.process.arguments() for job in started]
     assert arguments[0][:3] == ["-m", "trainer", "finetune"] and arguments[0][-2:] == ["--steps", "0"]
     assert str(captioned) in arguments[0] and "--steps" not in arguments[1]
@@ -203,7 +203,7 @@ def test_a_finished_fine_tune_says_what_its_model_remembers(qtbot, tmp_path):
     window = make_window(tmp_path, None, auto_index=False)
     qtbot.addWidget(window)
     script = "import json; print(json.dumps({'checkpoint': 'runs/best', 'caption_memory': {'entries': 12}}))"
-    job = window.start_finetune(str(tmp_path), program=sys.executable, arguments=["-c", script])
+    job = window.finetuning.start(str(tmp_path), program=sys.executable, arguments=["-c", script])
     with qtbot.waitSignal(job.finished, timeout=20000):
         pass
     qtbot.waitUntil(lambda: any("ready in runs/best. It remembers 12 captioned photos" in n.text

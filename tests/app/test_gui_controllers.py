@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 from PySide6.QtCore import QSettings
 
@@ -51,4 +52,45 @@ def test_the_model_switcher_reports_the_new_model_and_refuses_while_busy(qtbot, 
         assert refused and settings["model"] == "runs/mine"
         service.release.set()
     assert switched.args == ["id-of-runs/mine"] and not finished  # a switch is not an indexing summary
+    runner.shutdown()
+
+
+class QueryService:
+    """Answers a query with one hit named after it; "slow" waits until released."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.asked = []
+
+    def search(self, query, filters):
+        self.asked.append(query)
+        if query == "slow":
+            self.release.wait(10)
+        return [SimpleNamespace(path=f"{query}.jpg", weak=False, kind="image", timestamp=None)]
+
+
+def test_the_search_controller_answers_a_waiting_query_and_drops_superseded_answers(qtbot, tmp_path):
+    from app.gui.results import ResultsModel
+    from app.gui.search_bar import SearchBar
+    from app.gui.search_controller import SearchController
+    from app.gui.thumbs import ThumbnailCache
+
+    runner, service, bar = TaskRunner(), QueryService(), SearchBar()
+    model = ResultsModel(runner, ThumbnailCache(tmp_path / "thumbs"))
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    searching = SearchController(service, runner, bar, model, settings)
+    searching.run_query("early")  # typed while the model loads
+    assert searching.label.text() == "Waiting for the model to load…" and not service.asked
+    searching.set_model_ready()
+    qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
+    assert model.hit(0).path == "early.jpg" and "“early”" in searching.label.text()
+    shown = []
+    model.modelReset.connect(lambda: shown.append(model.hit(0).path if model.rowCount() else None))
+    searching.run_query("slow")
+    qtbot.waitUntil(lambda: service.asked[-1:] == ["slow"], timeout=5000)
+    searching.run_query("fast")  # asked while "slow" is still being answered
+    service.release.set()
+    qtbot.waitUntil(lambda: model.hit(0).path == "fast.jpg", timeout=5000)
+    qtbot.wait(100)
+    assert shown == ["fast.jpg"] and "“fast”" in searching.label.text()  # the answer to "slow" was dropped
     runner.shutdown()
