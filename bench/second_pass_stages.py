@@ -28,6 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/signals_faces.py (imported for its fetchers) pins OMP_NUM_THREADS=1 for dlib; `cots index` below must
+# run with the threads it would have for a person.
+OMP_THREADS = os.environ.get("OMP_NUM_THREADS")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -158,6 +161,9 @@ def cli_ratio(photos: list[Path], set_name: str, repeat: int, code: Path) -> lis
     for path in photos:
         (folder / photo_name(path)).symlink_to(path)
     env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1")
+    env.pop("OMP_NUM_THREADS", None)
+    if OMP_THREADS is not None:
+        env["OMP_NUM_THREADS"] = OMP_THREADS
     rows = []
     for run in range(repeat):
         for flags in (["--no-ocr", "--no-faces"], []):
@@ -177,19 +183,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--jsonl", type=Path, help="append the raw rows here")
     parser.add_argument("--cli", action="store_true", help="also time `cots index` with and without the second pass")
+    parser.add_argument("--cli-only", action="store_true", help="only the `cots index` timings")
     parser.add_argument("--code", type=Path, default=ROOT, help="with --cli: the checkout whose `cots` runs")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     sets = {"phone": phone_photos(args.work), "text or people": text_or_people_photos(args.work)}
-    print(f"cpus={os.cpu_count()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} (shared machine: read the "
+    print(f"cpus={os.cpu_count()} OMP_NUM_THREADS={OMP_THREADS} (shared machine: read the "
           f"ratios, measured in one loop); photos: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
     rows = []
-    if args.cli:
+    if args.cli or args.cli_only:
         for name, photos in sets.items():
             rows += cli_ratio(photos, name, args.repeat, args.code)
-    for name, photos in sets.items():
+    for name, photos in sets.items() if not args.cli_only else ():
         rows += stage_rows(photos, name, args.repeat)
-    print("\n".join(table([r for r in rows if "embed_model" in r])))
+    if not args.cli_only:
+        print("\n".join(table([r for r in rows if "embed_model" in r])))
     for name in sets:
         cli = [r for r in rows if r.get("cli") and r["set"] == name]
         if cli:
