@@ -504,7 +504,7 @@ def cmd_status(args) -> int:
         print_signal_status(signals)
         waiting = second_pass_waiting(signals)
         if waiting:
-            print(f"  {waiting} photo{'s' if waiting != 1 else ''} still wait for the second pass (text and faces); "
+            print(f"  {waiting} photo{'s still wait' if waiting != 1 else ' still waits'} for the second pass (text and faces); "
                   "`cots index` continues it")
         for signal, path, error in signal_failures(library.db.conn, limit=20):
             print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")

@@ -27,10 +27,10 @@ DEFAULT_MAX_SIDE = 1280
 DEFAULT_MIN_SCORE = 0.8
 # The detector's input: its longest side is brought down to this (rapidocr's own default instead brings the
 # SHORT side UP to 736, so a 1280 x 720 photo was detected at 1312 x 736 and a 512 px one upscaled). Lines are
-# still recognised on crops of the MAX_SIDE photo, so small letters keep their detail where it matters
-# (bench/signals_ocr.py --det-sides, bench/second_pass_stages.py).
-# 800 was chosen on the rendered set (recall at 1.5 / 3 / 6 % letter height 0.87 / 1.00 / 1.00 against
-# 0.83 / 1.00 / 0.83 with rapidocr's rule; 640 fell to 0.74 on the smallest letters) at 0.38x its cost.
+# still recognised on crops of the max_side photo, so small letters keep their detail. 800 was chosen on
+# bench/signals_ocr.py's rendered set (recall at 1.5 / 3 / 6 % letter height 0.87 / 1.00 / 1.00 against
+# 0.83 / 1.00 / 0.83 with rapidocr's rule; 640 fell to 0.74 on the smallest letters) at 0.38x the detector's
+# cost (bench/RESULTS.md, "Second pass speed").
 DEFAULT_DET_SIDE = 800  # 0: rapidocr's own rule
 # The angle classifier (turns lines it thinks upside down) is off: EXIF orientation is applied before OCR,
 # and on the real photos it turned right-way-up lines over, losing 11 of page.png's 52 words.
