@@ -262,8 +262,12 @@ class ProgressBar:
         self.enabled = enabled and sys.stderr.isatty() or enabled == "force"
         self.bar = None
         self.phase = None
+        # Without a terminal (a log, a pipe) the long second pass still says where it is, in plain lines.
+        self.second_pass_lines = SecondPassLines() if enabled and not self.enabled else None
 
     def __call__(self, progress) -> None:
+        if self.second_pass_lines is not None:
+            self.second_pass_lines(progress)
         if not self.enabled:
             return
         from tqdm import tqdm
@@ -273,20 +277,51 @@ class ProgressBar:
                 self.bar.close()
             self.phase = progress.phase
             label = {"scan": "scanning", "prepare": "preparing the model (once)", "index": "indexing",
-                     "texts": "vocabulary", "signals": "text and faces", "done": None}[progress.phase]
-            self.bar = tqdm(total=progress.total or None, desc=label, unit="file" if progress.phase != "texts"
-                            else "text", file=sys.stderr, leave=False) if label else None
+                     "texts": "vocabulary", "signals": "second pass: text and faces", "done": None}[progress.phase]
+            unit = {"texts": "text", "signals": "photo"}.get(progress.phase, "file")
+            self.bar = tqdm(total=progress.total or None, desc=label, unit=unit, file=sys.stderr,
+                            leave=False) if label else None
         if self.bar is not None:
             if progress.total:
                 self.bar.total = progress.total
             self.bar.n = progress.done
-            if progress.current:
+            if progress.phase == "signals":  # the indexer's own estimate, from this phase's pace
+                self.bar.set_postfix_str(second_pass_left(progress), refresh=False)
+            elif progress.current:
                 self.bar.set_postfix_str(display_text(Path(progress.current).name)[-40:], refresh=False)
             self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def second_pass_left(progress) -> str:
+    """"about 1:05 left" for a second-pass progress report ("" before the first photo gives a pace)."""
+    if progress.done >= progress.total:
+        return "done"
+    return f"about {format_time(progress.eta_s)} left" if progress.eta_s is not None else ""
+
+
+class SecondPassLines:
+    """The second pass's progress as plain lines on stderr (no terminal): after the first photo, then at most
+    every ``every_s`` seconds, and when it ends: "second pass (text and faces): 120/5000 photos, about 1:02:10
+    left"."""
+
+    def __init__(self, every_s: float = 30.0):
+        self.every_s = every_s
+        self.last_at: float | None = None
+
+    def __call__(self, progress) -> None:
+        if progress.phase != "signals" or progress.done < 1:
+            return
+        now = time.monotonic()
+        if self.last_at is not None and now - self.last_at < self.every_s and progress.done < progress.total:
+            return
+        self.last_at = now
+        left = second_pass_left(progress)
+        print(f"second pass (text and faces): {progress.done}/{progress.total} photos" + (f", {left}" if left else ""),
+              file=sys.stderr, flush=True)
 
 
 def run_index(library, encoder, options=None, show_progress: bool = True):
@@ -447,7 +482,7 @@ def print_signal_status(summary: dict) -> None:
 
 
 def cmd_status(args) -> int:
-    from app.library.signal_runner import signal_summary
+    from app.library.signal_runner import second_pass_waiting, signal_summary
 
     with open_library(args) as library:
         status = library.status()
@@ -457,6 +492,7 @@ def cmd_status(args) -> int:
             out = status.to_dict()
             out["caption_memory"] = remembered
             out["signals"] = signals
+            out["second_pass_waiting"] = second_pass_waiting(signals)
             out["signal_failures"] = [{"signal": s, "path": p, "error": e}
                                       for s, p, e in library.signal_failures()]
             print(json.dumps(out, indent=1))
@@ -483,6 +519,10 @@ def cmd_status(args) -> int:
             print(f"  {display_text(failure.path)}: {display_text(failure.error or '')}")
         print("signals")
         print_signal_status(signals)
+        waiting = second_pass_waiting(signals)
+        if waiting:
+            print(f"  {waiting} photo{'s still wait' if waiting != 1 else ' still waits'} for the second pass (text and faces); "
+                  "`cots index` continues it")
         for signal, path, error in library.signal_failures(limit=20):
             print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")
     return 0

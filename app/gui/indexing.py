@@ -127,9 +127,9 @@ class IndexingBar(QWidget):
         if progress.phase == "prepare":
             parts.append("preparing the model (once per model)")
         if progress.phase == "signals":  # the second pass: the library is already searchable
-            parts.append("reading text and faces")
+            parts.append(f"second pass: text and faces, {progress.done} of {progress.total} photos")
         if progress.rate:
-            parts.append(f"{progress.rate:.1f} files/s")
+            parts.append(f"{progress.rate:.1f} {'photos' if progress.phase == 'signals' else 'files'}/s")
         if progress.eta_s is not None and progress.done < progress.total:
             parts.append(f"ETA {format_time(progress.eta_s)}")
         if progress.current:

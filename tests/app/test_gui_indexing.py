@@ -88,3 +88,32 @@ def test_the_window_stays_responsive_while_indexing(qtbot, tmp_path):
           f"p99 {sorted(gaps)[int(len(gaps) * 0.99)] * 1000:.0f} ms")
     assert max(gaps) < 0.25  # the event loop never stalls for a quarter of a second
     assert window.indexing_bar.isHidden()
+
+
+def test_the_second_pass_shows_photos_done_of_total_and_the_time_left(qtbot):
+    import threading
+
+    from app.gui.indexing import IndexingBar, IndexingController
+    from app.gui.tasks import TaskRunner
+    from app.library.indexer import IndexProgress
+
+    runner = TaskRunner()
+    controller = IndexingController(runner)
+    bar = IndexingBar(controller)
+    qtbot.addWidget(bar)
+    release = threading.Event()
+
+    def job(on_progress, control):  # what the indexer reports in its second pass, from a worker thread
+        on_progress(IndexProgress("signals", 3, 19, 1.5, 10.7, "/photos/IMG_0003.jpg", 0, 2.0))
+        release.wait(10)
+
+    controller.start(job, label="Indexing")
+    try:
+        qtbot.waitUntil(lambda: "second pass" in bar.label.text(), timeout=10000)
+        assert "text and faces, 3 of 19 photos" in bar.label.text()
+        assert "ETA 0:11" in bar.label.text() and "1.5 photos/s" in bar.label.text()
+        assert bar.bar.value() == 3 and bar.bar.maximum() == 19
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: not controller.running, timeout=10000)
+        runner.shutdown()

@@ -109,3 +109,28 @@ def test_cli_finds_places_text_and_people(tmp_path, album, capsys, monkeypatch):
         assert "ocr     off" in capsys.readouterr().out
     finally:
         os.remove(album / "IMG_0006.jpg")
+
+
+def test_cli_shows_the_second_pass_progress_and_what_still_waits(tmp_path, album, capsys, monkeypatch):
+    from app.cli import main
+    from app.library.encoder import Encoder
+
+    encoder = fake_encoder()
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    db = str(tmp_path / "cli.db")
+    assert main(["index", str(album), "--db", db, "--quiet", "--no-signals"]) == 0  # embeddings only
+    capsys.readouterr()
+    assert main(["status", "--db", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["second_pass_waiting"] == 5
+    assert main(["status", "--db", db]) == 0
+    assert "5 photos still wait for the second pass" in capsys.readouterr().out
+
+    # not a terminal (capsys): the second pass reports in plain lines, the first photo and the last
+    assert main(["index", "--db", db]) == 0
+    err = capsys.readouterr().err
+    assert "second pass (text and faces): 1/5 photos, about " in err and " left" in err
+    assert "second pass (text and faces): 5/5 photos, done" in err
+    assert main(["status", "--db", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["second_pass_waiting"] == 0
+    assert main(["status", "--db", db]) == 0
+    assert "still wait for the second pass" not in capsys.readouterr().out

@@ -5,6 +5,7 @@ embeddings, on one worker with few threads; cost and precision are measured by `
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +25,16 @@ DEFAULT_MAX_SIDE = 1280
 # Lines recognised with less confidence are mostly texture read as letters: the lowest threshold with no
 # false word on the rendered set and the plain photos, at no loss of recall (bench/signals_ocr.py).
 DEFAULT_MIN_SCORE = 0.8
+# The detector's input: its longest side is brought down to this (rapidocr's own default instead brings the
+# SHORT side UP to 736, so a 1280 x 720 photo was detected at 1312 x 736 and a 512 px one upscaled). Lines are
+# still recognised on crops of the max_side photo, so small letters keep their detail. 800 was chosen on
+# bench/signals_ocr.py's rendered set (recall at 1.5 / 3 / 6 % letter height 0.87 / 1.00 / 1.00 against
+# 0.83 / 1.00 / 0.83 with rapidocr's rule; 640 fell to 0.74 on the smallest letters) at 0.38x the detector's
+# cost (bench/RESULTS.md, "Second pass speed").
+DEFAULT_DET_SIDE = 800  # 0: rapidocr's own rule
+# The angle classifier (turns lines it thinks upside down) is off: EXIF orientation is applied before OCR,
+# and on the real photos it turned right-way-up lines over, losing 11 of page.png's 52 words.
+DEFAULT_USE_ANGLE = False
 # A line needs this many letters or digits: lone characters are mostly noise (a "0" on a cat's fur).
 MIN_LINE_CHARS = 2
 
@@ -96,7 +107,7 @@ class OcrSignal:
     ``facts["ocr_lines"]`` and one Box per line labelled with the line as recognised."""
 
     name: ClassVar[str] = "ocr"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: detector on an 800 px copy, no angle classifier (more words found)
     second_pass: ClassVar[bool] = True
     declares: ClassVar[SignalDeclaration] = SignalDeclaration(
         fact_keys=("ocr_lines",),
@@ -105,12 +116,17 @@ class OcrSignal:
     )
 
     def __init__(self, threads: int = 1, max_side: int = DEFAULT_MAX_SIDE,
-                 min_score: float = DEFAULT_MIN_SCORE) -> None:
+                 min_score: float = DEFAULT_MIN_SCORE, det_side: int = DEFAULT_DET_SIDE,
+                 use_angle: bool = DEFAULT_USE_ANGLE) -> None:
         """``threads``: onnxruntime intra-op threads per model (1: OCR runs beside the embedding work
-        without taking its cores). ``max_side``: longest side OCR sees. ``min_score``: line confidence kept."""
+        without taking its cores). ``max_side``: longest side OCR sees (and recognises lines on).
+        ``min_score``: line confidence kept. ``det_side``: longest side of the detector's copy (0: rapidocr's
+        rule). ``use_angle``: run the angle classifier on each line."""
         self.threads = max(1, int(threads))
         self.max_side = int(max_side)
         self.min_score = float(min_score)
+        self.det_side = int(det_side)
+        self.use_angle = bool(use_angle)
         self._engine: Any = None
         self._why_not: str | None = None
         self._checked = False
@@ -136,11 +152,47 @@ class OcrSignal:
                 "Global.log_level": "error",
                 "Global.text_score": self.min_score,
                 "Global.max_side_len": self.max_side,
+                "Global.use_cls": self.use_angle,
                 "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             })
+            if self.det_side:
+                params.update({"Det.limit_type": "max", "Det.limit_side_len": self.det_side})
             self._engine = RapidOCR(params=params)
         return self._engine
+
+    def _run_stages(self, photo: Image.Image) -> tuple[Any, dict[str, float]]:
+        """RapidOCR's own steps (its ``__call__``), each timed: the result (its output object; empty when
+        the detector finds no text region, in which case nothing else runs) and seconds per stage."""
+        from rapidocr.ch_ppocr_cls import TextClsOutput
+        from rapidocr.main import RapidOCRError
+        from rapidocr.utils.output import RapidOCROutput
+
+        engine = self._load()
+        stages: dict[str, float] = {}
+        start = time.perf_counter()
+        array = engine.load_img(photo)
+        img, op_record = engine.preprocess_img(array)
+        try:
+            crops, det = engine.detect_and_crop(img, op_record)
+        except RapidOCRError:  # no text region: the common case, recognition is skipped
+            crops, det = [], None
+        stages["detect"] = time.perf_counter() - start
+        if not crops:
+            return RapidOCROutput(), stages
+        start = time.perf_counter()
+        angle, turned = TextClsOutput(), crops
+        if engine.use_cls:
+            turned, angle = engine.cls_and_rotate(crops)
+            stages["angle"] = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            rec = engine.recognize_txt(turned)  # in batches of Rec.rec_batch_num crops
+        except RapidOCRError:
+            return RapidOCROutput(), stages
+        result = engine.build_final_output(array, det, angle, rec, crops, op_record)
+        stages["recognise"] = time.perf_counter() - start
+        return result, stages
 
     def extract(self, path: str, image: Image.Image | None) -> SignalOutput:
         """Recognise the text in one photo. ``image`` should be the full-resolution decode (a thumbnail
@@ -148,11 +200,11 @@ class OcrSignal:
         if image is None:
             image = _open(path, self.max_side)
         photo = _bounded(image.convert("RGB") if image.mode != "RGB" else image, self.max_side)
-        result = self._load()(photo)
+        result, stages = self._run_stages(photo)
         width, height = photo.size
         lines: list[str] = []
         boxes: list[Box] = []
-        if result.txts:
+        if getattr(result, "txts", None):
             for quad, text, score in zip(result.boxes, result.txts, result.scores):
                 text = text.strip()
                 if not _keep_line(text, float(score), self.min_score):
@@ -163,7 +215,7 @@ class OcrSignal:
                                  score=float(score), label=text))
                 lines.append(text)
         return SignalOutput(text="\n".join(index_text(line) for line in lines), facts={"ocr_lines": len(lines)},
-                            boxes=boxes)
+                            boxes=boxes, stage_seconds=stages)
 
 
 def _open(path: str, max_side: int) -> Image.Image:
