@@ -100,6 +100,8 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
                         help="only photos with faces in them")
     people.add_argument("--without-people", dest="with_people", action="store_const", const=False,
                         help="only photos in which the face detector found no one")
+    p.add_argument("--person", action="append", default=[], metavar="NAME",
+                   help="only photos of this named person (`cots people name`); repeat for several together")
     p.set_defaults(handler=cmd_search)
 
     p = subparsers.add_parser("places", parents=[common], help="the places your photos were taken, with counts",
@@ -365,7 +367,7 @@ def cmd_search(args) -> int:
         service = _search_service(args, library)
         filters = Filters(kind=args.kind, folder=args.folder, date_from=parse_date(args.date_from),
                           date_to=parse_date(args.date_to, end=True), place=args.place, camera=args.camera,
-                          with_people=args.with_people)
+                          with_people=args.with_people, people=tuple(args.person))
         cutoff = float("-inf") if args.all else args.min_relevance
         hits = service.text(args.query, k=args.k, filters=filters, hybrid=not args.no_names, min_relevance=cutoff)
         if args.json:

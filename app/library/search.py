@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,12 +20,14 @@ from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
 from app.library.pathtext import display_text, path_prefix_sql
+from app.library.people import People, name_key, split_names
 from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments, people_intent
 from app.library.storage import (
     filtered_ids,
     lexical,
     media_facts,
     people_candidates,
+    person_media_ids,
     readable_kinds,
     segment_owners,
     segment_spans,
@@ -56,7 +58,7 @@ class Hit:
     timestamp: float | None
     segment_end: float | None
     matched: tuple[str, ...]  # "meaning", "name" (file/folder name, caption, place, camera, text in the photo)
-    # and/or "faces" (a people query that its faces fit)
+    # and/or "faces" (a people query that its faces fit), "person" (a named person is in it)
     record: MediaRecord
     weak: bool = False  # below the service's relevance cut-off and not found by name (kept when asked for)
     facts: dict = field(default_factory=dict)  # the signals' facts: city, country, camera, taken_at, faces, ...
@@ -100,10 +102,11 @@ class Filters:
     place: str | None = None  # a city, quarter, region, country or country code; "Paris, France": each part must match
     camera: str | None = None  # part of the camera's make and model ("canon", "iPhone 12")
     with_people: bool | None = None  # True: faces found; False: the face detector found none
+    people: tuple[str, ...] = ()  # names of people who must all be in the photo (`cots people name`)
 
     def active(self) -> bool:
         return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to, self.place,
-                                           self.camera, self.with_people))
+                                           self.camera, self.with_people)) or bool(self.people)
 
     def sql(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -130,6 +133,10 @@ class Filters:
             params.append(f"%{self.camera.strip()}%")
         if self.with_people is not None:
             clauses.append(_FACT.format("f.key = 'faces' AND f.value " + (">= 1" if self.with_people else "= 0")))
+        for name in self.people:
+            clauses.append("EXISTS (SELECT 1 FROM faces x JOIN people p ON p.id = x.person_id WHERE x.media_id = m.id "
+                           "AND p.name_key = ? AND p.merged_into IS NULL)")
+            params.append(name_key(name))
         return (" AND ".join(clauses) or "1"), params
 
 
@@ -240,9 +247,14 @@ class SearchService:
              min_relevance: float | None = None) -> list[Hit]:
         """Media matching a text query, best first (see the module docstring for the cut-off)."""
         query = query.strip()
+        filters = filters or Filters()
+        query, filters, named = self._named_people(query, filters)
+        if not query and named:  # only names: their photos, largest faces first
+            order = person_media_ids(self.library.db.conn, named, *filters.sql(), k)
+            return self._hits(order, {}, {}, set(), set(), np.zeros(self.encoder.embed_dim, np.float32),
+                              person_ids=set(order))
         if not query:
             return []
-        filters = filters or Filters()
         threshold = self.min_relevance if min_relevance is None else min_relevance
         vector = self.encode_text(query)
         semantic = self._semantic(vector, k, filters)
@@ -261,8 +273,11 @@ class SearchService:
         people = self._people(query, k, filters) if hybrid else []
         for rank, i in enumerate(people):
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        # Items found only by name (or faces) still get a similarity (for display and ties).
-        extra = list(dict.fromkeys(i for i in (*lexical, *people) if i not in semantic))
+        persons = person_media_ids(self.library.db.conn, named, *filters.sql(), max(k, 20)) if named else []
+        for rank, i in enumerate(persons):  # every photo of a named person, the rest of the query ranks them
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        # Items found only by name (or faces, or a person's name) still get a similarity (for display and ties).
+        extra = list(dict.fromkeys(i for i in (*lexical, *people, *persons) if i not in semantic))
         if extra:
             extra_vectors = self._item_vectors(extra)
             extra_sims = extra_vectors @ vector if len(extra_vectors) else np.zeros(len(extra))
@@ -274,7 +289,27 @@ class SearchService:
         relevance_of = dict(zip(ids, (float(r) for r in rel)))
         kept_ids = {i for i, _, _ in kept}
         order = sorted(fused, key=lambda i: (-fused[i], -semantic[i][0]))[:k]
-        return self._hits(order, semantic, relevance_of, kept_ids, set(lexical), vector, set(people))
+        return self._hits(order, semantic, relevance_of, kept_ids, set(lexical), vector, set(people), set(persons))
+
+    def _named_people(self, query: str, filters: Filters) -> tuple[str, Filters, list[int]]:
+        """Names of people (``cots people name``) in the query become a filter: "Anna beach" -> "beach" among
+        Anna's photos. Returns the rest of the query, the filters with the names, and those people's ids.
+        LibraryError for a ``Filters.people`` name no one has."""
+        book = People(self.library)
+        named = book.named()
+        ids = []
+        for name in filters.people:
+            found = book.find(name)
+            if not found:
+                raise LibraryError(f"no person is named {display_text(name)!r}: `cots people` lists the names")
+            ids += found
+        if named and query:
+            rest, found_in_query = split_names(query, named)
+            if found_in_query:
+                query = rest
+                filters = replace(filters, people=(*filters.people, *(name for _, name in found_in_query)))
+                ids += [person_id for person_id, _ in found_in_query]
+        return query, filters, list(dict.fromkeys(ids))
 
     def _semantic(self, vector: np.ndarray, k: int, filters: Filters) -> dict[int, tuple[float, float | None, float | None]]:
         """media id -> (similarity, segment start, segment end) for the top candidates."""
@@ -359,7 +394,8 @@ class SearchService:
             return np.zeros((0, self.encoder.embed_dim), np.float32)
         return self.library.vectors("media", self.model_id).get(ids)
 
-    def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector, people_ids=frozenset()) -> list[Hit]:
+    def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector, people_ids=frozenset(),
+              person_ids=frozenset()) -> list[Hit]:
         records = self.library.media(order)
         facts = media_facts(self.library.db.conn, list(order))
         segments = self._best_segments([i for i, r in records.items() if r.kind == "video"], vector)
@@ -373,9 +409,9 @@ class SearchService:
                 segment_score, start, end = segments[i]
                 score = max(score, segment_score)
             matched = tuple(m for m, ok in (("meaning", i in kept_ids), ("name", i in lexical_ids),
-                                            ("faces", i in people_ids)) if ok)
+                                            ("faces", i in people_ids), ("person", i in person_ids)) if ok)
             relevance = relevance_of.get(i)
-            weak = not ({"name", "faces"} & set(matched)) and (relevance is None or relevance < self.min_relevance)
+            weak = not ({"name", "faces", "person"} & set(matched)) and (relevance is None or relevance < self.min_relevance)
             hits.append(Hit(i, record.path, record.kind, float(score), relevance, start, end, matched, record, weak,
                             facts.get(i, {})))
         return hits

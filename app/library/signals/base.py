@@ -29,6 +29,7 @@ class SignalOutput:
     facts: dict[str, str | int | float] = field(default_factory=dict)  # filterable values, e.g.
     # {"city": "Paris", "country": "France"}, {"camera": "Canon EOS 5D"}, {"faces": 3}
     boxes: list[Box] = field(default_factory=list)  # face boxes, OCR line boxes
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class SignalError(Exception):
