@@ -244,3 +244,19 @@ def split_names(query: str, named: list[tuple[int, str]]) -> tuple[str, list[tup
                 break
     rest = " ".join(w for w, u in zip(words, used) if not u) if found else query
     return rest, found
+
+
+def face_crop(path: str, box: tuple[float, float, float, float], size: int = 96, margin: float = 0.3):
+    """A square PIL image of one face (its box widened by ``margin`` on each side), ``size`` pixels; the photo
+    is decoded as the library reads it (EXIF orientation applied, so the box fractions fit)."""
+    from PIL import Image
+
+    from cots_core.media import read_image
+
+    photo = read_image(path, target_size=512).frames[0]
+    width, height = photo.size
+    x, y, w, h = box
+    side = max(w * width, h * height) * (1 + 2 * margin)
+    cx, cy = (x + w / 2) * width, (y + h / 2) * height
+    crop = photo.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
+    return crop.resize((size, size), Image.Resampling.LANCZOS)
