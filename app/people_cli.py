@@ -16,7 +16,8 @@ EPILOG = """examples:
   cots people merge 5 3            person 5 is person 3 too
   cots people move 42 --to new     face 42 is someone else (or --to 7)
   cots people hide 9               leave person 9 out of the list (`--undo` shows them again)
-  cots people forget 9             delete person 9's face vectors (the photos stay)"""
+  cots people forget 9             delete person 9's face vectors (the photos stay)
+  cots people regroup              move automatically placed faces to the nearest person"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("id", type=person_id)
     a.add_argument("--undo", action="store_true", help="show them again")
     a.set_defaults(handler=cmd_hide)
+    a = actions.add_parser("regroup", parents=[common],
+                           help="refine the grouping: faces placed automatically move to the nearest person "
+                                "(names, merges and faces you moved stay)")
+    a.set_defaults(handler=cmd_regroup)
     a = actions.add_parser("forget", parents=[common], help="delete a person's face vectors (the photos stay)")
     a.add_argument("id", type=person_id)
     a.set_defaults(handler=cmd_forget)
@@ -162,4 +167,13 @@ def cmd_forget(args) -> int:
             print(json.dumps({"id": args.id, "faces_deleted": deleted}))
         else:
             print(f"forgot person {args.id}: {deleted} face{'s' if deleted != 1 else ''} deleted (the photos stay)")
+    return 0
+
+
+def cmd_regroup(args) -> int:
+    library, people = _people(args)
+    with library:
+        moved = people.regroup()
+        print(json.dumps({"faces_moved": moved}) if args.json else
+              f"{moved} face{'s' if moved != 1 else ''} moved to a nearer person")
     return 0

@@ -18,8 +18,10 @@ from app.library.library import Library
 from app.library.pathtext import display_text
 from app.library.storage import (
     PersonRow,
+    auto_face_vectors,
     face_row,
     forget_person,
+    live_centroids,
     merge_people,
     move_face,
     named_people,
@@ -29,8 +31,10 @@ from app.library.storage import (
     person_faces,
     person_photos,
     person_state,
+    reassign_face,
     set_person_hidden,
     set_person_name,
+    update_centroids,
 )
 
 # Euclidean distance between a new face's identity vector and a person's centroid under which the face
@@ -198,6 +202,29 @@ class People:
         with self.library.db.transaction() as conn:
             self._live(person_id, conn)
             return forget_person(conn, person_id)
+
+    def regroup(self) -> int:
+        """A full pass that refines the incremental grouping: every face the grouping placed (never one a
+        person placed or merged) moves to the person whose centroid is nearest when that is another person
+        within ``JOIN_DISTANCE``; centroids are then recomputed. Names, hides and merges stay. Returns how
+        many faces moved. One transaction: a concurrent indexer waits for it."""
+        import numpy as np
+
+        moved = 0
+        with self.library.db.transaction() as conn:
+            person_ids, centroids = live_centroids(conn)
+            if not person_ids:
+                return 0
+            changed = set()
+            for face_id, person_id, vector in auto_face_vectors(conn):
+                distances = np.linalg.norm(centroids - vector, axis=1)
+                nearest = int(np.argmin(distances))
+                if person_ids[nearest] != person_id and distances[nearest] < JOIN_DISTANCE:
+                    reassign_face(conn, face_id, person_ids[nearest])
+                    changed |= {person_id, person_ids[nearest]}
+                    moved += 1
+            update_centroids(conn, changed)
+        return moved
 
     # -- helpers --------------------------------------------------------------------------------
     def _live(self, person_id: int, conn=None) -> tuple[str | None, None]:

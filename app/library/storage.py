@@ -617,7 +617,9 @@ def people_named(conn: sqlite3.Connection, name_key: str) -> list[int]:
 
 def merge_people(conn: sqlite3.Connection, source_id: int, target_id: int) -> None:
     """Every face of ``source_id`` goes to ``target_id``; the source row remembers where (merged_into)."""
-    conn.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target_id, source_id))
+    # a merge is a person's decision: the moved faces are theirs now (source 'user'), so that a regrouping
+    # pass never takes them out again
+    conn.execute("UPDATE faces SET person_id = ?, source = 'user' WHERE person_id = ?", (target_id, source_id))
     conn.execute("UPDATE people SET merged_into = ?, centroid = NULL WHERE id = ?", (target_id, source_id))
     conn.execute("UPDATE people SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
     update_centroids(conn, [target_id])
@@ -656,3 +658,15 @@ def person_media_ids(conn: sqlite3.Connection, person_ids: list[int], where: str
     return [r[0] for r in conn.execute(
         f"SELECT m.id FROM media m JOIN faces f ON f.media_id = m.id WHERE m.status = 'ok' AND {clauses} "
         f"AND {where} GROUP BY m.id ORDER BY MAX(f.w * f.h) DESC, m.id LIMIT ?", [*person_ids, *params, limit])]
+
+
+def auto_face_vectors(conn: sqlite3.Connection) -> list[tuple[int, int, np.ndarray]]:
+    """(face id, person id, vector) of every face the grouping placed (source 'auto') that has a vector."""
+    return [(fid, pid, blob_to_vector(vector)) for fid, pid, vector in conn.execute(
+        "SELECT f.id, f.person_id, f.vector FROM faces f JOIN people p ON p.id = f.person_id "
+        "WHERE f.source = 'auto' AND f.vector IS NOT NULL AND p.merged_into IS NULL ORDER BY f.id")]
+
+
+def reassign_face(conn: sqlite3.Connection, face_id: int, person_id: int) -> None:
+    """Move a face the grouping placed to another person (still source 'auto')."""
+    conn.execute("UPDATE faces SET person_id = ? WHERE id = ? AND source = 'auto'", (person_id, face_id))

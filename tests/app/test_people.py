@@ -184,3 +184,25 @@ def test_names_are_found_in_a_query_as_whole_words():
     assert split_names("anna maria beach", named) == ("beach", [(2, "Anna Maria")])
     assert split_names("Annabel", named) == ("Annabel", [])
     assert split_names("🌸 and bob", named) == ("and", [(3, "🌸"), (4, "Bob")])
+
+
+def test_regroup_moves_only_faces_the_grouping_placed(library, people):
+    from app.library.storage import update_centroids
+
+    anna_ids = [add_media(library, f"anna{i}.jpg") for i in range(5)]
+    for i, media_id in enumerate(anna_ids):
+        store(library, media_id, (box(), identity(1, 0.2, i)))
+    bob_ids = [add_media(library, f"bob{i}.jpg") for i in range(2)]
+    for i, media_id in enumerate(bob_ids):
+        store(library, media_id, (box(), identity(2, 0.2, 10 + i)))
+    anna, bob = (p.id for p in people.list())
+    assert photos_of(people, anna)[0].startswith("anna")
+    faces = {f.path.rsplit("/", 1)[1]: f.id for f in people.faces(anna)}
+    with library.db.transaction() as conn:  # an early mistake of the incremental grouping, by hand
+        conn.execute("UPDATE faces SET person_id = ? WHERE id = ?", (bob, faces["anna0.jpg"]))
+        update_centroids(conn, [anna, bob])
+    people.move(faces["anna1.jpg"], bob)  # a person's decision: stays where it was put
+    assert people.regroup() == 1
+    assert photos_of(people, anna) == ["anna0.jpg", "anna2.jpg", "anna3.jpg", "anna4.jpg"]
+    assert photos_of(people, bob) == ["anna1.jpg", "bob0.jpg", "bob1.jpg"]
+    assert people.regroup() == 0  # settled
