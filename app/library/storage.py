@@ -497,11 +497,12 @@ def store_faces(conn: sqlite3.Connection, media_id: int, boxes: list, vectors: l
                 now: float | None) -> None:
     """Replace one photo's faces (``boxes`` with their identity ``vectors``, None for a face too small) and
     group each into a person (see the section's comment). A face where a person had placed one before (same
-    place, IoU > 0.5) keeps that person: re-reading a photo never undoes a person's decision."""
+    place, IoU > 0.5) keeps that person: re-reading a photo never undoes a person's decision. A joined
+    person's centroid moves as a running mean (no re-read of their other faces)."""
     now = now or 0.0
     old = _face_rows(conn, media_id)
     conn.execute("DELETE FROM faces WHERE media_id = ?", (media_id,))
-    touched = {row[5] for row in old}
+    update_centroids(conn, {row[5] for row in old})  # a photo read again: its old faces no longer count
     person_ids, centroids = live_centroids(conn)
     for box, vector in zip(boxes, vectors):
         kept = next((row for row in old if row[6] == "user" and row[5] is not None
@@ -516,19 +517,19 @@ def store_faces(conn: sqlite3.Connection, media_id: int, boxes: list, vectors: l
             if person_id is None:
                 person_id = new_person(conn, now)
                 person_ids.append(person_id)
-                centroids = np.vstack([centroids, vector[None, :]])
+                centroids = np.vstack([centroids, np.zeros((1, centroids.shape[1]), np.float32)])
+        if person_id is not None and vector is not None and person_id in person_ids:
+            count = conn.execute("SELECT COUNT(*) FROM faces WHERE person_id = ? AND vector IS NOT NULL",
+                                 (person_id,)).fetchone()[0]
+            index = person_ids.index(person_id)
+            centroids[index] = centroids[index] + (vector - centroids[index]) / (count + 1)
+            conn.execute("UPDATE people SET centroid = ? WHERE id = ?", (vector_to_blob(centroids[index]), person_id))
         conn.execute("INSERT INTO faces(media_id, x, y, w, h, score, vector, person_id, source, created_at) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (media_id, box.x, box.y, box.w, box.h, box.score,
                       None if vector is None else vector_to_blob(vector), person_id, source, now))
-        if person_id is not None and vector is not None:
-            touched.add(person_id)
-            update_centroids(conn, [person_id])
-            index = person_ids.index(person_id) if person_id in person_ids else None
-            if index is not None:  # this photo's next face compares with the updated centroid
-                row = conn.execute("SELECT centroid FROM people WHERE id = ?", (person_id,)).fetchone()
-                centroids[index] = blob_to_vector(row[0])
-    update_centroids(conn, touched)
+        if person_id is not None and vector is not None and person_id not in person_ids:
+            update_centroids(conn, [person_id])  # a person's own placement into someone without a centroid
 
 
 def delete_faces(conn: sqlite3.Connection, media_ids: list[int]) -> None:
