@@ -11,6 +11,8 @@ Photos and labels: bench/signals_faces.py (194 real photos from installable pack
 - hog480+cnn: the same with the HOG pass on a 480 px copy (cheaper; smaller faces lost);
 - cnn: dlib's CNN on the whole 640 px copy, no upsampling (the reference the crop check approximates).
 Cost: seconds per photo for detection only (decoding excluded), one thread (OMP_NUM_THREADS=1).
+``--stages``: instead, the shipped signal's ``stage_seconds`` (detect, landmarks, identity) on the photos as
+the second pass decodes them (``read_image(path, 1024)``), over 3 rounds, for photos with and without people.
 """
 from __future__ import annotations
 
@@ -74,12 +76,47 @@ def score(rows: list, found: list[int]) -> dict:
             "face_f1": round(2 * fp_ * fr / max(fp_ + fr, 1e-9), 3)}
 
 
+def stages(rows: list) -> dict:
+    """Median seconds per stage of ``FaceSignal.extract`` on the runner's decoded photo, with / without people
+    (photos of at least 400 px: the tiny animal stamps would flatter the median)."""
+    from app.library.signal_runner import SECOND_PASS_IMAGE_SIZE
+    from cots_core.media import read_image
+
+    signal = FaceSignal()
+    signal.models()
+    out: dict = {}
+    for people in (True, False):
+        chosen = [r for r in rows if r[2] == people and max(Image.open(r[1]).size) >= 400]
+        times: dict[str, list[float]] = {"decode": [], "detect": [], "landmarks": [], "identity": [], "total": []}
+        for _ in range(3):
+            for _, path, *_ in chosen:
+                started = time.perf_counter()
+                image = read_image(str(path), target_size=SECOND_PASS_IMAGE_SIZE).frames[0]
+                times["decode"].append(time.perf_counter() - started)
+                result = signal.extract(str(path), image)
+                for stage in ("detect", "landmarks", "identity"):
+                    times[stage].append(result.stage_seconds.get(stage, 0.0))
+                times["total"].append(sum(result.stage_seconds.values()))
+        out["with_people" if people else "without_people"] = {
+            "photos": len(chosen), **{f"{k}_median_s": round(statistics.median(v), 4) for k, v in times.items()},
+            "total_mean_s": round(statistics.mean(times["total"]), 4)}
+        print(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/cots_faces_bench"))
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--stages", action="store_true", help="measure the shipped signal's stages instead")
     args = parser.parse_args()
     rows = collect(args.work)
+    if args.stages:
+        result = {"stages": stages(rows), "load_average": round(os.getloadavg()[0], 1)}
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1))
+        return
     runs = detectors()
     names = list(runs)
     found = {name: [] for name in names}
