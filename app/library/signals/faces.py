@@ -47,10 +47,11 @@ VERIFY_SIDE = 150
 MIN_CNN_CONFIDENCE = 0.0
 # A crowd: at most this many faces per photo are kept (the strongest HOG candidates are checked first).
 MAX_FACES = 40
-# Faces narrower than this (pixels of the decoded photo) get a box but no identity vector: the ResNet's
-# chip is 150 px, and below ~40 px the vector is mostly upsampling blur (bench/faces_identity.py).
+# Faces narrower than this (pixels of the decoded photo) get a box but no identity vector: at 40 px a
+# face's vector is already 0.13-0.22 from its full-resolution one (same-person pairs are 0.25-0.44 apart),
+# and smaller faces drift further (bench/RESULTS.md, "People: ... identities").
 MIN_IDENTITY_SIDE = 40
-# Kept for the benchmark, which reads every candidate's margin.
+# For bench/signals_faces.py, which studies HOG's margins: the candidates it reads, and version 1's cut.
 SEARCH_MARGIN = PROPOSAL_MARGIN
 MIN_MARGIN = 0.0
 
