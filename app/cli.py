@@ -35,10 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register_library_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Library subcommands (index, search, status, gui, demo, ...)."""
-    from app import library_cli
+    """Library subcommands (index, search, status, gui, demo, people, ...)."""
+    from app import library_cli, people_cli
 
     library_cli.register(subparsers)
+    people_cli.register(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

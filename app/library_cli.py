@@ -91,6 +91,8 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p.add_argument("--no-names", action="store_true",
                    help="meaning only: ignore file and folder names, captions, places and text in photos")
     add_signal_filter_flags(p)
+    p.add_argument("--person", action="append", default=[], metavar="NAME",
+                   help="only photos of this named person (`cots people name`); repeat for several together")
     p.set_defaults(handler=cmd_search)
 
     p = subparsers.add_parser("places", parents=[common],
@@ -418,7 +420,8 @@ def cmd_search(args) -> int:
     with open_library(args) as library:
         service = _search_service(args, library)
         filters = Filters(kind=args.kind, folder=args.folder, date_from=parse_date(args.date_from),
-                          date_to=parse_date(args.date_to, end=True), signals=signal_filter_values(args))
+                          date_to=parse_date(args.date_to, end=True), signals=signal_filter_values(args),
+                          people=tuple(args.person))
         cutoff = float("-inf") if args.all else args.min_relevance
         hits = service.text(args.query, k=args.k, filters=filters, hybrid=not args.no_names, min_relevance=cutoff)
         if args.json:

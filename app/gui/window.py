@@ -29,6 +29,7 @@ from app.gui.library_panel import LibraryPanel
 from app.gui.model_menu import ModelMenu, progress_text
 from app.gui.notices import NoticeArea
 from app.gui.panels import DetailPane, ImageToTextPanel, basename
+from app.gui.people_view import open_people_view
 from app.gui.results import ResultsModel
 from app.gui.search_bar import SearchBar
 from app.gui.search_controller import SearchController
@@ -117,6 +118,9 @@ class MainWindow(QMainWindow):
                 action.setShortcut(key)
             action.triggered.connect(slot)
             library.addAction(action)
+        people = QAction("People…", self)  # app/gui/people_view.py: name, merge, see a person's photos
+        people.triggered.connect(lambda: open_people_view(self))
+        library.addAction(people)
         model = self.menuBar().addMenu("&Model")
         model.addAction(self.finetuning.finetune_action)
         model.addAction(self.finetuning.remember_action)

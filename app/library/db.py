@@ -20,7 +20,7 @@ import sqlite_utils
 
 from app.library.pathtext import from_db, to_db
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # PRAGMA application_id of a cots library ("COTS"): another program's SQLite file is never written to.
 APPLICATION_ID = 0x434F5453
 # Libraries written before application_id existed are recognised by these tables.
@@ -116,8 +116,29 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
         tokenize="unicode61 remove_diacritics 2", replace=True,
     )
 
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    """People: every face the faces signal found, with its 128-d identity vector (NULL for a face too small
+    to recognise) and the person it belongs to; people with their name (``name_key``: the name case-folded,
+    what search compares), hidden flag, the mean of their faces' vectors (``centroid``: what a new face is
+    compared with) and, once merged into another, that person's id. ``source``: 'auto' (grouped by
+    distance) or 'user' (placed by a person: never moved by the grouping again)."""
+    db["people"].create(
+        {"id": int, "name": str, "name_key": str, "hidden": int, "merged_into": int, "centroid": bytes,
+         "created_at": float},
+        pk="id", defaults={"hidden": 0}, if_not_exists=True,
+    )
+    db["people"].create_index(["name_key"], if_not_exists=True)
+    db["faces"].create(
+        {"id": int, "media_id": int, "x": float, "y": float, "w": float, "h": float, "score": float,
+         "vector": bytes, "person_id": int, "source": str, "created_at": float},
+        pk="id", foreign_keys=[("media_id", "media", "id"), ("person_id", "people", "id")], if_not_exists=True,
+    )
+    db["faces"].create_index(["media_id"], if_not_exists=True)
+    db["faces"].create_index(["person_id"], if_not_exists=True)
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
 from app.library.pathtext import display_text
+from app.library.people import People, name_key, split_names
 from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
 from app.library.signals import fact_filter, fact_filters, fact_searches
 from app.library.storage import (
@@ -28,6 +29,7 @@ from app.library.storage import (
     filtered_ids,
     lexical,
     media_facts,
+    person_media_ids,
     readable_kinds,
     segment_owners,
     segment_spans,
@@ -58,7 +60,7 @@ class Hit:
     timestamp: float | None
     segment_end: float | None
     matched: tuple[str, ...]  # "meaning", "name" (file/folder name, caption, place, camera, text in the photo)
-    # and/or "faces" (a people query that its faces fit)
+    # and/or "faces" (a people query that its faces fit), "person" (a named person is in it)
     record: MediaRecord
     weak: bool = False  # below the service's relevance cut-off and not found by name (kept when asked for)
     facts: dict = field(default_factory=dict)  # the signals' facts: city, country, camera, taken_at, faces, ...
@@ -99,10 +101,13 @@ class Filters:
     date_from: float | None = None  # epoch seconds (EXIF capture time, else modification time)
     date_to: float | None = None
     signals: dict[str, object] = field(default_factory=dict)  # declared filter name -> value (None: unset)
+    people: tuple[str, ...] = ()  # names of people who must all be in the photo (`cots people name`)
 
     def __init__(self, kind: str | None = None, folder: str | None = None, date_from: float | None = None,
-                 date_to: float | None = None, signals: dict[str, object] | None = None, **by_name) -> None:
+                 date_to: float | None = None, signals: dict[str, object] | None = None,
+                 people: tuple[str, ...] = (), **by_name) -> None:
         self.kind, self.folder, self.date_from, self.date_to = kind, folder, date_from, date_to
+        self.people = tuple(people)
         values = {**(signals or {}), **by_name}
         known = {f.name for f in fact_filters()}
         unknown = sorted(set(values) - known)
@@ -112,19 +117,21 @@ class Filters:
         self.signals = {name: value for name, value in values.items() if value is not None}
 
     def __getattr__(self, name: str):
-        if name.startswith("_") or name == "signals":
+        if name.startswith("_") or name in ("signals", "people"):
             raise AttributeError(name)
         if name in {f.name for f in fact_filters()}:
             return self.signals.get(name)
         raise AttributeError(f"Filters has no filter {name!r}")
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to)) or bool(self.signals)
+        return any(v is not None for v in (self.kind, self.folder, self.date_from, self.date_to)) or bool(self.signals) \
+            or bool(self.people)
 
     def where(self) -> tuple[str, list]:
         """The filters as a SQL condition on the media rows (built by ``storage.filter_sql``)."""
         return filter_sql(self.kind, self.folder, self.date_from, self.date_to,
-                          [(fact_filter(name), value) for name, value in self.signals.items()])
+                          [(fact_filter(name), value) for name, value in self.signals.items()],
+                          [name_key(name) for name in self.people])
 
 
 def parse_date(text: str | None, end: bool = False) -> float | None:
@@ -234,9 +241,14 @@ class SearchService:
              min_relevance: float | None = None) -> list[Hit]:
         """Media matching a text query, best first (see the module docstring for the cut-off)."""
         query = query.strip()
+        filters = filters or Filters()
+        query, filters, named = self._named_people(query, filters)
+        if not query and named:  # only names: their photos, largest faces first
+            order = person_media_ids(self.library.db.conn, named, *filters.where(), k)
+            return self._hits(order, {}, {}, set(), set(), np.zeros(self.encoder.embed_dim, np.float32),
+                              {"person": set(order)})
         if not query:
             return []
-        filters = filters or Filters()
         threshold = self.min_relevance if min_relevance is None else min_relevance
         vector = self.encode_text(query)
         semantic = self._semantic(vector, k, filters)
@@ -253,10 +265,13 @@ class SearchService:
         for rank, i in enumerate(lexical):
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
         by_facts = self._fact_words(query, k, filters) if hybrid else {}
+        if named:  # every photo of a named person: the rest of the query ranks them
+            by_facts["person"] = person_media_ids(self.library.db.conn, named, *filters.where(), max(k, 20))
         for found in by_facts.values():
             for rank, i in enumerate(found):
                 fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        # Items found only by name (or by their facts) still get a similarity (for display and ties).
+        # Items found only by name (or by their facts, or a person's name) still get a similarity (for display
+        # and ties).
         extra = list(dict.fromkeys(i for i in (*lexical, *(i for f in by_facts.values() for i in f))
                                    if i not in semantic))
         if extra:
@@ -272,6 +287,26 @@ class SearchService:
         order = sorted(fused, key=lambda i: (-fused[i], -semantic[i][0]))[:k]
         return self._hits(order, semantic, relevance_of, kept_ids, set(lexical), vector,
                           {tag: set(found) for tag, found in by_facts.items()})
+
+    def _named_people(self, query: str, filters: Filters) -> tuple[str, Filters, list[int]]:
+        """Names of people (``cots people name``) in the query become a filter: "Anna beach" -> "beach" among
+        Anna's photos. Returns the rest of the query, the filters with the names, and those people's ids.
+        LibraryError for a ``Filters.people`` name no one has."""
+        book = People(self.library)
+        named = book.named()
+        ids = []
+        for name in filters.people:
+            found = book.find(name)
+            if not found:
+                raise LibraryError(f"no person is named {display_text(name)!r}: `cots people` lists the names")
+            ids += found
+        if named and query:
+            rest, found_in_query = split_names(query, named)
+            if found_in_query:
+                query = rest
+                filters = replace(filters, people=(*filters.people, *(name for _, name in found_in_query)))
+                ids += [person_id for person_id, _ in found_in_query]
+        return query, filters, list(dict.fromkeys(ids))
 
     def _semantic(self, vector: np.ndarray, k: int, filters: Filters) -> dict[int, tuple[float, float | None, float | None]]:
         """media id -> (similarity, segment start, segment end) for the top candidates."""

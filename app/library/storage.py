@@ -466,6 +466,8 @@ def delete_signal_results(conn: sqlite3.Connection, media_ids: list[int], signal
         scope, args = ("", ()) if signal is None else (" AND signal = ?", (signal,))
         for table in ("signal_boxes", "signal_facts", "signal_results"):
             conn.execute(f"DELETE FROM {table} WHERE media_id IN ({marks}){scope}", (*chunk, *args))
+        if signal in (None, "faces"):
+            delete_faces(conn, chunk)
         conn.execute(f"UPDATE media SET signal_text = (SELECT group_concat(text, ' ') FROM signal_results r "
                      f"WHERE r.media_id = media.id AND r.text != '') WHERE id IN ({marks})", chunk)
 
@@ -476,6 +478,8 @@ def store_signal_result(conn: sqlite3.Connection, media_id: int, signal: str, ve
     ``error``. The media row's ``signal_text`` (in the full-text index) is rebuilt from all its signals."""
     conn.execute("DELETE FROM signal_boxes WHERE media_id = ? AND signal = ?", (media_id, signal))
     conn.execute("DELETE FROM signal_facts WHERE media_id = ? AND signal = ?", (media_id, signal))
+    if signal == "faces" and (output is None or error is not None):
+        delete_faces(conn, [media_id])
     text = (output.text or "").strip() if output is not None else ""
     conn.execute("INSERT OR REPLACE INTO signal_results(media_id, signal, version, status, error, text, done_at) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?)", (media_id, signal, version, "ok" if error is None else "error",
@@ -486,6 +490,11 @@ def store_signal_result(conn: sqlite3.Connection, media_id: int, signal: str, ve
         conn.executemany("INSERT INTO signal_boxes(media_id, signal, x, y, w, h, score, label) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          [(media_id, signal, b.x, b.y, b.w, b.h, b.score, b.label) for b in output.boxes])
+        if signal == "faces":
+            from app.library.people import JOIN_DISTANCE  # the grouping's rule lives with the people layer
+
+            store_faces(conn, media_id, output.boxes, getattr(output, "vectors", None) or [None] * len(output.boxes),
+                        JOIN_DISTANCE, now)
         taken_at = output.facts.get("taken_at")
         if isinstance(taken_at, int | float):  # the date filters read captured_at: EXIF's time when there is one
             conn.execute("UPDATE media SET captured_at = ? WHERE id = ? AND captured_at IS NULL", (taken_at, media_id))
@@ -600,9 +609,11 @@ def fact_filter_sql(declared: FactFilter, value) -> tuple[list[str], list]:
 
 
 def filter_sql(kind: str | None = None, folder: str | None = None, date_from: float | None = None,
-               date_to: float | None = None, facts: list[tuple[FactFilter, object]] = ()) -> tuple[str, list]:
+               date_to: float | None = None, facts: list[tuple[FactFilter, object]] = (),
+               people: list[str] = ()) -> tuple[str, list]:
     """A WHERE condition on ``m`` (and its parameters) for search's filters: the built-in ones (kind, folder,
-    capture dates) and the signals' (``facts``: each declared filter with its value; None values skipped)."""
+    capture dates), the signals' (``facts``: each declared filter with its value; None values skipped) and
+    ``people`` (case-folded names: a face of each must be in the photo)."""
     clauses, params = [], []
     if kind:
         clauses.append("m.kind = ?")
@@ -621,4 +632,231 @@ def filter_sql(kind: str | None = None, folder: str | None = None, date_from: fl
             more, more_params = fact_filter_sql(declared, value)
             clauses += more
             params += more_params
+    for key in people:
+        clauses.append("EXISTS (SELECT 1 FROM faces x JOIN people p ON p.id = x.person_id WHERE x.media_id = m.id "
+                       "AND p.name_key = ? AND p.merged_into IS NULL)")
+        params.append(key)
     return (" AND ".join(clauses) or "1"), params
+
+
+# -- people: faces, their identity vectors, and the people they are grouped into ------------------------
+# A face joins the person whose centroid (the mean of their faces' vectors) is nearest, when it is within
+# the join distance; otherwise it starts a new person. Faces a person placed (source 'user') and names are
+# never changed by the grouping. ``people.merged_into`` keeps a merged person's row, so that a command
+# naming it can say where it went.
+
+
+def _face_rows(conn: sqlite3.Connection, media_id: int) -> list[tuple]:
+    return conn.execute("SELECT id, x, y, w, h, person_id, source FROM faces WHERE media_id = ?",
+                        (media_id,)).fetchall()
+
+
+def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def live_centroids(conn: sqlite3.Connection) -> tuple[list[int], np.ndarray]:
+    """(person ids, their centroids [n, 128]) of the people a new face may join (not merged away)."""
+    rows = conn.execute("SELECT id, centroid FROM people WHERE merged_into IS NULL AND centroid IS NOT NULL "
+                        "ORDER BY id").fetchall()
+    if not rows:
+        return [], np.zeros((0, 128), np.float32)
+    return [r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows])
+
+
+def update_centroids(conn: sqlite3.Connection, person_ids) -> None:
+    """Recompute these people's centroids from their faces (NULL when none has a vector)."""
+    for person_id in set(person_ids) - {None}:
+        vectors = [blob_to_vector(r[0]) for r in conn.execute(
+            "SELECT vector FROM faces WHERE person_id = ? AND vector IS NOT NULL", (person_id,))]
+        centroid = vector_to_blob(np.mean(vectors, axis=0)) if vectors else None
+        conn.execute("UPDATE people SET centroid = ? WHERE id = ?", (centroid, person_id))
+
+
+def new_person(conn: sqlite3.Connection, now: float) -> int:
+    return conn.execute("INSERT INTO people(hidden, created_at) VALUES (0, ?) RETURNING id", (now,)).fetchone()[0]
+
+
+def store_faces(conn: sqlite3.Connection, media_id: int, boxes: list, vectors: list, join_distance: float,
+                now: float | None) -> None:
+    """Replace one photo's faces (``boxes`` with their identity ``vectors``, None for a face too small) and
+    group each into a person (see the section's comment). A face where a person had placed one before (same
+    place, IoU > 0.5) keeps that person: re-reading a photo never undoes a person's decision. A joined
+    person's centroid moves as a running mean (no re-read of their other faces)."""
+    now = now or 0.0
+    old = _face_rows(conn, media_id)
+    conn.execute("DELETE FROM faces WHERE media_id = ?", (media_id,))
+    update_centroids(conn, {row[5] for row in old})  # a photo read again: its old faces no longer count
+    person_ids, centroids = live_centroids(conn)
+    for box, vector in zip(boxes, vectors):
+        kept = next((row for row in old if row[6] == "user" and row[5] is not None
+                     and _box_iou((box.x, box.y, box.w, box.h), row[1:5]) > 0.5), None)
+        person_id, source = (kept[5], "user") if kept else (None, "auto")
+        if person_id is None and vector is not None:
+            if len(person_ids):
+                distances = np.linalg.norm(centroids - vector, axis=1)
+                nearest = int(np.argmin(distances))
+                if distances[nearest] < join_distance:
+                    person_id = person_ids[nearest]
+            if person_id is None:
+                person_id = new_person(conn, now)
+                person_ids.append(person_id)
+                centroids = np.vstack([centroids, np.zeros((1, centroids.shape[1]), np.float32)])
+        if person_id is not None and vector is not None and person_id in person_ids:
+            count = conn.execute("SELECT COUNT(*) FROM faces WHERE person_id = ? AND vector IS NOT NULL",
+                                 (person_id,)).fetchone()[0]
+            index = person_ids.index(person_id)
+            centroids[index] = centroids[index] + (vector - centroids[index]) / (count + 1)
+            conn.execute("UPDATE people SET centroid = ? WHERE id = ?", (vector_to_blob(centroids[index]), person_id))
+        conn.execute("INSERT INTO faces(media_id, x, y, w, h, score, vector, person_id, source, created_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (media_id, box.x, box.y, box.w, box.h, box.score,
+                      None if vector is None else vector_to_blob(vector), person_id, source, now))
+        if person_id is not None and vector is not None and person_id not in person_ids:
+            update_centroids(conn, [person_id])  # a person's own placement into someone without a centroid
+
+
+def delete_faces(conn: sqlite3.Connection, media_ids: list[int]) -> None:
+    """Forget the faces found in these rows (the people they belonged to keep their other faces)."""
+    for start in range(0, len(media_ids), 500):
+        chunk = media_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        people = [r[0] for r in conn.execute(
+            f"SELECT DISTINCT person_id FROM faces WHERE media_id IN ({marks})", chunk)]
+        conn.execute(f"DELETE FROM faces WHERE media_id IN ({marks})", chunk)
+        update_centroids(conn, people)
+
+
+@dataclass
+class PersonRow:
+    """One person as the people commands show it."""
+
+    id: int
+    name: str | None
+    hidden: bool
+    faces: int
+    photos: int
+    face_id: int | None  # a representative face: the largest, most confident
+    media_id: int | None  # the photo of that face
+
+
+def people_rows(conn: sqlite3.Connection, person_id: int | None = None) -> list[PersonRow]:
+    """Live people (not merged away) with at least one face (or ``person_id`` only): most photos first."""
+    scope, args = ("", ()) if person_id is None else (" AND p.id = ?", (person_id,))
+    rows = conn.execute(
+        "SELECT p.id, p.name, p.hidden, COUNT(f.id), COUNT(DISTINCT f.media_id), "
+        "(SELECT b.id FROM faces b JOIN media bm ON bm.id = b.media_id WHERE b.person_id = p.id "
+        " AND bm.status = 'ok' ORDER BY b.w * b.h * b.score DESC, b.id LIMIT 1) "
+        "FROM people p JOIN faces f ON f.person_id = p.id JOIN media m ON m.id = f.media_id AND m.status = 'ok' "
+        f"WHERE p.merged_into IS NULL{scope} GROUP BY p.id "
+        "ORDER BY p.name IS NULL, COUNT(DISTINCT f.media_id) DESC, p.id", args).fetchall()
+    out = []
+    for pid, name, hidden, faces, photos, face_id in rows:
+        media_id = conn.execute("SELECT media_id FROM faces WHERE id = ?", (face_id,)).fetchone()[0] \
+            if face_id is not None else None
+        out.append(PersonRow(pid, name, bool(hidden), faces, photos, face_id, media_id))
+    return out
+
+
+def person_state(conn: sqlite3.Connection, person_id: int) -> tuple[str | None, int | None] | None:
+    """(name, merged into) of a person row, or None when there is no such person."""
+    row = conn.execute("SELECT name, merged_into FROM people WHERE id = ?", (person_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def person_photos(conn: sqlite3.Connection, person_id: int) -> list[tuple[int, str]]:
+    """(media id, path) of a person's readable photos, largest face first."""
+    return [(media_id, from_db(path)) for media_id, path in conn.execute(
+        "SELECT m.id, m.path FROM faces f JOIN media m ON m.id = f.media_id WHERE f.person_id = ? "
+        "AND m.status = 'ok' GROUP BY m.id ORDER BY MAX(f.w * f.h) DESC, m.id", (person_id,))]
+
+
+def person_faces(conn: sqlite3.Connection, person_id: int, limit: int = 1000) -> list[tuple]:
+    """(face id, media id, path, x, y, w, h, source) of a person's faces, largest first."""
+    return [(fid, media_id, from_db(path), x, y, w, h, source) for fid, media_id, path, x, y, w, h, source in
+            conn.execute("SELECT f.id, m.id, m.path, f.x, f.y, f.w, f.h, f.source FROM faces f "
+                         "JOIN media m ON m.id = f.media_id WHERE f.person_id = ? AND m.status = 'ok' "
+                         "ORDER BY f.w * f.h DESC, f.id LIMIT ?", (person_id, limit))]
+
+
+def face_row(conn: sqlite3.Connection, face_id: int) -> tuple | None:
+    """(media id, path, x, y, w, h, person id) of one face, or None."""
+    row = conn.execute("SELECT f.media_id, m.path, f.x, f.y, f.w, f.h, f.person_id FROM faces f "
+                       "JOIN media m ON m.id = f.media_id WHERE f.id = ?", (face_id,)).fetchone()
+    return None if row is None else (row[0], from_db(row[1]), *row[2:])
+
+
+def set_person_name(conn: sqlite3.Connection, person_id: int, name: str | None, name_key: str | None) -> None:
+    conn.execute("UPDATE people SET name = ?, name_key = ? WHERE id = ?", (name, name_key, person_id))
+
+
+def set_person_hidden(conn: sqlite3.Connection, person_id: int, hidden: bool) -> None:
+    conn.execute("UPDATE people SET hidden = ? WHERE id = ?", (int(hidden), person_id))
+
+
+def people_named(conn: sqlite3.Connection, name_key: str) -> list[int]:
+    """Live people whose case-folded name is ``name_key``."""
+    return [r[0] for r in conn.execute("SELECT id FROM people WHERE name_key = ? AND merged_into IS NULL ORDER BY id",
+                                       (name_key,))]
+
+
+def merge_people(conn: sqlite3.Connection, source_id: int, target_id: int) -> None:
+    """Every face of ``source_id`` goes to ``target_id``; the source row remembers where (merged_into)."""
+    # a merge is a person's decision: the moved faces are theirs now (source 'user'), so that a regrouping
+    # pass never takes them out again
+    conn.execute("UPDATE faces SET person_id = ?, source = 'user' WHERE person_id = ?", (target_id, source_id))
+    conn.execute("UPDATE people SET merged_into = ?, centroid = NULL WHERE id = ?", (target_id, source_id))
+    conn.execute("UPDATE people SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
+    update_centroids(conn, [target_id])
+
+
+def move_face(conn: sqlite3.Connection, face_id: int, person_id: int) -> None:
+    """Put one face in ``person_id`` by hand (source 'user': the grouping leaves it there)."""
+    old = conn.execute("SELECT person_id FROM faces WHERE id = ?", (face_id,)).fetchone()
+    conn.execute("UPDATE faces SET person_id = ?, source = 'user' WHERE id = ?", (person_id, face_id))
+    update_centroids(conn, [person_id, old[0] if old else None])
+
+
+def forget_person(conn: sqlite3.Connection, person_id: int) -> int:
+    """Delete a person's faces (their vectors with them) and the person; the photos stay. Faces found in
+    those photos later start new people. Returns how many faces were deleted."""
+    deleted = conn.execute("DELETE FROM faces WHERE person_id = ?", (person_id,)).rowcount
+    conn.execute("UPDATE people SET merged_into = NULL WHERE merged_into = ?", (person_id,))
+    conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+    return deleted
+
+
+def named_people(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(id, name) of every live named person, for finding names in a query."""
+    return conn.execute("SELECT id, name FROM people WHERE name IS NOT NULL AND merged_into IS NULL "
+                        "ORDER BY id").fetchall()
+
+
+def person_media_ids(conn: sqlite3.Connection, person_ids: list[int], where: str, params: list,
+                     limit: int) -> list[int]:
+    """Readable media holding a face of every one of ``person_ids`` and passing ``where``, largest faces
+    first."""
+    if not person_ids:
+        return []
+    clauses = " AND ".join("EXISTS (SELECT 1 FROM faces x WHERE x.media_id = m.id AND x.person_id = ?)"
+                           for _ in person_ids)
+    return [r[0] for r in conn.execute(
+        f"SELECT m.id FROM media m JOIN faces f ON f.media_id = m.id WHERE m.status = 'ok' AND {clauses} "
+        f"AND {where} GROUP BY m.id ORDER BY MAX(f.w * f.h) DESC, m.id LIMIT ?", [*person_ids, *params, limit])]
+
+
+def auto_face_vectors(conn: sqlite3.Connection) -> list[tuple[int, int, np.ndarray]]:
+    """(face id, person id, vector) of every face the grouping placed (source 'auto') that has a vector."""
+    return [(fid, pid, blob_to_vector(vector)) for fid, pid, vector in conn.execute(
+        "SELECT f.id, f.person_id, f.vector FROM faces f JOIN people p ON p.id = f.person_id "
+        "WHERE f.source = 'auto' AND f.vector IS NOT NULL AND p.merged_into IS NULL ORDER BY f.id")]
+
+
+def reassign_face(conn: sqlite3.Connection, face_id: int, person_id: int) -> None:
+    """Move a face the grouping placed to another person (still source 'auto')."""
+    conn.execute("UPDATE faces SET person_id = ? WHERE id = ? AND source = 'auto'", (person_id, face_id))

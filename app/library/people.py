@@ -1,0 +1,289 @@
+"""People in a library: the faces the faces signal found, grouped into people that a person can name,
+merge, split, hide and forget. The CLI (``app/people_cli.py``) and the GUI call this layer; the SQL lives
+in ``app.library.storage`` and the schema in ``app.library.db``.
+
+Grouping (``storage.store_faces``) is incremental: each new face joins the person whose centroid is nearest
+if that is closer than ``JOIN_DISTANCE``, else it starts a new person; nothing is re-clustered, and faces
+placed by a person (``source = 'user'``), names, merges and hides are never undone by it.
+"""
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from dataclasses import asdict, dataclass
+
+from app.library.errors import LibraryError
+from app.library.library import Library
+from app.library.pathtext import display_text
+from app.library.storage import (
+    PersonRow,
+    auto_face_vectors,
+    face_row,
+    forget_person,
+    live_centroids,
+    merge_people,
+    move_face,
+    named_people,
+    new_person,
+    people_named,
+    people_rows,
+    person_faces,
+    person_photos,
+    person_state,
+    reassign_face,
+    set_person_hidden,
+    set_person_name,
+    update_centroids,
+)
+
+# Euclidean distance between a new face's identity vector and a person's centroid under which the face
+# joins that person. dlib documents 0.6 for two faces; a centroid sits nearer its own faces than they sit to
+# each other, and on bench/faces_identity.py's real photos 0.5 kept every person whole while 0.6 let a
+# false box join a real person (bench/RESULTS.md, "People: identity").
+JOIN_DISTANCE = 0.5
+MAX_NAME_LENGTH = 100  # characters; longer names are refused (a name, not a note)
+
+
+class PeopleError(LibraryError):
+    """A people command that cannot be done as asked (unknown id, a person merged meanwhile, a bad name)."""
+
+
+@dataclass
+class Person:
+    id: int
+    name: str | None
+    hidden: bool
+    faces: int
+    photos: int
+    face_id: int | None  # a representative face (the largest, most confident)
+    media_id: int | None
+
+    def label(self) -> str:
+        return self.name if self.name else f"person {self.id}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Face:
+    id: int
+    media_id: int
+    path: str
+    box: tuple[float, float, float, float]  # x, y, w, h in fractions of the photo
+    source: str  # auto | user
+
+
+def name_key(name: str) -> str:
+    """How names are compared: NFKC, case-folded, inner white space as one space."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def clean_name(name: str) -> str:
+    """A name as stored: trimmed, inner white space as one space; PeopleError for an empty name, one with
+    control characters, or one over MAX_NAME_LENGTH characters. Quotes and emoji are fine."""
+    if any(unicodedata.category(c) in ("Cc", "Cf") and c not in "\u200c\u200d" for c in name):  # ZWJ: emoji
+        raise PeopleError("a name cannot hold control characters (line breaks, tabs, escapes)")
+    cleaned = " ".join(unicodedata.normalize("NFC", name).split())
+    if not cleaned:
+        raise PeopleError("a name needs at least one visible character")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise PeopleError(f"a name is at most {MAX_NAME_LENGTH} characters; this one has {len(cleaned)}")
+    return cleaned
+
+
+def name_words(text: str) -> list[str]:
+    """A text's words as name matching sees them: case-folded \\w runs and single symbols (an emoji is a
+    word); punctuation (quotes, apostrophes, hyphens) only separates."""
+    return [token for token in re.findall(r"\w+|[^\w\s]", name_key(text))
+            if not unicodedata.category(token[0]).startswith("P")]
+
+
+class People:
+    """The people of one library (thread-safe as ``Library`` is: each thread uses its own connection)."""
+
+    def __init__(self, library: Library):
+        self.library = library
+
+    @property
+    def _conn(self):
+        return self.library.db.conn
+
+    # -- reads ----------------------------------------------------------------------------------
+    def list(self, include_hidden: bool = False, min_photos: int = 2) -> list[Person]:
+        """People with at least ``min_photos`` photos (named people always), named first, most photos first."""
+        return [_person(row) for row in people_rows(self._conn)
+                if (include_hidden or not row.hidden) and (row.name or row.photos >= min_photos)]
+
+    def get(self, person_id: int) -> Person:
+        """One live person; PeopleError naming where a merged one went, or that the id is unknown."""
+        self._live(person_id)
+        rows = people_rows(self._conn, person_id)
+        if not rows:
+            return Person(person_id, person_state(self._conn, person_id)[0], False, 0, 0, None, None)
+        return _person(rows[0])
+
+    def photos(self, person_id: int) -> list[str]:
+        """Paths of a person's photos, largest face first."""
+        self._live(person_id)
+        return [path for _, path in person_photos(self._conn, person_id)]
+
+    def faces(self, person_id: int, limit: int = 1000) -> list[Face]:
+        self._live(person_id)
+        return [Face(fid, media_id, path, (x, y, w, h), source)
+                for fid, media_id, path, x, y, w, h, source in person_faces(self._conn, person_id, limit)]
+
+    def face(self, face_id: int) -> Face:
+        row = face_row(self._conn, face_id)
+        if row is None:
+            raise PeopleError(f"there is no face {face_id} (`cots people show ID` lists a person's faces)")
+        media_id, path, x, y, w, h, _ = row
+        return Face(face_id, media_id, path, (x, y, w, h), "")
+
+    def find(self, name: str) -> list[int]:
+        """Ids of the live people with this name (compared case-folded)."""
+        return people_named(self._conn, name_key(name))
+
+    def named(self) -> list[tuple[int, str]]:
+        """(id, name) of every named person."""
+        return named_people(self._conn)
+
+    # -- a person's decisions -------------------------------------------------------------------
+    def name(self, person_id: int, name: str | None) -> Person:
+        """Name a person (None: take the name away). PeopleError when another person has this name already
+        (merge them instead), or the person is unknown or was merged meanwhile."""
+        cleaned = None if name is None else clean_name(name)
+        with self.library.db.transaction() as conn:
+            self._live(person_id, conn)
+            if cleaned is not None:
+                other = [p for p in people_named(conn, name_key(cleaned)) if p != person_id]
+                if other:
+                    taken = person_state(conn, other[0])[0] or cleaned
+                    raise PeopleError(f"person {other[0]} is already named {display_text(taken)!r}: if they are "
+                                      f"the same, run `cots people merge {person_id} {other[0]}`")
+            set_person_name(conn, person_id, cleaned, None if cleaned is None else name_key(cleaned))
+        return self.get(person_id)
+
+    def merge(self, source_id: int, target_id: int) -> Person:
+        """All of ``source_id``'s faces go to ``target_id``; the target keeps its name (or takes the
+        source's when it has none)."""
+        if source_id == target_id:
+            raise PeopleError(f"person {source_id} cannot be merged into itself")
+        with self.library.db.transaction() as conn:
+            source_name, _ = self._live(source_id, conn)
+            target_name, _ = self._live(target_id, conn)
+            merge_people(conn, source_id, target_id)
+            if target_name is None and source_name is not None:
+                set_person_name(conn, target_id, source_name, name_key(source_name))
+        return self.get(target_id)
+
+    def move(self, face_id: int, to: int | str) -> Person:
+        """Put one face into person ``to`` (an id) or, with ``to="new"``, into a new person of its own."""
+        with self.library.db.transaction() as conn:
+            if face_row(conn, face_id) is None:
+                raise PeopleError(f"there is no face {face_id} (`cots people show ID` lists a person's faces)")
+            if to == "new":
+                target = new_person(conn, time.time())
+            else:
+                target = int(to)
+                self._live(target, conn)
+            move_face(conn, face_id, target)
+        return self.get(target)
+
+    def hide(self, person_id: int, hidden: bool = True) -> Person:
+        with self.library.db.transaction() as conn:
+            self._live(person_id, conn)
+            set_person_hidden(conn, person_id, hidden)
+        return self.get(person_id)
+
+    def forget(self, person_id: int) -> int:
+        """Delete a person and their faces' identity vectors (the photos stay); how many faces went."""
+        with self.library.db.transaction() as conn:
+            self._live(person_id, conn)
+            return forget_person(conn, person_id)
+
+    def regroup(self) -> int:
+        """A full pass that refines the incremental grouping: every face the grouping placed (never one a
+        person placed or merged) moves to the person whose centroid is nearest when that is another person
+        within ``JOIN_DISTANCE``; centroids are then recomputed. Names, hides and merges stay. Returns how
+        many faces moved. One transaction: a concurrent indexer waits for it."""
+        import numpy as np
+
+        moved = 0
+        with self.library.db.transaction() as conn:
+            person_ids, centroids = live_centroids(conn)
+            if not person_ids:
+                return 0
+            changed = set()
+            for face_id, person_id, vector in auto_face_vectors(conn):
+                distances = np.linalg.norm(centroids - vector, axis=1)
+                nearest = int(np.argmin(distances))
+                if person_ids[nearest] != person_id and distances[nearest] < JOIN_DISTANCE:
+                    reassign_face(conn, face_id, person_ids[nearest])
+                    changed |= {person_id, person_ids[nearest]}
+                    moved += 1
+            update_centroids(conn, changed)
+        return moved
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _live(self, person_id: int, conn=None) -> tuple[str | None, None]:
+        """(name, None) of a live person; PeopleError for an unknown id or a merged one (saying into whom)."""
+        conn = conn or self._conn
+        state = person_state(conn, person_id)
+        if state is None:
+            raise PeopleError(f"there is no person {person_id} (`cots people` lists them)")
+        seen = {person_id}
+        target = state[1]
+        while target is not None:  # follow a chain of merges to the person who has the faces now
+            further = person_state(conn, target)
+            if further is None or further[1] is None or further[1] in seen:
+                break
+            seen.add(target)
+            target = further[1]
+        if target is not None:
+            into = person_state(conn, target)
+            label = f"{target} ({display_text(into[0])})" if into and into[0] else str(target)
+            raise PeopleError(f"person {person_id} was merged into person {label}: use {target}")
+        return state[0], None
+
+
+def _person(row: PersonRow) -> Person:
+    return Person(row.id, row.name, row.hidden, row.faces, row.photos, row.face_id, row.media_id)
+
+
+def split_names(query: str, named: list[tuple[int, str]]) -> tuple[str, list[tuple[int, str]]]:
+    """The people a query names (whole words, case-folded, longest names first) and the query without
+    their names: ("Anna at the beach", [(3, "Anna")]) -> ("at the beach", [(3, "Anna")])."""
+    words = name_words(query)
+    found: list[tuple[int, str]] = []
+    used = [False] * len(words)
+    for person_id, name in sorted(named, key=lambda item: -len(name_words(item[1]))):
+        target = name_words(name)
+        if not target:
+            continue
+        for start in range(len(words) - len(target) + 1):
+            span = range(start, start + len(target))
+            if words[start:start + len(target)] == target and not any(used[i] for i in span):
+                for i in span:
+                    used[i] = True
+                found.append((person_id, name))
+                break
+    rest = " ".join(w for w, u in zip(words, used) if not u) if found else query
+    return rest, found
+
+
+def face_crop(path: str, box: tuple[float, float, float, float], size: int = 96, margin: float = 0.3):
+    """A square PIL image of one face (its box widened by ``margin`` on each side), ``size`` pixels; the photo
+    is decoded as the library reads it (EXIF orientation applied, so the box fractions fit)."""
+    from PIL import Image
+
+    from cots_core.media import read_image
+
+    photo = read_image(path, target_size=512).frames[0]
+    width, height = photo.size
+    x, y, w, h = box
+    side = max(w * width, h * height) * (1 + 2 * margin)
+    cx, cy = (x + w / 2) * width, (y + h / 2) * height
+    crop = photo.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
+    return crop.resize((size, size), Image.Resampling.LANCZOS)

@@ -1,0 +1,179 @@
+"""`cots people`: the people found in a library's photos, to list, name, merge, split, hide and forget.
+
+Every action goes through ``app.library.people.People``; errors are one line (``PeopleError``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from app.library.pathtext import display_text
+
+EPILOG = """examples:
+  cots people                      list people (named first, then by photo count)
+  cots people show 3               a person's photos and face ids
+  cots people name 3 "Anna"        name person 3; `cots search Anna` then finds her photos
+  cots people merge 5 3            person 5 is person 3 too
+  cots people move 42 --to new     face 42 is someone else (or --to 7)
+  cots people hide 9               leave person 9 out of the list (`--undo` shows them again)
+  cots people forget 9             delete person 9's face vectors (the photos stay)
+  cots people regroup              move automatically placed faces to the nearest person"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", help="library database (default: the library in your user data folder)")
+    common.add_argument("--json", action="store_true", help="print JSON")
+    p = subparsers.add_parser("people", parents=[common], help="the people in your photos: list, name, merge",
+                              description="People found in your photos (faces grouped by who they are). Names "
+                                          "stay in the library and are search words: `cots search Anna`.",
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--all", action="store_true", help="also hidden people and people seen in one photo only")
+    p.set_defaults(handler=cmd_list)
+    actions = p.add_subparsers(dest="people_command", metavar="ACTION")
+
+    a = actions.add_parser("show", parents=[common], help="a person's photos and faces")
+    a.add_argument("id", type=person_id)
+    a.set_defaults(handler=cmd_show)
+    a = actions.add_parser("name", parents=[common], help="name a person")
+    a.add_argument("id", type=person_id)
+    a.add_argument("name", help=f"the name (at most {_max_name()} characters)")
+    a.set_defaults(handler=cmd_name)
+    a = actions.add_parser("merge", parents=[common], help="merge the first person into the second")
+    a.add_argument("id", type=person_id)
+    a.add_argument("into", type=person_id)
+    a.set_defaults(handler=cmd_merge)
+    a = actions.add_parser("move", parents=[common], help="move one face to another person or a new one")
+    a.add_argument("face", type=person_id, metavar="FACE_ID")
+    a.add_argument("--to", required=True, type=move_target, metavar="ID|new")
+    a.set_defaults(handler=cmd_move)
+    a = actions.add_parser("hide", parents=[common], help="leave a person out of the list")
+    a.add_argument("id", type=person_id)
+    a.add_argument("--undo", action="store_true", help="show them again")
+    a.set_defaults(handler=cmd_hide)
+    a = actions.add_parser("regroup", parents=[common],
+                           help="refine the grouping: faces placed automatically move to the nearest person "
+                                "(names, merges and faces you moved stay)")
+    a.set_defaults(handler=cmd_regroup)
+    a = actions.add_parser("forget", parents=[common], help="delete a person's face vectors (the photos stay)")
+    a.add_argument("id", type=person_id)
+    a.set_defaults(handler=cmd_forget)
+
+
+def _max_name() -> int:
+    from app.library.people import MAX_NAME_LENGTH
+
+    return MAX_NAME_LENGTH
+
+
+def person_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an id (a whole number `cots people` shows)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not an id (ids start at 1)")
+    return value
+
+
+def move_target(text: str) -> int | str:
+    return "new" if text.strip().lower() == "new" else person_id(text)
+
+
+def _people(args):
+    from app.library import Library
+    from app.library.people import People
+
+    library = Library(args.db, create=False)
+    return library, People(library)
+
+
+def _print_person(person, args) -> None:
+    if args.json:
+        print(json.dumps(person.to_dict(), ensure_ascii=False))
+    else:
+        print(f"person {person.id}: {display_text(person.label())} ({person.photos} photo"
+              f"{'s' if person.photos != 1 else ''}{', hidden' if person.hidden else ''})")
+
+
+def cmd_list(args) -> int:
+    library, people = _people(args)
+    with library:
+        found = people.list(include_hidden=args.all, min_photos=1 if args.all else 2)
+        if args.json:
+            print(json.dumps([{**p.to_dict(), "photo_paths": people.photos(p.id)} for p in found],
+                             indent=1, ensure_ascii=False))
+            return 0
+        if not found:
+            print("no people yet: `cots index` finds faces in the photos (people seen in one photo only "
+                  "and hidden people: `cots people --all`)")
+        for person in found:
+            face = people.face(person.face_id) if person.face_id is not None else None
+            shown = f"  face {face.id} in {display_text(face.path)}" if face else ""
+            print(f"  {person.id:5d}  {display_text(person.label())[:40]:40s} {person.photos:5d} photo"
+                  f"{'s' if person.photos != 1 else ' '}{'  (hidden)' if person.hidden else ''}{shown}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    library, people = _people(args)
+    with library:
+        person = people.get(args.id)
+        faces = people.faces(args.id)
+        if args.json:
+            print(json.dumps({**person.to_dict(), "photo_paths": people.photos(args.id),
+                              "faces": [{"id": f.id, "path": f.path, "box": f.box, "source": f.source} for f in faces]},
+                             indent=1, ensure_ascii=False))
+            return 0
+        _print_person(person, args)
+        for face in faces:
+            print(f"  face {face.id:6d}  {display_text(face.path)}" + ("  (placed by you)" if face.source == "user" else ""))
+    return 0
+
+
+def cmd_name(args) -> int:
+    library, people = _people(args)
+    with library:
+        _print_person(people.name(args.id, args.name), args)
+    return 0
+
+
+def cmd_merge(args) -> int:
+    library, people = _people(args)
+    with library:
+        _print_person(people.merge(args.id, args.into), args)
+    return 0
+
+
+def cmd_move(args) -> int:
+    library, people = _people(args)
+    with library:
+        _print_person(people.move(args.face, args.to), args)
+    return 0
+
+
+def cmd_hide(args) -> int:
+    library, people = _people(args)
+    with library:
+        _print_person(people.hide(args.id, not args.undo), args)
+    return 0
+
+
+def cmd_forget(args) -> int:
+    library, people = _people(args)
+    with library:
+        deleted = people.forget(args.id)
+        if args.json:
+            print(json.dumps({"id": args.id, "faces_deleted": deleted}))
+        else:
+            print(f"forgot person {args.id}: {deleted} face{'s' if deleted != 1 else ''} deleted (the photos stay)")
+    return 0
+
+
+def cmd_regroup(args) -> int:
+    library, people = _people(args)
+    with library:
+        moved = people.regroup()
+        print(json.dumps({"faces_moved": moved}) if args.json else
+              f"{moved} face{'s' if moved != 1 else ''} moved to a nearer person")
+    return 0
