@@ -169,6 +169,15 @@ def fts_query(text: str) -> str | None:
     return " AND ".join(f'"{w}"*' for w in words)
 
 
+def reciprocal_rank_fusion(*rankings: list[int]) -> dict[int, float]:
+    """Each item's fused score: the sum over the rankings it appears in of 1 / (RRF_K + its rank)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, i in enumerate(ranking):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return fused
+
+
 class SearchService:
     """Searches one library with the model that indexed it. Safe to use from several threads."""
 
@@ -259,17 +268,10 @@ class SearchService:
         kept = [(i, s, r) for i, s, r in zip(ids, sims, rel) if r >= threshold]
         kept.sort(key=lambda t: -t[1])
         lexical = self._lexical(query, k, filters) if hybrid else []
-        fused: dict[int, float] = {}
-        for rank, (i, _, _) in enumerate(kept):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        for rank, i in enumerate(lexical):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
         by_facts = self._fact_words(query, k, filters) if hybrid else {}
         if named:  # every photo of a named person: the rest of the query ranks them
             by_facts["person"] = person_media_ids(self.library.db.conn, named, *filters.where(), max(k, 20))
-        for found in by_facts.values():
-            for rank, i in enumerate(found):
-                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        fused = reciprocal_rank_fusion([i for i, _, _ in kept], lexical, *by_facts.values())
         # Items found only by name (or by their facts, or a person's name) still get a similarity (for display
         # and ties).
         extra = list(dict.fromkeys(i for i in (*lexical, *(i for f in by_facts.values() for i in f))
