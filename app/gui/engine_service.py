@@ -10,9 +10,9 @@ from app.library import Library
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
-from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService
+from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService, browse
 from app.library.signal_runner import disabled_signals, set_signal_enabled
-from app.library.storage import cameras, media_signal_details, places
+from app.library.storage import browse_media, cameras, media_signal_details, places
 
 SECOND_PASS = ("ocr", "faces")  # the GUI's one checkbox turns both on or off
 
@@ -113,6 +113,13 @@ class EngineService:
         # a video hit is described by the moment that matched, not by the mean of all its scenes
         moment = hit.timestamp if hit.kind == "video" else None
         return [(t.text, float(t.score)) for t in self._search().describe(hit.id, k=k, at=moment)]
+
+    # -- browsing (no model needed) ---------------------------------------------------------------
+    def browse(self, filters: Filters, offset: int, limit: int) -> list[Hit]:
+        return browse(self.library, filters, offset, limit)
+
+    def periods(self, filters: Filters, per: str) -> list[tuple[str | None, int]]:
+        return browse_media(self.library.db.conn, *filters.sql(), per=per)
 
     # -- signals -------------------------------------------------------------------------------
     def signal_details(self, hit: Hit) -> SignalDetails:

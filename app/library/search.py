@@ -22,6 +22,7 @@ from app.library.library import Library, MediaRecord
 from app.library.pathtext import display_text, path_prefix_sql
 from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments, people_intent
 from app.library.storage import (
+    browse_media,
     filtered_ids,
     lexical,
     media_facts,
@@ -166,6 +167,16 @@ def fts_query(text: str) -> str | None:
     if not words:
         return None
     return " AND ".join(f'"{w}"*' for w in words)
+
+
+def browse(library: Library, filters: Filters | None = None, offset: int = 0, limit: int = 200) -> list[Hit]:
+    """A page of the library itself, newest first (the order of ``storage.browse_media``), as hits with
+    no score; needs no model, so the app shows the library before its model has loaded."""
+    rows = browse_media(library.db.conn, *(filters or Filters()).sql(), limit=limit, offset=offset)
+    ids = [media_id for media_id, _ in rows]
+    records, facts = library.media(ids), media_facts(library.db.conn, ids)
+    return [Hit(i, records[i].path, records[i].kind, 0.0, None, None, None, (), records[i], False, facts.get(i, {}))
+            for i in ids if i in records]
 
 
 class SearchService:

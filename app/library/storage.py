@@ -439,3 +439,20 @@ def people_candidates(conn: sqlite3.Connection, where: str, params: list, min_fa
         "LEFT JOIN signal_facts a ON a.media_id = m.id AND a.key = 'face_area_max' "
         f"WHERE m.status = 'ok' AND CAST(f.value AS INTEGER) >= ?{upper} AND COALESCE(a.value, 0) >= ? AND {where} "
         "ORDER BY COALESCE(a.value, 0) DESC, m.id LIMIT ?", [min_faces, *upper_args, min_face_area, *params, limit])]
+
+
+def browse_media(conn: sqlite3.Connection, where: str, params: list, limit: int = -1, offset: int = 0,
+                 per: str | None = None) -> list[tuple]:
+    """The readable media passing ``where`` (a ``Filters.sql()`` clause on ``m``) newest first by capture
+    time (EXIF, else the file's modification time): a page of ``(id, date)`` rows (``limit``/``offset``), or
+    with ``per`` (a strftime pattern: "%Y", "%Y-%m", "%Y-%m-%d") ``(period, items)`` in the same order,
+    periods in local time and ``None`` for undated items (last)."""
+    date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
+    if per is not None:
+        return conn.execute(
+            f"SELECT strftime(?, {date}, 'unixepoch', 'localtime') AS period, COUNT(*) FROM media m "
+            f"WHERE m.status = 'ok' AND {where} GROUP BY period ORDER BY period IS NULL, period DESC",
+            [per, *params]).fetchall()
+    return conn.execute(
+        f"SELECT m.id, {date} AS date FROM media m WHERE m.status = 'ok' AND {where} "
+        "ORDER BY date IS NULL, date DESC, m.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
