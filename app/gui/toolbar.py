@@ -19,7 +19,7 @@ MIN_SEARCH_WIDTH = 320
 def active_filters(filters: Filters) -> int:
     """How many filters are on (a date range counts once)."""
     values = {name: getattr(filters, name) for name in Filters.__dataclass_fields__}
-    dates = values.pop("date_from") is not None or values.pop("date_to") is not None
+    dates = (values.pop("date_from"), values.pop("date_to")) != (None, None)
     return sum(value is not None for value in values.values()) + dates
 
 
