@@ -1,12 +1,13 @@
-"""Render the main window with results for a query to docs/screenshot.png (offscreen, no display needed).
+"""Render the main window to docs/screenshot.png (offscreen, no display needed): the library view (the
+app opens on it), or with ``--query`` the results of a search.
 
     python docs/make_screenshot.py [--query "a person"] [--model cots-lite] [--out docs/screenshot.png]
 
 Copies the shipped sample library into a temporary folder and writes GPS positions into the EXIF of a
 few of its photos (``PLACES``: the sample photos carry none), indexes it into a temporary database with
-the default model and every signal (places, EXIF, text in photos, faces), types the query, waits for
-results and thumbnails, selects the best hit (its place, faces and face box in the detail pane) and grabs
-the window.
+the default model and every signal (places, EXIF, text in photos, faces), types the query if one is
+given, waits for the grid and its thumbnails, selects the first item (its place, faces and face box in
+the detail pane) and grabs the window.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def wait(app, condition, timeout: float) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--query", default="a person")
+    parser.add_argument("--query", default="", help="a search to show (default: the library view)")
     parser.add_argument("--model", default="cots-lite")
     parser.add_argument("--library", default=str(ROOT / "resources" / "sample_library"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
@@ -76,18 +77,20 @@ def main() -> int:
     service.add_folder(str(with_places(Path(args.library), work)))
     settings = Settings(QSettings(str(work / "settings.ini"), QSettings.IniFormat))
     window = MainWindow(service, settings, ThumbnailCache(work / "thumbnails"), model_label=args.model)
-    window.resize(1400, 860)
+    window.resize(1500, 950)
     window.show()
     if not wait(app, lambda: window.model_ready, 600):
         print("the model did not load", file=sys.stderr)
         return 1
     wait(app, lambda: window.indexing.running, 10)
     wait(app, lambda: not window.indexing.running, 900)
-    window.search.box.setText(args.query)
-    window.search.emit_query()
-    if not wait(app, lambda: window.model.rowCount() > 0, 60):
-        print(f"no results for {args.query!r}", file=sys.stderr)
-    window.search.weak.setChecked(True)  # show the whole small library, strong matches first
+    if args.query:
+        window.search.box.setText(args.query)
+        window.search.emit_query()
+        window.search.weak.setChecked(True)  # show the whole small library, strong matches first
+    if not wait(app, lambda: window.model.browsing != bool(args.query) and window.model.rowCount() > 0
+                and window.model.hit(0) is not None, 60):
+        print(f"nothing to show for {args.query!r}", file=sys.stderr)
     window.view.setCurrentIndex(window.model.index(0))
     wait(app, lambda: window.search.place.count() > 1, 30)
     window.view.setCurrentIndex(window.model.index(0))  # again: the detail pane fetches place and faces

@@ -10,7 +10,7 @@ from app.library import Library
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
-from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService
+from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService, browse, periods
 from app.library.signal_runner import disabled_signals, set_signal_enabled
 from app.library.signals import fact_filters, toggles
 
@@ -111,6 +111,13 @@ class EngineService:
         # a video hit is described by the moment that matched, not by the mean of all its scenes
         moment = hit.timestamp if hit.kind == "video" else None
         return [(t.text, float(t.score)) for t in self._search().describe(hit.id, k=k, at=moment)]
+
+    # -- browsing (no model needed) ---------------------------------------------------------------
+    def browse(self, filters: Filters, offset: int, limit: int) -> list[Hit]:
+        return browse(self.library, filters, offset, limit)
+
+    def periods(self, filters: Filters, per: str) -> list[tuple[str | None, int]]:
+        return periods(self.library, filters, per)
 
     # -- signals -------------------------------------------------------------------------------
     def signal_details(self, hit: Hit) -> SignalDetails:

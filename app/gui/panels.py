@@ -146,7 +146,7 @@ class DetailPane(QWidget):
         """The preview, best texts and signal details of ``hit``; an answer for an older hit is dropped."""
         self.runner.run_task(lambda: str(self.previews.get(hit.path, hit.timestamp)),
                              lambda path, error: self.hit is hit and self.set_preview(None if error else path),
-                             pool="thumbnails")
+                             pool="general")  # not "thumbnails": the grid drops that queue as it scrolls
         self.runner.run_task(lambda: self.service.texts_for(hit),
                              lambda texts, error: self.hit is hit and not error and self.set_texts(texts),
                              pool="interactive")

@@ -31,7 +31,7 @@ class PreviewWindow(QWidget):
         self.raise_()
         self.runner.run_task(lambda: str(self.cache.get(hit.path, hit.timestamp)),
                              lambda path, error: self.path == hit.path and self._show(None if error else path),
-                             pool="thumbnails")
+                             pool="general")  # not "thumbnails": the grid drops that queue as it scrolls
 
     def _show(self, path: str | None) -> None:
         pixmap = QPixmap(path) if path else QPixmap()

@@ -17,8 +17,9 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 log = logging.getLogger(__name__)
 
 # Pools by purpose: general work; one thread for interactive requests (search, describe) so a fresh
-# query never queues behind indexing; thumbnails; one long-running indexer / re-embedder.
-POOL_SIZES = {"general": 2, "interactive": 1, "thumbnails": 2, "indexing": 1}
+# query never queues behind indexing; grid thumbnails (their queue is dropped as the grid scrolls on);
+# pages of the library being browsed; one long-running indexer / re-embedder.
+POOL_SIZES = {"general": 2, "interactive": 1, "thumbnails": 2, "browse": 1, "indexing": 1}
 
 DoneCallback = Callable[[Any, BaseException | None], None]
 

@@ -12,8 +12,10 @@ from PySide6.QtCore import QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
+    QSlider,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -23,7 +25,7 @@ from PySide6.QtWidgets import (
 from app.gui import actions
 from app.gui.controllers import DropHandler, FolderWatcher, ModelSwitcher
 from app.gui.finetune import FineTuneFlow
-from app.gui.grid import ResultsGrid
+from app.gui.grid import MAX_ICON, MIN_ICON, ZOOM_STEP, ResultsGrid
 from app.gui.indexing import IndexingBar, IndexingController
 from app.gui.library_panel import LibraryPanel
 from app.gui.model_menu import ModelMenu, progress_text
@@ -37,7 +39,9 @@ from app.gui.service import IndexSummary, LibraryService
 from app.gui.settings import Settings
 from app.gui.tasks import TaskRunner
 from app.gui.thumbs import ThumbnailCache
-from app.library.search import Hit
+from app.gui.timeline import Timeline
+from app.gui.toolbar import SearchToolbar, set_date_range
+from app.library.search import Filters, Hit
 
 
 class MainWindow(QMainWindow):
@@ -56,6 +60,8 @@ class MainWindow(QMainWindow):
         self.preview_window = None  # made on the first Space
         self._build()
         self._connect()
+        self.searching.show_library()  # the library itself, before the model has loaded
+        self.refresh_status()
         self.load_model()
 
     # -- layout --------------------------------------------------------------------------------
@@ -63,13 +69,15 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         self.search = SearchBar()
-        layout.addWidget(self.search)
+        self.toolbar = SearchToolbar(self.search)
+        layout.addWidget(self.toolbar)
         self.notices = NoticeArea()
         layout.addWidget(self.notices)
         self.model = ResultsModel(self.runner, self.thumbs)
-        self.searching = SearchController(self.service, self.runner, self.search, self.model, self.settings, self)
+        self.view = ResultsGrid(self.model)
+        self.searching = SearchController(self.service, self.runner, self.search, self.model, self.view,
+                                          self.settings, self)
         self.results_label = self.searching.label
-        layout.addWidget(self.results_label)
         layout.addWidget(self._build_results(), 1)
         self.indexing = IndexingController(self.runner, self)
         self.indexing_bar = IndexingBar(self.indexing)
@@ -86,10 +94,23 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
 
     def _build_results(self) -> QSplitter:
-        """The results grid and, beside it, the tabs: details, image to text, library."""
+        """The grid under its header line, zoom slider and timeline and, beside it, the tabs: details,
+        image to text, library."""
         splitter = QSplitter(Qt.Horizontal)
-        self.view = ResultsGrid(self.model)
-        splitter.addWidget(self.view)
+        grid_side = QWidget()
+        column = QVBoxLayout(grid_side)
+        column.setContentsMargins(0, 0, 0, 0)
+        header = QHBoxLayout()
+        header.addWidget(self.results_label, 1)
+        self.zoom = QSlider(Qt.Horizontal, minimum=MIN_ICON, maximum=MAX_ICON, singleStep=ZOOM_STEP,
+                            pageStep=ZOOM_STEP, value=self.model.icon_size, maximumWidth=140,
+                            toolTip="Thumbnail size (Ctrl + and Ctrl −)")
+        header.addWidget(self.zoom)
+        column.addLayout(header)
+        self.timeline = Timeline()
+        column.addWidget(self.timeline)
+        column.addWidget(self.view, 1)
+        splitter.addWidget(grid_side)
         self.tabs = QTabWidget()
         self.detail = DetailPane(self.runner, self.service, self.previews)
         self.image_text = ImageToTextPanel()
@@ -100,6 +121,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([3000, 1000])
         return splitter
 
     def _build_status_bar(self) -> None:
@@ -145,6 +167,17 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("/"), self, self.search.focus)
         QShortcut(QKeySequence(Qt.Key_Escape), self, self.clear_search)
         QShortcut(QKeySequence.Paste, self, self.paste)
+        self._connect_browsing()
+
+    def _connect_browsing(self) -> None:
+        """Zoom (slider, Ctrl +/−, Ctrl+wheel) and the timeline's date range."""
+        self.zoom.valueChanged.connect(self.view.set_icon_size)
+        self.view.zoomed.connect(lambda size: (self.zoom.blockSignals(True), self.zoom.setValue(size),
+                                               self.zoom.blockSignals(False)))
+        for keys, steps in ((QKeySequence.ZoomIn, 1), (QKeySequence("Ctrl+="), 1), (QKeySequence.ZoomOut, -1)):
+            QShortcut(keys, self, lambda steps=steps: self.view.zoom(steps))
+        self.timeline.range_chosen.connect(lambda first, last: set_date_range(self.search, first, last))
+        self.searching.shown_periods.connect(self.timeline.set_shown)
 
     def _connect_model_menu(self) -> None:
         self.model_menu.chosen.connect(self.switch_model)
@@ -215,13 +248,14 @@ class MainWindow(QMainWindow):
 
     def refresh_status(self) -> None:
         def gather():
-            return self.service.counts(), self.service.failures(), self.service.folders(), self.service.signal_choices()
+            return (self.service.counts(), self.service.failures(), self.service.folders(),
+                    self.service.signal_choices(), dict(self.service.periods(Filters(), "%Y-%m")))
         self.runner.run_task(gather, self._status_ready)
 
     def _status_ready(self, result, error) -> None:
         if error is not None:
             return
-        counts, failures, folders, choices = result
+        counts, failures, folders, choices, months = result
         text = f"{counts.images} photos · {counts.videos} videos indexed"
         if counts.failed:
             text += f" · {counts.failed} failed"
@@ -235,6 +269,7 @@ class MainWindow(QMainWindow):
             self.search.set_choices(name, items)
         self.library.set_second_pass(choices.second_pass)
         self.folder_watcher.watch(folders)
+        self.timeline.set_library({month: n for month, n in months.items() if month})
 
     # -- folders and indexing ------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -264,7 +299,7 @@ class MainWindow(QMainWindow):
 
     def _tick_during_indexing(self) -> None:
         self.refresh_status()
-        self.searching.refresh()  # results grow as items get indexed
+        self.searching.refresh()  # results (and the library listed) grow as items get indexed
 
     def _index_finished(self, summary: IndexSummary) -> None:
         if summary.cancelled:

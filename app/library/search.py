@@ -24,6 +24,7 @@ from app.library.people import People, name_key, split_names
 from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
 from app.library.signals import fact_filter, fact_filters, fact_searches
 from app.library.storage import (
+    browse_media,
     fact_condition_ids,
     filter_sql,
     filtered_ids,
@@ -176,6 +177,22 @@ def reciprocal_rank_fusion(*rankings: list[int]) -> dict[int, float]:
         for rank, i in enumerate(ranking):
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
     return fused
+
+
+def browse(library: Library, filters: Filters | None = None, offset: int = 0, limit: int = 200) -> list[Hit]:
+    """A page of the library itself, newest first (the order of ``storage.browse_media``), as hits with
+    no score; needs no model, so the app shows the library before its model has loaded."""
+    rows = browse_media(library.db.conn, *(filters or Filters()).where(), limit=limit, offset=offset)
+    ids = [media_id for media_id, _ in rows]
+    records, facts = library.media(ids), media_facts(library.db.conn, ids)
+    return [Hit(i, records[i].path, records[i].kind, 0.0, None, None, None, (), records[i], False, facts.get(i, {}))
+            for i in ids if i in records]
+
+
+def periods(library: Library, filters: Filters, per: str) -> list[tuple[str | None, int]]:
+    """(period, items) of the library under ``filters``, newest first: ``per`` is a strftime pattern
+    ("%Y-%m" for months, "%Y" for years); the timeline's bars."""
+    return browse_media(library.db.conn, *filters.where(), per=per)
 
 
 class SearchService:

@@ -46,7 +46,7 @@ def indexed(qtbot, tmp_path):
 def test_typing_a_query_shows_the_expected_photo_first(qtbot, indexed):
     window = indexed
     qtbot.keyClicks(window.search.box, "blue")  # debounced: no Enter needed
-    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10000)
+    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() > 0, timeout=10000)
     assert window.model.hit(0).path.endswith("blue.jpg")
     assert "4 photos" in window.counts_label.text()
     assert "fake" in window.model_status.text()
@@ -74,7 +74,7 @@ def test_dropping_an_image_fills_image_to_text_and_the_grid(qtbot, indexed, tmp_
     qtbot.waitUntil(lambda: bool(window.image_text.texts_shown()), timeout=10000)
     assert "a red square" in window.image_text.texts_shown()[:3]
     assert window.tabs.currentWidget() is window.image_text
-    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10000)
+    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() > 0, timeout=10000)
     assert window.model.hit(0).path.endswith("red.jpg")
 
 
@@ -99,21 +99,23 @@ def test_keyboard(qtbot, indexed, monkeypatch):
     assert window.search.box.hasFocus()
     qtbot.keyClicks(window.search.box, "green")
     qtbot.keyClick(window.search.box, Qt.Key_Return)
-    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10000)
+    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() > 0, timeout=10000)
     qtbot.keyClick(window.search.box, Qt.Key_Down)
     assert window.view.hasFocus() and window.view.currentIndex().row() == 0
     assert window.detail.hit is window.model.hit(0)
     qtbot.keyClick(window.view, Qt.Key_Return)
     assert opened and opened[0].endswith("green.jpg")
-    qtbot.keyClick(window.view, Qt.Key_Escape)
-    assert window.search.box.text() == "" and window.model.rowCount() == 0
+    qtbot.keyClick(window.view, Qt.Key_Escape)  # back to the whole library
+    assert window.search.box.text() == ""
+    qtbot.waitUntil(lambda: window.model.browsing and window.model.rowCount() == 4, timeout=10000)
 
 
 def test_weak_matches_are_hidden_until_asked_for(qtbot, indexed):
     window = indexed
     qtbot.keyClicks(window.search.box, "magenta")
     qtbot.keyClick(window.search.box, Qt.Key_Return)
-    qtbot.waitUntil(lambda: window.model.rowCount() + window.model.hidden_count() > 0, timeout=10000)
+    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() + window.model.hidden_count() > 0,
+                    timeout=10000)
     total = window.model.rowCount() + window.model.hidden_count()
     assert all(not h.weak for h in window.model.hits())
     window.search.weak.setChecked(True)

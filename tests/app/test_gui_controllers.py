@@ -70,6 +70,7 @@ class QueryService:
 
 
 def test_the_search_controller_answers_a_waiting_query_and_drops_superseded_answers(qtbot, tmp_path):
+    from app.gui.grid import ResultsGrid
     from app.gui.results import ResultsModel
     from app.gui.search_bar import SearchBar
     from app.gui.search_controller import SearchController
@@ -78,7 +79,7 @@ def test_the_search_controller_answers_a_waiting_query_and_drops_superseded_answ
     runner, service, bar = TaskRunner(), QueryService(), SearchBar()
     model = ResultsModel(runner, ThumbnailCache(tmp_path / "thumbs"))
     settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    searching = SearchController(service, runner, bar, model, settings)
+    searching = SearchController(service, runner, bar, model, ResultsGrid(model), settings)
     searching.run_query("early")  # typed while the model loads
     assert searching.label.text() == "Waiting for the model to load…" and not service.asked
     searching.set_model_ready()

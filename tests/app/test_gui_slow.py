@@ -45,7 +45,7 @@ def test_typing_a_query_shows_the_expected_sample_photo_first(qtbot, window, que
     _wait_indexed(qtbot, window)
     window.search.clear()
     qtbot.keyClicks(window.search.box, query)
-    qtbot.waitUntil(lambda: window.model.rowCount() > 0 and window.results_label.text().find(query) >= 0,
+    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() > 0 and window.results_label.text().find(query) >= 0,
                     timeout=30000)
     hits = [h for h in window.model.hits() if h.kind == "image"]
     assert hits[0].path.endswith(expected), [h.path for h in window.model.hits()]
@@ -59,6 +59,6 @@ def test_dropping_a_photo_describes_it_and_finds_similar(qtbot, window):
     qtbot.waitUntil(lambda: bool(window.image_text.texts_shown()), timeout=60000)
     texts = window.image_text.texts_shown()[:5]
     assert any("espresso" in t or "coffee" in t for t in texts), texts
-    qtbot.waitUntil(lambda: window.model.rowCount() > 0 and "similar" in window.results_label.text(), timeout=60000)
+    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() > 0 and "similar" in window.results_label.text(), timeout=60000)
     assert window.model.hit(0).path.endswith(("coffee.jpg", "scenes.mp4"))
     qtbot.keyClick(window.view, Qt.Key_Escape)
