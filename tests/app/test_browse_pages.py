@@ -29,7 +29,7 @@ def test_pages_are_disjoint_newest_first_and_filtered(tmp_path):
     assert len(names) == len(set(names)) == len(readable)  # every readable item once, the failed one left out
     dates = [hit.record.date for page in pages for hit in page]
     assert dates == sorted(dates, reverse=True)
-    months = browse_media(library.db.conn, *Filters().sql(), per="%Y-%m")
+    months = browse_media(library.db.conn, *Filters().where(), per="%Y-%m")
     assert [m for m, _ in months] == sorted({m for m, _ in months}, reverse=True)
     assert sum(n for _, n in months) == len(readable)
     videos = browse(library, Filters(kind="video"), 0, 100)
