@@ -13,6 +13,10 @@ Photos and labels: bench/signals_faces.py (194 real photos from installable pack
 Cost: seconds per photo for detection only (decoding excluded), one thread (OMP_NUM_THREADS=1).
 ``--stages``: instead, the shipped signal's ``stage_seconds`` (detect, landmarks, identity) on the photos as
 the second pass decodes them (``read_image(path, 1024)``), over 3 rounds, for photos with and without people.
+``--skip-margins 0.25 0.5 1.0``: instead, the shipped pipeline with the CNN check skipped for HOG candidates at
+or above each margin (``FaceSignal(cnn_skip_margin=...)``), interleaved with "check every candidate": faces
+found, false boxes and CNN checks per half of the photos (``signals_faces.halves``); the lowest margin that
+loses nothing on one half is chosen and reported on the other, both ways (issue 25).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-from signals_faces import collect  # noqa: E402
+from signals_faces import collect, halves  # noqa: E402
 
 from app.library.signals.faces import FaceSignal, load_rgb  # noqa: E402
 
@@ -104,13 +108,66 @@ def stages(rows: list) -> dict:
     return out
 
 
+def skip_margins(rows: list, margins: list[float]) -> dict:
+    """Per setting ("all": every candidate checked; else the skip margin) and half: ``score`` figures, CNN
+    checks and detection seconds; the margin chosen on each half (the lowest whose found and false boxes there
+    equal checking all) and its figures on the other half."""
+    settings: dict = {"all": FaceSignal(identities=False, cnn_skip_margin=None)}
+    settings.update({str(m): FaceSignal(identities=False, cnn_skip_margin=m) for m in margins})
+    names = list(settings)
+    found = {name: [] for name in names}
+    checks = {name: [] for name in names}
+    seconds = {name: [] for name in names}
+    for index, (_, path, *_) in enumerate(rows):
+        photo = load_rgb(str(path), None)
+        photo.thumbnail((2048, 2048))
+        for offset in range(len(names)):  # rotated order, as in main()
+            name = names[(index + offset) % len(names)]
+            timings: dict[str, float] = {}
+            found[name].append(len(settings[name].detect(photo, timings)))
+            checks[name].append(int(timings["cnn_checks"]))
+            seconds[name].append(timings["detect"])
+    split = halves(rows)
+    out: dict = {"photos": len(rows), "settings": {}}
+    for name in names:
+        out["settings"][name] = {}
+        for half in ("A", "B", "all"):
+            keep = [i for i, r in enumerate(rows) if half == "all" or split[r[0]] == half]
+            out["settings"][name][half] = {
+                **score([rows[i] for i in keep], [found[name][i] for i in keep]),
+                "cnn_checks": sum(checks[name][i] for i in keep),
+                "mean_detect_s": round(statistics.mean(seconds[name][i] for i in keep), 4),
+                "mean_detect_s_with_people": round(statistics.mean(
+                    seconds[name][i] for i in keep if rows[i][2]), 4)}
+        print(name, {h: {k: v for k, v in f.items() if k in ("faces_found", "false_boxes", "cnn_checks",
+                                                               "mean_detect_s")}
+                     for h, f in out["settings"][name].items()})
+    for chosen_on, reported_on in (("A", "B"), ("B", "A")):  # lowest margin losing nothing on one half
+        ref = out["settings"]["all"][chosen_on]
+        same = [m for m in margins if all(out["settings"][str(m)][chosen_on][k] == ref[k]
+                                          for k in ("faces_found", "false_boxes"))]
+        chosen = min(same) if same else None
+        out[f"chosen_on_{chosen_on}"] = {"margin": chosen, f"all_checked_on_{reported_on}": out["settings"]["all"][
+            reported_on], f"at_the_margin_on_{reported_on}": out["settings"][str(chosen)][reported_on] if same else None}
+        print(f"chosen on {chosen_on}: {chosen}; on {reported_on}:", out[f"chosen_on_{chosen_on}"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/cots_faces_bench"))
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--stages", action="store_true", help="measure the shipped signal's stages instead")
+    parser.add_argument("--skip-margins", type=float, nargs="+", help="instead, skip the CNN check from these margins")
     args = parser.parse_args()
     rows = collect(args.work)
+    if args.skip_margins:
+        load_before = round(os.getloadavg()[0], 1)
+        result = {**skip_margins(rows, args.skip_margins), "load_average": [load_before, round(os.getloadavg()[0], 1)]}
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1))
+        return
     if args.stages:
         result = {"stages": stages(rows), "load_average": round(os.getloadavg()[0], 1)}
         if args.json:

@@ -1,19 +1,23 @@
 """The second pass (text in photos, faces) beside the embedding pass, per photo and per stage (issue 25).
 
-    nice -n 10 .venv/bin/python bench/second_pass_stages.py [--work DIR] [--repeat 2] [--jsonl OUT] [--cli]
+    .venv/bin/python bench/second_pass_stages.py [--work DIR] [--repeat 3] [--recipes merged after] [--jsonl OUT]
+    .venv/bin/python bench/second_pass_stages.py --cli-only --repeat 3 --code /tmp/base . [--jsonl OUT]
+    .venv/bin/python bench/second_pass_stages.py --load-only --repeat 3 --jsonl OUT; ... --summarise OUT
 
 Two sets of real photos (nothing upscaled, nothing committed; fetched into --work, default /tmp/cots_speed_bench):
 - phone: the real photographs among Debian's desktop wallpapers (``plasma-workspace-wallpapers``,
-  ``mate-backgrounds``; drawings and abstract art left out by looking at each), 2.5 to 20 MP, JPEG as
+  ``mate-backgrounds``; drawings and abstract art left out by looking at each), 2.5 to 15 MP, JPEG as
   phones write them. None holds legible text or a face: the common case.
 - text or people: every photo of the repository's tests/data/real_photos with text or a person in it, and
   the portraits and group of bench/signals_faces.py's sdists (``face_recognition``, ``insightface``).
 Per photo, in one loop (so that the shared machine disturbs all columns alike): the embedding (decode at the
-model's size + the image tower, batch 1, the default model), the second pass's decode, then OCR's stages
-(``SignalOutput.stage_seconds``: detect, angle, recognise) and faces, each for the recipe of before this
-issue (decode at 1024 on the short side, rapidocr's detector rule, angle classifier) and for today's.
+model's size + the image tower, batch 1, the default model), then for each recipe (``recipes``; their order
+turns from photo to photo) the second pass's decode and OCR and faces side by side on two threads as the
+runner runs them: the wall time, each signal's ``stage_seconds``, what was found, the faces' CNN checks, and
+the load average.
 ``--cli``: also ``cots index`` of each set into a fresh library with and without the second pass, its own
-"done in" figure, --repeat times, alternating (the end-to-end ratio).
+"done in" figure, --repeat times, for each checkout of ``--code`` in turn (the end-to-end ratio), also less
+the second pass's one-time model load (``models_load_seconds``).
 """
 from __future__ import annotations
 
@@ -77,16 +81,33 @@ def photo_name(path: Path) -> str:
     return f"{path.parts[-4]}{path.suffix}" if path.parent.name == "images" else path.name
 
 
-def recipes():
-    """name -> (decode function, OCR signal): the recipe before this issue and today's."""
+def recipes(names: list[str]):
+    """name -> (decode function, OCR signal, faces signal), for the recipes asked for:
+    - first: before issue 25 (decode at 1024 on the short side, rapidocr's detector rule, angle classifier);
+    - merged: 26065c3, the first speed work with the CNN-checked faces (every HOG candidate checked, OCR on
+      1 onnxruntime thread);
+    - ocr2: merged with OCR on 2 intra-op threads;
+    - skip: merged with strong HOG candidates kept without the CNN check (``faces.CNN_SKIP_MARGIN``);
+    - after: today's defaults."""
     from app.library.signal_runner import decode_for_second_pass
+    from app.library.signals import faces as face_module
+    from app.library.signals.faces import FaceSignal
     from app.library.signals.ocr import OcrSignal
     from cots_core.media import read_image
 
-    before = OcrSignal(det_side=0, use_angle=True)
-    after = OcrSignal()
-    return {"before": (lambda path: read_image(path, target_size=1024).frames[0], before),
-            "after": (lambda path: decode_for_second_pass(path, after.max_side), after)}
+    def runner_decode(ocr):
+        return lambda path: decode_for_second_pass(path, ocr.max_side)
+
+    skip = getattr(face_module, "CNN_SKIP_MARGIN", None)
+    plans = {
+        "first": lambda: (lambda path: read_image(path, target_size=1024).frames[0],
+                          OcrSignal(det_side=0, use_angle=True), FaceSignal()),
+        "merged": lambda: (runner_decode(OcrSignal()), OcrSignal(threads=1), FaceSignal(cnn_skip_margin=None)),
+        "ocr2": lambda: (runner_decode(OcrSignal()), OcrSignal(threads=2), FaceSignal(cnn_skip_margin=None)),
+        "skip": lambda: (runner_decode(OcrSignal()), OcrSignal(threads=1), FaceSignal(cnn_skip_margin=skip)),
+        "after": lambda: (runner_decode(OcrSignal()), OcrSignal(), FaceSignal()),
+    }
+    return {name: plans[name]() for name in names}
 
 
 def timed(fn, *args):
@@ -95,86 +116,147 @@ def timed(fn, *args):
     return out, time.perf_counter() - start
 
 
-def stage_rows(photos: list[Path], set_name: str, repeat: int) -> list[dict]:
-    """One dict per photo and repeat: the seconds of every stage, before and after, and what was found."""
+def side_by_side(pool, ocr, faces, path: Path, image):
+    """OCR and faces on one photo on two threads, as the runner runs them: (ocr output, faces output, wall s)."""
+    start = time.perf_counter()
+    text, found = pool.map(lambda signal: signal.extract(str(path), image), (ocr, faces))
+    return text, found, time.perf_counter() - start
+
+
+def stage_rows(photos: list[Path], set_name: str, repeat: int, names: list[str]) -> list[dict]:
+    """One dict per photo and repeat: the seconds of every stage per recipe, and what was found."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image
 
     from app.library.encoder import Encoder
-    from app.library.signals.faces import FaceSignal
     from cots_core.media import read_image
 
     encoder = Encoder.load(device="cpu")
     encoder.prepare_images()
-    faces = FaceSignal()
-    plans = recipes()
-    for _, ocr in plans.values():
+    plans = recipes(names)
+    for _, ocr, faces in plans.values():
         ocr._load()
+        faces.models()
     rows = []
-    for run in range(repeat):
-        for path in photos:
-            row: dict = {"set": set_name, "photo": photo_name(path), "run": run}
-            with Image.open(path) as header:
-                row["megapixels"] = round(header.width * header.height / 1e6, 1)
-            decoded, row["embed_decode"] = timed(read_image, path, encoder.image_size)
-            _, row["embed_model"] = timed(encoder.encode_pil, [decoded.frames[0]])
-            for name, (decode, ocr) in plans.items():
-                image, row[f"{name}.decode"] = timed(decode, str(path))
-                row[f"{name}.side"] = max(image.size)
-                text, row[f"{name}.ocr"] = timed(ocr.extract, str(path), image)
-                for stage, seconds in text.stage_seconds.items():
-                    row[f"{name}.ocr.{stage}"] = seconds
-                row[f"{name}.ocr_words"] = len(" ".join(b.label for b in text.boxes).split())
-                found, row[f"{name}.faces"] = timed(faces.extract, str(path), image)
-                for stage, seconds in found.stage_seconds.items():
-                    row[f"{name}.faces.{stage}"] = seconds
-                row[f"{name}.faces_found"] = len(found.boxes)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for run in range(repeat):
+            for index, path in enumerate(photos):
+                row: dict = {"set": set_name, "photo": photo_name(path), "run": run, "load": os.getloadavg()[0]}
+                with Image.open(path) as header:
+                    row["megapixels"] = round(header.width * header.height / 1e6, 1)
+                decoded, row["embed_decode"] = timed(read_image, path, encoder.image_size)
+                _, row["embed_model"] = timed(encoder.encode_pil, [decoded.frames[0]])
+                order = names[index % len(names):] + names[:index % len(names)]  # no recipe always first
+                for name in order:
+                    decode, ocr, faces = plans[name]
+                    image, row[f"{name}.decode"] = timed(decode, str(path))
+                    row[f"{name}.side"] = max(image.size)
+                    text, found, row[f"{name}.wall"] = side_by_side(pool, ocr, faces, path, image)
+                    row[f"{name}.ocr"] = sum(text.stage_seconds.values())
+                    row[f"{name}.faces"] = sum(found.stage_seconds.values())
+                    for stage, seconds in text.stage_seconds.items():
+                        row[f"{name}.ocr.{stage}"] = seconds
+                    for stage, seconds in found.stage_seconds.items():
+                        row[f"{name}.faces.{stage}"] = seconds
+                    row[f"{name}.ocr_words"] = len(" ".join(b.label for b in text.boxes).split())
+                    row[f"{name}.faces_found"] = len(found.boxes)
+                    row[f"{name}.cnn_checks"] = getattr(found, "cnn_checks", None)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 
-def table(rows: list[dict]) -> list[str]:
-    """Mean seconds per photo per stage, before and after, per set; and the ratio to the embedding."""
-    lines = ["| set | recipe | decode | OCR detect | OCR angle | OCR recognise | OCR total | faces | second pass "
-             "| embedding (decode + model) | second pass / embedding | OCR words | faces |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def table(rows: list[dict], names: list[str]) -> list[str]:
+    """Mean seconds per photo per stage and recipe, per set; and the ratio to the batch-1 embedding."""
+    lines = ["| set | recipe | decode | OCR detect | OCR recognise | OCR total | faces detect | landmarks | identity "
+             "| faces total | second pass, side by side (decode + wall) | embedding (decode + model) "
+             "| second pass / embedding | OCR words | faces | CNN checks | load average |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for set_name in dict.fromkeys(r["set"] for r in rows):
         mine = [r for r in rows if r["set"] == set_name]
         embed = statistics.mean(r["embed_decode"] + r["embed_model"] for r in mine)
-        for recipe in ("before", "after"):
+        load = f"{min(r['load'] for r in mine):.1f}-{max(r['load'] for r in mine):.1f}"
+        for recipe in names:
             def mean(key: str, recipe: str = recipe, mine: list[dict] = mine) -> float:
                 return statistics.mean(r.get(f"{recipe}.{key}", 0.0) for r in mine)
 
-            second = mean("decode") + mean("ocr") + mean("faces")
-            words = sum(r[f"{recipe}.ocr_words"] for r in mine if r["run"] == 0)
-            faces = sum(r[f"{recipe}.faces_found"] for r in mine if r["run"] == 0)
-            lines.append(f"| {set_name} ({len(mine) // max(1, 1 + max(r['run'] for r in mine))}) | {recipe} | "
-                         f"{mean('decode'):.3f} | {mean('ocr.detect'):.3f} | {mean('ocr.angle'):.3f} | "
-                         f"{mean('ocr.recognise'):.3f} | {mean('ocr'):.3f} | {mean('faces'):.3f} | {second:.3f} | "
-                         f"{embed:.3f} | {second / embed:.1f}x | {words} | {faces} |")
+            second = mean("decode") + mean("wall")
+            first = [r for r in mine if r["run"] == 0]
+            words = sum(r[f"{recipe}.ocr_words"] for r in first)
+            faces = sum(r[f"{recipe}.faces_found"] for r in first)
+            checks = sum(r.get(f"{recipe}.cnn_checks") or 0 for r in first)
+            lines.append(f"| {set_name} ({len(first)}) | {recipe} | {mean('decode'):.3f} | {mean('ocr.detect'):.3f} | "
+                         f"{mean('ocr.recognise'):.3f} | {mean('ocr'):.3f} | {mean('faces.detect'):.3f} | "
+                         f"{mean('faces.landmarks'):.3f} | {mean('faces.identity'):.3f} | {mean('faces'):.3f} | "
+                         f"{second:.3f} | {embed:.3f} | {second / embed:.1f}x | {words} | {faces} | {checks} | {load} |")
     return lines
 
 
-def cli_ratio(photos: list[Path], set_name: str, repeat: int, code: Path) -> list[dict]:
-    """``cots index`` into fresh libraries, embeddings only and with the second pass, alternating: "done in"."""
-    folder = Path(tempfile.mkdtemp(prefix=f"cots-speed-{set_name}-"))
+def cli_ratio(photos: list[Path], set_name: str, repeat: int, codes: list[Path]) -> list[dict]:
+    """``cots index`` into fresh libraries, embeddings only and with the second pass, for each checkout in
+    ``codes``, interleaved (run 1: each code's pair, run 2: ...): "done in" and the load average."""
+    folder = Path(tempfile.mkdtemp(prefix=f"cots-speed-{set_name.replace(' ', '-')}-"))
     for path in photos:
         (folder / photo_name(path)).symlink_to(path)
-    env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1")
-    env.pop("OMP_NUM_THREADS", None)
-    if OMP_THREADS is not None:
-        env["OMP_NUM_THREADS"] = OMP_THREADS
     rows = []
     for run in range(repeat):
-        for flags in (["--no-ocr", "--no-faces"], []):
-            db = Path(tempfile.mkdtemp()) / "lib.db"
-            out = subprocess.run([sys.executable, "-m", "app.cli", "index", "--db", str(db), *flags, str(folder)],
-                                 env=env, capture_output=True, text=True, check=True).stdout
-            seconds = float(re.search(r"done in ([0-9.]+)s", out).group(1))
-            rows.append({"set": set_name, "cli": "embeddings only" if flags else "with second pass", "run": run,
-                         "done_in_s": seconds, "code": str(code)})
-            print(json.dumps(rows[-1]), flush=True)
+        for code in codes:
+            env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1")
+            env.pop("OMP_NUM_THREADS", None)
+            if OMP_THREADS is not None:
+                env["OMP_NUM_THREADS"] = OMP_THREADS
+            for flags in (["--no-ocr", "--no-faces"], []):
+                db = Path(tempfile.mkdtemp()) / "lib.db"
+                load = os.getloadavg()[0]
+                out = subprocess.run([sys.executable, "-m", "app.cli", "index", "--db", str(db), *flags, str(folder)],
+                                     env=env, capture_output=True, text=True, check=True).stdout
+                seconds = float(re.search(r"done in ([0-9.]+)s", out).group(1))
+                rows.append({"set": set_name, "cli": "embeddings only" if flags else "with second pass", "run": run,
+                             "done_in_s": seconds, "code": str(code), "load_before": round(load, 2),
+                             "load_after": round(os.getloadavg()[0], 2)})
+                print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def models_load_seconds() -> dict:
+    """Seconds to load the second pass's models in a fresh process (OCR's detector and recogniser sessions,
+    dlib's four models): a one-time cost inside `cots index`'s "done in" that the embedding pass's own load is not (the
+    encoder loads before the run starts), so it weighs on a 19-photo set and not on a library."""
+    code = ("import time; from app.library.signals.ocr import OcrSignal; from app.library.signals.faces import "
+            "FaceSignal; t = time.perf_counter(); e = OcrSignal()._load(); e._load_det_model(); e._load_rec_model(); "
+            "o = time.perf_counter() - t; t = time.perf_counter(); FaceSignal().models(); "
+            "print(o, time.perf_counter() - t)")  # rapidocr opens its ONNX sessions on first use: opened here
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    ocr, faces = map(float, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                           check=True).stdout.split())
+    return {"models_load_s": round(ocr + faces, 2), "ocr_load_s": round(ocr, 2), "faces_load_s": round(faces, 2),
+            "load": round(os.getloadavg()[0], 2)}
+
+
+def cli_summary(rows: list[dict], sets: list[str]) -> list[str]:
+    """Per set and checkout: the medians of "done in" and the second pass's ratio to the embedding pass, also
+    less the median one-time model load (``models_load_seconds``) when measured."""
+    loads = [r["models_load_s"] for r in rows if "models_load_s" in r]
+    fixed = statistics.median(loads) if loads else 0.0
+    lines = [f"one-time load of the second pass's models: {fixed:.2f} s (median of {len(loads)})",
+             "| set | code | embeddings only (median s) | with the second pass | second pass alone "
+             "| second pass / embedding (median; per run) | the same less the models' load | load average |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in sets:
+        for code in dict.fromkeys(r["code"] for r in rows if r.get("cli") and r["set"] == name):
+            cli = [r for r in rows if r.get("cli") and r["set"] == name and r["code"] == code]
+            only = [r["done_in_s"] for r in cli if r["cli"] == "embeddings only"]
+            both = [r["done_in_s"] for r in cli if r["cli"] != "embeddings only"]
+            ratios = [(b - o) / o for o, b in zip(only, both)]
+            steady = [(b - o - fixed) / o for o, b in zip(only, both)]
+            loads = [r["load_before"] for r in cli]
+            lines.append(f"| {name} | {code} | {statistics.median(only):.1f} | {statistics.median(both):.1f} | "
+                         f"{statistics.median(both) - statistics.median(only):.1f} | "
+                         f"{statistics.median(ratios):.2f}x ({', '.join(f'{x:.2f}' for x in ratios)}) | "
+                         f"{statistics.median(steady):.2f}x ({', '.join(f'{x:.2f}' for x in steady)}) | "
+                         f"{min(loads):.1f}-{max(loads):.1f} |")
+    return lines
 
 
 def main() -> None:
@@ -182,29 +264,44 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cots_speed_bench")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--jsonl", type=Path, help="append the raw rows here")
+    parser.add_argument("--recipes", nargs="+", default=["merged", "after"],
+                        choices=["first", "merged", "ocr2", "skip", "after"], help="per-stage recipes, in one loop")
+    parser.add_argument("--sets", nargs="+", default=["phone", "text or people"], choices=["phone", "text or people"])
     parser.add_argument("--cli", action="store_true", help="also time `cots index` with and without the second pass")
     parser.add_argument("--cli-only", action="store_true", help="only the `cots index` timings")
-    parser.add_argument("--code", type=Path, default=ROOT, help="with --cli: the checkout whose `cots` runs")
+    parser.add_argument("--load-only", action="store_true",
+                        help="only the second pass's one-time model load, --repeat times (fresh processes)")
+    parser.add_argument("--summarise", type=Path, help="only print the `cots index` table of these raw rows")
+    parser.add_argument("--code", type=Path, nargs="+", default=[ROOT],
+                        help="with --cli: the checkouts whose `cots` runs, interleaved run by run")
     args = parser.parse_args()
+    if args.summarise:
+        rows = [json.loads(line) for line in args.summarise.read_text().splitlines() if line.strip()]
+        print("\n".join(cli_summary(rows, list(dict.fromkeys(r["set"] for r in rows if "set" in r)))))
+        return
+    if args.load_only:
+        rows = [models_load_seconds() for _ in range(args.repeat)]
+        print("\n".join(json.dumps(r) for r in rows))
+        if args.jsonl:
+            with args.jsonl.open("a") as out:
+                out.write("".join(json.dumps(r) + "\n" for r in rows))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
-    sets = {"phone": phone_photos(args.work), "text or people": text_or_people_photos(args.work)}
+    fetch = {"phone": phone_photos, "text or people": text_or_people_photos}
+    sets = {name: fetch[name](args.work) for name in args.sets}
     print(f"cpus={os.cpu_count()} OMP_NUM_THREADS={OMP_THREADS} (shared machine: read the "
           f"ratios, measured in one loop); photos: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
     rows = []
     if args.cli or args.cli_only:
+        rows.append(models_load_seconds())
         for name, photos in sets.items():
             rows += cli_ratio(photos, name, args.repeat, args.code)
     for name, photos in sets.items() if not args.cli_only else ():
-        rows += stage_rows(photos, name, args.repeat)
+        rows += stage_rows(photos, name, args.repeat, args.recipes)
     if not args.cli_only:
-        print("\n".join(table([r for r in rows if "embed_model" in r])))
-    for name in sets:
-        cli = [r for r in rows if r.get("cli") and r["set"] == name]
-        if cli:
-            only = statistics.median(r["done_in_s"] for r in cli if r["cli"] == "embeddings only")
-            both = statistics.median(r["done_in_s"] for r in cli if r["cli"] != "embeddings only")
-            print(f"cots index {name}: embeddings only {only:.1f} s, with the second pass {both:.1f} s: second pass "
-                  f"= {(both - only) / only:.2f}x the embedding pass (medians of {args.repeat})")
+        print("\n".join(table([r for r in rows if "embed_model" in r], args.recipes)))
+    if args.cli or args.cli_only:
+        print("\n".join(cli_summary(rows, list(sets))))
     if args.jsonl:
         args.jsonl.parent.mkdir(parents=True, exist_ok=True)
         with args.jsonl.open("a") as out:

@@ -123,3 +123,17 @@ def test_a_tiny_face_gets_a_box_but_no_identity(signal):
     group.paste(photo("astronaut.jpg").crop((150, 40, 300, 200)).resize((60, 64)), (600, 400))
     out = FaceSignal(max_side=1280).extract("tiny.jpg", group)
     assert out.facts["faces"] == 1 and out.vectors == [None]  # ~30 px face: under MIN_IDENTITY_SIDE
+
+
+def test_a_strong_hog_face_skips_the_cnn_check_and_weak_candidates_do_not(signal):
+    # the astronaut's HOG candidates: her face (margin 1.22), the mission patch (0.13), a weaker one (-0.15)
+    path = str(REAL_PHOTOS / "astronaut.jpg")
+    every = FaceSignal(cnn_skip_margin=None).extract(path, None)
+    shipped = signal.extract(path, None)
+    assert every.cnn_checks == 3
+    assert shipped.cnn_checks == 2  # her face is kept on HOG's word; the patch and the weak one are checked
+    assert shipped.facts["faces"] == every.facts["faces"] == 1  # the patch is still dropped by the CNN
+    assert shipped.boxes[0].x == pytest.approx(every.boxes[0].x) and shipped.vectors[0].shape == (128,)
+    # skipping every candidate lets the patch in: proof the check did not run for skipped ones
+    unchecked = FaceSignal(cnn_skip_margin=-1.0).extract(path, None)
+    assert unchecked.cnn_checks == 0 and unchecked.facts["faces"] == 2
