@@ -8,6 +8,7 @@ import argparse
 import json
 
 from app.library.pathtext import display_text
+from app.library_cli import positive_int
 
 EPILOG = """examples:
   cots people                      list people (named first, then by photo count)
@@ -68,12 +69,9 @@ def _max_name() -> int:
 
 def person_id(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an id (a whole number `cots people` shows)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not an id (ids start at 1)")
-    return value
 
 
 def move_target(text: str) -> int | str:
@@ -131,32 +129,28 @@ def cmd_show(args) -> int:
     return 0
 
 
-def cmd_name(args) -> int:
+def _change(args, change) -> int:
+    """Run one of a person's decisions (``change(people)`` returns the person as it is now) and show them."""
     library, people = _people(args)
     with library:
-        _print_person(people.name(args.id, args.name), args)
+        _print_person(change(people), args)
     return 0
+
+
+def cmd_name(args) -> int:
+    return _change(args, lambda people: people.name(args.id, args.name))
 
 
 def cmd_merge(args) -> int:
-    library, people = _people(args)
-    with library:
-        _print_person(people.merge(args.id, args.into), args)
-    return 0
+    return _change(args, lambda people: people.merge(args.id, args.into))
 
 
 def cmd_move(args) -> int:
-    library, people = _people(args)
-    with library:
-        _print_person(people.move(args.face, args.to), args)
-    return 0
+    return _change(args, lambda people: people.move(args.face, args.to))
 
 
 def cmd_hide(args) -> int:
-    library, people = _people(args)
-    with library:
-        _print_person(people.hide(args.id, not args.undo), args)
-    return 0
+    return _change(args, lambda people: people.hide(args.id, not args.undo))
 
 
 def cmd_forget(args) -> int:
