@@ -10,6 +10,7 @@ from app.library import Library
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
+from app.library.people import People
 from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService, browse, periods
 from app.library.signal_runner import disabled_signals, set_signal_enabled
 from app.library.signals import fact_filters, toggles
@@ -126,8 +127,9 @@ class EngineService:
 
     def signal_choices(self) -> SignalChoices:
         choices = {f.name: self.library.filter_choices(f.name) for f in fact_filters() if f.choice_keys}
+        people = [(person.name, person.photos) for person in People(self.library).list(min_photos=1) if person.name]
         # the GUI's one checkbox turns every signal that may be turned off on or off together
-        return SignalChoices(choices, not set(toggles()) <= disabled_signals(self.library))
+        return SignalChoices(choices, not set(toggles()) <= disabled_signals(self.library), people)
 
     def set_second_pass(self, enabled: bool) -> None:
         for name in toggles():

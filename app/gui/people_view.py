@@ -51,7 +51,10 @@ class PeopleList(QListWidget):
 
 
 class PeopleView(QWidget):
-    """People of the library beside the photos of the one chosen."""
+    """People of the library beside the photos of the one chosen. ``changed`` follows a name, merge or
+    move that was stored (the main window's person filter lists the names anew)."""
+
+    changed = Signal()
 
     def __init__(self, people: People, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +146,8 @@ class PeopleView(QWidget):
     def _changed(self, _, error) -> None:
         self.message.setText("" if error is None else str(error))
         self.refresh()
+        if error is None:
+            self.changed.emit()
 
 
 def open_people_view(window) -> PeopleView:
@@ -150,6 +155,7 @@ def open_people_view(window) -> PeopleView:
     view = getattr(window, "people_view", None)
     if view is None:
         view = window.people_view = PeopleView(People(window.service.library), window.runner)
+        view.changed.connect(window.refresh_status)
         view.setWindowTitle("People")
         view.resize(640, 720)
     view.show()

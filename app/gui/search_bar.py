@@ -49,6 +49,9 @@ class SearchBar(QWidget):
         self.folder.addItem("All folders", None)
         # the signals' filters, by name: QComboBox for a choice, QCheckBox for an on/off one
         self.controls: dict[str, QComboBox | QCheckBox] = {f.name: filter_control(f) for f in fact_filters()}
+        self.person = QComboBox()  # named people (`cots people name`, Library > People)
+        self.person.addItem("All people", None)
+        self.person.setToolTip("Only photos of this person (name people in Library > People…)")
         self._make_dates()
         self.sort = QComboBox()
         self.sort.addItem("By relevance", "relevance")
@@ -72,7 +75,7 @@ class SearchBar(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.box, 3)
-        for widget in (self.kind, self.folder, *self.controls.values(), self.dates, self.date_from, QLabel("–"),
+        for widget in (self.kind, self.folder, *self.controls.values(), self.person, self.dates, self.date_from, QLabel("–"),
                        self.date_to, self.sort, self.weak, self.hidden):
             layout.addWidget(widget)
 
@@ -81,7 +84,7 @@ class SearchBar(QWidget):
         self.timer.timeout.connect(self.emit_query)
         self.box.textEdited.connect(lambda _: self.timer.start())
         self.box.returnPressed.connect(self.emit_query)
-        for combo in (self.kind, self.folder):
+        for combo in (self.kind, self.folder, self.person):
             combo.currentIndexChanged.connect(lambda _: self.emit_query())
         for control in self.controls.values():
             changed = control.toggled if isinstance(control, QCheckBox) else control.currentIndexChanged
@@ -110,7 +113,9 @@ class SearchBar(QWidget):
             date_to = datetime(end.year(), end.month(), end.day()).timestamp()
         values = {name: (True if control.isChecked() else None) if isinstance(control, QCheckBox)
                   else control.currentData() for name, control in self.controls.items()}
-        return Filters(self.kind.currentData(), self.folder.currentData(), date_from, date_to, signals=values)
+        person = self.person.currentData()
+        return Filters(self.kind.currentData(), self.folder.currentData(), date_from, date_to, signals=values,
+                       people=(person,) if person else ())
 
     @staticmethod
     def _refill(combo: QComboBox, items: list[tuple[str, str]]) -> None:
@@ -133,6 +138,10 @@ class SearchBar(QWidget):
         control = self.controls.get(name)
         if isinstance(control, QComboBox):
             self._refill(control, [(f"{choice} ({count})", choice) for choice, count in choices])
+
+    def set_people(self, people: list[tuple[str, int]]) -> None:
+        """The library's named people with their photo counts ("Anna (12)")."""
+        self._refill(self.person, [(f"{name} ({count})", name) for name, count in people])
 
     def set_hidden_count(self, count: int) -> None:
         self.hidden.setText(f"{count} weaker hidden" if count else "")

@@ -53,6 +53,7 @@ class SignalChoices:
     # declared filter name -> its choices with photo counts: {"place": [("Paris, France", 12), ...], ...}
     filters: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     second_pass: bool = True  # the signals a person may turn off are read (the slower second pass)
+    people: list[tuple[str, int]] = field(default_factory=list)  # named people shown in the list, with photos
 
 
 ImageInput = str | Path | Image.Image

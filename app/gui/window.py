@@ -267,6 +267,7 @@ class MainWindow(QMainWindow):
         self.search.set_folders(folders)
         for name, items in choices.filters.items():
             self.search.set_choices(name, items)
+        self.search.set_people(choices.people)
         self.library.set_second_pass(choices.second_pass)
         self.folder_watcher.watch(folders)
         self.timeline.set_library({month: n for month, n in months.items() if month})
