@@ -496,6 +496,7 @@ def cmd_status(args) -> int:
             out["caption_memory"] = remembered
             out["signals"] = signals
             out["second_pass_waiting"] = second_pass_waiting(signals)
+            out["people"] = people_counts(library)
             out["signal_failures"] = [{"signal": s, "path": p, "error": e}
                                       for s, p, e in library.signal_failures()]
             print(json.dumps(out, indent=1))
@@ -528,7 +529,18 @@ def cmd_status(args) -> int:
                   "`cots index` continues it")
         for signal, path, error in library.signal_failures(limit=20):
             print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")
+        people = people_counts(library)
+        print(f"people    {people['people']} ({people['named']} named; `cots people` lists them)")
     return 0
+
+
+def people_counts(library) -> dict[str, int]:
+    """How many people the faces were grouped into (seen in one photo or more, hidden ones too), and how many
+    have a name."""
+    from app.library.people import People
+
+    found = People(library).list(include_hidden=True, min_photos=1)
+    return {"people": len(found), "named": sum(1 for person in found if person.name)}
 
 
 def cmd_forget(args) -> int:

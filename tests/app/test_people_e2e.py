@@ -74,6 +74,8 @@ def test_two_photos_of_one_person_become_one_person_findable_by_name(album, cots
     assert {os.path.basename(h["path"]) for h in hits} == {"IMG_0001.jpg", "IMG_0003.jpg"}
     hits = json.loads(cots("search", "a photo", "--person", "barack", "--json", "--all")[1])
     assert {os.path.basename(h["path"]) for h in hits} == {"IMG_0001.jpg", "IMG_0003.jpg"}
+    assert json.loads(cots("status", "--json")[1])["people"] == {"people": 2, "named": 1}
+    assert "people    2 (1 named" in cots("status")[1]
 
 
 def test_people_commands_answer_bad_input_in_one_line(album, cots):
