@@ -41,11 +41,12 @@ def section_title(period: str | None) -> str:
     """ "2024-05" -> "May 2024", "2024-05-17" -> "Friday 17 May 2024", "2024" -> "2024", None -> "Undated"."""
     if period is None:
         return "Undated"
-    for pattern, shown in (("%Y-%m-%d", "%A %d %B %Y"), ("%Y-%m", "%B %Y")):
+    for pattern in ("%Y-%m-%d", "%Y-%m"):
         try:
-            return datetime.strptime(period, pattern).strftime(shown).lstrip("0")
+            day = datetime.strptime(period, pattern)
         except ValueError:
             continue
+        return f"{day:%A} {day.day} {day:%B %Y}" if pattern == "%Y-%m-%d" else f"{day:%B %Y}"
     return period
 
 

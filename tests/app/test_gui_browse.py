@@ -151,3 +151,9 @@ def test_match_counts_read_as_a_person_writes_them(qtbot, window):
     assert hidden > 0 and f"show {hidden} weaker" in window.results_label.text()
     window.results_label.linkActivated.emit("weak")  # the link in the line
     assert window.search.weak.isChecked() and window.model.rowCount() == hidden
+
+
+def test_section_titles_name_the_month_or_the_day_without_a_leading_zero():
+    assert section_title("2024-05") == "May 2024"
+    assert section_title("2024-05-07") == "Tuesday 7 May 2024"
+    assert section_title(None) == "Undated"
