@@ -168,9 +168,12 @@ class SearchController(QObject):
         self.bar.set_hidden_count(0)
         self.label.setTextFormat(Qt.PlainText)
         shown = self.listing.total if self.listing else 0
+        filtered = bool(self._listing_key and self._listing_key[0].active())
         if self.listing is None:
             text = "Listing the library…"
-        elif self._listing_key and self._listing_key[0].active():
+        elif not shown:
+            text = "Nothing matches the filters" if filtered else "No photos or videos yet"
+        elif filtered:
             text = f"{shown} of {plural(self.library_total, 'photo and video', 'photos and videos')}, newest first"
         else:
             text = f"All {plural(shown, 'photo and video', 'photos and videos')}, newest first"

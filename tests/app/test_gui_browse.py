@@ -157,3 +157,9 @@ def test_section_titles_name_the_month_or_the_day_without_a_leading_zero():
     assert section_title("2024-05") == "May 2024"
     assert section_title("2024-05-07") == "Tuesday 7 May 2024"
     assert section_title(None) == "Undated"
+
+
+def test_an_empty_library_says_so_instead_of_counting_zero(qtbot, tmp_path):
+    window = make_window(tmp_path, None, auto_index=False)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.results_label.text() == "No photos or videos yet", timeout=10000)
