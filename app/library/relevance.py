@@ -12,11 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from app.library.library import Library
-from app.library.signals.people_words import PEOPLE_WORDS, PeopleIntent, people_intent
 from app.library.storage import vocabulary_count, vocabulary_vectors
 
 SAMPLE_SIZE = 2048
-__all__ = ["PEOPLE_WORDS", "PeopleIntent", "RelevanceCalibrator", "best_segments", "people_intent"]
 
 
 class RelevanceCalibrator:

@@ -311,7 +311,7 @@ class FakeFaces:
 def test_people_queries_and_filters_use_the_faces_facts(library, tmp_path, monkeypatch):
     from fakes import solid
 
-    from app.library.relevance import people_intent
+    from app.library.signals.people_words import people_intent
 
     monkeypatch.setattr(signal_registry, "SIGNAL_CLASSES", (PlaceSignal, ExifSignal, FakeFaces))
     root = tmp_path / "people"
