@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Parents before children, so that what survives keeps its links.
 TABLES = ("settings", "folders", "scan_errors", "media", "embeddings", "segments", "texts", "text_embeddings",
-          "signal_results", "signal_facts", "signal_boxes")
+          "signal_results", "signal_facts", "signal_boxes", "people", "faces")
 RECOVER_TIMEOUT_S = 600
 _MAX_SKIPS = 48  # rowid jumps past an unreadable page, doubling each time (2**48: past any real rowid)
 
@@ -263,7 +263,7 @@ def _drop_orphans(dst: sqlite3.Connection) -> None:
     dst.execute("DELETE FROM segments WHERE media_id NOT IN (SELECT id FROM media)")
     dst.execute("DELETE FROM texts WHERE media_id IS NOT NULL AND media_id NOT IN (SELECT id FROM media)")
     dst.execute("DELETE FROM text_embeddings WHERE text_id NOT IN (SELECT id FROM texts)")
-    for table in ("signal_results", "signal_facts", "signal_boxes"):
+    for table in ("signal_results", "signal_facts", "signal_boxes", "faces"):
         dst.execute(f"DELETE FROM {table} WHERE media_id NOT IN (SELECT id FROM media)")
     # Facts and boxes without their result row would never be redone: the second pass redoes the file.
     dst.execute("DELETE FROM signal_facts WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "

@@ -136,6 +136,40 @@ def test_repair_steps_over_one_bad_page_and_keeps_the_rest(tmp_path, encoder, mo
         assert library.status().indexed == 240
 
 
+
+def test_repair_keeps_the_people_their_names_and_faces(tmp_path, encoder, monkeypatch):
+    """People are a person's own work (names, merges): a salvage copies them with the rest."""
+    from test_people import box, identity, store
+
+    from app.library.people import People
+    from app.library.repair import repair_library
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # the row-by-row salvage
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(240):
+        noise_image(i, (8, 8)).save(root / f"n{i:03d}.png")
+    db = tmp_path / "lib.db"
+    with Library(db) as library:
+        library.add_folder(root)
+        run_indexer(library, encoder)
+        for media_id in (1, 2):
+            store(library, media_id, (box(), identity(1, 0.1, media_id)))
+        people = People(library)
+        anna = people.list(min_photos=1)[0].id
+        people.name(anna, "Anna")
+    leaves = _leaf_pages(db, "embeddings")
+    page_size = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    with open(db, "r+b") as handle:
+        handle.seek((leaves[len(leaves) // 2] - 1) * page_size)
+        handle.write(b"\0" * page_size)
+    report = repair_library(db)
+    assert report.damaged and report.rows["people"] == 1 and report.rows["faces"] == 2
+    with Library(db) as library:
+        people = People(library)
+        assert people.find("anna") == [anna]
+        assert sorted(people.photos(anna)) == sorted(str(root / f"n{i:03d}.png") for i in (0, 1))
+
 def test_repair_of_a_truncated_library_salvages_what_is_left_and_counts_what_is_lost(tmp_path, encoder, capsys,
                                                                                       monkeypatch):
     """Before (issue 21): a library cut short salvaged nothing (its schema pages sit near the end) and said
