@@ -17,6 +17,7 @@ from app.library.errors import LibraryError
 from app.library.library import Library
 from app.library.pathtext import display_text
 from app.library.storage import (
+    JOIN_DISTANCE,
     PersonRow,
     auto_face_vectors,
     face_row,
@@ -37,11 +38,6 @@ from app.library.storage import (
     update_centroids,
 )
 
-# Euclidean distance between a new face's identity vector and a person's centroid under which the face
-# joins that person. dlib documents 0.6 for two faces; a centroid sits nearer its own faces than they sit to
-# each other, and on bench/faces_identity.py's real photos 0.5 kept every person whole while 0.6 let a
-# false box join a real person (bench/RESULTS.md, "People: identity").
-JOIN_DISTANCE = 0.5
 MAX_NAME_LENGTH = 100  # characters; longer names are refused (a name, not a note)
 
 

@@ -491,8 +491,6 @@ def store_signal_result(conn: sqlite3.Connection, media_id: int, signal: str, ve
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          [(media_id, signal, b.x, b.y, b.w, b.h, b.score, b.label) for b in output.boxes])
         if signal == "faces":
-            from app.library.people import JOIN_DISTANCE  # the grouping's rule lives with the people layer
-
             store_faces(conn, media_id, output.boxes, getattr(output, "vectors", None) or [None] * len(output.boxes),
                         JOIN_DISTANCE, now)
         taken_at = output.facts.get("taken_at")
@@ -644,6 +642,12 @@ def filter_sql(kind: str | None = None, folder: str | None = None, date_from: fl
 # the join distance; otherwise it starts a new person. Faces a person placed (source 'user') and names are
 # never changed by the grouping. ``people.merged_into`` keeps a merged person's row, so that a command
 # naming it can say where it went.
+
+# Euclidean distance between a new face's identity vector and a person's centroid under which the face
+# joins that person. dlib documents 0.6 for two faces; a centroid sits nearer its own faces than they sit to
+# each other, and on bench/faces_identity.py's real photos 0.5 kept every person whole while 0.6 let a
+# false box join a real person (bench/RESULTS.md, "People: identity").
+JOIN_DISTANCE = 0.5
 
 
 def _face_rows(conn: sqlite3.Connection, media_id: int) -> list[tuple]:
