@@ -22,6 +22,14 @@ from app.library.scanner import ScannedFile, ScanResult
 from app.library.signals.base import AT_LEAST_ONE, CONTAINS, EQUALS_EACH_PART, FactCondition, FactFilter
 
 
+def id_chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
+    """``ids`` in chunks of at most ``size`` with their "?,?,?" placeholders (SQLite caps a statement's
+    parameters)."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 @dataclass(frozen=True)
 class StoredMedia:
     """A media row as the planner needs it."""
@@ -136,9 +144,7 @@ def delete_media_data(conn: sqlite3.Connection, media_ids: list[int],
     every model's text embeddings; without ``model_id`` also their signal results, facts and boxes. Returns the removed (segment ids, text ids) for the vector indexes."""
     segments: list[int] = []
     texts: list[int] = []
-    for start in range(0, len(media_ids), 500):
-        chunk = media_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(media_ids):
         scope, scope_args = ("", ()) if model_id is None else (" AND model_id = ?", (model_id,))
         segments += [r[0] for r in conn.execute(
             f"SELECT id FROM segments WHERE media_id IN ({marks}){scope}", (*chunk, *scope_args))]
@@ -230,9 +236,7 @@ def delete_folder(conn: sqlite3.Connection, folder_id: int) -> None:
 def media_rows(conn: sqlite3.Connection, ids: list[int]) -> list[tuple]:
     """The ``MEDIA_COLUMNS`` of these rows (paths as stored: ``from_db`` reads them)."""
     rows = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(ids):
         rows += conn.execute(f"SELECT {MEDIA_COLUMNS} FROM media WHERE id IN ({marks})", chunk).fetchall()
     return rows
 
@@ -250,9 +254,7 @@ def embedding(conn: sqlite3.Connection, media_id: int, model_id: str | None) -> 
 
 def remove_media_rows(conn: sqlite3.Connection, ids: list[int], keep_rows_as_forgotten: bool = False) -> None:
     """Delete media rows, or keep them marked ``forgotten`` (their data goes with ``delete_media_data``)."""
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(ids):
         if keep_rows_as_forgotten:
             conn.execute(f"UPDATE media SET status = 'forgotten', error = NULL, model_id = NULL "
                          f"WHERE id IN ({marks})", chunk)
@@ -267,9 +269,7 @@ def stored_vectors(conn: sqlite3.Connection, kind: str, model_id: str, ids: list
     id_column = KIND_ID_COLUMNS[kind]
     rows: list[tuple[int, bytes]] = []
     scope, scope_args = ("", ()) if max_gen is None else (" AND gen IS NOT NULL AND gen <= ?", (max_gen,))
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start:start + 5000]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(ids, 5000):
         rows += conn.execute(f"SELECT {id_column}, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? "
                              f"AND {id_column} IN ({marks}){scope}", (model_id, *chunk, *scope_args)).fetchall()
     return rows
@@ -332,9 +332,7 @@ def segment_spans(conn: sqlite3.Connection, media_ids: list[int],
     """media id -> (starts, ends, vectors) of its segments for ``model_id``, in time order; a few queries
     for any number of ids."""
     rows: dict[int, list] = {}
-    for start in range(0, len(media_ids), 500):
-        chunk = media_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(media_ids):
         for media_id, start_s, end_s, vector in conn.execute(
                 f"SELECT media_id, start_s, end_s, vector FROM segments WHERE model_id = ? AND media_id IN ({marks}) "
                 "ORDER BY media_id, start_s", (model_id, *chunk)):
@@ -460,9 +458,7 @@ def unembedded_count(conn: sqlite3.Connection, model_id: str) -> int:
 
 def delete_signal_results(conn: sqlite3.Connection, media_ids: list[int], signal: str | None = None) -> None:
     """Forget what the signals (or one signal) found in these rows, and their words in the text index."""
-    for start in range(0, len(media_ids), 500):
-        chunk = media_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(media_ids):
         scope, args = ("", ()) if signal is None else (" AND signal = ?", (signal,))
         for table in ("signal_boxes", "signal_facts", "signal_results"):
             conn.execute(f"DELETE FROM {table} WHERE media_id IN ({marks}){scope}", (*chunk, *args))
@@ -534,9 +530,7 @@ def signal_failures(conn: sqlite3.Connection, limit: int = 50) -> list[tuple[str
 def media_facts(conn: sqlite3.Connection, media_ids: list[int]) -> dict[int, dict[str, str | int | float]]:
     """media id -> {fact key: value} of every signal (keys are distinct across signals)."""
     out: dict[int, dict] = {}
-    for start in range(0, len(media_ids), 500):
-        chunk = media_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(media_ids):
         for media_id, key, value in conn.execute(
                 f"SELECT media_id, key, value FROM signal_facts WHERE media_id IN ({marks}) ORDER BY signal, key",
                 chunk):
@@ -727,9 +721,7 @@ def store_faces(conn: sqlite3.Connection, media_id: int, boxes: list, vectors: l
 
 def delete_faces(conn: sqlite3.Connection, media_ids: list[int]) -> None:
     """Forget the faces found in these rows (the people they belonged to keep their other faces)."""
-    for start in range(0, len(media_ids), 500):
-        chunk = media_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in id_chunks(media_ids):
         people = [r[0] for r in conn.execute(
             f"SELECT DISTINCT person_id FROM faces WHERE media_id IN ({marks})", chunk)]
         conn.execute(f"DELETE FROM faces WHERE media_id IN ({marks})", chunk)
