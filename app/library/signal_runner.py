@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 SIGNALS_OFF_SETTING = "signals_off"  # comma-separated names of signals the person turned off
 UNAVAILABLE_SETTING = "signal_unavailable."
-# The longest side second-pass signals get the photo at when none says what it needs (a ``max_side``
-# attribute: OCR 1280, faces 640): decoded once per photo at the largest of those.
+# The longest side second-pass signals get the photo at when none says what it needs (a ``decode_side``
+# attribute: OCR 1280, faces 1280): decoded once per photo at the largest of those.
 SECOND_PASS_IMAGE_SIZE = 1280
 # How much nicer (Linux niceness) the second pass's thread is than the thread that started it, so that
 # searches and the rest of the desktop come first.
@@ -66,8 +66,8 @@ def set_signal_enabled(library: Library, name: str, enabled: bool) -> None:
 
 
 def second_pass_side(signals: Iterable[Signal]) -> int:
-    """The longest side the photo is decoded at for these signals: the largest ``max_side`` they ask for."""
-    return max((int(getattr(s, "max_side", SECOND_PASS_IMAGE_SIZE)) for s in signals if s.second_pass),
+    """The longest side the photo is decoded at for these signals: the largest ``decode_side`` they ask for."""
+    return max((int(getattr(s, "decode_side", SECOND_PASS_IMAGE_SIZE)) for s in signals if s.second_pass),
                default=SECOND_PASS_IMAGE_SIZE)
 
 

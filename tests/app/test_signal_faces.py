@@ -137,3 +137,14 @@ def test_a_strong_hog_face_skips_the_cnn_check_and_weak_candidates_do_not(signal
     # skipping every candidate lets the patch in: proof the check did not run for skipped ones
     unchecked = FaceSignal(cnn_skip_margin=-1.0).extract(path, None)
     assert unchecked.cnn_checks == 0 and unchecked.facts["faces"] == 2
+
+
+def test_the_runner_decodes_photos_large_enough_for_identity_with_ocr_off_too():
+    """Landmarks and identity read the faces on the photo the runner decoded: with OCR turned off it must
+    still be decoded at the size the face signal reads a file at by itself, not at its HOG copy's."""
+    from app.library.signal_runner import second_pass_side
+    from app.library.signals.faces import MAX_SIDE
+    from app.library.signals.ocr import OcrSignal
+
+    assert second_pass_side([FaceSignal()]) == 2 * MAX_SIDE
+    assert second_pass_side([FaceSignal(), OcrSignal()]) == max(2 * MAX_SIDE, OcrSignal().max_side)

@@ -154,6 +154,12 @@ class FaceSignal:
         self._models: FaceModels | None = None
         self._lock = threading.RLock()  # dlib's networks are not safe to run from two threads at once
 
+    @property
+    def decode_side(self) -> int:
+        """The longest side the photo is decoded at for faces: twice the HOG copy's, since landmarks and
+        identity read the faces on the decoded photo and want them larger than in the copy."""
+        return 2 * self.max_side
+
     def unavailable(self) -> str | None:
         """None when dlib and the face models are installed, else one line saying how to install them."""
         try:
@@ -271,7 +277,7 @@ class FaceSignal:
 
     def extract(self, path: str, image: Image.Image | None) -> FaceOutput:
         """Find and identify the faces in one photo (see the class docstring for what comes out)."""
-        photo = load_rgb(path, image, 2 * self.max_side)  # identity wants the faces at more than MAX_SIDE
+        photo = load_rgb(path, image, self.decode_side)
         timings: dict[str, float] = {}
         with self._lock:
             boxes = self.detect(photo, timings)

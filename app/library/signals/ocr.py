@@ -131,6 +131,11 @@ class OcrSignal:
         self._why_not: str | None = None
         self._checked = False
 
+    @property
+    def decode_side(self) -> int:
+        """The longest side the runner decodes the photo at for OCR: the side lines are read at."""
+        return self.max_side
+
     def unavailable(self) -> str | None:
         """One line naming what to install, or None when OCR can run. Cheap after the first call."""
         if not self._checked:
