@@ -159,7 +159,7 @@ def scores(rows: list, max_side: int) -> tuple[list[list[tuple[float, float]]], 
         if photo.mode != "RGB":
             photo = photo.convert("RGB")
         started = time.perf_counter()
-        candidates, _ = signal.candidates(photo)
+        candidates = signal.candidates(photo)
         seconds.append((max(photo.size), time.perf_counter() - started))
         all_margins.append([(margin_to_score(margin), (right - left) * (bottom - top))
                             for left, top, right, bottom, margin in candidates])

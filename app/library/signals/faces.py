@@ -187,9 +187,9 @@ class FaceSignal:
                     identity=dlib.face_recognition_model_v1(str(folder / MODEL_FILES["identity"])))
             return self._models
 
-    def candidates(self, photo: Image.Image) -> tuple[list[tuple[float, float, float, float, float]], float]:
+    def candidates(self, photo: Image.Image) -> list[tuple[float, float, float, float, float]]:
         """HOG's candidates on the reduced copy: (left, top, right, bottom in fractions, margin), strongest
-        first, and the reduced copy's scale (its pixels per photo pixel)."""
+        first."""
         small = photo
         if max(photo.size) > self.max_side:
             small = photo.copy()
@@ -202,7 +202,7 @@ class FaceSignal:
             right, bottom = min(rect.right() + 1, width), min(rect.bottom() + 1, height)
             if right > left and bottom > top:
                 found.append((left / width, top / height, right / width, bottom / height, float(margin)))
-        return sorted(found, key=lambda c: -c[4]), width / photo.size[0]
+        return sorted(found, key=lambda c: -c[4])
 
     def verify(self, photo: Image.Image, candidates: list[tuple[float, float, float, float, float]]) -> list[float | None]:
         """Per candidate, the CNN's best confidence for a face near its centre (None: no face there). The
@@ -231,7 +231,7 @@ class FaceSignal:
         counted in ``timings["cnn_checks"]``."""
         timings = {} if timings is None else timings
         started = time.perf_counter()
-        candidates, _ = self.candidates(photo)
+        candidates = self.candidates(photo)
         candidates = candidates[:2 * self.max_faces]  # a crowd: the strongest first
         strong = [self.cnn_skip_margin is not None and c[4] >= self.cnn_skip_margin for c in candidates]
         checked = iter(self.verify(photo, [c for c, skip in zip(candidates, strong) if not skip]))
