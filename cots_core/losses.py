@@ -2,7 +2,8 @@
 
 Notation: v, t are online image/text embeddings [B, D]; v_m, t_m the momentum embeddings [B, D];
 Q_I, Q_T the paired image/text queues [N, D] (N may be 0); all rows L2-normalised; tau the temperature.
-Every function returns a scalar that is a defined zero (never NaN) when it has nothing to average.
+Every function returns a scalar that is a defined zero (never NaN) when it has nothing to average, and
+computes in fp32 under autocast (the towers may run in bf16/fp16; the losses never do).
 """
 from __future__ import annotations
 
@@ -17,13 +18,21 @@ def _zero_like(*tensors: torch.Tensor) -> torch.Tensor:
     return sum((x.sum() * 0.0 for x in tensors), torch.zeros((), device=tensors[0].device))
 
 
-def _contrastive_direction(q: torch.Tensor, k_pos: torch.Tensor, k_neg: torch.Tensor, tau: float,
+def _full_precision(reference: torch.Tensor):
+    """Autocast off on ``reference``'s device: at tau = 0.01 a bf16 similarity is off by up to 0.25 in the
+    logits, so the losses' matmuls and softmaxes run in fp32 whatever the towers ran in."""
+    return torch.autocast(reference.device.type, enabled=False)
+
+
+def _contrastive_direction(q: torch.Tensor, k_pos: torch.Tensor, k_neg: torch.Tensor, tau: float | torch.Tensor,
                            extra_positive: torch.Tensor | None = None) -> torch.Tensor:
     """-mean_i 1/|P_i| sum_(p in P_i) log( exp(q_i.k_p/tau) / (exp(q_i.k_pos_i/tau) + sum_k exp(q_i.k_neg_k/tau)) ),
     P_i = {the paired key} + {queue rows k with extra_positive[i, k]}."""
-    positive = (q * k_pos).sum(dim=1, keepdim=True)  # [B, 1]
-    negatives = q @ k_neg.t()  # [B, N]
-    log_prob = F.log_softmax(torch.cat([positive, negatives], dim=1) / tau, dim=1)
+    with _full_precision(q):
+        q, k_pos, k_neg = q.float(), k_pos.float(), k_neg.float()
+        positive = (q * k_pos).sum(dim=1, keepdim=True)  # [B, 1]
+        negatives = q @ k_neg.t()  # [B, N]
+        log_prob = F.log_softmax(torch.cat([positive, negatives], dim=1) / tau, dim=1)
     if extra_positive is None or not bool(extra_positive.any()):
         return -log_prob[:, 0].mean()
     mask = torch.cat([torch.ones_like(extra_positive[:, :1]), extra_positive], dim=1).to(log_prob.dtype)
@@ -31,7 +40,7 @@ def _contrastive_direction(q: torch.Tensor, k_pos: torch.Tensor, k_neg: torch.Te
 
 
 def mcl_loss(v: torch.Tensor, t: torch.Tensor, v_m: torch.Tensor, t_m: torch.Tensor,
-             Q_I: torch.Tensor, Q_T: torch.Tensor, tau: float,  # noqa: N803
+             Q_I: torch.Tensor, Q_T: torch.Tensor, tau: float | torch.Tensor,  # noqa: N803
              queue_positive: torch.Tensor | None = None) -> torch.Tensor:
     """Instance-level momentum contrastive loss, L_mcl = L_i2t + L_t2i.
 
@@ -51,22 +60,29 @@ def mcl_loss(v: torch.Tensor, t: torch.Tensor, v_m: torch.Tensor, t_m: torch.Ten
             + _contrastive_direction(t, v_m, Q_I, tau, queue_positive))
 
 
-def kl_alignment_loss(v: torch.Tensor, t: torch.Tensor, Q_I: torch.Tensor, Q_T: torch.Tensor,  # noqa: N803
-                      tau: float) -> torch.Tensor:
-    """Task-level interaction: symmetric KL between the two retrieval distributions over the queues.
+def kl_alignment_loss(v: torch.Tensor, t: torch.Tensor, v_m: torch.Tensor, t_m: torch.Tensor,
+                      Q_I: torch.Tensor, Q_T: torch.Tensor, tau: float | torch.Tensor) -> torch.Tensor:  # noqa: N803
+    """Task-level interaction (COTS, sec. 3.2.3): symmetric KL between the two retrieval distributions.
 
-    P_i2t(i)[k] = softmax_k(v_i.Q_T[k]/tau),  P_t2i(i)[k] = softmax_k(t_i.Q_I[k]/tau)
-    (the queues are paired: index k is the same unpaired sample in both), and
-    L_kl = 1/B sum_i [ KL(P_i2t(i) || P_t2i(i)) + KL(P_t2i(i) || P_i2t(i)) ].  Zero when N = 0.
+    For pair i, with the same positive as MCL and the queues as the unpaired samples (index k of Q_I and
+    Q_T is the same queued pair):
+        D_I2T(i) = softmax( [v_i.t_m_i, v_i.Q_T[1], ..., v_i.Q_T[N]] / tau )
+        D_T2I(i) = softmax( [t_i.v_m_i, t_i.Q_I[1], ..., t_i.Q_I[N]] / tau )
+        L_kl = 1/(2B) sum_i [ KL(D_I2T(i) || D_T2I(i)) + KL(D_T2I(i) || D_I2T(i)) ]
+    Entry 0 of both is the pair itself, so the two tasks are asked to agree on how sure they are of the right
+    answer as well as on the ranking of the queue. Computed in fp32 (autocast off). With an empty queue both
+    distributions are [1] and the loss is a defined zero.
     """
     if v.shape[0] == 0 or Q_I.shape[0] == 0:
         return _zero_like(v, t)
-    log_p_i2t = F.log_softmax(v @ Q_T.t() / tau, dim=1)
-    log_p_t2i = F.log_softmax(t @ Q_I.t() / tau, dim=1)
-    p_i2t, p_t2i = log_p_i2t.exp(), log_p_t2i.exp()
-    kl_i2t_t2i = (p_i2t * (log_p_i2t - log_p_t2i)).sum(dim=1)
-    kl_t2i_i2t = (p_t2i * (log_p_t2i - log_p_i2t)).sum(dim=1)
-    return (kl_i2t_t2i + kl_t2i_i2t).mean()
+    with _full_precision(v):
+        v, t, v_m, t_m, Q_I, Q_T = (x.float() for x in (v, t, v_m, t_m, Q_I, Q_T))  # noqa: N806
+        i2t = torch.cat([(v * t_m).sum(dim=1, keepdim=True), v @ Q_T.t()], dim=1) / tau
+        t2i = torch.cat([(t * v_m).sum(dim=1, keepdim=True), t @ Q_I.t()], dim=1) / tau
+        log_p_i2t, log_p_t2i = F.log_softmax(i2t, dim=1), F.log_softmax(t2i, dim=1)
+        kl_i2t_t2i = F.kl_div(log_p_t2i, log_p_i2t, reduction="none", log_target=True).sum(dim=1)
+        kl_t2i_i2t = F.kl_div(log_p_i2t, log_p_t2i, reduction="none", log_target=True).sum(dim=1)
+        return (kl_i2t_t2i + kl_t2i_i2t).mean() / 2
 
 
 def amf_keep_mask(pair_sim: torch.Tensor, sim_queue: torch.Tensor, k: float = 2.0,
@@ -96,8 +112,9 @@ def _masked_prediction_loss(token_features: torch.Tensor, cross_global: torch.Te
     selected = labels >= 0
     if not bool(selected.any()):
         return _zero_like(token_features, cross_global)
-    logits = predict(fused[selected])  # [M, V]
-    return F.cross_entropy(logits.float(), labels[selected])
+    logits = predict(fused[selected])  # [M, V]: the head may run under autocast, the loss does not
+    with _full_precision(logits):
+        return F.cross_entropy(logits.float(), labels[selected])
 
 
 def cmlm_loss(text_tokens: torch.Tensor, image_global: torch.Tensor, labels: torch.Tensor,

@@ -52,26 +52,83 @@ def test_mcl_no_pair_is_defined_zero():
     loss.backward()  # stays connected to the graph
 
 
+def paper_kl_float64(v, t, v_m, t_m, q_i, q_t, tau):
+    """COTS sec. 3.2.3 written out with the math module, in float64, one pair at a time:
+    D_I2T = [p(v, t_m), p(v, Q_T[1]), ...], D_T2I = [p(t, v_m), p(t, Q_I[1]), ...], each p a softmax
+    over the pair's own similarity followed by the queue's; L = 1/(2B) sum_i KL(D_I2T||D_T2I) + KL(D_T2I||D_I2T)."""
+    def dot(a, b):
+        return sum(float(x) * float(y) for x, y in zip(a, b))
+
+    def softmax(scores):
+        top = max(scores)
+        exps = [math.exp((s - top) / tau) for s in scores]
+        return [e / sum(exps) for e in exps]
+
+    total = 0.0
+    for i in range(len(v)):
+        d_i2t = softmax([dot(v[i], t_m[i])] + [dot(v[i], q) for q in q_t])
+        d_t2i = softmax([dot(t[i], v_m[i])] + [dot(t[i], q) for q in q_i])
+        total += sum(p * math.log(p / q) for p, q in zip(d_i2t, d_t2i))
+        total += sum(q * math.log(q / p) for p, q in zip(d_i2t, d_t2i))
+    return total / (2 * len(v))
+
+
+def random_unit_rows(generator, n, d):
+    return torch.nn.functional.normalize(torch.randn(n, d, generator=generator), dim=1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("tau", [0.01, 0.05, 0.5])
+def test_kl_alignment_matches_the_papers_equations_in_float64(seed, tau):
+    g = torch.Generator().manual_seed(seed)
+    v, t, v_m, t_m = (random_unit_rows(g, 3, 8) for _ in range(4))
+    q_i, q_t = random_unit_rows(g, 5, 8), random_unit_rows(g, 5, 8)
+    expected = paper_kl_float64(v.tolist(), t.tolist(), v_m.tolist(), t_m.tolist(), q_i.tolist(), q_t.tolist(), tau)
+    loss = kl_alignment_loss(v, t, v_m, t_m, q_i, q_t, tau)
+    assert loss.item() == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
 def test_kl_alignment_hand_worked():
-    # P_i2t = softmax([1, 0]), P_t2i = softmax([0, 1]); KL both ways = 2 (a - b) with a = e/(e+1), b = 1/(e+1)
+    # D_I2T = softmax([v.t_m, v.Q_T]) = softmax([1, 0]); D_T2I = softmax([t.v_m, t.Q_I]) = softmax([0, 1]).
+    # KL both ways = 2 (a - b) with a = e/(e+1), b = 1/(e+1); the loss is half their sum: a - b
     v, t = rows([1, 0]), rows([0, 1])
-    queue = rows([1, 0], [0, 1])
-    loss = kl_alignment_loss(v, t, queue, queue, tau=1.0)
-    assert loss.item() == pytest.approx(2 * (E - 1) / (E + 1), rel=1e-5)
+    v_m, t_m = rows([1, 0]), rows([1, 0])
+    loss = kl_alignment_loss(v, t, v_m, t_m, Q_I=rows([0, 1]), Q_T=rows([0, 1]), tau=1.0)
+    assert loss.item() == pytest.approx((E - 1) / (E + 1), rel=1e-5)
+
+
+def test_kl_alignment_includes_the_pairs_own_similarity():
+    # A single queued pair: the queue-only form compared two one-entry distributions and was always 0; the
+    # paper's puts the pair first, so two tasks that disagree on it are penalised.
+    v, t = rows([1, 0]), rows([0, 1])
+    v_m, t_m = rows([0, 1]), rows([1, 0])  # v.t_m = 1, t.v_m = 1: both tasks sure of the pair
+    queue_i, queue_t = rows([0, 1]), rows([1, 0])  # v.Q_T = 1 but t.Q_I = 1 too: both equally unsure
+    assert kl_alignment_loss(v, t, v_m, t_m, queue_i, queue_t, 0.5).item() == pytest.approx(0.0, abs=1e-6)
+    # image->text now puts its mass on the queue (v.t_m = 0, v.Q_T = 1), text->image still splits it evenly
+    a = [1 / (1 + E ** 2), E ** 2 / (1 + E ** 2)]
+    expected = sum((x - 0.5) * (math.log(x) - math.log(0.5)) for x in a) / 2
+    assert kl_alignment_loss(v, t, v_m, rows([0, 1]), queue_i, queue_t, 0.5).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_kl_alignment_zero_for_identical_distributions_and_empty_queue():
     v = rows([1, 0])
     queue = rows([1, 0], [0, 1])
-    assert kl_alignment_loss(v, v, queue, queue, 0.1).item() == pytest.approx(0.0, abs=1e-6)
+    assert kl_alignment_loss(v, v, v, v, queue, queue, 0.1).item() == pytest.approx(0.0, abs=1e-6)
     empty = torch.zeros(0, 2)
-    assert kl_alignment_loss(v, v, empty, empty, 0.1).item() == 0.0
+    assert kl_alignment_loss(v, v, v, v, empty, empty, 0.1).item() == 0.0
 
 
-def test_kl_alignment_single_queue_entry_is_zero():
-    # one unpaired sample: both distributions are [1], KL = 0
-    assert kl_alignment_loss(rows([1, 0]), rows([0, 1]), rows([1, 0]), rows([0, 1]), 0.5).item() == \
-        pytest.approx(0.0, abs=1e-7)
+def test_losses_are_fp32_under_autocast():
+    # bf16 similarities at tau 0.01 move the logits by up to 0.25: the losses must not see them
+    g = torch.Generator().manual_seed(0)
+    v, t, v_m, t_m = (random_unit_rows(g, 8, 64) for _ in range(4))
+    q_i, q_t = random_unit_rows(g, 256, 64), random_unit_rows(g, 256, 64)
+    plain = (kl_alignment_loss(v, t, v_m, t_m, q_i, q_t, 0.01), mcl_loss(v, t, v_m, t_m, q_i, q_t, 0.01))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = (kl_alignment_loss(v, t, v_m, t_m, q_i, q_t, 0.01), mcl_loss(v, t, v_m, t_m, q_i, q_t, 0.01))
+    for a, b in zip(plain, autocast):
+        assert b.dtype == torch.float32
+        assert b.item() == pytest.approx(a.item(), rel=1e-6)
 
 
 def test_amf_threshold_and_mask():
