@@ -87,6 +87,8 @@ class QueueConfig:
     size: int = 65536
     momentum: float = 0.995
     temperature: float = 0.07
+    # learn tau (MCL and KL) from this starting value, clamped to 0.001-0.5 (ALBEF's learnable temp)
+    learn_temperature: bool = False
 
 
 @dataclass

@@ -44,7 +44,9 @@ NAMED_MODELS = {"cots-lite": "cots_core.lite:load_cots_lite"}
 _MOMENTUM_TWINS = ("image_encoder", "image_projection", "text_encoder", "text_projection")
 # State that a checkpoint may leave out (an inference-only export): rebuilt from the online weights.
 _OPTIONAL_PREFIXES = ("image_encoder_m.", "image_projection_m.", "text_encoder_m.", "text_projection_m.",
-                      "queue.", "image_tokenizer.")
+                      "queue.", "image_tokenizer.", "temperature")
+# Where a learned temperature may go (ALBEF clamps its temp so): below, softmaxes saturate; above, no contrast.
+TEMPERATURE_RANGE = (0.001, 0.5)
 
 
 class COTS(nn.Module):
@@ -68,6 +70,9 @@ class COTS(nn.Module):
         # the momentum encoders (image_encoder_m, ...) are built when training starts (train(), training_step):
         # inference never needs them, and they would double the memory of a ViT-L
         self.queue = FeatureQueue(config.queue.size, config.embed_dim)
+        # tau of MCL and the KL; learned when queue.learn_temperature (as ALBEF's temp), clamped to TEMPERATURE_RANGE
+        self.temperature = nn.Parameter(torch.tensor(float(config.queue.temperature)),
+                                        requires_grad=config.queue.learn_temperature)
 
         # token level: the only exchange between the streams is the other stream's global feature
         self.text_global_to_image = CrossGlobalMap(self.text_encoder.width, self.image_encoder.width)
@@ -245,13 +250,13 @@ class COTS(nn.Module):
         else:
             keep = torch.ones_like(pair_sim, dtype=torch.bool)
             threshold = torch.tensor(float("-inf"))
-        tau = cfg.queue.temperature
+        tau = self.contrastive_temperature()
         zero = losses._zero_like(v, t)
 
         loss_mcl = losses.mcl_loss(v[keep], t[keep], v_m[keep], t_m[keep], queue_image, queue_text, tau,
                                    queue_positive[keep] if queue_positive is not None else None) \
             if cfg.loss.use_mcl else zero
-        loss_kl = losses.kl_alignment_loss(v[keep], t[keep], queue_image, queue_text, tau) \
+        loss_kl = losses.kl_alignment_loss(v[keep], t[keep], v_m[keep], t_m[keep], queue_image, queue_text, tau) \
             if cfg.loss.use_kl else zero
         if cfg.loss.use_mvlm:
             image_global = mean_per_pair(image_out.global_feature, owner, normalize=False)
@@ -271,6 +276,10 @@ class COTS(nn.Module):
             "amf_kept": keep.float().mean().detach(), "amf_threshold": threshold.detach().to(device),
             "amf_keep_mask": keep.detach(), "pair_similarity": pair_sim.detach(), "image_embedding": v.detach(),
         }
+
+    def contrastive_temperature(self) -> torch.Tensor:
+        """tau for the losses: the (learned) temperature within TEMPERATURE_RANGE."""
+        return self.temperature.clamp(*TEMPERATURE_RANGE)
 
     def _cmlm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_global: torch.Tensor,
               keep: torch.Tensor) -> torch.Tensor:
@@ -304,7 +313,8 @@ class COTS(nn.Module):
     def export_config(self) -> ModelConfig:
         """The config that rebuilds this architecture offline, without the original pretrained folders."""
         text = dict(model_name_or_path=None, hf_config=self.text_encoder.hf_config_dict(), vocab_file=None)
-        return self.config.replace(vision={"pretrained": None}, text=text)
+        queue = {"temperature": round(float(self.contrastive_temperature()), 6)}  # where a learned tau ended
+        return self.config.replace(vision={"pretrained": None}, text=text, queue=queue)
 
     def save_pretrained(self, directory: str | Path, inference_only: bool = False) -> None:
         """config.json + model.safetensors + tokenizer/. `inference_only` leaves out momentum encoders,
