@@ -6,9 +6,7 @@ The settings were chosen on the benchmark's validation split and reported on its
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +24,6 @@ SCALE = 0.5
 # per photo embedded and 635 MB in the checkpoint (bench/caption_memory_cost.py); beyond it the exported image
 # graph approaches ONNX's 2 GB limit. The items left out still trained the heads.
 MAX_ENTRIES = 100_000
-# Beside the checkpoint: the items (Record.path) the memory was built from, so that `cots eval` never scores an
-# item the memory holds (its own caption would find it).
-ITEMS_FILE = "caption_memory_items.json"
 
 
 @torch.no_grad()
@@ -105,23 +100,3 @@ def attach_caption_memory(model, train: list[Record], held_out: list[Record], fr
         detail += f"; a sample of the {len(entries[0])} readable ones (at most {MAX_ENTRIES} are kept)"
     log(f"caption memory: {summary['entries']} captioned items remembered{detail}")
     return summary
-
-
-def save_memory_items(directory: str | Path, records: list[Record]) -> None:
-    """Record which items a checkpoint's caption memory was built from (``ITEMS_FILE``)."""
-    (Path(directory) / ITEMS_FILE).write_text(json.dumps(sorted({r.path for r in records})) + "\n")
-
-
-def remembered_items(directory: str | Path) -> set[str] | None:
-    """The items a checkpoint's caption memory holds; None when it says nothing (no memory, or a run saved
-    before ``ITEMS_FILE`` existed: ``memory_holds_held_out`` tells whether its validation split is in it)."""
-    path = Path(directory) / ITEMS_FILE
-    return set(json.loads(path.read_text())) if path.is_file() else None
-
-
-def memory_holds_held_out(directory: str | Path) -> bool:
-    """Whether the run's held-out items went into its memory, from ``best_metrics.json`` (also for runs saved
-    before ``ITEMS_FILE``: a memory kept after a held-out check always took the held-out items in)."""
-    path = Path(directory) / "best_metrics.json"
-    summary = json.loads(path.read_text()).get("caption_memory", {}) if path.is_file() else {}
-    return bool(summary.get("entries")) and ("holds_held_out" in summary or "held_out_rsum_with" in summary)

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from cots_core import load_model
-from trainer.caption_memory import memory_holds_held_out, remembered_items
 from trainer.checkpoint import resolve_model_dir
 from trainer.config import CONFIG_FILE, load_saved_config
 from trainer.data import load_records, split_records
@@ -15,6 +14,7 @@ from trainer.data.media import SEARCH_MAX_FRAMES
 from trainer.data.records import LoadReport, Record
 from trainer.data.split import holdout_split
 from trainer.evaluate import evaluate_retrieval
+from trainer.memory_items import RememberedItems, remembered_items
 
 JSON_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum", "median_rank", "mean_rank")
 
@@ -44,17 +44,13 @@ def eval_records(model_dir: str, data: str | None, split: str | None, holdout: f
     return records, report
 
 
-def without_remembered(records: list[Record], model_dir: str, own_split: bool) -> tuple[list[Record], int]:
-    """``records`` less the items the model's caption memory holds (their own captions would find them), and
-    how many were left out. A run saved before the memory recorded its items can only say whether its
-    validation split went in: then its own split is refused (ValueError)."""
-    remembered = remembered_items(model_dir)
+def without_remembered(records: list[Record], remembered: RememberedItems | None, model_dir: str,
+                       own_split: bool) -> tuple[list[Record], int]:
+    """``records`` less the items the model's caption memory holds (their own captions would find them, also
+    in a copied folder: ``trainer.memory_items``), and how many were left out; ValueError when none is left."""
     if remembered is None:
-        if own_split and memory_holds_held_out(model_dir):
-            raise ValueError(f"{model_dir} remembers its validation items in its caption memory, so they no longer "
-                             "measure search on unseen items: give --data with items it has not seen")
         return records, 0
-    kept = [r for r in records if r.path not in remembered]
+    kept = [r for r in records if not remembered.holds(r)]
     if not kept and records:
         where = "its validation items" if own_split else "every item of --data"
         raise ValueError(f"{model_dir} remembers {where} in its caption memory, so they no longer measure search "
@@ -67,9 +63,10 @@ def run_eval(model: str, data: str | None, split: str | None = None, holdout: fl
              device: str = "auto") -> dict:
     """Metrics dict with the JSON keys (recalls in percent), plus n_items and n_captions."""
     model_dir = resolve_model_dir(model)
+    remembered = remembered_items(model_dir)  # before the data is read: a model missing its record is refused
     records, report = eval_records(model_dir, data, split, holdout, seed)
     print(f"data: {report.summary()}", file=sys.stderr)
-    records, left_out = without_remembered(records, model_dir, own_split=data is None)
+    records, left_out = without_remembered(records, remembered, model_dir, own_split=data is None)
     if left_out:
         print(f"left out {left_out} items that the model's caption memory holds (scored: {len(records)})",
               file=sys.stderr)

@@ -20,11 +20,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cots_core import load_model
 from trainer.build import TrainData, build_data, build_model
-from trainer.caption_memory import ITEMS_FILE, attach_caption_memory, save_memory_items
+from trainer.caption_memory import attach_caption_memory
 from trainer.checkpoint import load_checkpoint, resolve_checkpoint, restore_rng, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.distributed import DistEnv, any_rank, barrier, cleanup, setup_distributed
 from trainer.evaluate import evaluate_retrieval
+from trainer.memory_items import ITEMS_FILE, save_memory_items
 from trainer.optim import build_optimizer
 from trainer.runlog import RunLog
 
@@ -118,8 +119,9 @@ def remember_captions(cfg: TrainConfig, best_dir: Path, data: TrainData, log: Ca
     best = load_model(best_dir)
     summary = attach_caption_memory(best, data.train_records, data.val_records, cfg.data.frames, log)
     if summary["entries"]:
-        best.save_pretrained(best_dir)
+        # the record first: a model saved with a memory and no record of it is refused by `cots eval`
         save_memory_items(best_dir, data.train_records + (data.val_records if summary.get("holds_held_out") else []))
+        best.save_pretrained(best_dir)
     else:
         (best_dir / ITEMS_FILE).unlink(missing_ok=True)
     metrics_file = best_dir / "best_metrics.json"

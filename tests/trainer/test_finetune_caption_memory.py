@@ -104,10 +104,10 @@ def test_eval_never_scores_an_item_the_caption_memory_holds(tmp_path, monkeypatc
     RUN` on the run's own validation split scored items whose own captions the memory holds."""
     import json
 
-    from trainer.caption_memory import ITEMS_FILE
     from trainer.config import DataConfig, OptimConfig, TrainConfig
     from trainer.evaluation_cli import run_eval
     from trainer.loop import main
+    from trainer.memory_items import ITEMS_FILE
     from trainer.synth import generate_synthetic
 
     data, other = tmp_path / "synth", tmp_path / "other"
@@ -123,7 +123,7 @@ def test_eval_never_scores_an_item_the_caption_memory_holds(tmp_path, monkeypatc
     main(TrainConfig(mode="finetune", init_from=str(tmp_path / "pre"), out=str(run),
                      data=DataConfig(train=str(data), val_fraction=0.25, augment=False), **base), log=lambda _: None)
     assert json.loads((run / "best" / "best_metrics.json").read_text())["caption_memory"]["holds_held_out"]
-    remembered = json.loads((run / "best" / ITEMS_FILE).read_text())
+    remembered = [item["path"] for item in json.loads((run / "best" / ITEMS_FILE).read_text())["items"]]
     assert len(remembered) == 24
 
     with pytest.raises(ValueError, match="remembers its validation items") as refused:
@@ -139,8 +139,8 @@ def test_eval_never_scores_an_item_the_caption_memory_holds(tmp_path, monkeypatc
     assert [line for line in capsys.readouterr().err.splitlines() if "left out" in line] == [
         "left out 4 items that the model's caption memory holds (scored: 6)"]
 
-    # a run saved before the memory recorded its items: its own split is still refused, --data is scored
+    # without the record of what it holds, nothing is scored (tests/trainer/test_eval_leak.py: through the CLI)
     (run / "best" / ITEMS_FILE).unlink()
-    with pytest.raises(ValueError, match="remembers its validation items"):
-        run_eval(str(run), None)
-    assert run_eval(str(run), str(other))["n_items"] == 6
+    for data in (None, str(other)):
+        with pytest.raises(ValueError, match=f"caption memory of 24 items but not the record .*{ITEMS_FILE}"):
+            run_eval(str(run), data)
