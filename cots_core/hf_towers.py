@@ -58,8 +58,17 @@ FAMILIES = {
 VISION_TYPES = {vision for _, vision, _, _ in FAMILIES.values()}
 PREPROCESSOR_FILE = "preprocessor_config.json"
 _PICKLES = ("pytorch_model.bin", "model.pt", "model.pth", "open_clip_pytorch_model.bin", "tf_model.h5")
+# the contrastive temperature a checkpoint's logit_scale may start τ at: ALBEF's clamp of its learned τ
+TEMPERATURE_RANGE = (0.001, 0.5)
 # PIL resample codes in preprocessor configs
 _RESAMPLE = {2: "bilinear", 3: "bicubic", 0: "nearest"}
+
+
+def clip_family(config: ModelConfig) -> str | None:
+    """"clip" or "siglip" for a model built on towers imported by this module (``import_config``), else None."""
+    if config.vision.backend != "transformers":
+        return None
+    return next((family for family, vision, _, _ in FAMILIES.values() if vision == config.vision.model_name), None)
 
 
 # ---------------------------------------------------------------------------------------------- the tower
@@ -194,9 +203,12 @@ def import_config(directory: Path, config: dict, preprocessor: dict, tokenizer_m
     Objectives: the instance level (momentum contrast against the queues), the task level (KL alignment)
     and AMF apply unchanged: they need only the two embeddings. The token level does not apply as such:
     neither family's tokenizer has a [MASK] token and CLIP's text tower is causal, so CMLM stays off
-    (``loss.use_cmlm: false``); CMVM needs a dVAE trained on the tower's grid (``cots train tokenizer``),
-    so it is off unless one is given. The contrastive temperature starts at the checkpoint's own
-    (``exp(-logit_scale)`` of the trained ``logit_scale`` weight: 0.01 for OpenAI CLIP), within [0.01, 0.1].
+    (``loss.use_cmlm: false``); CMVM needs a dVAE trained on the tower's grid, so the token level is off
+    (``loss.use_mvlm: false``) until the trainer's ``--tokenizer`` turns it on for CMVM alone. The contrastive
+    temperature starts at the checkpoint's own (``exp(-logit_scale)`` of the trained ``logit_scale`` weight:
+    0.01 for OpenAI CLIP), within TEMPERATURE_RANGE. SigLIP's ``logit_bias`` is not read: the instance level
+    is COTS's InfoNCE against the momentum queue, not SigLIP's sigmoid loss, and search ranks by dot product,
+    which one shared bias does not change.
     """
     family, vision_type, text_type, _ = FAMILIES[config["model_type"]]
     vision = _tower_dict(config, "vision_config", vision_type)
@@ -223,7 +235,8 @@ def import_config(directory: Path, config: dict, preprocessor: dict, tokenizer_m
         max_length = int(tokenizer_max_length)
     if logit_scale is None:  # not in the weights: the config's starting value
         logit_scale = float(config.get("logit_scale_init_value", 2.6592))
-    temperature = min(0.1, max(0.01, math.exp(-logit_scale)))
+    low, high = TEMPERATURE_RANGE
+    temperature = min(high, max(low, math.exp(-logit_scale)))
     return ModelConfig(
         name=checkpoint_name(directory), image_size=image_size, embed_dim=embed_dim,
         vision=VisionConfig(backend="transformers", model_name=vision_type, hf_config=vision,

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from cots_core import COTS, CotsError, ModelConfig, load_model
 from cots_core.dvae import DiscreteVAE
 from cots_core.heads import CaptionMemory
+from cots_core.hf_towers import clip_family
 from cots_core.momentum import FeatureQueue
 from trainer.checkpoint import resolve_model_dir
 from trainer.config import TrainConfig
@@ -89,6 +90,9 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
             log(f"{cfg.init_from} remembers {model.caption_memory.size} captioned items: this fine-tune builds "
                 "a new memory from its own data")
             model.set_caption_memory(CaptionMemory(model.image_encoder.width, model.config.embed_dim))
+        if clip_family(model.config) == "siglip":
+            log(f"{cfg.init_from} has SigLIP towers: they are fine-tuned with COTS's InfoNCE against the momentum "
+                "queue, not SigLIP's sigmoid loss, and its logit_bias is not used (search ranks by dot product)")
         if cfg.model.get("queue"):
             model.config = model.config.replace(queue=cfg.model["queue"])
             if model.config.queue.size != model.queue.size:  # a personal collection may be smaller than the queue
@@ -102,6 +106,10 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
         model.text_encoder.requires_grad_(False)
     _cmvm_only_with_a_trained_tokenizer(model, cfg, log)
     _cmlm_only_with_a_mask_token(model)
+    loss = model.config.loss
+    if loss.use_mvlm and loss.use_cmvm and cfg.optim.tower_lr_scale == 0:
+        log("CMVM is on with the towers frozen (optim.tower_lr_scale 0): it trains only its own prediction heads, "
+            "which search does not use; give optim.tower_lr_scale > 0 for it to shape the image tower")
     model.train()
     return model
 
@@ -118,13 +126,20 @@ def _cmlm_only_with_a_mask_token(model: COTS) -> None:
 def _cmvm_only_with_a_trained_tokenizer(model: COTS, cfg: TrainConfig, log: Callable[[str], None]) -> None:
     """CMVM's targets are the dVAE's token ids, meaningful only from a trained dVAE: ``tokenizer.trained``, set
     by --tokenizer (``load_image_tokenizer``) and kept in the checkpoint, so a fine-tune inherits it. With one,
-    --tokenizer turns CMVM on; without one CMVM is off and the saved config says so (``loss.use_cmvm: false``),
-    whatever the checkpoint said; asked for explicitly (``--set model.loss.use_cmvm=true``), it is refused."""
+    --tokenizer turns CMVM on (and the token level with it, CMLM left off, where that was off: a CLIP/SigLIP
+    import, whose patch embeddings ``HFVisionEncoder`` masks as BEiT does); without one CMVM is off and the
+    saved config says so (``loss.use_cmvm: false``), whatever the checkpoint said; asked for explicitly (``--set model.loss.use_cmvm=true``), it is refused."""
     asked = (cfg.model.get("loss") or {}).get("use_cmvm")
     loss = model.config.loss
     if model.config.tokenizer.trained:
         if cfg.tokenizer and asked is None and loss.use_mvlm and not loss.use_cmvm:
             model.config = model.config.replace(loss={"use_cmvm": True})
+        elif cfg.tokenizer and asked is None and not loss.use_mvlm \
+                and (cfg.model.get("loss") or {}).get("use_mvlm") is None:
+            # the token level was off (CLIP/SigLIP towers start so: no [MASK] token for CMLM): on for CMVM alone
+            model.config = model.config.replace(loss={"use_mvlm": True, "use_cmvm": True, "use_cmlm": False})
+            log(f"--tokenizer: CMVM (masked image modelling) is on; CMLM stays off, as it was in "
+                f"{cfg.init_from or cfg.preset}")
         return
     whose = f"the dVAE of {cfg.init_from} was never trained" if cfg.mode == "finetune" else "no --tokenizer given"
     if asked is True:

@@ -158,11 +158,31 @@ def test_text_queries_need_neither_the_image_tower_nor_timm(hf_folder, tmp_path)
     assert out.strip().splitlines()[-1] == ("[]" if clip else "['transformers']")
 
 
-def test_the_contrastive_temperature_starts_at_the_checkpoints_own(hf_folder, tmp_path):
+def _with_weights(folder: Path, target: Path, **tensors: torch.Tensor) -> Path:
     from safetensors.torch import load_file, save_file
 
-    folder = _copy(hf_folder, tmp_path)
-    state = load_file(str(folder / "model.safetensors"))
-    state["logit_scale"] = torch.tensor(math.log(50.0))  # a trained inverse temperature of 50
-    save_file(state, str(folder / "model.safetensors"))
-    assert load_model(folder).config.queue.temperature == pytest.approx(0.02)
+    shutil.copytree(folder, target)
+    state = load_file(str(target / "model.safetensors"))
+    state.update(tensors)
+    save_file(state, str(target / "model.safetensors"))
+    return target
+
+
+@pytest.mark.parametrize("inverse, temperature", [(50.0, 0.02), (5000.0, 0.001), (1.0, 0.5)],
+                         ids=["trained", "clamped-low", "clamped-high"])
+def test_the_contrastive_temperature_starts_at_the_checkpoints_own(hf_folder, tmp_path, inverse, temperature):
+    # exp(-logit_scale), within ALBEF's range for a learned τ (0.001-0.5)
+    folder = _with_weights(hf_folder, tmp_path / "copy", logit_scale=torch.tensor(math.log(inverse)))
+    assert load_model(folder).config.queue.temperature == pytest.approx(temperature)
+
+
+def test_logit_bias_plays_no_part_in_search(hf_folder, tmp_path):
+    """SigLIP's logit_bias belongs to its sigmoid loss, which MCL's InfoNCE replaces; search ranks by a dot
+    product, which one shared bias would not change: the weights loaded and the embeddings ignore it."""
+    one = load_model(_with_weights(hf_folder, tmp_path / "a" / "model", logit_bias=torch.tensor([-10.0])))
+    two = load_model(_with_weights(hf_folder, tmp_path / "b" / "model", logit_bias=torch.tensor([7.0])))
+    assert one.model_id == two.model_id
+    assert not any("logit_bias" in name for name in one.state_dict())
+    pixels = torch.randn(2, 3, one.config.image_size, one.config.image_size)
+    assert torch.equal(one.encode_texts(TEXTS), two.encode_texts(TEXTS))
+    assert torch.equal(one.encode_images(pixels), two.encode_images(pixels))

@@ -2,16 +2,19 @@
 recipe, a COTS checkpoint out that loads and searches like any other."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hf_tiny import make_tiny_clip, make_tiny_siglip
 
 from app.cli import main
-from cots_core import load_model
+from cots_core import CotsError, load_model
+from cots_core.dvae import DiscreteVAE
 
 REAL_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "real_photos"
 CAPTIONS = {"astronaut": "an astronaut on the moon", "cat": "a cat asleep", "coffee": "a coffee cup",
@@ -67,3 +70,70 @@ def test_cmlm_is_refused_for_a_tokenizer_without_a_mask_token(captioned, tmp_pat
                  "--set", "model.loss.use_mvlm=true", "--set", "model.loss.use_cmlm=true"])
     err = capsys.readouterr().err
     assert code != 0 and "[MASK]" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------- what the build does, said truthfully
+MAKERS = {"clip": make_tiny_clip, "siglip": make_tiny_siglip}
+
+
+def _build(source: Path, **overrides):
+    from trainer.build import build_model
+    from trainer.config import resolve_config
+
+    cfg = resolve_config(overrides={"mode": "finetune", "init_from": str(source), **overrides})
+    lines: list[str] = []
+    return build_model(cfg, log=lines.append), lines
+
+
+def _batch(model, captioned: Path) -> dict:
+    from PIL import Image
+
+    names = sorted(CAPTIONS)[:4]
+    pixels = torch.stack([model.preprocess(Image.open(captioned / f"{name}.jpg").convert("RGB")) for name in names])
+    return {"pixels": pixels, "texts": [CAPTIONS[name] for name in names]}
+
+
+@pytest.mark.parametrize("family", sorted(MAKERS))
+def test_the_recipe_trains_the_projections_alone_and_says_what_replaces_siglips_loss(family, captioned, tmp_path):
+    model, lines = _build(MAKERS[family](tmp_path / "source"))
+    # what the README says: the towers are frozen, the loss's gradient reaches the two projections only
+    assert not any(p.requires_grad for p in [*model.image_encoder.parameters(), *model.text_encoder.parameters()])
+    batch = _batch(model, captioned)
+    model.training_step(batch)  # fills the queue: its negatives
+    model.training_step(batch)["loss"].backward()
+    trained = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None and p.grad.any()}
+    assert trained - {"temperature"} == {"image_projection", "text_projection"}  # τ: learned where it is on
+    # SigLIP's sigmoid loss and logit_bias are replaced by MCL's InfoNCE, and the log says so
+    assert any("sigmoid" in line and "logit_bias" in line for line in lines) == (family == "siglip")
+
+
+@pytest.mark.parametrize("family", sorted(MAKERS))
+def test_a_tokenizer_turns_cmvm_on_for_clip_family_towers(family, captioned, tmp_path):
+    source = MAKERS[family](tmp_path / "source")
+    plain = load_model(source)
+    assert plain.config.loss.use_mvlm is False  # as imported: no token level
+    dvae = tmp_path / "dvae"  # what `cots train tokenizer` leaves, for this tower's size, grid and codes
+    DiscreteVAE(dataclasses.replace(plain.config.tokenizer, trained=True), plain.config.image_size,
+                plain.grid).save_pretrained(dvae)
+    model, lines = _build(source, tokenizer=str(dvae))
+    loss = model.config.loss
+    assert loss.use_mvlm and loss.use_cmvm and not loss.use_cmlm
+    assert any(line.startswith("--tokenizer: CMVM") for line in lines)
+    assert any("frozen" in line and "tower_lr_scale" in line for line in lines)  # the recipe's towers: told
+    batch = _batch(model, captioned)
+    model.training_step(batch)
+    out = model.training_step(batch)
+    assert torch.isfinite(out["loss_cmvm"]) and out["loss_cmvm"] > 0 and out["loss_cmlm"].item() == 0.0
+    # the HF tower's masked patches are what CMVM predicts: masking changes its patch tokens
+    mask = torch.zeros(len(batch["pixels"]), model.grid[0] * model.grid[1], dtype=torch.bool)
+    mask[:, :3] = True
+    with torch.no_grad():
+        masked = model.image_encoder(batch["pixels"], token_mask=mask).tokens
+        whole = model.image_encoder(batch["pixels"]).tokens
+    assert masked.shape[1] == mask.shape[1] and not torch.allclose(masked, whole)
+    # a dVAE for another grid is refused with the sizes this tower needs
+    other = tmp_path / "other"
+    DiscreteVAE(dataclasses.replace(plain.config.tokenizer, trained=True), plain.config.image_size * 2,
+                plain.grid).save_pretrained(other)
+    with pytest.raises(CotsError, match=f"this model needs {plain.config.image_size}px"):
+        _build(source, tokenizer=str(other))
