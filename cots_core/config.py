@@ -82,6 +82,11 @@ class TextConfig:
     projection: str = "linear"  # "linear", or "identity_init" (a square Linear starting as identity)
 
 
+# Where the contrastive temperature may go, learned or imported (ALBEF clamps its learned temp so): below it
+# the softmaxes saturate, above it nothing is contrasted.
+TEMPERATURE_RANGE = (0.001, 0.5)
+
+
 @dataclass
 class QueueConfig:
     size: int = 65536

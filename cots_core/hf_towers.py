@@ -26,7 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cots_core.config import LossConfig, ModelConfig, QueueConfig, TextConfig, TokenizerConfig, VisionConfig
+from cots_core.config import (
+    TEMPERATURE_RANGE,
+    LossConfig,
+    ModelConfig,
+    QueueConfig,
+    TextConfig,
+    TokenizerConfig,
+    VisionConfig,
+)
 from cots_core.config_limits import check_hf_checkpoint
 from cots_core.encoders import (
     EncoderOutput,
@@ -58,8 +66,6 @@ FAMILIES = {
 VISION_TYPES = {vision for _, vision, _, _ in FAMILIES.values()}
 PREPROCESSOR_FILE = "preprocessor_config.json"
 _PICKLES = ("pytorch_model.bin", "model.pt", "model.pth", "open_clip_pytorch_model.bin", "tf_model.h5")
-# the contrastive temperature a checkpoint's logit_scale may start τ at: ALBEF's clamp of its learned τ
-TEMPERATURE_RANGE = (0.001, 0.5)
 # PIL resample codes in preprocessor configs
 _RESAMPLE = {2: "bilinear", 3: "bicubic", 0: "nearest"}
 

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from cots_core import losses
-from cots_core.config import ModelConfig
+from cots_core.config import TEMPERATURE_RANGE, ModelConfig
 from cots_core.config_limits import check_model_config
 from cots_core.dvae import DiscreteVAE
 from cots_core.encoders import HFTextEncoder, build_image_encoder, load_text_tokenizer, tokenize_texts
@@ -45,8 +45,6 @@ _MOMENTUM_TWINS = ("image_encoder", "image_projection", "text_encoder", "text_pr
 # State that a checkpoint may leave out (an inference-only export): rebuilt from the online weights.
 _OPTIONAL_PREFIXES = ("image_encoder_m.", "image_projection_m.", "text_encoder_m.", "text_projection_m.",
                       "queue.", "image_tokenizer.", "temperature")
-# Where a learned temperature may go (ALBEF clamps its temp so): below, softmaxes saturate; above, no contrast.
-TEMPERATURE_RANGE = (0.001, 0.5)
 
 
 class COTS(nn.Module):

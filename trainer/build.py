@@ -97,6 +97,9 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
             model.config = model.config.replace(queue=cfg.model["queue"])
             if model.config.queue.size != model.queue.size:  # a personal collection may be smaller than the queue
                 model.queue = FeatureQueue(model.config.queue.size, model.config.embed_dim)
+            if "temperature" in cfg.model["queue"]:  # tau starts where the config says, not where it ended
+                model.temperature.data.fill_(model.config.queue.temperature)
+        model.temperature.requires_grad_(model.config.queue.learn_temperature)
     else:
         model = COTS(model_config(cfg), pretrained_backbones=True)
     if cfg.tokenizer:

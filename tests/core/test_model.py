@@ -228,3 +228,30 @@ def test_paper_preset_has_a_24x24_grid():
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="tiny"):
         ModelConfig.preset("nope")
+
+
+def test_learned_temperature_moves_is_clamped_and_is_saved(tmp_path):
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny", queue={"learn_temperature": True, "temperature": 0.07}))
+    model.train()
+    optimizer = torch.optim.Adam([model.temperature], lr=2e-3)
+    for seed in range(4):
+        model.training_step(batch(seed=seed))["loss"].backward()
+        if seed:  # the first step has an empty queue: nothing to contrast yet
+            assert model.temperature.grad is not None and model.temperature.grad.item() != 0
+        optimizer.step()
+        optimizer.zero_grad()
+    learned = model.contrastive_temperature().item()
+    assert learned != pytest.approx(0.07, abs=1e-4)
+    model.save_pretrained(tmp_path / "m", inference_only=True)
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["queue"]["temperature"] == \
+        pytest.approx(learned, abs=1e-6)
+    assert COTS.from_pretrained(tmp_path / "m").contrastive_temperature().item() == pytest.approx(learned, abs=1e-6)
+    model.temperature.data.fill_(10.0)  # far outside: the losses see the clamp's upper end
+    assert model.contrastive_temperature().item() == 0.5
+
+
+def test_temperature_is_fixed_unless_asked():
+    model = COTS(ModelConfig.preset("tiny"))
+    assert not model.temperature.requires_grad
+    assert model.contrastive_temperature().item() == pytest.approx(0.07)
