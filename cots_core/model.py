@@ -311,7 +311,7 @@ class COTS(nn.Module):
     def export_config(self) -> ModelConfig:
         """The config that rebuilds this architecture offline, without the original pretrained folders."""
         text = dict(model_name_or_path=None, hf_config=self.text_encoder.hf_config_dict(), vocab_file=None)
-        queue = {"temperature": round(float(self.contrastive_temperature()), 6)}  # where a learned tau ended
+        queue = {"temperature": round(float(self.contrastive_temperature().detach()), 6)}  # where a learned tau ended
         return self.config.replace(vision={"pretrained": None}, text=text, queue=queue)
 
     def save_pretrained(self, directory: str | Path, inference_only: bool = False) -> None:
