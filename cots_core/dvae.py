@@ -35,11 +35,10 @@ class DiscreteVAE(nn.Module):
         self.config = config
         self.image_size = image_size
         self.grid = tuple(grid)
-        factor = image_size // grid[0]
-        downsamples = int(round(math.log2(factor))) if factor > 0 else -1
-        if factor < 1 or 2 ** downsamples != factor or image_size % grid[0] or grid[0] != grid[1]:
+        if not self.fits(image_size, grid):
             raise ValueError(f"dVAE needs a square grid that divides the image by a power of two, "
                              f"got image {image_size} and grid {grid}")
+        downsamples = int(round(math.log2(image_size // grid[0])))
         hidden = config.hidden_dim
         encoder: list[nn.Module] = [nn.Conv2d(3, hidden, 3, padding=1)]
         for _ in range(downsamples):
@@ -52,6 +51,13 @@ class DiscreteVAE(nn.Module):
             decoder += [nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), _ResBlock(hidden)]
         decoder += [nn.ReLU(), nn.Conv2d(hidden, 3, 1)]
         self.decoder = nn.Sequential(*decoder)
+
+    @staticmethod
+    def fits(image_size: int, grid: tuple[int, int]) -> bool:
+        """Whether a dVAE can tokenize this image onto this grid: square, and the image a power-of-two
+        multiple of it (its encoder halves the image that many times). ViT-L/14 at 224 px (16x16) does not."""
+        factor = image_size // grid[0] if grid[0] else 0
+        return factor >= 1 and factor & (factor - 1) == 0 and image_size % grid[0] == 0 and grid[0] == grid[1]
 
     def forward(self, pixels: torch.Tensor, tau: float | None = None) -> dict[str, torch.Tensor]:
         """Training pass: Gumbel-softmax relaxation. Returns loss, recon_loss, kl and the reconstruction."""

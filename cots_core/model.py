@@ -82,8 +82,11 @@ class COTS(nn.Module):
         self.mlm_head = TokenPredictionHead(self.text_encoder.width, word_embeddings.num_embeddings,
                                             tied_embeddings=word_embeddings)
         self.mvm_head = TokenPredictionHead(self.image_encoder.width, config.tokenizer.vocab_size)
-        self.image_tokenizer = DiscreteVAE(config.tokenizer, config.image_size, self.image_encoder.grid)
-        self.image_tokenizer.requires_grad_(False)
+        # None where the token grid cannot have one (patch 14 at 224 px): such a model trains without CMVM
+        self.image_tokenizer = DiscreteVAE(config.tokenizer, config.image_size, self.image_encoder.grid) \
+            if DiscreteVAE.fits(config.image_size, self.image_encoder.grid) else None
+        if self.image_tokenizer is not None:
+            self.image_tokenizer.requires_grad_(False)
 
         self.preprocess = build_transform(config.image_size, config.vision, train=False)
         self.train_transform = build_transform(config.image_size, config.vision, train=True)

@@ -159,11 +159,15 @@ def _cmvm_only_with_a_trained_tokenizer(model: COTS, cfg: TrainConfig, log: Call
 def load_image_tokenizer(model: COTS, directory: str) -> None:
     """Copy a trained dVAE into the model (its image size and token grid must match the model's) and record
     in the model's config that its tokenizer is trained (``tokenizer.trained``)."""
+    own = model.image_tokenizer
+    if own is None:
+        raise CotsError(f"--tokenizer: this model's {model.config.image_size}px images on a {model.grid} token grid "
+                        "cannot be tokenized by a dVAE (it needs a square grid that divides the image by a power "
+                        "of two), so CMVM is not available for it: leave --tokenizer out")
     dvae = DiscreteVAE.from_pretrained(directory)
     if json.loads((Path(directory) / "dvae_config.json").read_text())["tokenizer"].get("trained") is False:
         # folders written before the field existed came only from `cots train tokenizer`
         raise CotsError(f"tokenizer {directory} was never trained: train one with `cots train tokenizer`")
-    own = model.image_tokenizer
     if (dvae.image_size, tuple(dvae.grid), dvae.config.vocab_size) != (own.image_size, tuple(own.grid),
                                                                        own.config.vocab_size):
         raise CotsError(f"tokenizer {directory} is for {dvae.image_size}px images, a {dvae.grid} grid and "

@@ -137,3 +137,19 @@ def test_a_tokenizer_turns_cmvm_on_for_clip_family_towers(family, captioned, tmp
                 plain.grid).save_pretrained(other)
     with pytest.raises(CotsError, match=f"this model needs {plain.config.image_size}px"):
         _build(source, tokenizer=str(other))
+
+
+def test_a_tower_whose_grid_no_dvae_fits_imports_trains_and_refuses_a_tokenizer(captioned, tmp_path):
+    # patch 7 at 28 px (as ViT-L/14 at 224): a 4x4 grid that no power-of-two dVAE maps onto
+    source = make_tiny_clip(tmp_path / "source", image_size=28, patch_size=7)
+    model = load_model(source)
+    assert model.image_tokenizer is None and model.grid == (4, 4)
+    assert load_model(source).encode_texts(["a cat"]).shape[0] == 1
+    trained, _ = _build(source)
+    batch = _batch(trained, captioned)
+    trained.training_step(batch)
+    assert torch.isfinite(trained.training_step(batch)["loss"])
+    dvae = tmp_path / "dvae"
+    DiscreteVAE(dataclasses.replace(model.config.tokenizer, trained=True), 32, (4, 4)).save_pretrained(dvae)
+    with pytest.raises(CotsError, match="cannot be tokenized by a dVAE"):
+        _build(source, tokenizer=str(dvae))
