@@ -47,9 +47,31 @@ _OPTIONAL_PREFIXES = ("image_encoder_m.", "image_projection_m.", "text_encoder_m
                       "queue.", "image_tokenizer.")
 
 
+def _momentum_twin(name: str) -> property:
+    """``COTS.<name>_m``: the built momentum twin, or the online module itself while that takes no gradient
+    (a frozen tower's EMA would only copy it: no second copy of its weights, no EMA)."""
+
+    def twin(self: COTS) -> nn.Module:
+        built = self._modules.get(name + "_m")
+        if built is not None:
+            return built
+        online = self._modules[name]
+        if _is_frozen(online):
+            return online
+        raise AttributeError(f"{name}_m is built when training starts (COTS.train, training_step)")
+
+    return property(twin, doc=twin.__doc__)
+
+
 class COTS(nn.Module):
     """The COTS model. Inference uses only the online encoders; training adds momentum encoders,
     queues, masked-modelling heads and the dVAE image tokenizer (which receives no gradient)."""
+
+    # not submodules while they are the online module (frozen): then they hold no state of their own
+    image_encoder_m = _momentum_twin("image_encoder")
+    image_projection_m = _momentum_twin("image_projection")
+    text_encoder_m = _momentum_twin("text_encoder")
+    text_projection_m = _momentum_twin("text_projection")
 
     def __init__(self, config: ModelConfig, pretrained_backbones: bool = True, checkpoint_dir: Path | None = None,
                  tokenizer=None, weights_follow: bool = False):
@@ -176,19 +198,27 @@ class COTS(nn.Module):
     # ---------------------------------------------------------------- training
     def build_momentum_encoders(self) -> None:
         """The momentum (EMA) copies of the encoders and projections, starting equal to the online ones
-        (as ALBEF starts a fine-tune); those already built are kept. A resumed run then loads their state."""
+        (as ALBEF starts a fine-tune); those already built are kept. A resumed run then loads their state.
+        A module that takes no gradient gets no copy (it is its own twin, ``_momentum_twin``); one frozen
+        after its copy was built loses the copy, and one unfrozen later gets its copy then."""
         for name in _MOMENTUM_TWINS:
-            if name + "_m" not in self._modules:
-                setattr(self, name + "_m", make_momentum_copy(getattr(self, name)))
+            online, twin_name = getattr(self, name), name + "_m"
+            if _is_frozen(online):
+                self._modules.pop(twin_name, None)
+            elif twin_name not in self._modules:
+                setattr(self, twin_name, make_momentum_copy(online))
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(online, twin) of every module with a momentum twin of its own (frozen ones are left out)."""
+        self.build_momentum_encoders()
+        return [(getattr(self, name), self._modules[name + "_m"]) for name in _MOMENTUM_TWINS
+                if name + "_m" in self._modules]
 
     @torch.no_grad()
     def momentum_update(self) -> None:
-        self.build_momentum_encoders()
         m = self.config.queue.momentum
-        momentum_update(self.image_encoder, self.image_encoder_m, m)
-        momentum_update(self.image_projection, self.image_projection_m, m)
-        momentum_update(self.text_encoder, self.text_encoder_m, m)
-        momentum_update(self.text_projection, self.text_projection_m, m)
+        for online, twin in self.momentum_pairs():
+            momentum_update(online, twin, m)
 
     def forward(self, batch: dict[str, Any], update_momentum: bool = True) -> dict[str, torch.Tensor]:
         return self.training_step(batch, update_momentum)
@@ -367,9 +397,7 @@ class COTS(nn.Module):
     @torch.no_grad()
     def sync_momentum_encoders(self) -> None:
         """Momentum encoders := online encoders."""
-        self.build_momentum_encoders()
-        for online, twin in ((self.image_encoder, self.image_encoder_m), (self.image_projection, self.image_projection_m),
-                             (self.text_encoder, self.text_encoder_m), (self.text_projection, self.text_projection_m)):
+        for online, twin in self.momentum_pairs():
             twin.load_state_dict(online.state_dict())
 
 

@@ -101,11 +101,17 @@ def resolve_model_dir(path: str | Path) -> str:
 
 def load_checkpoint(directory: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
     """Restore everything in place; returns the saved state (``step``, ``extra``). Call RNG restore last."""
-    # a run saved before the ConSE residual and the queue's caption keys existed resumes with them at zero / -1
-    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True, may_be_missing=RESIDUAL_KEYS + ("queue.keys",))
     state = load_tensor_file(directory / TRAINING_STATE, "training state")
     if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= state.keys():
         raise ModelLoadError(f"the training state {directory / TRAINING_STATE} is not one cots wrote")
+    saved_groups = len(state["optimizer"].get("param_groups", [])) if isinstance(state["optimizer"], dict) else 0
+    groups = len(optimizer.param_groups)
+    if saved_groups != groups:  # towers frozen then and trained now, or the reverse (optim.tower_lr_scale)
+        raise ModelLoadError(f"the checkpoint {directory} trained {saved_groups} parameter groups, this run "
+                             f"{groups}: resume with the run's own optim.tower_lr_scale, or start a new run "
+                             "from it with --from")
+    # a run saved before the ConSE residual and the queue's caption keys existed resumes with them at zero / -1
+    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True, may_be_missing=RESIDUAL_KEYS + ("queue.keys",))
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):
