@@ -231,7 +231,8 @@ class COTS(nn.Module):
         True on the first micro-batch of an optimiser step only: one EMA update per optimiser step.
         A video pair brings several frames: ``frame_owner`` [N] gives each row of ``pixels`` [N, 3, S, S]
         its pair (contiguous), and the pair's embedding is the mean of its frames' embeddings, as in
-        ``encode_video``; the token-level losses use each pair's first frame.
+        ``encode_video``; the token-level losses use each pair's first frame. ``item_keys`` [P] (optional,
+        >= 0): the item each pair comes from, so that queued pairs of the same item count as positives.
         """
         cfg = self.config
         device = self.device
@@ -249,8 +250,10 @@ class COTS(nn.Module):
         text_out = self.text_encoder(input_ids, attention_mask)
         v = mean_per_pair(F.normalize(self.image_projection(image_out.global_feature).float(), dim=-1), owner)
         t = F.normalize(self.text_projection(text_out.global_feature).float(), dim=-1)
-        # identical captions are positives of each other (loss.caption_positives; a departure from plain InfoNCE)
+        # identical captions, and pairs of the same item (a photo's other captions), are positives of each other
+        # (loss.caption_positives; a departure from plain InfoNCE); batches without item keys: captions only
         keys = caption_keys(batch["texts"]).to(device) if "texts" in batch and cfg.loss.caption_positives else None
+        items = batch["item_keys"].to(device) if "item_keys" in batch and cfg.loss.caption_positives else None
 
         with torch.no_grad():
             if update_momentum:
@@ -265,8 +268,8 @@ class COTS(nn.Module):
             pair_sim = (v_m * t_m).sum(dim=1)
             # clones: the queues are overwritten in place at the end of this step, before backward()
             queue_image, queue_text, queue_sim = (q.clone() for q in self.queue.valid())
-            # queued pairs with the same caption as a batch pair are its positives, not its negatives
-            queue_positive = (keys[:, None] == self.queue.valid_keys()[None, :]) if keys is not None else None
+            # queued pairs with the same caption or item as a batch pair are its positives, not its negatives
+            queue_positive = self.queue.positives(keys, items)
 
         if cfg.loss.use_amf:
             keep = losses.amf_keep_mask(pair_sim, queue_sim, cfg.loss.amf_k, cfg.loss.amf_min_queue)
@@ -294,7 +297,7 @@ class COTS(nn.Module):
             loss_cmlm = loss_cmvm = zero
         loss = loss_mcl + cfg.loss.w_token * (loss_cmlm + loss_cmvm) + cfg.loss.w_kl * loss_kl
 
-        self.queue.enqueue(v_m, t_m, pair_sim, keys)  # every pair, kept or not
+        self.queue.enqueue(v_m, t_m, pair_sim, keys, items)  # every pair, kept or not
         return {
             "loss": loss, "loss_mcl": loss_mcl, "loss_kl": loss_kl,
             "loss_cmlm": loss_cmlm, "loss_cmvm": loss_cmvm,

@@ -110,8 +110,10 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler, scaler) -> dic
         raise ModelLoadError(f"the checkpoint {directory} trained {saved_groups} parameter groups, this run "
                              f"{groups}: resume with the run's own optim.tower_lr_scale, or start a new run "
                              "from it with --from")
-    # a run saved before the ConSE residual and the queue's caption keys existed resumes with them at zero / -1
-    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True, may_be_missing=RESIDUAL_KEYS + ("queue.keys",))
+    # a run saved before the ConSE residual and the queue's caption and item keys existed resumes with them
+    # at zero / -1
+    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True,
+                         may_be_missing=RESIDUAL_KEYS + ("queue.keys", "queue.item_keys"))
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):

@@ -198,7 +198,8 @@ class TrainLoop:
             for reason in batch["skipped"]:
                 self.data.report.skip(reason)
             inputs = {"pixels": batch["pixels"].to(self.env.device, non_blocking=True), "texts": batch["texts"]}
-            for key in ("visual_tokens", "frame_owner"):  # frame_owner: video pairs bring all their frames
+            # frame_owner: video pairs bring all their frames; item_keys: a photo's other captions are positives
+            for key in ("visual_tokens", "frame_owner", "item_keys"):
                 if key in batch:
                     inputs[key] = batch[key].to(self.env.device)
             last = micro == cfg.grad_accum - 1

@@ -282,3 +282,18 @@ def test_a_frozen_tower_model_saves_and_loads_without_twin_keys(tmp_path):
     loaded = COTS.from_pretrained(tmp_path / "frozen")
     assert torch.equal(loaded.encode_texts(TEXTS), model.encode_texts(TEXTS))
     assert torch.equal(loaded.queue.image, model.queue.image)
+
+
+def test_another_caption_of_a_queued_item_is_a_positive():
+    """The same photos come back with other captions: with item keys their queued pairs are positives."""
+    items = torch.arange(8) + 1
+    other_captions = {"texts": [text.upper() + " again" for text in TEXTS]}
+    losses = {}
+    for with_items in (True, False):
+        torch.manual_seed(0)
+        model = COTS(ModelConfig.preset("tiny", loss={"use_mvlm": False}))
+        model.training_step({**batch(seed=1), "item_keys": items})
+        assert model.queue.valid_item_keys().tolist() == items.tolist()
+        second = {**batch(seed=1), **other_captions, **({"item_keys": items} if with_items else {})}
+        losses[with_items] = model.training_step(second)["loss_mcl"].item()
+    assert abs(losses[True] - losses[False]) > 1e-3, losses  # the item rule reaches the loss

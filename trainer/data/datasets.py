@@ -6,6 +6,7 @@ worker or rank decodes it, and a resumed run sees exactly what the uninterrupted
 """
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -88,8 +89,15 @@ class PairDataset(Dataset):
         raise RuntimeError(f"{MAX_REPLACEMENTS} files in a row could not be read, last: {record.path}")
 
 
+def item_key(path: str) -> int:
+    """A 63-bit key (>= 0) of the item a pair comes from: its record's path (a file, or shard#key), so the
+    pairs of one photo's several captions share it (``COTS.training_step``'s ``item_keys``)."""
+    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little") >> 1
+
+
 def collate_pairs(samples: list[dict]) -> dict:
-    """Stack pixels; keep texts, pair indices, paths and the skip reasons of the whole batch.
+    """Stack pixels; keep texts, pair indices, paths (and their ``item_keys``) and the skip reasons of the
+    whole batch.
 
     With video pairs in the batch, ``pixels`` holds every frame, pair after pair, and ``frame_owner``
     [frames] the pair of each (``COTS.training_step`` averages a pair's frame embeddings)."""
@@ -99,6 +107,7 @@ def collate_pairs(samples: list[dict]) -> dict:
         "texts": [s["text"] for s in samples],
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
         "paths": [s["path"] for s in samples],
+        "item_keys": torch.tensor([item_key(s["path"]) for s in samples], dtype=torch.long),
         "skipped": [reason for s in samples for reason in s["skipped"]],
     }
     if "visual_tokens" in samples[0]:
