@@ -31,7 +31,7 @@ from trainer.data import (
     split_records,
 )
 from trainer.data.media import MediaError
-from trainer.distributed import DistEnv, barrier
+from trainer.distributed import DistEnv, barrier, rank_seed
 
 TOKEN_CACHE = "visual_tokens.safetensors"
 
@@ -213,7 +213,8 @@ def build_data(cfg: TrainConfig, model: COTS, env: DistEnv, start_batch: int = 0
     batch_size = batch_size_for(len(dataset), cfg.batch_size, env.world_size)
     sampler = ResumableBatchSampler(len(dataset), batch_size, cfg.seed, env.rank, env.world_size, start_batch)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=d.num_workers,
-                        generator=torch.Generator().manual_seed(cfg.seed), persistent_workers=d.num_workers > 0)
+                        generator=torch.Generator().manual_seed(rank_seed(cfg.seed, env.rank)),  # workers' seeds
+                        persistent_workers=d.num_workers > 0)
     return TrainData(loader, val[: d.max_val_items], report, len(dataset), batch_size, train)
 
 
