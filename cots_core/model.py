@@ -231,7 +231,8 @@ class COTS(nn.Module):
         True on the first micro-batch of an optimiser step only: one EMA update per optimiser step.
         A video pair brings several frames: ``frame_owner`` [N] gives each row of ``pixels`` [N, 3, S, S]
         its pair (contiguous), and the pair's embedding is the mean of its frames' embeddings, as in
-        ``encode_video``; the token-level losses use each pair's first frame. ``item_keys`` [P] (optional,
+        ``encode_video``. CMLM reads that mean's image feature; in CMVM every frame predicts its own dVAE tokens
+        (``visual_tokens``, when given, has one row per frame) from its pair's text. ``item_keys`` [P] (optional,
         >= 0): the item each pair comes from, so that queued pairs of the same item count as positives.
         """
         cfg = self.config
@@ -290,8 +291,9 @@ class COTS(nn.Module):
             image_global = mean_per_pair(image_out.global_feature, owner, normalize=False)
             loss_cmlm = self._cmlm(input_ids, attention_mask, image_global, keep) if cfg.loss.use_cmlm else zero
             visual_tokens = batch.get("visual_tokens")
-            first_frames = pixels if owner is None else pixels[first_frame_of_each_pair(owner)]
-            loss_cmvm = self._cmvm(first_frames, visual_tokens, text_out.global_feature, keep) \
+            # every frame predicts its own dVAE tokens from its pair's text, as a photo does (pair of each row)
+            pair = owner if owner is not None else torch.arange(pixels.shape[0], device=device)
+            loss_cmvm = self._cmvm(pixels, visual_tokens, text_out.global_feature[pair], keep[pair]) \
                 if cfg.loss.use_cmvm else zero
         else:
             loss_cmlm = loss_cmvm = zero
@@ -424,12 +426,6 @@ def mean_per_pair(features: torch.Tensor, owner: torch.Tensor | None, normalize:
     sums = features.new_zeros(pairs, features.shape[1]).index_add(0, owner, features)
     means = sums / torch.bincount(owner, minlength=pairs).clamp(min=1).unsqueeze(1).to(features.dtype)
     return F.normalize(means, dim=-1) if normalize else means
-
-
-def first_frame_of_each_pair(owner: torch.Tensor) -> torch.Tensor:
-    """Row index of each pair's first frame, for ``owner`` [N] sorted by pair."""
-    counts = torch.bincount(owner)
-    return torch.cumsum(counts, 0) - counts
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:

@@ -52,9 +52,10 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, records: list[Record], transform: Callable, seed: int = 0, frames: int = 8,
-                 visual_tokens: torch.Tensor | None = None):
+                 visual_tokens: list[torch.Tensor] | None = None):
         self.records, self.transform, self.seed, self.frames = records, transform, seed, frames
-        self.visual_tokens = visual_tokens  # [n_records, grid], precomputed on frame 0 / the eval transform
+        # per record [frames, grid] (a photo: [1, grid]), precomputed with the eval transform (build._token_cache)
+        self.visual_tokens = visual_tokens
         self.pairs = [(r, c) for r, record in enumerate(records) for c in range(len(record.captions))]
         if not self.pairs:
             raise ValueError("no usable image-caption pair to train on")
@@ -111,7 +112,9 @@ def collate_pairs(samples: list[dict]) -> dict:
         "skipped": [reason for s in samples for reason in s["skipped"]],
     }
     if "visual_tokens" in samples[0]:
-        batch["visual_tokens"] = torch.stack([s["visual_tokens"] for s in samples])
+        # one row per frame, as pixels
+        batch["visual_tokens"] = torch.cat([s["visual_tokens"] if s["visual_tokens"].dim() == 2
+                                            else s["visual_tokens"][None] for s in samples])
     if batch["pixels"].shape[0] != len(samples):
         batch["frame_owner"] = torch.repeat_interleave(torch.arange(len(samples)),
                                                        torch.tensor([len(c) for c in clips]))
