@@ -10,8 +10,8 @@ Defaults follow MoCo/ALBEF/BEiT practice where the paper is silent:
 - AMF: threshold mu - k*sigma with k = 2, active once the similarity queue holds `amf_min_queue`
   entries (before that every pair is kept: too few similarities to estimate a distribution).
 
-Departures from the paper: queued pairs with the same caption as a batch pair are its positives, not
-negatives, in pre-training and fine-tuning (`loss.caption_positives`, on; off gives plain InfoNCE); CMVM is
+Departures from the paper: queued pairs with the same caption as a batch pair, or of the same item, are its
+positives, not negatives, in pre-training and fine-tuning (`loss.caption_positives`, on; off: plain InfoNCE); CMVM is
 off unless the dVAE was trained (`loss.use_cmvm` defaults to False, `tokenizer.trained` records it).
 """
 from __future__ import annotations
@@ -115,7 +115,7 @@ class LossConfig:
     mvm_ratio: float = 0.4
     mvm_min_block: int = 16
     # A departure from the paper's plain InfoNCE, in pre-training and fine-tuning alike: a queued pair whose
-    # caption equals a batch pair's (up to case and spacing) counts as a positive, not a negative
+    # caption equals a batch pair's (up to case and spacing), or of its item (item_keys), is a positive, not a negative
     # (losses.mcl_loss ``queue_positive``). False: plain InfoNCE against the whole queue.
     caption_positives: bool = True
 

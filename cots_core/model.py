@@ -47,9 +47,31 @@ _OPTIONAL_PREFIXES = ("image_encoder_m.", "image_projection_m.", "text_encoder_m
                       "queue.", "image_tokenizer.", "temperature")
 
 
+def _momentum_twin(name: str) -> property:
+    """``COTS.<name>_m``: the built momentum twin, or the online module itself while that takes no gradient
+    (a frozen tower's EMA would only copy it: no second copy of its weights, no EMA)."""
+
+    def twin(self: COTS) -> nn.Module:
+        built = self._modules.get(name + "_m")
+        if built is not None:
+            return built
+        online = self._modules[name]
+        if _is_frozen(online):
+            return online
+        raise AttributeError(f"{name}_m is built when training starts (COTS.train, training_step)")
+
+    return property(twin, doc=twin.__doc__)
+
+
 class COTS(nn.Module):
     """The COTS model. Inference uses only the online encoders; training adds momentum encoders,
     queues, masked-modelling heads and the dVAE image tokenizer (which receives no gradient)."""
+
+    # not submodules while they are the online module (frozen): then they hold no state of their own
+    image_encoder_m = _momentum_twin("image_encoder")
+    image_projection_m = _momentum_twin("image_projection")
+    text_encoder_m = _momentum_twin("text_encoder")
+    text_projection_m = _momentum_twin("text_projection")
 
     def __init__(self, config: ModelConfig, pretrained_backbones: bool = True, checkpoint_dir: Path | None = None,
                  tokenizer=None, weights_follow: bool = False):
@@ -182,19 +204,27 @@ class COTS(nn.Module):
     # ---------------------------------------------------------------- training
     def build_momentum_encoders(self) -> None:
         """The momentum (EMA) copies of the encoders and projections, starting equal to the online ones
-        (as ALBEF starts a fine-tune); those already built are kept. A resumed run then loads their state."""
+        (as ALBEF starts a fine-tune); those already built are kept. A resumed run then loads their state.
+        A module that takes no gradient gets no copy (it is its own twin, ``_momentum_twin``); one frozen
+        after its copy was built loses the copy, and one unfrozen later gets its copy then."""
         for name in _MOMENTUM_TWINS:
-            if name + "_m" not in self._modules:
-                setattr(self, name + "_m", make_momentum_copy(getattr(self, name)))
+            online, twin_name = getattr(self, name), name + "_m"
+            if _is_frozen(online):
+                self._modules.pop(twin_name, None)
+            elif twin_name not in self._modules:
+                setattr(self, twin_name, make_momentum_copy(online))
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(online, twin) of every module with a momentum twin of its own (frozen ones are left out)."""
+        self.build_momentum_encoders()
+        return [(getattr(self, name), self._modules[name + "_m"]) for name in _MOMENTUM_TWINS
+                if name + "_m" in self._modules]
 
     @torch.no_grad()
     def momentum_update(self) -> None:
-        self.build_momentum_encoders()
         m = self.config.queue.momentum
-        momentum_update(self.image_encoder, self.image_encoder_m, m)
-        momentum_update(self.image_projection, self.image_projection_m, m)
-        momentum_update(self.text_encoder, self.text_encoder_m, m)
-        momentum_update(self.text_projection, self.text_projection_m, m)
+        for online, twin in self.momentum_pairs():
+            momentum_update(online, twin, m)
 
     def forward(self, batch: dict[str, Any], update_momentum: bool = True) -> dict[str, torch.Tensor]:
         return self.training_step(batch, update_momentum)
@@ -207,7 +237,9 @@ class COTS(nn.Module):
         True on the first micro-batch of an optimiser step only: one EMA update per optimiser step.
         A video pair brings several frames: ``frame_owner`` [N] gives each row of ``pixels`` [N, 3, S, S]
         its pair (contiguous), and the pair's embedding is the mean of its frames' embeddings, as in
-        ``encode_video``; the token-level losses use each pair's first frame.
+        ``encode_video``. CMLM reads that mean's image feature; in CMVM every frame predicts its own dVAE tokens
+        (``visual_tokens``, when given, has one row per frame) from its pair's text. ``item_keys`` [P] (optional,
+        >= 0): the item each pair comes from, so that queued pairs of the same item count as positives.
         """
         cfg = self.config
         device = self.device
@@ -225,8 +257,10 @@ class COTS(nn.Module):
         text_out = self.text_encoder(input_ids, attention_mask)
         v = mean_per_pair(F.normalize(self.image_projection(image_out.global_feature).float(), dim=-1), owner)
         t = F.normalize(self.text_projection(text_out.global_feature).float(), dim=-1)
-        # identical captions are positives of each other (loss.caption_positives; a departure from plain InfoNCE)
+        # identical captions, and pairs of the same item (a photo's other captions), are positives of each other
+        # (loss.caption_positives; a departure from plain InfoNCE); batches without item keys: captions only
         keys = caption_keys(batch["texts"]).to(device) if "texts" in batch and cfg.loss.caption_positives else None
+        items = batch["item_keys"].to(device) if "item_keys" in batch and cfg.loss.caption_positives else None
 
         with torch.no_grad():
             if update_momentum:
@@ -241,8 +275,8 @@ class COTS(nn.Module):
             pair_sim = (v_m * t_m).sum(dim=1)
             # clones: the queues are overwritten in place at the end of this step, before backward()
             queue_image, queue_text, queue_sim = (q.clone() for q in self.queue.valid())
-            # queued pairs with the same caption as a batch pair are its positives, not its negatives
-            queue_positive = (keys[:, None] == self.queue.valid_keys()[None, :]) if keys is not None else None
+            # queued pairs with the same caption or item as a batch pair are its positives, not its negatives
+            queue_positive = self.queue.positives(keys, items)
 
         if cfg.loss.use_amf:
             keep = losses.amf_keep_mask(pair_sim, queue_sim, cfg.loss.amf_k, cfg.loss.amf_min_queue)
@@ -263,14 +297,15 @@ class COTS(nn.Module):
             image_global = mean_per_pair(image_out.global_feature, owner, normalize=False)
             loss_cmlm = self._cmlm(input_ids, attention_mask, image_global, keep) if cfg.loss.use_cmlm else zero
             visual_tokens = batch.get("visual_tokens")
-            first_frames = pixels if owner is None else pixels[first_frame_of_each_pair(owner)]
-            loss_cmvm = self._cmvm(first_frames, visual_tokens, text_out.global_feature, keep) \
+            # every frame predicts its own dVAE tokens from its pair's text, as a photo does (pair of each row)
+            pair = owner if owner is not None else torch.arange(pixels.shape[0], device=device)
+            loss_cmvm = self._cmvm(pixels, visual_tokens, text_out.global_feature[pair], keep[pair]) \
                 if cfg.loss.use_cmvm else zero
         else:
             loss_cmlm = loss_cmvm = zero
         loss = loss_mcl + cfg.loss.w_token * (loss_cmlm + loss_cmvm) + cfg.loss.w_kl * loss_kl
 
-        self.queue.enqueue(v_m, t_m, pair_sim, keys)  # every pair, kept or not
+        self.queue.enqueue(v_m, t_m, pair_sim, keys, items)  # every pair, kept or not
         return {
             "loss": loss, "loss_mcl": loss_mcl, "loss_kl": loss_kl,
             "loss_cmlm": loss_cmlm, "loss_cmvm": loss_cmvm,
@@ -378,9 +413,7 @@ class COTS(nn.Module):
     @torch.no_grad()
     def sync_momentum_encoders(self) -> None:
         """Momentum encoders := online encoders."""
-        self.build_momentum_encoders()
-        for online, twin in ((self.image_encoder, self.image_encoder_m), (self.image_projection, self.image_projection_m),
-                             (self.text_encoder, self.text_encoder_m), (self.text_projection, self.text_projection_m)):
+        for online, twin in self.momentum_pairs():
             twin.load_state_dict(online.state_dict())
 
 
@@ -404,12 +437,6 @@ def mean_per_pair(features: torch.Tensor, owner: torch.Tensor | None, normalize:
     sums = features.new_zeros(pairs, features.shape[1]).index_add(0, owner, features)
     means = sums / torch.bincount(owner, minlength=pairs).clamp(min=1).unsqueeze(1).to(features.dtype)
     return F.normalize(means, dim=-1) if normalize else means
-
-
-def first_frame_of_each_pair(owner: torch.Tensor) -> torch.Tensor:
-    """Row index of each pair's first frame, for ``owner`` [N] sorted by pair."""
-    counts = torch.bincount(owner)
-    return torch.cumsum(counts, 0) - counts
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:

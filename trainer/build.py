@@ -27,12 +27,12 @@ from trainer.data import (
     ShardStream,
     collate_pairs,
     detect_format,
-    load_frame,
+    load_frames,
     load_records,
     split_records,
 )
 from trainer.data.media import MediaError
-from trainer.distributed import DistEnv, barrier
+from trainer.distributed import DistEnv, barrier, rank_seed
 
 TOKEN_CACHE = "visual_tokens.safetensors"
 
@@ -187,25 +187,31 @@ class TrainData:
     train_records: list[Record] = field(default_factory=list)  # empty when streamed
 
 
-def _token_cache(model: COTS, records: list[Record], frames: int, path: Path, env: DistEnv) -> torch.Tensor:
-    """Visual token ids [n_records, grid] of each record's eval-transformed image, computed once (rank 0)."""
-    key = hashlib.sha256("\n".join(r.path for r in records).encode()).hexdigest()[:16]
+def _token_cache(model: COTS, records: list[Record], frames: int, path: Path,
+                 env: DistEnv) -> list[torch.Tensor]:
+    """Visual token ids of each record's eval-transformed frames ([frames, grid]; a photo [1, grid]), computed
+    once (rank 0): CMVM has every frame of a video predict its own tokens."""
+    key = hashlib.sha256("\n".join(["per-frame", str(frames), *(r.path for r in records)]).encode()).hexdigest()[:16]
     if env.is_main and not (path.is_file() and load_file(str(path)).get(f"k{key}") is not None):
-        rows = []
         tokenizer = model.image_tokenizer
         device = next(tokenizer.parameters()).device
-        for start in range(0, len(records), 64):
-            pixels = []
-            for record in records[start: start + 64]:
-                try:
-                    pixels.append(model.preprocess(load_frame(record, frames, 0)))
-                except MediaError:  # this record is replaced at training time anyway
-                    pixels.append(torch.zeros(3, model.config.image_size, model.config.image_size))
-            rows.append(tokenizer.codebook_indices(torch.stack(pixels).to(device)).cpu())
+        pending, rows, counts = [], [], []
+        for index, record in enumerate(records):
+            try:
+                images = load_frames(record, frames)
+            except MediaError:  # this record is replaced at training time anyway
+                images = []
+            pending += [model.preprocess(image) for image in images] or [
+                torch.zeros(3, model.config.image_size, model.config.image_size)]
+            counts.append(max(1, len(images)))
+            if len(pending) >= 64 or index == len(records) - 1:  # 64 frames at a time: bounded memory
+                rows.append(tokenizer.codebook_indices(torch.stack(pending).to(device)).cpu())
+                pending = []
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"tokens": torch.cat(rows), f"k{key}": torch.zeros(1)}, str(path))
+        save_file({"tokens": torch.cat(rows), "frames": torch.tensor(counts), f"k{key}": torch.zeros(1)}, str(path))
     barrier(env)
-    return load_file(str(path))["tokens"]
+    cache = load_file(str(path))
+    return list(torch.split(cache["tokens"], cache["frames"].tolist()))
 
 
 def build_data(cfg: TrainConfig, model: COTS, env: DistEnv, start_batch: int = 0) -> TrainData:
@@ -235,7 +241,8 @@ def build_data(cfg: TrainConfig, model: COTS, env: DistEnv, start_batch: int = 0
     batch_size = batch_size_for(len(dataset), cfg.batch_size, env.world_size)
     sampler = ResumableBatchSampler(len(dataset), batch_size, cfg.seed, env.rank, env.world_size, start_batch)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=d.num_workers,
-                        generator=torch.Generator().manual_seed(cfg.seed), persistent_workers=d.num_workers > 0)
+                        generator=torch.Generator().manual_seed(rank_seed(cfg.seed, env.rank)),  # workers' seeds
+                        persistent_workers=d.num_workers > 0)
     return TrainData(loader, val[: d.max_val_items], report, len(dataset), batch_size, train)
 
 

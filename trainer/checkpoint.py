@@ -2,7 +2,7 @@
 
     RUN/step-000200/  config.json, model.safetensors, tokenizer/   (COTS.save_pretrained: weights,
                       momentum encoders, queues; loadable by ``cots eval --model``)
-                      training_state.pt   optimizer, scheduler, grad scaler, step, RNG states
+                      training_state.pt   optimizer, scheduler, grad scaler, step, each rank's RNG states
                       train_config.yaml
     RUN/LATEST        name of the newest checkpoint folder
     RUN/best/         the model with the best validation rsum so far (+ best_metrics.json)
@@ -41,7 +41,16 @@ def capture_rng() -> dict[str, Any]:
     return state
 
 
-def restore_rng(state: dict[str, Any]) -> None:
+def restore_rng(states: list[dict[str, Any]] | dict[str, Any], rank: int = 0) -> None:
+    """Restore ``rank``'s streams from a checkpoint's per-rank list (``save_checkpoint``). A rank the
+    checkpoint has none for (a resume on more processes; a checkpoint from before per-rank streams, which
+    held rank 0's only) keeps the streams it was seeded with."""
+    states = [states] if isinstance(states, dict) else states
+    if rank < len(states):
+        _restore_rng(states[rank])
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -52,14 +61,15 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: str | Path, model, optimizer, scheduler, scaler, step: int, cfg: TrainConfig,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """Write ``RUN/step-NNNNNN`` and point LATEST at it; older ones beyond ``keep_checkpoints`` go."""
+                    extra: dict[str, Any] | None = None, rng: list[dict[str, Any]] | None = None) -> Path:
+    """Write ``RUN/step-NNNNNN`` and point LATEST at it; older ones beyond ``keep_checkpoints`` go.
+    ``rng``: every rank's ``capture_rng()``, in rank order (default: this process's only)."""
     run_dir = Path(run_dir)
     directory = run_dir / f"{PREFIX}{step:06d}"
     model.save_pretrained(directory)
     state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "scaler": scaler.state_dict() if scaler is not None else None, "rng": capture_rng(),
-             "extra": extra or {}}
+             "scaler": scaler.state_dict() if scaler is not None else None,
+             "rng": rng if rng is not None else [capture_rng()], "extra": extra or {}}
     temporary = directory / (TRAINING_STATE + ".tmp")
     torch.save(state, temporary)
     temporary.replace(directory / TRAINING_STATE)
@@ -101,11 +111,19 @@ def resolve_model_dir(path: str | Path) -> str:
 
 def load_checkpoint(directory: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
     """Restore everything in place; returns the saved state (``step``, ``extra``). Call RNG restore last."""
-    # a run saved before the ConSE residual and the queue's caption keys existed resumes with them at zero / -1
-    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True, may_be_missing=RESIDUAL_KEYS + ("queue.keys",))
     state = load_tensor_file(directory / TRAINING_STATE, "training state")
     if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= state.keys():
         raise ModelLoadError(f"the training state {directory / TRAINING_STATE} is not one cots wrote")
+    saved_groups = len(state["optimizer"].get("param_groups", [])) if isinstance(state["optimizer"], dict) else 0
+    groups = len(optimizer.param_groups)
+    if saved_groups != groups:  # towers frozen then and trained now, or the reverse (optim.tower_lr_scale)
+        raise ModelLoadError(f"the checkpoint {directory} trained {saved_groups} parameter groups, this run "
+                             f"{groups}: resume with the run's own optim.tower_lr_scale, or start a new run "
+                             "from it with --from")
+    # a run saved before the ConSE residual and the queue's caption and item keys existed resumes with them
+    # at zero / -1
+    load_state_dict_file(model, directory / WEIGHTS_FILE, strict=True,
+                         may_be_missing=RESIDUAL_KEYS + ("queue.keys", "queue.item_keys"))
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -42,6 +44,21 @@ def setup_distributed(device: str = "auto") -> DistEnv:
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo")
     return DistEnv(rank, world_size, local_rank, target)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of one rank's random streams (word and patch masks, dropout): distinct per rank, and apart
+    from ``seed`` itself, which builds the model (identical initial weights on every rank)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def gather_objects(env: DistEnv, value: Any) -> list[Any]:
+    """``value`` of every rank, in rank order, on every rank (``[value]`` in a single process)."""
+    if not env.distributed:
+        return [value]
+    gathered: list[Any] = [None] * env.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def barrier(env: DistEnv) -> None:

@@ -21,9 +21,17 @@ from torch.nn.parallel import DistributedDataParallel
 from cots_core import load_model
 from trainer.build import TrainData, build_data, build_model
 from trainer.caption_memory import attach_caption_memory
-from trainer.checkpoint import load_checkpoint, resolve_checkpoint, restore_rng, save_checkpoint
+from trainer.checkpoint import capture_rng, load_checkpoint, resolve_checkpoint, restore_rng, save_checkpoint
 from trainer.config import TrainConfig
-from trainer.distributed import DistEnv, any_rank, barrier, cleanup, setup_distributed
+from trainer.distributed import (
+    DistEnv,
+    any_rank,
+    barrier,
+    cleanup,
+    gather_objects,
+    rank_seed,
+    setup_distributed,
+)
 from trainer.evaluate import evaluate_retrieval
 from trainer.memory_items import ITEMS_FILE, save_memory_items
 from trainer.optim import build_optimizer
@@ -78,8 +86,10 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
     """Train as ``cfg`` says (resuming from a checkpoint or run folder); returns a summary dict."""
     env = setup_distributed(cfg.device)
     try:
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed)  # the same on every rank: the same initial weights
         model = build_model(cfg, log if env.is_main else (lambda _: None)).to(env.device)
+        # from here each rank draws its own masks and dropout (one seed would mask the same places on every rank)
+        seed_everything(rank_seed(cfg.seed, env.rank))
         data = None
         if cfg.epochs and not resume:  # the number of steps follows the data (a resumed run saved its steps)
             data = build_data(cfg, model, env)
@@ -102,7 +112,7 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
                                            broadcast_buffers=False, find_unused_parameters=True)
                    if env.distributed else model)
         if state:
-            restore_rng(state["rng"])
+            restore_rng(state["rng"], env.rank)
         loop = TrainLoop(cfg, env, model, wrapped, optimizer, scheduler, scaler, autocast, data, hooks)
         summary = loop.run(start, best=(state or {}).get("extra", {}).get("best_rsum"))
         best_dir = Path(cfg.out) / "best"
@@ -200,7 +210,8 @@ class TrainLoop:
             for reason in batch["skipped"]:
                 self.data.report.skip(reason)
             inputs = {"pixels": batch["pixels"].to(self.env.device, non_blocking=True), "texts": batch["texts"]}
-            for key in ("visual_tokens", "frame_owner"):  # frame_owner: video pairs bring all their frames
+            # frame_owner: video pairs bring all their frames; item_keys: a photo's other captions are positives
+            for key in ("visual_tokens", "frame_owner", "item_keys"):
                 if key in batch:
                     inputs[key] = batch[key].to(self.env.device)
             last = micro == cfg.grad_accum - 1
@@ -247,9 +258,10 @@ class TrainLoop:
 
     def save(self, step: int, best: float | None):
         path = None
+        rng = gather_objects(self.env, capture_rng())  # every rank's streams: a resume continues each
         if self.env.is_main:
             path = save_checkpoint(self.cfg.out, self.model, self.optimizer, self.scheduler, self.scaler, step,
-                                   self.cfg, extra={"best_rsum": best})
+                                   self.cfg, extra={"best_rsum": best}, rng=rng)
         barrier(self.env)
         return str(path) if path else None
 

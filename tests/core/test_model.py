@@ -255,3 +255,72 @@ def test_temperature_is_fixed_unless_asked():
     model = COTS(ModelConfig.preset("tiny"))
     assert not model.temperature.requires_grad
     assert model.contrastive_temperature().item() == pytest.approx(0.07)
+
+
+def _state_numel(model) -> int:
+    """Numbers the model holds (each tensor once, however many names it has)."""
+    seen = {t.data_ptr(): t.numel() for t in list(model.parameters()) + list(model.buffers())}
+    return sum(seen.values())
+
+
+def test_a_frozen_tower_is_its_own_momentum_twin_and_a_trained_one_gets_a_copy():
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny", loss={"use_mvlm": False}))
+    model.image_encoder.requires_grad_(False)
+    model.text_encoder.requires_grad_(False)
+    before = _state_numel(model)
+    model.train()
+    # no copy, no EMA for the frozen towers: only the (trained) projections are doubled
+    assert model.image_encoder_m is model.image_encoder and model.text_encoder_m is model.text_encoder
+    assert model.image_projection_m is not model.image_projection
+    projections = sum(p.numel() for m in (model.image_projection, model.text_projection) for p in m.parameters())
+    assert _state_numel(model) - before == projections
+    assert not any(k.startswith(("image_encoder_m.", "text_encoder_m.")) for k in model.state_dict())
+    model.training_step(batch(seed=1))
+    out = model.training_step(batch(seed=2))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.text_projection.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.image_encoder.parameters())
+
+    # a tower unfrozen later gets its copy then, equal to it; frozen again, the copy goes
+    model.image_encoder.requires_grad_(True)
+    model.train()
+    assert model.image_encoder_m is not model.image_encoder
+    assert all(torch.equal(a, b) for a, b in zip(model.image_encoder.parameters(),
+                                                 model.image_encoder_m.parameters()))
+    assert not any(p.requires_grad for p in model.image_encoder_m.parameters())
+    model.image_encoder.requires_grad_(False)
+    model.train()
+    assert model.image_encoder_m is model.image_encoder
+
+
+def test_a_frozen_tower_model_saves_and_loads_without_twin_keys(tmp_path):
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny", loss={"use_mvlm": False}))
+    model.text_encoder.requires_grad_(False)
+    model.train()
+    model.training_step(batch())
+    model.save_pretrained(tmp_path / "frozen")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "frozen" / "model.safetensors"), framework="pt") as handle:
+        keys = set(handle.keys())
+    assert "text_projection_m.weight" in keys and not any(k.startswith("text_encoder_m.") for k in keys)
+    loaded = COTS.from_pretrained(tmp_path / "frozen")
+    assert torch.equal(loaded.encode_texts(TEXTS), model.encode_texts(TEXTS))
+    assert torch.equal(loaded.queue.image, model.queue.image)
+
+
+def test_another_caption_of_a_queued_item_is_a_positive():
+    """The same photos come back with other captions: with item keys their queued pairs are positives."""
+    items = torch.arange(8) + 1
+    other_captions = {"texts": [text.upper() + " again" for text in TEXTS]}
+    losses = {}
+    for with_items in (True, False):
+        torch.manual_seed(0)
+        model = COTS(ModelConfig.preset("tiny", loss={"use_mvlm": False}))
+        model.training_step({**batch(seed=1), "item_keys": items})
+        assert model.queue.valid_item_keys().tolist() == items.tolist()
+        second = {**batch(seed=1), **other_captions, **({"item_keys": items} if with_items else {})}
+        losses[with_items] = model.training_step(second)["loss_mcl"].item()
+    assert abs(losses[True] - losses[False]) > 1e-3, losses  # the item rule reaches the loss

@@ -54,3 +54,27 @@ def test_queue_state_lives_in_buffers():
     restored.load_state_dict(queue.state_dict())
     assert int(restored.filled) == 3 and int(restored.pointer) == 3
     assert torch.equal(restored.valid()[0], queue.valid()[0])
+
+
+def test_queued_pairs_of_the_same_caption_or_the_same_item_are_positives():
+    queue = FeatureQueue(size=8, dim=2)
+    # queued: (caption 10, item 1), (caption 11, item 1), (caption 12, item 2), then one with no keys at all
+    queue.enqueue(*_batch(0, 3), keys=torch.tensor([10, 11, 12]), item_keys=torch.tensor([1, 1, 2]))
+    queue.enqueue(*_batch(3, 1))
+    assert queue.valid_item_keys().tolist() == [1, 1, 2, -1]
+    captions, items = torch.tensor([10, 13, 14]), torch.tensor([3, 1, 4])
+    # pair 0: same caption as row 0; pair 1: another caption of item 1 (rows 0 and 1); pair 2: none
+    assert queue.positives(captions, items).tolist() == [[True, False, False, False],
+                                                        [True, True, False, False],
+                                                        [False, False, False, False]]
+    # without item keys (bench scripts, plain caption batches) only the caption rule applies
+    assert queue.positives(captions).tolist() == [[True, False, False, False], [False] * 4, [False] * 4]
+    assert queue.positives(None, items)[1].tolist() == [True, True, False, False]
+    assert queue.positives(None) is None
+
+
+def test_the_queue_keeps_its_rows_keys_when_the_batch_is_larger_than_the_queue():
+    queue = FeatureQueue(size=3, dim=2)
+    queue.enqueue(*_batch(0, 5), keys=torch.arange(5), item_keys=torch.arange(5) + 100)
+    order = queue.valid()[0][:, 0].long()
+    assert torch.equal(queue.valid_keys(), order) and torch.equal(queue.valid_item_keys(), order + 100)

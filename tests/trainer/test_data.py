@@ -246,6 +246,13 @@ def test_pair_dataset_replaces_unreadable_and_counts(tmp_path):
     assert sample["text"] == "kept one" and sample["skipped"] == ["missing file"]
     batch = collate_pairs([dataset[(i, 0)] for i in range(3)])
     assert batch["pixels"].shape == (3, 3, 8, 8) and batch["skipped"] == ["missing file"]
+    # the two captions of one photo share its item key (their queued pairs are positives of each other)
+    batch = collate_pairs([dataset[(1, 0)], dataset[(2, 0)], dataset[(0, 0)]])  # the last: a replacement
+    assert batch["texts"] == ["kept one", "kept two", "kept one"]
+    keys = batch["item_keys"].tolist()
+    assert keys[0] == keys[1] == keys[2] >= 0
+    other = collate_pairs([PairDataset([Record(str(write_image(tmp_path / "b.png")), ["x"])], to_tensor)[0]])
+    assert other["item_keys"].tolist() != keys[:1]
 
 
 def test_batch_sampler_is_resumable_and_splits_ranks():

@@ -211,3 +211,30 @@ def test_videos_train_and_evaluate_as_frame_means(tmp_path):
     metrics = evaluate_retrieval(model, records, frames=4)
     assert metrics["n_items"] == 2 and metrics["n_captions"] == 3
     assert 1.0 <= metrics["median_rank"] <= 2.0
+
+
+def test_every_frame_of_a_video_predicts_its_own_visual_tokens(tmp_path):
+    """CMVM on a video pair: each frame is masked and predicts its own (cached) dVAE tokens."""
+    from cots_core import COTS, ModelConfig
+    from tests.trainer.conftest import write_image, write_video
+    from trainer.build import _token_cache
+    from trainer.data import PairDataset, Record, collate_pairs
+    from trainer.distributed import DistEnv
+
+    torch.manual_seed(0)
+    model = COTS(ModelConfig.preset("tiny", loss={"use_cmvm": True}))
+    video = write_video(tmp_path / "clip.avi", frames=50)  # 4 frames kept
+    image = write_image(tmp_path / "still.png", size=(40, 30))
+    records = [Record(str(video), ["a grey clip"], "video"), Record(str(image), ["a red still"], "image")]
+    tokens = _token_cache(model, records, 4, tmp_path / "tokens.safetensors", DistEnv())
+    assert [t.shape[0] for t in tokens] == [4, 1]  # one row per frame
+    dataset = PairDataset(records, model.preprocess, frames=4, visual_tokens=tokens)
+    batch = collate_pairs([dataset[(i, 0)] for i in range(2)])
+    assert batch["visual_tokens"].shape[0] == batch["pixels"].shape[0] == 5
+    assert torch.equal(batch["visual_tokens"], model.image_tokenizer.codebook_indices(batch["pixels"]))
+
+    pixels = batch["pixels"].clone().requires_grad_(True)
+    out = model.training_step({"pixels": pixels, "texts": batch["texts"], "frame_owner": batch["frame_owner"],
+                               "visual_tokens": batch["visual_tokens"]})
+    (grad,) = torch.autograd.grad(out["loss_cmvm"], pixels)
+    assert all(grad[row].abs().sum() > 0 for row in range(5)), "a frame takes no part in CMVM"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.data.datasets import PairDataset, ResumableBatchSampler, collate_pairs, load_frame
+from trainer.data.datasets import PairDataset, ResumableBatchSampler, collate_pairs, load_frame, load_frames
 from trainer.data.readers import DataSourceError, read_coco, read_manifest, read_sidecar_folder
 from trainer.data.records import LoadReport, Record
 from trainer.data.split import split_records
@@ -19,7 +19,7 @@ MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 
 __all__ = [
     "DataSourceError", "LoadReport", "PairDataset", "Record", "ResumableBatchSampler", "ShardStream",
-    "collate_pairs", "detect_format", "load_frame", "load_records", "split_records",
+    "collate_pairs", "detect_format", "load_frame", "load_frames", "load_records", "split_records",
 ]
 
 

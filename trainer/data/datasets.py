@@ -6,6 +6,7 @@ worker or rank decodes it, and a resumed run sees exactly what the uninterrupted
 """
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -51,9 +52,10 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, records: list[Record], transform: Callable, seed: int = 0, frames: int = 8,
-                 visual_tokens: torch.Tensor | None = None):
+                 visual_tokens: list[torch.Tensor] | None = None):
         self.records, self.transform, self.seed, self.frames = records, transform, seed, frames
-        self.visual_tokens = visual_tokens  # [n_records, grid], precomputed on frame 0 / the eval transform
+        # per record [frames, grid] (a photo: [1, grid]), precomputed with the eval transform (build._token_cache)
+        self.visual_tokens = visual_tokens
         self.pairs = [(r, c) for r, record in enumerate(records) for c in range(len(record.captions))]
         if not self.pairs:
             raise ValueError("no usable image-caption pair to train on")
@@ -88,8 +90,15 @@ class PairDataset(Dataset):
         raise RuntimeError(f"{MAX_REPLACEMENTS} files in a row could not be read, last: {record.path}")
 
 
+def item_key(path: str) -> int:
+    """A 63-bit key (>= 0) of the item a pair comes from: its record's path (a file, or shard#key), so the
+    pairs of one photo's several captions share it (``COTS.training_step``'s ``item_keys``)."""
+    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little") >> 1
+
+
 def collate_pairs(samples: list[dict]) -> dict:
-    """Stack pixels; keep texts, pair indices, paths and the skip reasons of the whole batch.
+    """Stack pixels; keep texts, pair indices, paths (and their ``item_keys``) and the skip reasons of the
+    whole batch.
 
     With video pairs in the batch, ``pixels`` holds every frame, pair after pair, and ``frame_owner``
     [frames] the pair of each (``COTS.training_step`` averages a pair's frame embeddings)."""
@@ -99,10 +108,13 @@ def collate_pairs(samples: list[dict]) -> dict:
         "texts": [s["text"] for s in samples],
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
         "paths": [s["path"] for s in samples],
+        "item_keys": torch.tensor([item_key(s["path"]) for s in samples], dtype=torch.long),
         "skipped": [reason for s in samples for reason in s["skipped"]],
     }
     if "visual_tokens" in samples[0]:
-        batch["visual_tokens"] = torch.stack([s["visual_tokens"] for s in samples])
+        # one row per frame, as pixels
+        batch["visual_tokens"] = torch.cat([s["visual_tokens"] if s["visual_tokens"].dim() == 2
+                                            else s["visual_tokens"][None] for s in samples])
     if batch["pixels"].shape[0] != len(samples):
         batch["frame_owner"] = torch.repeat_interleave(torch.arange(len(samples)),
                                                        torch.tensor([len(c) for c in clips]))
