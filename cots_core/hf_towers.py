@@ -49,6 +49,8 @@ from cots_core.folder_safety import check_model_folder, hub_options, refuse_auto
 from cots_core.heads import linear_projection
 from cots_core.model_folders import (
     CONFIG_FILE,
+    PREPROCESSOR_FILE,
+    PROCESSOR_FILE,
     SHARD_INDEX,
     TOKENIZER_MODEL_FILES,
     WEIGHTS_FILE,
@@ -64,7 +66,6 @@ FAMILIES = {
     "siglip": ("siglip", "siglip_vision_model", "siglip_text_model", "SiglipModel"),
 }
 VISION_TYPES = {vision for _, vision, _, _ in FAMILIES.values()}
-PREPROCESSOR_FILE = "preprocessor_config.json"
 _PICKLES = ("pytorch_model.bin", "model.pt", "model.pth", "open_clip_pytorch_model.bin", "tf_model.h5")
 # PIL resample codes in preprocessor configs
 _RESAMPLE = {2: "bilinear", 3: "bicubic", 0: "nearest"}
@@ -139,6 +140,20 @@ def _read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} is not a JSON object")
     return data
+
+
+def read_image_preprocessing(directory: Path) -> dict:
+    """The image processor's settings: ``preprocessor_config.json`` (transformers 4, and the hub's folders), or
+    the ``image_processor`` inside ``processor_config.json`` (what transformers 5's processors save)."""
+    if (directory / PREPROCESSOR_FILE).is_file():
+        return _read_json(directory / PREPROCESSOR_FILE, "the image preprocessing")
+    if (directory / PROCESSOR_FILE).is_file():
+        nested = _read_json(directory / PROCESSOR_FILE, "the processor").get("image_processor")
+        if isinstance(nested, dict):
+            return nested
+        raise ModelLoadError(f"{directory / PROCESSOR_FILE} has no image_processor: save the processor with the model")
+    raise ModelLoadError(f"{directory} has neither {PREPROCESSOR_FILE} nor {PROCESSOR_FILE}: save the processor "
+                         "with the model")
 
 
 def _weight_files(directory: Path) -> list[Path]:
@@ -294,9 +309,7 @@ def read_checkpoint(directory: Path) -> tuple[str, ModelConfig, Any, list[Path]]
     weights = _weight_files(directory)
     check_hf_checkpoint(config, weights, directory / "config.json")  # sizes against the weights, before building
     tokenizer = _load_tokenizer(_tokenizer_source(directory))
-    if not (directory / PREPROCESSOR_FILE).is_file():
-        raise ModelLoadError(f"{directory} has no {PREPROCESSOR_FILE}: save the processor with the model")
-    preprocessor = _read_json(directory / PREPROCESSOR_FILE, "the image preprocessing")
+    preprocessor = read_image_preprocessing(directory)
     tokenizer_max = getattr(tokenizer, "model_max_length", None)
     tokenizer_max = tokenizer_max if isinstance(tokenizer_max, int) and tokenizer_max < 100_000 else None
     return (FAMILIES[model_type][0], import_config(directory, config, preprocessor, tokenizer_max, _logit_scale(weights)),

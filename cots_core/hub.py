@@ -20,7 +20,13 @@ from pathlib import Path
 
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import require_regular_file
-from cots_core.model_folders import CLIP_FAMILY_TYPES, SHARD_INDEX, TOKENIZER_MODEL_FILES, WEIGHTS_FILE
+from cots_core.model_folders import (
+    CLIP_FAMILY_TYPES,
+    SHARD_INDEX,
+    TOKENIZER_MODEL_FILES,
+    WEIGHTS_FILE,
+    has_image_preprocessing,
+)
 from cots_core.paths import data_dir
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -159,8 +165,9 @@ def validate_folder(folder: Path, repo_id: str) -> None:
         raise RepoRefused(f"{repo_id}: the download has no safetensors weights")
     if not any((folder / name).is_file() for name in TOKENIZER_MODEL_FILES):
         raise RepoRefused(f"{repo_id} has no tokenizer files ({', '.join(TOKENIZER_MODEL_FILES)})")
-    if not (folder / "preprocessor_config.json").is_file():
-        raise RepoRefused(f"{repo_id} has no preprocessor_config.json (how its images are prepared)")
+    if not has_image_preprocessing(folder):
+        raise RepoRefused(f"{repo_id} has neither preprocessor_config.json nor processor_config.json (how its "
+                          "images are prepared)")
 
 
 # -- the download -----------------------------------------------------------------------------------

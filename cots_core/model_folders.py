@@ -15,6 +15,14 @@ SHARD_INDEX = "model.safetensors.index.json"
 CLIP_FAMILY_TYPES = ("clip", "siglip")
 # the tokenizer files a Hugging Face checkpoint needs at least one of (the others describe or extend it)
 TOKENIZER_MODEL_FILES = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer.model")
+PREPROCESSOR_FILE = "preprocessor_config.json"
+# transformers 5's CLIPProcessor/SiglipProcessor.save_pretrained writes this instead, the image processor nested
+PROCESSOR_FILE = "processor_config.json"
+
+
+def has_image_preprocessing(directory: Path) -> bool:
+    """Whether a Hugging Face folder says how its images are prepared, in either shape (hf_towers reads both)."""
+    return (directory / PREPROCESSOR_FILE).is_file() or (directory / PROCESSOR_FILE).is_file()
 
 
 def _config(directory: str | Path) -> dict | None:

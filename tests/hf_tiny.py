@@ -32,10 +32,13 @@ def _clip_tokenizer():
 
 
 def make_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
-                   projection_dim: int = 24, text: dict | None = None, vision: dict | None = None) -> Path:
+                   projection_dim: int = 24, text: dict | None = None, vision: dict | None = None,
+                   processor: bool = False) -> Path:
     """A CLIPModel folder (ViT vision tower, causal text tower, bias-free projections). ``text`` and
-    ``vision`` override the towers' config fields (bench/clip_family_speed.py builds real sizes so)."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    ``vision`` override the towers' config fields (bench/clip_family_speed.py builds real sizes so).
+    ``processor``: saved as transformers 5 saves a CLIPProcessor (processor_config.json, the image processor
+    nested, no preprocessor_config.json) instead of the image processor's own file."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     folder = Path(folder)
     torch.manual_seed(seed)
@@ -50,9 +53,13 @@ def make_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32, patc
         projection_dim=projection_dim)
     model = CLIPModel(config).eval()
     model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-                       ).save_pretrained(folder)
+    images = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size,
+                                                                               "width": image_size})
+    if processor:
+        CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    else:
+        tokenizer.save_pretrained(folder)
+        images.save_pretrained(folder)
     return folder
 
 
@@ -74,10 +81,12 @@ def _siglip_tokenizer(folder: Path):
 
 
 def make_tiny_siglip(folder: str | Path, seed: int = 0, image_size: int = 32, patch_size: int = 8,
-                     width: int = 32, text: dict | None = None, vision: dict | None = None) -> Path:
+                     width: int = 32, text: dict | None = None, vision: dict | None = None,
+                     processor: bool = False) -> Path:
     """A SiglipModel folder (bidirectional text tower pooled at its last position, attention-pooled
-    vision tower, no projections), tokenizer padded to max length as the family is trained."""
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+    vision tower, no projections), tokenizer padded to max length as the family is trained. ``processor``: the
+    processor saved as transformers 5 saves it (processor_config.json, no preprocessor_config.json)."""
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -95,5 +104,9 @@ def make_tiny_siglip(folder: str | Path, seed: int = 0, image_size: int = 32, pa
     tokenizer.save_pretrained(folder)
     (folder / "spiece.model").unlink(missing_ok=True)  # save_pretrained copied it beside the original
     tokenizer.save_pretrained(folder)
-    SiglipImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    images = SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    if processor:
+        SiglipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    else:
+        images.save_pretrained(folder)
     return folder

@@ -24,6 +24,15 @@ def hf_folder(request, tmp_path_factory) -> Path:
     return maker(tmp_path_factory.mktemp(request.param) / f"tiny-{request.param}")
 
 
+@pytest.fixture(scope="module", params=["clip", "siglip"])
+def processor_folder(request, tmp_path_factory) -> Path:
+    """Saved as transformers 5 saves a processor: processor_config.json, no preprocessor_config.json."""
+    maker = make_tiny_clip if request.param == "clip" else make_tiny_siglip
+    folder = maker(tmp_path_factory.mktemp(request.param) / f"tiny-{request.param}", processor=True)
+    assert not (folder / "preprocessor_config.json").exists() and (folder / "processor_config.json").is_file()
+    return folder
+
+
 @pytest.fixture
 def real_photos(tmp_path) -> Path:
     folder = tmp_path / "photos"
@@ -76,6 +85,14 @@ def _assert_same_ranking(hits: list[dict], reference: dict[str, float]) -> None:
 
 
 def test_index_search_and_similar_rank_as_the_reference_model(hf_folder, real_photos, tmp_path, capsys):
+    _index_search_and_similar_rank_as_the_reference_model(hf_folder, real_photos, tmp_path, capsys)
+
+
+def test_a_transformers_5_processor_folder_indexes_and_searches(processor_folder, real_photos, tmp_path, capsys):
+    _index_search_and_similar_rank_as_the_reference_model(processor_folder, real_photos, tmp_path, capsys)
+
+
+def _index_search_and_similar_rank_as_the_reference_model(hf_folder, real_photos, tmp_path, capsys):
     common = ["--db", str(tmp_path / "library.db"), "--device", "cpu"]
     assert main(["index", str(real_photos), *common, "--model", str(hf_folder), "--quiet", "--no-ocr",
                  "--no-faces"]) == 0
