@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.library.dates import EARLIEST, LATEST, capture_time, clamp_mtime_ns
 from app.library.db import blob_to_vector, vector_to_blob
 from app.library.pathtext import from_db, path_prefix_sql
 from app.library.scanner import ScannedFile, ScanResult
@@ -123,8 +124,20 @@ def plan_run(scan: ScanResult, stored: dict[str, StoredMedia], retry_failed: boo
     return plan
 
 
+def _dated(values: dict) -> dict:
+    """``values`` with its times inside the library's date range (app.library.dates): a modification time
+    of 2300 would not fit SQLite's INTEGER in nanoseconds, a capture time past 9999 has no month."""
+    values = dict(values)
+    if values.get("mtime_ns") is not None:
+        values["mtime_ns"] = clamp_mtime_ns(values["mtime_ns"])
+    if "captured_at" in values:
+        values["captured_at"] = capture_time(values["captured_at"])
+    return values
+
+
 def upsert_media(conn: sqlite3.Connection, values: dict) -> int:
     """Insert or update the media row of ``values["path"]``; its id."""
+    values = _dated(values)
     columns = ", ".join(values)
     updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "path")
     return conn.execute(
@@ -134,6 +147,7 @@ def upsert_media(conn: sqlite3.Connection, values: dict) -> int:
 
 def update_media(conn: sqlite3.Connection, media_id: int, values: dict) -> None:
     """Set some columns of one media row."""
+    values = _dated(values)
     assignments = ", ".join(f"{column} = ?" for column in values)
     conn.execute(f"UPDATE media SET {assignments} WHERE id = ?", (*values.values(), media_id))
 
@@ -202,6 +216,9 @@ def store_vectors(conn: sqlite3.Connection, out: StoredVectors, media_id: int, m
 
 # Embedding kinds, each with its own vector index: media (one per image/video), segment (video frames, for
 # timestamps), text (captions and vocabulary, for image -> text); their table and id column.
+# A media row's date (EXIF capture time, else modification time) as filters and browsing read it, clamped to
+# the range of app.library.dates: rows written before that range existed sort and group as they are shown.
+MEDIA_DATE_SQL = f"MIN(MAX(COALESCE(m.captured_at, m.mtime_ns / 1e9), {EARLIEST:.0f}), {LATEST:.0f})"
 KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
 KIND_ID_COLUMNS = {"media": "media_id", "segment": "id", "text": "text_id"}
 MEDIA_COLUMNS = (
@@ -489,8 +506,8 @@ def store_signal_result(conn: sqlite3.Connection, media_id: int, signal: str, ve
         if signal == "faces":
             store_faces(conn, media_id, output.boxes, getattr(output, "vectors", None) or [None] * len(output.boxes),
                         JOIN_DISTANCE, now)
-        taken_at = output.facts.get("taken_at")
-        if isinstance(taken_at, int | float):  # the date filters read captured_at: EXIF's time when there is one
+        taken_at = capture_time(output.facts.get("taken_at"))
+        if taken_at is not None:  # the date filters read captured_at: EXIF's time when there is one
             conn.execute("UPDATE media SET captured_at = ? WHERE id = ? AND captured_at IS NULL", (taken_at, media_id))
     conn.execute("UPDATE media SET signal_text = (SELECT group_concat(text, ' ') FROM signal_results r "
                  "WHERE r.media_id = media.id AND r.text != '') WHERE id = ?", (media_id,))
@@ -614,7 +631,7 @@ def filter_sql(kind: str | None = None, folder: str | None = None, date_from: fl
         clause, folder_params = path_prefix_sql("m.path", Path(folder).expanduser().resolve())
         clauses.append(clause)
         params += folder_params
-    date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
+    date = MEDIA_DATE_SQL
     for bound, op in ((date_from, ">="), (date_to, "<=")):
         if bound is not None:
             clauses.append(f"{date} {op} ?")
@@ -867,7 +884,7 @@ def browse_media(conn: sqlite3.Connection, where: str, params: list, limit: int 
     time (EXIF, else the file's modification time): a page of ``(id, date)`` rows (``limit``/``offset``), or
     with ``per`` (a strftime pattern: "%Y", "%Y-%m", "%Y-%m-%d") ``(period, items)`` in the same order,
     periods in local time and ``None`` for undated items (last)."""
-    date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
+    date = MEDIA_DATE_SQL
     if per is not None:
         return conn.execute(
             f"SELECT strftime(?, {date}, 'unixepoch', 'localtime') AS period, COUNT(*) FROM media m "
