@@ -182,6 +182,9 @@ def signal_filter_values(args) -> dict[str, object]:
 # -- argument types -----------------------------------------------------------------------------
 
 
+MAX_WHOLE_NUMBER = 2**63 - 1  # SQLite's largest INTEGER
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number of 1 or more (``-k 0`` or ``-k -1`` is a mistake, not a request)."""
     try:
@@ -190,6 +193,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    if value > MAX_WHOLE_NUMBER:  # ids and counts go into SQLite (and numpy): a larger one cannot be stored
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_WHOLE_NUMBER})")
     return value
 
 

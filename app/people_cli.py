@@ -70,7 +70,7 @@ def _max_name() -> int:
 def person_id(text: str) -> int:
     try:
         return positive_int(text)
-    except argparse.ArgumentTypeError:
+    except argparse.ArgumentTypeError:  # too large, below 1 or not a number: not an id this library gave
         raise argparse.ArgumentTypeError(f"{text!r} is not an id (a whole number `cots people` shows)") from None
 
 

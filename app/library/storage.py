@@ -813,9 +813,17 @@ def set_person_hidden(conn: sqlite3.Connection, person_id: int, hidden: bool) ->
 
 
 def people_named(conn: sqlite3.Connection, name_key: str) -> list[int]:
-    """Live people whose case-folded name is ``name_key``."""
-    return [r[0] for r in conn.execute("SELECT id FROM people WHERE name_key = ? AND merged_into IS NULL ORDER BY id",
-                                       (name_key,))]
+    """People whose case-folded name is ``name_key`` among those ``people_rows`` lists (live, with a face in
+    a readable photo): a name held by no one a person can see is not taken."""
+    return [r[0] for r in conn.execute(
+        "SELECT p.id FROM people p WHERE p.name_key = ? AND p.merged_into IS NULL AND EXISTS (SELECT 1 FROM faces f "
+        "JOIN media m ON m.id = f.media_id AND m.status = 'ok' WHERE f.person_id = p.id) ORDER BY p.id", (name_key,))]
+
+
+def release_name(conn: sqlite3.Connection, name_key: str, keep_id: int) -> None:
+    """Take the name ``name_key`` away from every person row but ``keep_id``: the rows no list shows (merged
+    away, or left without faces) must not answer to it once someone else has it."""
+    conn.execute("UPDATE people SET name = NULL, name_key = NULL WHERE name_key = ? AND id != ?", (name_key, keep_id))
 
 
 def merge_people(conn: sqlite3.Connection, source_id: int, target_id: int) -> None:
@@ -837,10 +845,11 @@ def move_face(conn: sqlite3.Connection, face_id: int, person_id: int) -> None:
 
 def forget_person(conn: sqlite3.Connection, person_id: int) -> int:
     """Delete a person's faces (their vectors with them) and the person; the photos stay. Faces found in
-    those photos later start new people. Returns how many faces were deleted."""
+    those photos later start new people. Returns how many faces were deleted. The people merged into this
+    one go too: their faces were this person's, and set free they came back as faceless people that
+    nothing lists, still holding their names."""
     deleted = conn.execute("DELETE FROM faces WHERE person_id = ?", (person_id,)).rowcount
-    conn.execute("UPDATE people SET merged_into = NULL WHERE merged_into = ?", (person_id,))
-    conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+    conn.execute("DELETE FROM people WHERE merged_into = ? OR id = ?", (person_id, person_id))
     return deleted
 
 
