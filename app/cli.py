@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()  # `cots search x | head -1`: the reader has all it wanted
         return 141
+    except UnicodeEncodeError as error:  # before ValueError (its parent): the last guard for a value SQLite or a file cannot take
+        return _fail(f"'{_value_text(error.object)}' holds characters that are not text (bytes that are not "
+                     "UTF-8?): give it as UTF-8")
     except (CotsError, ValueError) as error:
         return _fail(error)
     except sqlite3.DatabaseError as error:
@@ -108,6 +111,14 @@ class _EscapingFormatter(logging.Formatter):
 
         record.message = display_text(record.message)
         return super().formatMessage(record)
+
+
+def _value_text(value: object) -> str:
+    """The value an encoding failed on, escaped and cut to one short line."""
+    from app.library.pathtext import display_text
+
+    shown = display_text(value if isinstance(value, str) else repr(value))
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _one_line(error: BaseException | str) -> str:

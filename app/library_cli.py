@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -83,7 +84,7 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p.add_argument("-k", type=positive_int, default=20, help="results at most (default 20)")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
     p.add_argument("--kind", type=media_kind_name, help="only this kind of media: image or video")
-    p.add_argument("--folder", help="only under this folder")
+    p.add_argument("--folder", type=path_text, help="only under this folder")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--all", action="store_true", help="also show weak matches (no relevance cut-off)")
@@ -91,7 +92,7 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p.add_argument("--no-names", action="store_true",
                    help="meaning only: ignore file and folder names, captions, places and text in photos")
     add_signal_filter_flags(p)
-    p.add_argument("--person", action="append", default=[], metavar="NAME",
+    p.add_argument("--person", action="append", default=[], metavar="NAME", type=typed_text,
                    help="only photos of this named person (`cots people name`); repeat for several together")
     p.set_defaults(handler=cmd_search)
 
@@ -169,7 +170,8 @@ def add_signal_filter_flags(p: argparse.ArgumentParser) -> None:
                 group.add_argument("--" + declared.negated.replace("_", "-"), dest=dest, action="store_const",
                                    const=False, help=declared.negated_help)
         else:
-            p.add_argument(declared.flag, dest=dest, metavar=declared.name.upper(), help=declared.help)
+            p.add_argument(declared.flag, dest=dest, metavar=declared.name.upper(), type=typed_text,
+                           help=declared.help)
 
 
 def signal_filter_values(args) -> dict[str, object]:
@@ -182,6 +184,9 @@ def signal_filter_values(args) -> dict[str, object]:
 # -- argument types -----------------------------------------------------------------------------
 
 
+MAX_WHOLE_NUMBER = 2**63 - 1  # SQLite's largest INTEGER
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number of 1 or more (``-k 0`` or ``-k -1`` is a mistake, not a request)."""
     try:
@@ -190,6 +195,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    if value > MAX_WHOLE_NUMBER:  # ids and counts go into SQLite (and numpy): a larger one cannot be stored
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_WHOLE_NUMBER})")
     return value
 
 
@@ -215,6 +222,29 @@ def non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value:g}")
     return value
+
+
+def typed_text(text: str) -> str:
+    """argparse type of a value matched against text the library stores (``--place``, ``--camera``,
+    ``--person``, a person's name): bytes a terminal sent that are not UTF-8 (argv holds them as lone
+    surrogates, which SQLite cannot take) read as Latin-1, as file names do (``pathtext.searchable_text``);
+    any other lone surrogate becomes U+FFFD."""
+    from app.library.pathtext import searchable_text
+
+    try:
+        return searchable_text(text)
+    except UnicodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def path_text(text: str) -> str:
+    """argparse type of a path: one this system can name (bytes that are not UTF-8 are fine; a lone surrogate
+    that stands for no byte is not)."""
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path: it holds characters no file name can") from None
+    return text
 
 
 def media_kind_name(text: str) -> str:

@@ -8,7 +8,7 @@ import argparse
 import json
 
 from app.library.pathtext import display_text
-from app.library_cli import positive_int
+from app.library_cli import positive_int, typed_text
 
 EPILOG = """examples:
   cots people                      list people (named first, then by photo count)
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.set_defaults(handler=cmd_show)
     a = actions.add_parser("name", parents=[common], help="name a person")
     a.add_argument("id", type=person_id)
-    a.add_argument("name", help=f"the name (at most {_max_name()} characters)")
+    a.add_argument("name", type=typed_text, help=f"the name (at most {_max_name()} characters)")
     a.set_defaults(handler=cmd_name)
     a = actions.add_parser("merge", parents=[common], help="merge the first person into the second")
     a.add_argument("id", type=person_id)
@@ -70,7 +70,7 @@ def _max_name() -> int:
 def person_id(text: str) -> int:
     try:
         return positive_int(text)
-    except argparse.ArgumentTypeError:
+    except argparse.ArgumentTypeError:  # too large, below 1 or not a number: not an id this library gave
         raise argparse.ArgumentTypeError(f"{text!r} is not an id (a whole number `cots people` shows)") from None
 
 

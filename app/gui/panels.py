@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import actions
+from app.library.dates import format_local
 from app.library.search import Hit
 from app.library.signals import detail_rows
 from app.library.timefmt import format_time
@@ -169,7 +169,7 @@ class DetailPane(QWidget):
             return
         self.fields["Path"].setText(hit.path)
         record = hit.record
-        self.fields["Date"].setText(datetime.fromtimestamp(record.date).strftime("%Y-%m-%d %H:%M") if record.date else "")
+        self.fields["Date"].setText(format_local(record.date))
         self.fields["Size"].setText(human_size(record.size))
         self.fields["Dimensions"].setText(f"{record.width} × {record.height}" if record.width else "")
         self.fields["Moment"].setText(format_time(hit.timestamp) if hit.kind == "video" else "")

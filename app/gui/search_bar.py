@@ -10,6 +10,7 @@ from datetime import datetime
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QWidget
 
+from app.library.dates import EARLIEST_YEAR, LATEST_YEAR, local_timestamp
 from app.library.search import Filters
 from app.library.signals import FactFilter, fact_filters
 from app.library.signals.base import CHECK
@@ -69,6 +70,7 @@ class SearchBar(QWidget):
         for edit in (self.date_from, self.date_to):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
+            edit.setDateRange(QDate(EARLIEST_YEAR, 1, 1), QDate(LATEST_YEAR, 12, 30))  # +1 day stays a date
             edit.setEnabled(False)
 
     def _lay_out(self) -> None:
@@ -109,8 +111,8 @@ class SearchBar(QWidget):
         if self.dates.isChecked():
             start = self.date_from.date()
             end = self.date_to.date().addDays(1)
-            date_from = datetime(start.year(), start.month(), start.day()).timestamp()
-            date_to = datetime(end.year(), end.month(), end.day()).timestamp()
+            date_from = local_timestamp(datetime(start.year(), start.month(), start.day()))
+            date_to = local_timestamp(datetime(end.year(), end.month(), end.day()))
         values = {name: (True if control.isChecked() else None) if isinstance(control, QCheckBox)
                   else control.currentData() for name, control in self.controls.items()}
         person = self.person.currentData()

@@ -18,6 +18,7 @@ from app.gui.search_bar import SearchBar
 from app.gui.service import LibraryService
 from app.gui.settings import Settings
 from app.gui.tasks import TaskRunner
+from app.library.dates import local_datetime
 from app.library.search import Filters
 
 
@@ -150,7 +151,7 @@ class SearchController(QObject):
         months: dict[str, int] = {}
         for hit in hits:
             if hit.record.date is not None:
-                month = datetime.fromtimestamp(hit.record.date).strftime("%Y-%m")
+                month = local_datetime(hit.record.date).strftime("%Y-%m")
                 months[month] = months.get(month, 0) + 1
         self.shown_periods.emit(months)
 

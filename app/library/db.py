@@ -8,9 +8,11 @@ nothing commits half a batch behind our back).
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -291,6 +293,14 @@ def database_error_message(db_path: str | Path | None, error: sqlite3.DatabaseEr
     return f"the library database {path} cannot be used ({error}); check the disk and try again"
 
 
+def read_only_connection(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write to ``path``, for a file that may be another program's: a read-write
+    connection that is the last to close a WAL-mode database checkpoints the WAL into it (and deletes the
+    WAL), which changes the file even when not one statement wrote. ``mode=ro`` never checkpoints."""
+    uri = "file:" + urllib.parse.quote(os.fsencode(path)) + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+
+
 def check_library_file(path: Path, create: bool = True) -> None:
     """LibraryError unless ``path`` is a cots library, an empty file, or missing (and ``create``).
 
@@ -317,7 +327,7 @@ def check_library_file(path: Path, create: bool = True) -> None:
         raise LibraryError(f"{shown} is not a SQLite database, so not a cots library; nothing was changed: "
                            "give --db another file")
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn = read_only_connection(path)
         try:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]

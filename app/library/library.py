@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.library import storage
+from app.library.dates import clamp_seconds
 from app.library.db import LibraryDB, blob_to_vector, database_error_message, is_damaged
 from app.library.ef_background import EfChooser
 from app.library.errors import LibraryDamagedError, LibraryError
@@ -64,8 +65,10 @@ class MediaRecord:
 
     @property
     def date(self) -> float | None:
-        """Capture time from EXIF, else the file's modification time."""
-        return self.captured_at if self.captured_at is not None else self.mtime
+        """Capture time from EXIF, else the file's modification time (in the library's date range, as the
+        browse order and the date filters read it)."""
+        date = self.captured_at if self.captured_at is not None else self.mtime
+        return clamp_seconds(date) if date is not None else None
 
 
 @dataclass

@@ -33,6 +33,7 @@ from app.library.storage import (
     person_photos,
     person_state,
     reassign_face,
+    release_name,
     set_person_hidden,
     set_person_name,
     update_centroids,
@@ -158,6 +159,8 @@ class People:
                     taken = person_state(conn, other[0])[0] or cleaned
                     raise PeopleError(f"person {other[0]} is already named {display_text(taken)!r}: if they are "
                                       f"the same, run `cots people merge {person_id} {other[0]}`")
+            if cleaned is not None:
+                release_name(conn, name_key(cleaned), person_id)
             set_person_name(conn, person_id, cleaned, None if cleaned is None else name_key(cleaned))
         return self.get(person_id)
 
@@ -172,6 +175,7 @@ class People:
             merge_people(conn, source_id, target_id)
             if target_name is None and source_name is not None:
                 set_person_name(conn, target_id, source_name, name_key(source_name))
+            set_person_name(conn, source_id, None, None)  # the name goes with the faces, never stays behind
         return self.get(target_id)
 
     def move(self, face_id: int, to: int | str) -> Person:

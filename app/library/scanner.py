@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.library.dates import clamp_mtime_ns
 from cots_core.media import media_kind, read_captions
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ class ScannedFile:
     root: Path  # the watched folder it was found under
     kind: str
     size: int
-    mtime_ns: int
+    mtime_ns: int  # clamped to the library's date range (app.library.dates), as it is stored and compared
 
 
 @dataclass
@@ -105,7 +106,8 @@ class LibraryScanner:
                 if file_key in seen_files:
                     continue  # hard link / symlink to a file already listed
                 seen_files.add(file_key)
-                result.files.append(ScannedFile(Path(entry.path), root, kind, stat.st_size, stat.st_mtime_ns))
+                result.files.append(ScannedFile(Path(entry.path), root, kind, stat.st_size,
+                                                clamp_mtime_ns(stat.st_mtime_ns)))
             stack.extend(reversed(subfolders))
 
 

@@ -10,12 +10,13 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from app.library.dates import LATEST, LATEST_YEAR, clamp_seconds, local_timestamp
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
@@ -107,6 +108,8 @@ class Filters:
     def __init__(self, kind: str | None = None, folder: str | None = None, date_from: float | None = None,
                  date_to: float | None = None, signals: dict[str, object] | None = None,
                  people: tuple[str, ...] = (), **by_name) -> None:
+        # every date bound, from the command line, the GUI or a caller, in the library's date range
+        date_from, date_to = (clamp_seconds(d) if d is not None else None for d in (date_from, date_to))
         self.kind, self.folder, self.date_from, self.date_to = kind, folder, date_from, date_to
         self.people = tuple(people)
         values = {**(signals or {}), **by_name}
@@ -145,15 +148,16 @@ def parse_date(text: str | None, end: bool = False) -> float | None:
         except ValueError:
             continue
         if not end:
-            return start.timestamp()
+            return local_timestamp(start)
+        if start.year > LATEST_YEAR:  # the library's dates end sooner (and 9999 has no next year)
+            return LATEST
         if step == "day":
-            nxt = start.timestamp() + 86400
+            nxt = start + timedelta(days=1)
         elif step == "month":
-            nxt = (start.replace(year=start.year + 1, month=1) if start.month == 12
-                   else start.replace(month=start.month + 1)).timestamp()
+            nxt = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
         else:
-            nxt = start.replace(year=start.year + 1).timestamp()
-        return nxt - 1e-3
+            nxt = start.replace(year=start.year + 1)
+        return local_timestamp(nxt) - 1e-3
     raise LibraryError(f"cannot read the date {text!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.library.dates import EARLIEST, LATEST, capture_time, clamp_mtime_ns
 from app.library.db import blob_to_vector, vector_to_blob
 from app.library.pathtext import from_db, path_prefix_sql
 from app.library.scanner import ScannedFile, ScanResult
@@ -123,8 +124,20 @@ def plan_run(scan: ScanResult, stored: dict[str, StoredMedia], retry_failed: boo
     return plan
 
 
+def _dated(values: dict) -> dict:
+    """``values`` with its times inside the library's date range (app.library.dates): a modification time
+    of 2300 would not fit SQLite's INTEGER in nanoseconds, a capture time past 9999 has no month."""
+    values = dict(values)
+    if values.get("mtime_ns") is not None:
+        values["mtime_ns"] = clamp_mtime_ns(values["mtime_ns"])
+    if "captured_at" in values:
+        values["captured_at"] = capture_time(values["captured_at"])
+    return values
+
+
 def upsert_media(conn: sqlite3.Connection, values: dict) -> int:
     """Insert or update the media row of ``values["path"]``; its id."""
+    values = _dated(values)
     columns = ", ".join(values)
     updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "path")
     return conn.execute(
@@ -134,6 +147,7 @@ def upsert_media(conn: sqlite3.Connection, values: dict) -> int:
 
 def update_media(conn: sqlite3.Connection, media_id: int, values: dict) -> None:
     """Set some columns of one media row."""
+    values = _dated(values)
     assignments = ", ".join(f"{column} = ?" for column in values)
     conn.execute(f"UPDATE media SET {assignments} WHERE id = ?", (*values.values(), media_id))
 
@@ -202,6 +216,9 @@ def store_vectors(conn: sqlite3.Connection, out: StoredVectors, media_id: int, m
 
 # Embedding kinds, each with its own vector index: media (one per image/video), segment (video frames, for
 # timestamps), text (captions and vocabulary, for image -> text); their table and id column.
+# A media row's date (EXIF capture time, else modification time) as filters and browsing read it, clamped to
+# the range of app.library.dates: rows written before that range existed sort and group as they are shown.
+MEDIA_DATE_SQL = f"MIN(MAX(COALESCE(m.captured_at, m.mtime_ns / 1e9), {EARLIEST:.0f}), {LATEST:.0f})"
 KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
 KIND_ID_COLUMNS = {"media": "media_id", "segment": "id", "text": "text_id"}
 MEDIA_COLUMNS = (
@@ -489,8 +506,8 @@ def store_signal_result(conn: sqlite3.Connection, media_id: int, signal: str, ve
         if signal == "faces":
             store_faces(conn, media_id, output.boxes, getattr(output, "vectors", None) or [None] * len(output.boxes),
                         JOIN_DISTANCE, now)
-        taken_at = output.facts.get("taken_at")
-        if isinstance(taken_at, int | float):  # the date filters read captured_at: EXIF's time when there is one
+        taken_at = capture_time(output.facts.get("taken_at"))
+        if taken_at is not None:  # the date filters read captured_at: EXIF's time when there is one
             conn.execute("UPDATE media SET captured_at = ? WHERE id = ? AND captured_at IS NULL", (taken_at, media_id))
     conn.execute("UPDATE media SET signal_text = (SELECT group_concat(text, ' ') FROM signal_results r "
                  "WHERE r.media_id = media.id AND r.text != '') WHERE id = ?", (media_id,))
@@ -614,7 +631,7 @@ def filter_sql(kind: str | None = None, folder: str | None = None, date_from: fl
         clause, folder_params = path_prefix_sql("m.path", Path(folder).expanduser().resolve())
         clauses.append(clause)
         params += folder_params
-    date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
+    date = MEDIA_DATE_SQL
     for bound, op in ((date_from, ">="), (date_to, "<=")):
         if bound is not None:
             clauses.append(f"{date} {op} ?")
@@ -796,9 +813,17 @@ def set_person_hidden(conn: sqlite3.Connection, person_id: int, hidden: bool) ->
 
 
 def people_named(conn: sqlite3.Connection, name_key: str) -> list[int]:
-    """Live people whose case-folded name is ``name_key``."""
-    return [r[0] for r in conn.execute("SELECT id FROM people WHERE name_key = ? AND merged_into IS NULL ORDER BY id",
-                                       (name_key,))]
+    """People whose case-folded name is ``name_key`` among those ``people_rows`` lists (live, with a face in
+    a readable photo): a name held by no one a person can see is not taken."""
+    return [r[0] for r in conn.execute(
+        "SELECT p.id FROM people p WHERE p.name_key = ? AND p.merged_into IS NULL AND EXISTS (SELECT 1 FROM faces f "
+        "JOIN media m ON m.id = f.media_id AND m.status = 'ok' WHERE f.person_id = p.id) ORDER BY p.id", (name_key,))]
+
+
+def release_name(conn: sqlite3.Connection, name_key: str, keep_id: int) -> None:
+    """Take the name ``name_key`` away from every person row but ``keep_id``: the rows no list shows (merged
+    away, or left without faces) must not answer to it once someone else has it."""
+    conn.execute("UPDATE people SET name = NULL, name_key = NULL WHERE name_key = ? AND id != ?", (name_key, keep_id))
 
 
 def merge_people(conn: sqlite3.Connection, source_id: int, target_id: int) -> None:
@@ -820,10 +845,11 @@ def move_face(conn: sqlite3.Connection, face_id: int, person_id: int) -> None:
 
 def forget_person(conn: sqlite3.Connection, person_id: int) -> int:
     """Delete a person's faces (their vectors with them) and the person; the photos stay. Faces found in
-    those photos later start new people. Returns how many faces were deleted."""
+    those photos later start new people. Returns how many faces were deleted. The people merged into this
+    one go too: their faces were this person's, and set free they came back as faceless people that
+    nothing lists, still holding their names."""
     deleted = conn.execute("DELETE FROM faces WHERE person_id = ?", (person_id,)).rowcount
-    conn.execute("UPDATE people SET merged_into = NULL WHERE merged_into = ?", (person_id,))
-    conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+    conn.execute("DELETE FROM people WHERE merged_into = ? OR id = ?", (person_id, person_id))
     return deleted
 
 
@@ -867,7 +893,7 @@ def browse_media(conn: sqlite3.Connection, where: str, params: list, limit: int 
     time (EXIF, else the file's modification time): a page of ``(id, date)`` rows (``limit``/``offset``), or
     with ``per`` (a strftime pattern: "%Y", "%Y-%m", "%Y-%m-%d") ``(period, items)`` in the same order,
     periods in local time and ``None`` for undated items (last)."""
-    date = "COALESCE(m.captured_at, m.mtime_ns / 1e9)"
+    date = MEDIA_DATE_SQL
     if per is not None:
         return conn.execute(
             f"SELECT strftime(?, {date}, 'unixepoch', 'localtime') AS period, COUNT(*) FROM media m "

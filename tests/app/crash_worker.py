@@ -4,7 +4,9 @@ Used by test_crash_safety.py: ``python crash_worker.py DB FOLDER MODE N``. Modes
 the scan), batch (after N committed batches), in_transaction (inside the Nth write transaction,
 before COMMIT), apply (after a commit, before the in-memory index sees it), save (between the
 files of a vector-index save), delete (inside the deletion of vanished files), signal (with a fake
-second-pass signal, inside the transaction of the Nth file's signal results; N huge: never).
+second-pass signal, inside the transaction of the Nth file's signal results; N huge: never), faces (the
+same with a fake faces signal: one face per photo, four people, a little slow, so that people commands
+can run beside it).
 """
 from __future__ import annotations
 
@@ -36,6 +38,32 @@ class WordSignal:
         return SignalOutput(text="word" + Path(path).stem)
 
 
+class FakeFaces:
+    """The faces signal's place (its name, so its boxes become faces and people) without its models: one face
+    per photo whose identity is one of four made-up people (the file's number modulo 4)."""
+
+    name, version, second_pass = "faces", 1, True
+
+    def unavailable(self):
+        return None
+
+    def extract(self, path, image):
+        import time
+
+        import numpy as np
+
+        from app.library.signals.base import Box
+        from app.library.signals.faces import FaceOutput
+
+        time.sleep(0.03)  # long enough a pass for another process's commands to meet it
+        number = int(Path(path).stem)
+        base = np.random.default_rng(number % 4).normal(size=128)
+        jitter = np.random.default_rng(1000 + number).normal(size=128)
+        vector = base / np.linalg.norm(base) + 0.05 * jitter / np.linalg.norm(jitter)
+        return FaceOutput(text="", boxes=[Box(0.3, 0.2, 0.2, 0.25, 0.9, label="face")],
+                          vectors=[vector.astype(np.float32)])
+
+
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -65,10 +93,11 @@ def main(db: str, folder: str, mode: str, n: int) -> None:
     elif mode == "delete":
         real_delete = Library.delete_media
         Library.delete_media = lambda self, ids, **k: (real_delete(self, ids[: len(ids) // 2], **k), die())
-    elif mode == "signal":
+    elif mode in ("signal", "faces"):
         from app.library import signal_runner
 
-        signals.SIGNAL_CLASSES = (*signals.SIGNAL_CLASSES, WordSignal)  # place, EXIF and the fake
+        fake = WordSignal if mode == "signal" else FakeFaces
+        signals.SIGNAL_CLASSES = (*signals.SIGNAL_CLASSES, fake)  # place, EXIF and the fake
         real_store = signal_runner.store_signal_result
         signal_runner.store_signal_result = lambda *a, **k: die() if nth() else real_store(*a, **k)
 

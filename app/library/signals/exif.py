@@ -6,11 +6,11 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import ClassVar
 
 from PIL import Image
 
+from app.library.dates import capture_time, format_local
 from app.library.signals.base import (
     CHOICE,
     CONTAINS,
@@ -66,7 +66,7 @@ def _read_exif_cached(path: str, size: int, mtime_ns: int) -> ExifFacts:
         with Image.open(path) as image:
             exif = image.getexif()
             gps = exif.get_ifd(_GPS_IFD)
-            taken_at = exif_capture_time(exif)
+            taken_at = capture_time(exif_capture_time(exif))  # 9999-12-31 is a placeholder, not a date
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise SignalError(f"cannot read the EXIF header of {path}: {error}") from error
     lat = lon = None
@@ -89,8 +89,7 @@ def read_exif(path: str) -> ExifFacts:
 
 def taken_row(facts: dict) -> str:
     """The detail pane's capture time, local as the camera wrote it: "2019-06-30 12:00"."""
-    taken = facts.get("taken_at")
-    return datetime.fromtimestamp(float(taken)).strftime("%Y-%m-%d %H:%M") if taken is not None else ""
+    return format_local(capture_time(facts.get("taken_at")))
 
 
 class ExifSignal:
