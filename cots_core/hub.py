@@ -206,12 +206,14 @@ def download(repo_id: str, revision: str | None = None, tqdm_class=None) -> Path
 
 
 def _download_locked(repo_id: str, revision: str | None, tqdm_class, root: Path) -> Path:
+    from cots_core.hub_transfer import TooLarge
+
     endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None  # read now, not at import
     staging = root / f"{STAGING_PREFIX}{folder_name(repo_id)}"
     staging.mkdir(exist_ok=True)
     try:
         return _fetch_into(staging, repo_id, revision, tqdm_class, root, endpoint)
-    except RepoRefused:
+    except (RepoRefused, TooLarge):  # a hostile or unusable repo: nothing of it is kept
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
@@ -243,7 +245,7 @@ def check_listed_sizes(repo_id: str, wanted: list[str], sizes: dict[str, int | N
 
 def _fetch_into(staging: Path, repo_id: str, revision: str | None, tqdm_class, root: Path,
                 endpoint: str | None) -> Path:
-    from cots_core.hub_transfer import HubSession, TooLarge
+    from cots_core.hub_transfer import HubSession
 
     partials = staging / PARTIAL_DIR
     with _hub_errors(repo_id), HubSession(endpoint, repo_id) as session:
@@ -262,8 +264,6 @@ def _fetch_into(staging: Path, repo_id: str, revision: str | None, tqdm_class, r
                                   listing.sizes.get(name), file_limit(name), bar.update if bar else _ignore)
                 if name == "config.json":
                     check_config(staging / "config.json", repo_id)  # before any weights
-        except TooLarge as error:
-            raise RepoRefused(str(error)) from None
         finally:
             if bar is not None:
                 bar.close()
