@@ -59,7 +59,7 @@ def transfer_bar_class(report=None):
             return None
 
         def set_description(self, desc=None, refresh=True):
-            pass  # "downloading" stays, not huggingface_hub's "Reconstruction complete"
+            pass  # the bar keeps its one name, "downloading"
 
         def set_description_str(self, desc=None, refresh=True):
             pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+import cots_core.no_telemetry  # noqa: F401 - first: before any native library is imported
 from cots_core.errors import CotsError, ModelLoadError
 
 if TYPE_CHECKING:

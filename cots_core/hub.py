@@ -4,10 +4,13 @@ Only :func:`download` (and :func:`resolve_model_source`, when the folder is miss
 network; loading, indexing and search read the folder :func:`downloaded_path` names. A download goes to
 a staging folder beside the others (``.partial-ORG--NAME``) and is moved into place only once complete and
 validated, so a half-finished one is never taken for a model; the next download resumes it (files already
-fetched are kept).
+fetched are kept). The requests themselves, with their timeouts, deadline and size caps, are
+:mod:`cots_core.hub_transfer`'s.
 
 What is fetched is decided from the repo's file list and its config.json before any weights: safetensors
-only (pickles can run code when loaded), the configs and the tokenizer files, never code.
+only (pickles can run code when loaded), the configs and the tokenizer files, never code, nothing outside
+the top level of the repo (a listed ``../x`` or ``/x`` is never a file cots writes), and nothing larger
+than loading accepts (``file_limit``: checked against the listed sizes before, and while, fetching).
 """
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from cots_core.config_limits import MAX_TOKENIZER_BYTES
 from cots_core.errors import ModelLoadError
-from cots_core.folder_safety import require_regular_file
+from cots_core.folder_safety import MAX_CONFIG_BYTES, require_regular_file
 from cots_core.model_folders import (
     CLIP_FAMILY_TYPES,
     SHARD_INDEX,
@@ -35,6 +39,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "merges.txt", "spiece.model", "tokenizer.model", "added_tokens.json")
 DOWNLOAD_RECORD = "cots_download.json"  # which repo and commit a folder came from
 STAGING_PREFIX = ".partial-"
+PARTIAL_DIR = ".cache"  # in the staging folder: files being fetched (NAME.incomplete) and the commit
+TRANSFER_BAR_DESC = "downloading"
+# the largest CLIP-family repos cots can use (laion CLIP-ViT-bigG-14, fp32 safetensors) hold ~10 GB of weights
+MAX_DOWNLOAD_BYTES = 32 << 30
+_SMALL_JSON = {"tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", SHARD_INDEX}
 
 
 class RepoRefused(ModelLoadError):
@@ -118,9 +127,15 @@ def resolve_model_source(name: str, tqdm_class=None,
 # -- choosing and checking files --------------------------------------------------------------------
 
 
+def _is_plain_name(name: str) -> bool:
+    """A file at the top of the repo, whose name cannot lead anywhere else on any system: no separator
+    (``/``, ``\\``), drive, parent (``..``), hidden or wildcard name."""
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\:*?[]\0")
+
+
 def choose_files(repo_id: str, files: list[str]) -> list[str]:
     """The repo files to fetch (top level only), or ModelLoadError when the repo cannot be used safely."""
-    top = [f for f in files if "/" not in f and not any(c in f for c in "*?[]")]
+    top = [f for f in files if _is_plain_name(f)]
     safetensors = [f for f in top if f.endswith(".safetensors")]
     if not safetensors:
         pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
@@ -176,7 +191,7 @@ def validate_folder(folder: Path, repo_id: str) -> None:
 def download(repo_id: str, revision: str | None = None, tqdm_class=None) -> Path:
     """Fetch ``repo_id`` into ``hub_models_dir()`` (or return the folder already there) and return it.
 
-    ``tqdm_class`` shows byte progress (huggingface_hub's ``snapshot_download`` argument). Raises
+    ``tqdm_class`` shows byte progress (one bar, ``desc=TRANSFER_BAR_DESC``, bytes of the listed total). Raises
     ModelLoadError with one line for an unusable repo, an unknown id, or no network.
     """
     if not looks_like_hub_id(repo_id):
@@ -198,48 +213,71 @@ def download(repo_id: str, revision: str | None = None, tqdm_class=None) -> Path
 
 
 def _download_locked(repo_id: str, revision: str | None, tqdm_class, root: Path) -> Path:
-    from huggingface_hub import constants
+    from cots_core.hub_transfer import TooLarge
 
-    # checked above from the environment as it is now (see is_offline); put back after, for other callers
-    was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
-    try:
-        return _fetch(repo_id, revision, tqdm_class, root)
-    finally:
-        constants.HF_HUB_OFFLINE = was_offline
-
-
-def _fetch(repo_id: str, revision: str | None, tqdm_class, root: Path) -> Path:
     endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None  # read now, not at import
     staging = root / f"{STAGING_PREFIX}{folder_name(repo_id)}"
     staging.mkdir(exist_ok=True)
     try:
         return _fetch_into(staging, repo_id, revision, tqdm_class, root, endpoint)
-    except RepoRefused:
+    except (RepoRefused, TooLarge):  # a hostile or unusable repo: nothing of it is kept
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
+def file_limit(name: str) -> int:
+    """The most bytes cots accepts for repo file ``name``: what loading accepts for configs
+    (``MAX_CONFIG_BYTES``) and tokenizer files (``MAX_TOKENIZER_BYTES``), else the whole download's."""
+    if name in CONFIG_FILES or name in _SMALL_JSON:
+        return MAX_CONFIG_BYTES
+    if name in TOKENIZER_FILES:
+        return MAX_TOKENIZER_BYTES
+    return MAX_DOWNLOAD_BYTES
+
+
+def check_listed_sizes(repo_id: str, wanted: list[str], sizes: dict[str, int | None]) -> int:
+    """RepoRefused when the listing gives a file more than :func:`file_limit` or the files more than
+    ``MAX_DOWNLOAD_BYTES`` together (before anything is fetched); returns the listed total."""
+    for name in wanted:
+        size = sizes.get(name)
+        if size is not None and size > file_limit(name):
+            raise RepoRefused(f"{repo_id}: its {name} is {size / 2**20:,.0f} MiB, more than cots accepts for such a "
+                              f"file ({file_limit(name) / 2**20:,.0f} MiB): refused, nothing was fetched")
+    total = sum(sizes.get(name) or 0 for name in wanted)
+    if total > MAX_DOWNLOAD_BYTES:
+        raise RepoRefused(f"{repo_id} is {total / 2**30:,.1f} GiB, more than cots downloads "
+                          f"({MAX_DOWNLOAD_BYTES >> 30} GiB): refused, nothing was fetched")
+    return total
+
+
 def _fetch_into(staging: Path, repo_id: str, revision: str | None, tqdm_class, root: Path,
                 endpoint: str | None) -> Path:
-    import huggingface_hub
+    from cots_core.hub_transfer import HubSession
 
-    cache = root / ".hf-cache"  # huggingface_hub records refs here even for a local_dir download
-    common = dict(local_dir=staging, cache_dir=cache, endpoint=endpoint)
-    with _hub_errors(repo_id):
-        api = huggingface_hub.HfApi(endpoint=endpoint, library_name="cots")
-        info = api.model_info(repo_id, revision=revision or "main")
-        files = [s.rfilename for s in info.siblings] if info.siblings is not None else \
-            api.list_repo_files(repo_id, revision=info.sha)
-        wanted = choose_files(repo_id, files)
-        huggingface_hub.hf_hub_download(repo_id, "config.json", revision=info.sha, **common)
-        check_config(staging / "config.json", repo_id)
-        _drop_stale_partials(staging)
-        huggingface_hub.snapshot_download(repo_id, revision=info.sha, allow_patterns=wanted, tqdm_class=tqdm_class,
-                                          max_workers=4, **common)
+    partials = staging / PARTIAL_DIR
+    with _hub_errors(repo_id), HubSession(endpoint, repo_id) as session:
+        listing = session.listing(revision or "main")
+        wanted = choose_files(repo_id, list(listing.sizes))
+        total = check_listed_sizes(repo_id, wanted, listing.sizes)
+        session.set_deadline(total)
+        _start_staging(staging, listing.commit)
+        wanted = ["config.json"] + [name for name in wanted if name != "config.json"]
+        done = [name for name in wanted if _complete(staging / name, listing.sizes.get(name))]
+        bar = _progress(tqdm_class, total, sum(listing.sizes.get(name) or 0 for name in done))
+        try:
+            for name in wanted:
+                if name not in done:
+                    session.fetch(listing.commit, name, staging / name, partials / f"{name}.incomplete",
+                                  listing.sizes.get(name), file_limit(name), bar.update if bar else _ignore)
+                if name == "config.json":
+                    check_config(staging / "config.json", repo_id)  # before any weights
+        finally:
+            if bar is not None:
+                bar.close()
     validate_folder(staging, repo_id)
-    shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's resume metadata
+    shutil.rmtree(partials, ignore_errors=True)
     (staging / DOWNLOAD_RECORD).write_text(json.dumps({"repo_id": repo_id, "revision": revision or "main",
-                                                       "commit": info.sha}))
+                                                       "commit": listing.commit}))
     final = root / folder_name(repo_id)
     if final.exists():  # an older download, replaced by this revision: set it aside, then remove it
         old = root / f".old-{folder_name(repo_id)}"
@@ -250,11 +288,34 @@ def _fetch_into(staging: Path, repo_id: str, revision: str | None, tqdm_class, r
     return final
 
 
-def _drop_stale_partials(staging: Path) -> None:
-    """Temporary files a killed download left (huggingface_hub gives each process its own, so they cannot be
-    resumed; the files completed before the kill are kept and not fetched again)."""
-    for leftover in (staging / ".cache" / "huggingface" / "download").rglob("*.incomplete"):
-        leftover.unlink(missing_ok=True)
+def _start_staging(staging: Path, commit: str) -> None:
+    """Keep what an earlier, interrupted download of the same commit fetched; start afresh for another."""
+    partials = staging / PARTIAL_DIR
+    partials.mkdir(exist_ok=True)
+    record = partials / "commit"
+    if record.is_file() and record.read_text().strip() != commit:
+        for path in staging.iterdir():
+            if path.is_file():
+                path.unlink()
+        shutil.rmtree(partials)
+        partials.mkdir()
+    record.write_text(commit)
+
+
+def _complete(path: Path, size: int | None) -> bool:
+    """A file of an interrupted download that was finished (files are renamed into place only when whole)."""
+    return path.is_file() and (size is None or path.stat().st_size == size)
+
+
+def _progress(tqdm_class, total: int, initial: int):
+    if tqdm_class is None:
+        return None
+    return tqdm_class(total=total or None, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=TRANSFER_BAR_DESC)
+
+
+def _ignore(_bytes: int) -> None:
+    pass
 
 
 class _hub_errors:
@@ -306,7 +367,6 @@ def _hub_error_message(repo_id: str, error: BaseException) -> str | None:
 
 
 def is_transfer_bar(bar_kwargs: dict) -> bool:
-    """Whether a progress bar that huggingface_hub creates (from its keyword arguments) is the one worth
-    showing: bytes written of the real total. In 2.4 that is the "Reconstructing ..." bar; the others count
-    files, or network bytes against a guessed total. A ``tqdm_class`` for :func:`download` hides the rest."""
-    return bar_kwargs.get("unit") == "B" and "reconstruct" in str(bar_kwargs.get("desc", "")).lower()
+    """Whether a progress bar created with these keyword arguments is the download's own: bytes written of
+    the listed total (:func:`download` creates one with its ``tqdm_class``; other libraries' bars are not)."""
+    return bar_kwargs.get("unit") == "B" and bar_kwargs.get("desc") == TRANSFER_BAR_DESC
