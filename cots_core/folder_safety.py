@@ -4,6 +4,10 @@ Model folders are what people share (``--model``, ``train --from``, a library's 
 transformers would import Python from a folder whose config has an ``auto_map`` (after a y/N prompt
 on a terminal); cots refuses such folders outright, passes ``trust_remote_code=False`` everywhere,
 and reads nothing that is not a regular file (a FIFO would block the read forever).
+
+The files cots keeps itself (the ONNX graphs and their manifest, stored model ids, thumbnails) are read through
+``read_regular_file`` alone: plain files of a bounded size, opened without following a symlink or waiting on
+a FIFO; whatever fails that is deleted (``remove_damaged``) and made again.
 """
 from __future__ import annotations
 
@@ -48,6 +52,57 @@ def require_regular_file(path: str | Path, what: str = "file") -> None:
     if not stat.S_ISREG(mode):
         raise ModelLoadError(f"the {what} {path} is not a regular file (a pipe, socket or device): "
                              "a model folder holds plain files only")
+
+
+class NotARegularFile(OSError):
+    """What ``read_regular_file`` raises for anything but a plain file of a sane size: an OSError, so that
+    code which treats an unreadable cache entry as missing treats this one alike."""
+
+
+# O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer; O_NOFOLLOW: a
+# symlink as the last component fails to open (ELOOP); both absent on Windows, where FIFOs are no files.
+_SAFE_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+                    | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a symlink, FIFO, socket or device) of at most
+    ``max_bytes``; ``NotARegularFile`` (an OSError) otherwise, ``FileNotFoundError`` and the like as ``open``.
+
+    For the files cots keeps itself (caches, manifests, thumbnails): they are plain files it wrote, so anything
+    else there is damage or a trap (``image.onnx -> /dev/zero`` grew memory without bound; a FIFO blocked the
+    read forever). Never blocks: the file type is checked on the opened descriptor, which was opened without
+    waiting for a FIFO's writer; the read is bounded even when the size lies (procfs)."""
+    try:
+        descriptor = os.open(path, _SAFE_OPEN_FLAGS)
+    except OSError as error:
+        if os.path.islink(path):  # O_NOFOLLOW's ELOOP: the link may point anywhere (/dev/zero, /proc/...)
+            raise NotARegularFile(f"{path} is a symbolic link, not a file cots wrote") from error
+        raise
+    with os.fdopen(descriptor, "rb", buffering=0) as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFile(f"{path} is not a regular file (a pipe, socket or device)")
+        if info.st_size > max_bytes:
+            raise NotARegularFile(f"{path} is {info.st_size:,} bytes, over the limit of {max_bytes:,}")
+        data = handle.read(info.st_size + 1) or b""  # one read, one buffer (a graph may be a GB)
+        while len(data) <= max_bytes:  # the file grew, or its size said 0
+            more = handle.read(max_bytes + 1 - len(data))
+            if not more:
+                break
+            data += more
+    if len(data) > max_bytes:
+        raise NotARegularFile(f"{path} holds more than {max_bytes:,} bytes")
+    return data
+
+
+def remove_damaged(path: str | Path) -> None:
+    """Delete a cache entry that failed its check (a FIFO, a symlink, a bad file) so that it is made anew;
+    quiet when it cannot be (a folder in its place, a read-only disk: the entry is then simply not used)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def refuse_auto_map(data: dict, source: str | Path) -> None:

@@ -6,6 +6,11 @@ under ``<data dir>/models/onnx/<model id>/`` next to the built cots-lite, with a
 SHA-256. A graph is only ever read from that folder, only when its bytes match the manifest, and is checked
 against PyTorch on a probe batch (cosine >= ``MIN_COSINE``) before use; anything else rebuilds it, and any
 failure leaves the caller on PyTorch (``load_onnx_image_encoder`` returns None). Nothing is downloaded.
+
+The folder's files are trusted for nothing (issue 30): they are read only as regular files of a bounded size
+(``read_regular_file``: no symlink, no FIFO), a graph that ONNX Runtime cannot load is re-exported like one
+whose hash differs, and the int8 graph is checked against fp32 on photos at every load, since a hash in a
+manifest beside it proves nothing.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cots_core.folder_safety import read_regular_file, remove_damaged
 from cots_core.heads import image_embedding
 from cots_core.paths import data_dir
 
@@ -47,6 +53,9 @@ INT8_GRAPH_FILE = "image.int8.onnx"
 INT8_MIN_OVERLAP = 0.95  # mean overlap of each photo's 10 nearest photos, int8 vs fp32
 INT8_MIN_COSINE = 0.99  # per photo, int8 vs fp32
 INT8_MIN_SPEEDUP = 1.2
+INT8_CHECK_VIEWS = 8  # photo views an accepted int8 graph is checked on against fp32 at each load
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes
+MAX_GRAPH_BYTES = 2 << 30  # protobuf's own limit: a graph saved without external data is under 2 GiB
 
 
 def onnx_cache_root() -> Path:
@@ -80,8 +89,9 @@ class ImagePath(nn.Module):
 class OnnxImageEncoder:
     """An ONNX Runtime session over the exported ``ImagePath``; ``encode_images`` as ``COTS.encode_images``."""
 
-    def __init__(self, session, model_id: str, folder: Path, precision: str = "fp32"):
+    def __init__(self, session, model_id: str, folder: Path, precision: str = "fp32", manifest: dict | None = None):
         self.session, self.model_id, self.folder, self.precision = session, model_id, folder, precision
+        self.manifest = manifest or {}  # the manifest the graph was checked against
         self.input_name = session.get_inputs()[0].name
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -172,26 +182,53 @@ def export_image_graph(model: nn.Module, folder: Path) -> None:
             os.replace(staging, folder / GRAPH_FILE)
         finally:
             Path(staging).unlink(missing_ok=True)
+    remove_damaged(folder / INT8_GRAPH_FILE)  # quantised from the graph just replaced: measured again
     manifest = {"format": FORMAT_VERSION, "model_id": model.model_id, "image_size": int(model.config.image_size),
                 "embed_dim": int(model.config.embed_dim), "sha256": hashlib.sha256(graph).hexdigest(),
                 "torch": torch.__version__}
-    staging_manifest = folder / f".{MANIFEST_FILE}.tmp"
-    staging_manifest.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(staging_manifest, folder / MANIFEST_FILE)
+    _write_manifest(folder, manifest)
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    """Atomically, through a fresh staging file (a fixed staging name could be a FIFO, and block the write)."""
+    handle, staging = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(json.dumps(manifest, indent=1) + "\n")
+        os.replace(staging, folder / MANIFEST_FILE)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        manifest = json.loads(read_regular_file(folder / MANIFEST_FILE, MAX_MANIFEST_BYTES))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _load_cached(model: nn.Module, folder: Path, threads: int) -> OnnxImageEncoder | None:
-    """The cached graph when its manifest names this model and its bytes match; else None."""
+    """The cached graph when its manifest names this model, its bytes match and ONNX Runtime loads it; else
+    None (the caller exports it again)."""
+    manifest = _read_manifest(folder)
+    if manifest is None or manifest.get("format") != FORMAT_VERSION or manifest.get("model_id") != model.model_id:
+        return None
     try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_text())
-        graph = (folder / GRAPH_FILE).read_bytes()
-    except (OSError, ValueError):
+        graph = read_regular_file(folder / GRAPH_FILE, MAX_GRAPH_BYTES)
+    except OSError:
         return None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION \
-            or manifest.get("model_id") != model.model_id \
-            or manifest.get("sha256") != hashlib.sha256(graph).hexdigest():
+    if manifest.get("sha256") != hashlib.sha256(graph).hexdigest():
         return None
-    return OnnxImageEncoder(_session(graph, threads), model.model_id, folder)
+    try:
+        session = _session(graph, threads)
+    except ImportError:
+        raise
+    except Exception as error:  # noqa: BLE001 - cut short with its hash rewritten, or otherwise damaged
+        log.info("the cached ONNX graph of %s does not load (%s): exporting it again", model.model_id,
+                 str(error)[:200])
+        return None
+    return OnnxImageEncoder(session, model.model_id, folder, manifest=manifest)
 
 
 def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_root: Path | None = None,
@@ -206,6 +243,8 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
     try:
         encoder = _load_cached(model, folder, threads)
         if encoder is None or _matches_torch(encoder, model) < MIN_COSINE:
+            for name in (GRAPH_FILE, MANIFEST_FILE):  # whatever stands there (a FIFO, a link) is made anew
+                remove_damaged(folder / name)
             log.info("exporting the image tower of %s to ONNX (once per model)", model.model_id)
             if on_export is not None:
                 on_export()
@@ -245,9 +284,10 @@ def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     return float(np.mean(overlaps))
 
 
-def agreement_views(model: nn.Module) -> torch.Tensor:
+def agreement_views(model: nn.Module, limit: int | None = None) -> torch.Tensor:
     """Real photos to check a quantised graph on: the shipped sample library's photos, each whole and as
-    three crops (40 views, so that each has ten neighbours to rank), preprocessed for ``model``."""
+    three crops (40 views, so that each has ten neighbours to rank), preprocessed for ``model``; the first
+    ``limit`` views only when given."""
     from PIL import Image
 
     from cots_core.encoders import shipped_resource
@@ -255,6 +295,8 @@ def agreement_views(model: nn.Module) -> torch.Tensor:
 
     views = []
     for path in sorted(shipped_resource("sample_library").rglob("*.jpg")):
+        if limit is not None and len(views) >= limit:
+            break
         with Image.open(path) as opened:
             opened.load()
             image = to_rgb(opened)
@@ -262,7 +304,7 @@ def agreement_views(model: nn.Module) -> torch.Tensor:
         for box in ((0, 0, width, height), (0, 0, width * 2 // 3, height * 2 // 3),
                     (width // 3, height // 3, width, height), (width // 6, 0, width * 5 // 6, height)):
             views.append(model.preprocess(image.crop(box)))
-    return torch.stack(views)
+    return torch.stack(views[:limit])
 
 
 def _timed(encode: Callable[[torch.Tensor], torch.Tensor], pixels: torch.Tensor) -> tuple[np.ndarray, float]:
@@ -277,10 +319,11 @@ def _decide(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     int8_path = fp32.folder / INT8_GRAPH_FILE
+    remove_damaged(int8_path)  # written anew, never through what stands there (a FIFO would block the write)
     with warnings.catch_warnings(), _quiet_exporter(), _quiet_root_logger():
         warnings.simplefilter("ignore")
         quantize_dynamic(str(fp32.folder / GRAPH_FILE), str(int8_path), weight_type=QuantType.QInt8)
-    graph = int8_path.read_bytes()
+    graph = read_regular_file(int8_path, MAX_GRAPH_BYTES)
     int8 = OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder)
     pixels = agreement_views(model)
     path = ImagePath(model).eval()
@@ -302,30 +345,56 @@ def _decide(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> dict:
     return {"int8": int8_verdict, "seconds": seconds}
 
 
+def _has_verdict(manifest: dict) -> bool:
+    verdict, seconds = manifest.get("int8"), manifest.get("seconds")
+    return isinstance(verdict, dict) and isinstance(seconds, dict) and all(
+        isinstance(seconds.get(name), (int, float)) for name in ("torch", "fp32", "int8"))
+
+
+def _checked_int8(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> OnnxImageEncoder | None:
+    """The int8 graph of the verdict, or None when the file is not the graph that was measured or no longer
+    agrees with fp32. The hash in the manifest is compared with the file's own, but the manifest is a file
+    like the graph (a forged graph with its hash written in would pass), so the graph's output is checked
+    against fp32 on real photo views at every load, as fp32's is against PyTorch."""
+    try:
+        graph = read_regular_file(fp32.folder / INT8_GRAPH_FILE, MAX_GRAPH_BYTES)
+        if hashlib.sha256(graph).hexdigest() != fp32.manifest["int8"].get("sha256"):
+            return None
+        int8 = OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder, "int8", fp32.manifest)
+        pixels = agreement_views(model, INT8_CHECK_VIEWS)
+        cosine = F.cosine_similarity(fp32.encode_images(pixels), int8.encode_images(pixels), dim=-1).min()
+    except ImportError:
+        raise
+    except Exception:  # noqa: BLE001 - unreadable, not a graph, or a graph of another shape: not this one
+        return None
+    return int8 if float(cosine) >= INT8_MIN_COSINE else None
+
+
 def _fastest_for_transformer_tower(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> OnnxImageEncoder | None:
     """The fastest of PyTorch, ONNX Runtime fp32 and int8 (int8 only where its search agrees with fp32) for
     a transformer tower, measured once per model on the sample library's views; None means PyTorch. Unlike
-    cots-lite's convolutions (ONNX Runtime ~4x PyTorch), a ViT's matrix products gain little in fp32."""
-    manifest_path = fp32.folder / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text())
-    if not isinstance(manifest.get("int8"), dict) or not isinstance(manifest.get("seconds"), dict):
-        manifest.update(_decide(model, fp32, threads))
-        log.info("image runtime of %s: int8 %s, seconds per view batch %s", model.model_id, manifest["int8"],
-                 manifest["seconds"])
-        staging = fp32.folder / f".{MANIFEST_FILE}.tmp"
-        staging.write_text(json.dumps(manifest, indent=1) + "\n")
-        os.replace(staging, manifest_path)
-    allowed = ["torch", "fp32"] + (["int8"] if manifest["int8"].get("accepted") and int8_wanted() else [])
-    chosen = min(allowed, key=lambda name: float(manifest["seconds"].get(name, float("inf"))))
-    if chosen == "torch":
-        log.info("PyTorch is the fastest image runtime for %s here", model.model_id)
-        return None
-    if chosen == "fp32":
-        return fp32
-    try:
-        graph = (fp32.folder / INT8_GRAPH_FILE).read_bytes()
-    except OSError:
-        return fp32
-    if hashlib.sha256(graph).hexdigest() != manifest["int8"].get("sha256"):
-        return fp32
-    return OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder, precision="int8")
+    cots-lite's convolutions (ONNX Runtime ~4x PyTorch), a ViT's matrix products gain little in fp32. An
+    int8 graph that is not the one measured (``_checked_int8``) is deleted and the choice made again."""
+    manifest = fp32.manifest
+    for _ in range(2):
+        if not _has_verdict(manifest):
+            manifest.update(_decide(model, fp32, threads))
+            log.info("image runtime of %s: int8 %s, seconds per view batch %s", model.model_id, manifest["int8"],
+                     manifest["seconds"])
+            _write_manifest(fp32.folder, manifest)
+        allowed = ["torch", "fp32"] + (["int8"] if manifest["int8"].get("accepted") and int8_wanted() else [])
+        chosen = min(allowed, key=lambda name: float(manifest["seconds"][name]))
+        if chosen == "torch":
+            log.info("PyTorch is the fastest image runtime for %s here", model.model_id)
+            return None
+        if chosen == "fp32":
+            return fp32
+        int8 = _checked_int8(model, fp32, threads)
+        if int8 is not None:
+            return int8
+        log.warning("the int8 image graph of %s is not the one that was measured: measuring again",
+                    model.model_id)
+        remove_damaged(fp32.folder / INT8_GRAPH_FILE)
+        manifest.pop("int8", None)
+        manifest.pop("seconds", None)
+    return fp32

@@ -230,17 +230,18 @@ def _decode_error(error: Exception) -> MediaError:
     return MediaError(f"corrupt or truncated image: {error}", reason)
 
 
-def _check_dimensions(width: int, height: int, max_pixels: int) -> None:
-    """The limits on an image's size, read from its header before any pixel is decoded."""
+def _check_dimensions(width: int, height: int, max_pixels: int, what: str = "image") -> None:
+    """The limits on an image's (or a video frame's: ``what``) size, read from its header before any pixel
+    is decoded."""
     if width * height > max_pixels:
         raise MediaError(
-            f"image too large: {width}x{height} pixels is over the limit of {max_pixels:,} "
+            f"{what} too large: {width}x{height} pixels is over the limit of {max_pixels:,} "
             "(possible decompression bomb)"
         )
     if width <= 0 or height <= 0:
-        raise MediaError("image has no pixels")
+        raise MediaError(f"{what} has no pixels")
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        raise MediaError(f"image too elongated: {width}x{height} pixels, over {MAX_ASPECT_RATIO}:1 "
+        raise MediaError(f"{what} too elongated: {width}x{height} pixels, over {MAX_ASPECT_RATIO}:1 "
                          "(not a photo; the model could not scale it)")
 
 
@@ -339,15 +340,37 @@ def _shrink(image: Image.Image, target_size: int) -> Image.Image:
 # -- videos -------------------------------------------------------------------------------------
 
 
-def open_video(path: str | Path):
-    """An opened ``cv2.VideoCapture`` (the caller releases it); MediaError when OpenCV cannot open it."""
+_VIDEO_FRAME = "video frame"
+
+
+def open_video(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """An opened ``cv2.VideoCapture`` (the caller releases it); MediaError when OpenCV cannot open it, or
+    when the frame size the container declares is over ``max_pixels`` (the image limit: a 1.7 MB AVI of
+    12000x12000 frames cost 1.1 GB per file while its frames were decoded whole; issue 30). Checked before
+    a frame is read; ``_checked_frame`` bounds a container whose header says less than its frames hold."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()
         raise MediaError("video could not be opened (corrupt, or a codec OpenCV lacks)", REASON_VIDEO_OPEN)
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if width > 0 and height > 0:  # 0: the container does not say; each frame is checked as it comes
+        try:
+            _check_dimensions(width, height, max_pixels, _VIDEO_FRAME)
+        except MediaError:
+            capture.release()
+            raise
     return capture
+
+
+def _checked_frame(frame, max_pixels: int):
+    """A decoded BGR frame within the limits (MediaError otherwise), so at most one oversized frame is ever
+    held, even when the container's header understates the frame size."""
+    height, width = frame.shape[:2]
+    _check_dimensions(width, height, max_pixels, _VIDEO_FRAME)
+    return frame
 
 
 def frame_to_image(frame) -> Image.Image:
@@ -357,11 +380,14 @@ def frame_to_image(frame) -> Image.Image:
     return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
 
 
-def video_frame_at(path: str | Path, seconds: float) -> Image.Image:
-    """The video frame at ``seconds`` (the first frame when seeking fails)."""
+def video_frame_at(path: str | Path, seconds: float, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The video frame at ``seconds`` (the first frame when seeking fails); frames over ``max_pixels`` are
+    refused, as ``read_video`` refuses them."""
     import cv2
 
-    capture = open_video(path)
+    if require_regular_file(path) == 0:
+        raise MediaError("empty file (0 bytes)", REASON_VIDEO_EMPTY)
+    capture = open_video(path, max_pixels)
     try:
         capture.set(cv2.CAP_PROP_POS_MSEC, max(0.0, seconds) * 1000.0)
         ok, frame = capture.read()
@@ -370,7 +396,7 @@ def video_frame_at(path: str | Path, seconds: float) -> Image.Image:
             ok, frame = capture.read()
         if not ok or frame is None:
             raise MediaError("video has no readable frames", REASON_VIDEO_EMPTY)
-        return frame_to_image(frame)
+        return frame_to_image(_checked_frame(frame, max_pixels))
     finally:
         capture.release()
 
@@ -411,9 +437,9 @@ def video_frame_indices(count: int, fps: float, every_s: float = 2.0, max_frames
     return [index for index, _ in video_samples(count, fps, every_s, max_frames)]
 
 
-def _count_frames(path: str | Path) -> int:
+def _count_frames(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
     """How many frames a video has, by decoding it through (for containers that do not say)."""
-    capture = open_video(path)
+    capture = open_video(path, max_pixels)
     try:
         count = 0
         while capture.grab():
@@ -427,7 +453,8 @@ def _pick(samples: list, pick: int | None) -> list:
     return [samples[pick % len(samples)]] if pick is not None and samples else samples
 
 
-def _frames_by_seeking(capture, samples: list[tuple[int, float]]) -> list[tuple[float, object]]:
+def _frames_by_seeking(capture, samples: list[tuple[int, float]],
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[float, object]]:
     """(second, BGR frame) for each sample whose frame decodes, seeking to each."""
     import cv2
 
@@ -437,16 +464,17 @@ def _frames_by_seeking(capture, samples: list[tuple[int, float]]) -> list[tuple[
             capture.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = capture.read()
         if ok and frame is not None:
-            frames.append((seconds, frame))
+            frames.append((seconds, _checked_frame(frame, max_pixels)))
     return frames
 
 
-def _frames_in_order(path: str | Path, samples: list[tuple[int, float]]) -> list[tuple[float, object]]:
+def _frames_in_order(path: str | Path, samples: list[tuple[int, float]],
+                     max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[float, object]]:
     """``_frames_by_seeking``'s result read in one pass from the start, for containers where seeking is
     unreliable. Only the wanted frames are kept in memory."""
     wanted = dict(samples)
     frames = []
-    capture = open_video(path)
+    capture = open_video(path, max_pixels)
     try:
         for index in range(max(wanted, default=-1) + 1):
             if not capture.grab():
@@ -454,7 +482,7 @@ def _frames_in_order(path: str | Path, samples: list[tuple[int, float]]) -> list
             if index in wanted:
                 ok, frame = capture.retrieve()
                 if ok and frame is not None:
-                    frames.append((wanted[index], frame))
+                    frames.append((wanted[index], _checked_frame(frame, max_pixels)))
     finally:
         capture.release()
     return frames
@@ -468,6 +496,7 @@ def read_video(
     *,
     pick: int | None = None,
     sample_unknown_length: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> DecodedMedia:
     """Sample frames with OpenCV (``video_samples``); segment i spans [times[i], times[i+1]) (the last
     ends at the end). ``target_size`` None keeps the full resolution.
@@ -475,13 +504,14 @@ def read_video(
     ``pick``: only the pick-th of those frames (modulo their number), without decoding the others (one
     training sample). ``sample_unknown_length``: when the container gives no frame count (or seeking fails),
     count the frames by decoding the video through and sample them anyway, as training does; otherwise (the
-    indexer, which would not decode a whole video twice) such a video is its first frame.
+    indexer, which would not decode a whole video twice) such a video is its first frame. ``max_pixels``:
+    the limit on a frame's size, as on an image's (checked from the container before a frame is decoded).
     """
     import cv2
 
     if require_regular_file(path) == 0:
         raise MediaError("empty file (0 bytes)", REASON_VIDEO_EMPTY)
-    capture = open_video(path)
+    capture = open_video(path, max_pixels)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -492,13 +522,13 @@ def read_video(
             samples = video_samples(count, fps, every_s, max_frames)
         else:  # no length: the first frame stands for the video, unless it is counted below
             samples = [] if sample_unknown_length else [(0, 0.0)]
-        frames = _frames_by_seeking(capture, _pick(samples, pick))
+        frames = _frames_by_seeking(capture, _pick(samples, pick), max_pixels)
     finally:
         capture.release()
     if not frames and sample_unknown_length:
-        counted = _count_frames(path)
+        counted = _count_frames(path, max_pixels)
         duration = counted / fps if fps > 0 and counted > 0 else 0.0
-        frames = _frames_in_order(path, _pick(video_samples(counted, fps, every_s, max_frames), pick))
+        frames = _frames_in_order(path, _pick(video_samples(counted, fps, every_s, max_frames), pick), max_pixels)
     if not frames:
         raise MediaError("video has no readable frames", REASON_VIDEO_EMPTY)
     images = [frame_to_image(frame) for _, frame in frames]
@@ -508,9 +538,9 @@ def read_video(
                         duration=duration or None)
 
 
-def verify_video(path: str | Path) -> None:
+def verify_video(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """The video opens and its first frame decodes (``read_video``'s errors otherwise)."""
-    read_video(path, max_frames=1)
+    read_video(path, max_frames=1, max_pixels=max_pixels)
 
 
 # -- registry -----------------------------------------------------------------------------------
@@ -560,8 +590,9 @@ MEDIA_KINDS: dict[str, MediaKind] = {
                   lambda path, o: read_image(path, o.target_size, o.max_pixels),
                   lambda path, o: verify_image(path, o.max_pixels)),
         MediaKind("video", "videos", frozenset(VIDEO_EXTENSIONS), check_video_file,
-                  lambda path, o: read_video(path, o.target_size or 224, o.every_s, o.max_frames),
-                  lambda path, o: verify_video(path)),
+                  lambda path, o: read_video(path, o.target_size or 224, o.every_s, o.max_frames,
+                                             max_pixels=o.max_pixels),
+                  lambda path, o: verify_video(path, o.max_pixels)),
     )
 }
 KIND_BY_EXTENSION = {ext: kind.name for kind in MEDIA_KINDS.values() for ext in kind.extensions}

@@ -3,7 +3,8 @@ every load.
 
 The id is kept in the user data directory, keyed by the checkpoint folder and the size, mtime and ctime
 of its ``config.json`` and ``model.safetensors``: rewriting either file (a new build, a fine-tune saved over it)
-changes the key, and the id is computed again from the weights.
+changes the key, and the id is computed again from the weights. A record that is not a small regular file
+(a FIFO there made ``cots search`` hang) is deleted and written again.
 """
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import logging
 import os
 from pathlib import Path
 
+from cots_core.folder_safety import read_regular_file, remove_damaged
 from cots_core.paths import data_dir
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
+MAX_RECORD_BYTES = 64 << 10  # a record is a few hundred bytes
 
 
 def _key(directory: Path) -> dict | None:
@@ -41,9 +44,13 @@ def known_model_id(directory: str | Path) -> str | None:
     key = _key(directory)
     if key is None:
         return None
+    path = _record_path(directory)
     try:
-        record = json.loads(_record_path(directory).read_text())
-    except (OSError, ValueError):
+        record = json.loads(read_regular_file(path, MAX_RECORD_BYTES))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # damaged, or no file at all (a FIFO, a link): computed and written anew
+        remove_damaged(path)
         return None
     if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("model_id"), str):
         return None
@@ -60,6 +67,7 @@ def remember_model_id(directory: str | Path, model_id: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        remove_damaged(temporary)  # written anew: opening a FIFO left there for writing would block
         temporary.write_text(json.dumps({"key": key, "model_id": model_id}))
         temporary.replace(path)
     except OSError as error:

@@ -220,8 +220,12 @@ class ResultsModel(QAbstractListModel):
         return self._placeholder
 
     def _decoded(self, path: str, timestamp: float | None, size: int) -> QImage:
-        """On a worker: the cached thumbnail file (made when missing), decoded and scaled for the grid."""
-        image = QImage(str(self.thumbs.get(path, timestamp)))
+        """On a worker: the cached thumbnail file (made when missing), decoded and scaled for the grid. A
+        cached file that does not decode is made again, once."""
+        image = QImage.fromData(self.thumbs.read(path, timestamp))
+        if image.isNull():
+            self.thumbs.discard(path, timestamp)
+            image = QImage.fromData(self.thumbs.read(path, timestamp))
         return image.scaled(size, size, Qt.KeepAspectRatio, Qt.SmoothTransformation) if not image.isNull() else image
 
     def _thumb_ready(self, key: str, image: QImage | None, error: BaseException | None) -> None:

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from cots_core import hub
 from cots_core.errors import CotsError
-from cots_core.folder_safety import MAX_CONFIG_BYTES, require_regular_file
+from cots_core.folder_safety import MAX_CONFIG_BYTES, read_regular_file, remove_damaged, require_regular_file
 from cots_core.paths import data_dir
 
 # cots_core.model.NAMED_MODELS, named here so that a listing does not import torch (a test keeps them equal)
 BUILT_IN = {"cots-lite": "cots-lite"}  # name -> its cache folder under data_dir()/models
 KIND_BUILT_IN, KIND_DOWNLOADED, KIND_TRAINED = "built in", "downloaded", "trained here"
 SPEED_FILE = "model-speed.json"
+MAX_SPEEDS_BYTES = 1 << 20  # a few hundred bytes per model measured
 
 
 @dataclass
@@ -152,8 +153,8 @@ def _speed_path() -> Path:
 
 def read_speeds() -> dict:
     try:
-        data = json.loads(_speed_path().read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_regular_file(_speed_path(), MAX_SPEEDS_BYTES))
+    except (OSError, ValueError):  # missing, damaged, or no plain file (a FIFO would block the read)
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -166,6 +167,7 @@ def record_speed(entry: ModelEntry, images_per_s: float, text_ms: float, model_i
     path = _speed_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    remove_damaged(temporary)
     temporary.write_text(json.dumps(speeds, indent=1))
     temporary.replace(path)
 

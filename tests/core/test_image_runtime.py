@@ -2,7 +2,9 @@
 PyTorch whenever the runtime cannot be used."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 
 import pytest
@@ -147,3 +149,93 @@ def test_fp32_setting_never_takes_int8(tiny_clip, tmp_path, monkeypatch):
     monkeypatch.setenv(RUNTIME_ENV, "fp32")
     encoder = load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
     assert (encoder.precision if encoder is not None else "torch") == _chosen(manifest, int8_allowed=False)
+
+
+# -- the cache's files trusted for nothing (issue 30) -----------------------------------------------
+def _counting_exports(monkeypatch) -> list:
+    exports = []
+    real_export = image_runtime.export_image_graph
+    monkeypatch.setattr(image_runtime, "export_image_graph", lambda *a: (exports.append(a), real_export(*a)))
+    return exports
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_as_the_manifest_is_replaced_without_blocking(tiny, tmp_path, monkeypatch):
+    """Was: ``cots index`` hung reading the FIFO."""
+    from hang_guard import finishes_within
+
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path) is not None
+    manifest = image_runtime._folder_for(tiny.model_id, tmp_path) / MANIFEST_FILE
+    manifest.unlink()
+    os.mkfifo(manifest)
+    exports = _counting_exports(monkeypatch)
+    encoder = finishes_within(300, lambda: load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path), [manifest])
+    assert encoder is not None and exports and manifest.is_file()
+
+
+def test_a_graph_linked_out_of_the_cache_is_not_read(tiny, tmp_path, monkeypatch):
+    """Was: ``image.onnx -> /dev/zero`` read until memory ran out. A link is never followed (here to a copy
+    of the right graph, so that following it would pass every other check): the graph is exported again."""
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path / "cache") is not None
+    graph = image_runtime._folder_for(tiny.model_id, tmp_path / "cache") / GRAPH_FILE
+    elsewhere = tmp_path / "elsewhere.onnx"
+    graph.rename(elsewhere)
+    graph.symlink_to(elsewhere)
+    exports = _counting_exports(monkeypatch)
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path / "cache") is not None
+    assert exports and graph.is_file() and not graph.is_symlink()
+
+
+def test_a_graph_cut_short_with_its_hash_rewritten_is_exported_again(tiny, tmp_path, monkeypatch):
+    """Was: ONNX Runtime failed on the graph, the library stayed on PyTorch and never exported it again."""
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path) is not None
+    folder = image_runtime._folder_for(tiny.model_id, tmp_path)
+    cut = (folder / GRAPH_FILE).read_bytes()[:4096]
+    (folder / GRAPH_FILE).write_bytes(cut)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["sha256"] = hashlib.sha256(cut).hexdigest()
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    exports = _counting_exports(monkeypatch)
+    encoder = load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path)
+    assert exports and encoder is not None
+    pixels = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert F.cosine_similarity(encoder.encode_images(pixels), tiny.encode_images(pixels), dim=-1).min() >= 0.999
+    exports.clear()
+    assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path) is not None and not exports
+
+
+def _forged_graph(inputs: int, embed_dim: int) -> bytes:
+    """A graph with the image path's input and output that is not the model: the first pixels as the
+    'embedding'."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Flatten", ["pixels"], ["flat"], axis=1),
+             helper.make_node("Slice", ["flat", "starts", "ends", "axes"], ["embeddings"])]
+    constants = [helper.make_tensor(name, TensorProto.INT64, [1], [value])
+                 for name, value in (("starts", 0), ("ends", embed_dim), ("axes", 1))]
+    graph = helper.make_graph(nodes, "forged", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT,
+                                                                                ["batch", 3, inputs, inputs])],
+                              [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", embed_dim])],
+                              initializer=constants)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_an_int8_verdict_pointed_at_a_forged_graph_is_not_used(tiny_clip, tmp_path):
+    """Was: the int8 graph was used on the hash in its manifest alone, so a forged graph with its hash written
+    into the verdict gave the library its embeddings. Now the graph is checked against fp32 at each load."""
+    load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
+    folder = image_runtime._folder_for(tiny_clip.model_id, tmp_path)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    forged = _forged_graph(int(manifest["image_size"]), int(manifest["embed_dim"]))
+    (folder / image_runtime.INT8_GRAPH_FILE).write_bytes(forged)
+    manifest["int8"].update(accepted=True, sha256=hashlib.sha256(forged).hexdigest())
+    manifest["seconds"].update(torch=9.0, fp32=9.0, int8=0.0)  # as if it agreed and won
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    encoder = load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
+    pixels = image_runtime.agreement_views(tiny_clip)[:6]
+    if encoder is not None:
+        assert F.cosine_similarity(encoder.encode_images(pixels), tiny_clip.encode_images(pixels)).min() >= 0.99
+    graph = folder / image_runtime.INT8_GRAPH_FILE
+    assert not graph.exists() or graph.read_bytes() != forged  # deleted, and the choice measured again
+    verdict = json.loads((folder / MANIFEST_FILE).read_text())["int8"]
+    assert verdict["sha256"] != hashlib.sha256(forged).hexdigest()
