@@ -17,7 +17,7 @@ from cots_core.errors import CotsError
 from cots_core.folder_safety import MAX_CONFIG_BYTES, require_regular_file
 from cots_core.paths import data_dir
 
-# cots_core.model.NAMED_MODELS, named here so that a listing does not import torch (a test keeps them equal)
+# cots_core.loading.BUILT_IN_MODELS, named here so that a listing does not import torch (a test keeps them equal)
 BUILT_IN = {"cots-lite": "cots-lite"}  # name -> its cache folder under data_dir()/models
 KIND_BUILT_IN, KIND_DOWNLOADED, KIND_TRAINED = "built in", "downloaded", "trained here"
 SPEED_FILE = "model-speed.json"

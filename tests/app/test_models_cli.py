@@ -43,9 +43,9 @@ def _models_json(capsys, *extra) -> dict:
 
 
 def test_built_in_names_match_the_models_cots_core_can_load():
-    from cots_core.model import NAMED_MODELS
+    from cots_core.loading import BUILT_IN_MODELS
 
-    assert set(model_catalog.BUILT_IN) == set(NAMED_MODELS)
+    assert set(model_catalog.BUILT_IN) == set(BUILT_IN_MODELS)
 
 
 def test_cots_models_lists_built_in_downloaded_and_trained_with_width_and_size(tmp_path, capsys, tiny_cots, tiny_clip):
