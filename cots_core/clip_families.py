@@ -28,6 +28,7 @@ class ClipFamily:
     # the joint space: a bias-free Linear per tower of width config.json's projection_dim (this default when the
     # config leaves it out); None: no projection, the towers' own (shared) width
     projection_dim_default: int | None
+    text_width_default: int  # the text tower's hidden_size when its config leaves it out (transformers' default)
     # the checkpoint's projection weights -> COTS's (empty: none to load, COTS's projection starts as the identity)
     projection_keys: dict[str, str] = field(default_factory=dict)
     projection: str = "linear"  # COTS's projection kind (config.VisionConfig/TextConfig.projection)
@@ -41,14 +42,14 @@ FAMILIES: dict[str, ClipFamily] = {
         name="clip", architecture="CLIPModel",
         vision_type="clip_vision_model", vision_class="CLIPVisionModel",
         text_type="clip_text_model", text_class="CLIPTextModel",
-        projection_dim_default=512,
+        projection_dim_default=512, text_width_default=512,
         projection_keys={"visual_projection.": "image_projection.", "text_projection.": "text_projection."},
     ),
     "siglip": ClipFamily(  # SigLIP 2 fixed-resolution checkpoints say "siglip" too
         name="siglip", architecture="SiglipModel",
         vision_type="siglip_vision_model", vision_class="SiglipVisionModel",
         text_type="siglip_text_model", text_class="SiglipTextModel",
-        projection_dim_default=None, projection="identity_init", resize="squash", center_crop=False,
+        projection_dim_default=None, text_width_default=768, projection="identity_init", resize="squash", center_crop=False,
         padding="max_length",
     ),
 }
@@ -56,6 +57,18 @@ FAMILIES: dict[str, ClipFamily] = {
 TOWER_CLASSES = {**{f.vision_type: f.vision_class for f in FAMILIES.values()},
                  **{f.text_type: f.text_class for f in FAMILIES.values()}}
 VISION_TYPES = frozenset(f.vision_type for f in FAMILIES.values())
+
+
+def embedding_width(config: dict) -> int | None:
+    """The joint space's width from a CLIP-family checkpoint's config.json alone (transformers' defaults for the
+    fields it leaves out); None for another model_type. Not checked: the full load checks it against the weights."""
+    family = FAMILIES.get(config.get("model_type"))
+    if family is None:
+        return None
+    if family.projection_dim_default is not None:
+        return config.get("projection_dim", family.projection_dim_default)
+    text = config.get("text_config") or {}
+    return text.get("projection_size") or text.get("hidden_size", family.text_width_default)
 
 
 def family_of_vision_type(vision_type: str) -> ClipFamily | None:
