@@ -28,7 +28,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Cold start of the CLI (bench/cold_start.py)"
 # The same `cots search` with the lean text path disabled: what every search cost before it.
-FULL_PATH = ("import sys, cots_core.lean_text as lean; lean.load_lean_text_model = lambda *a, **k: None; "
+FULL_PATH = ("import sys, cots_core.loading as loading; loading.load_text_query_model = lambda *a, **k: None; "
              "from app.cli import main; sys.exit(main(sys.argv[1:]))")
 # The GUI's engine, without the window: load the library's model, answer the first query.
 GUI_FIRST_QUERY = ("import sys; from app.gui.engine_service import EngineService; from app.gui.service import Filters; "

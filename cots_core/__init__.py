@@ -13,9 +13,10 @@ from cots_core.errors import CotsError, ModelLoadError
 
 if TYPE_CHECKING:
     from cots_core.config import ModelConfig
-    from cots_core.model import COTS, load_model
+    from cots_core.loading import load_model
+    from cots_core.model import COTS
 
-_LAZY = {"COTS": "cots_core.model", "load_model": "cots_core.model", "ModelConfig": "cots_core.config"}
+_LAZY = {"COTS": "cots_core.model", "load_model": "cots_core.loading", "ModelConfig": "cots_core.config"}
 __all__ = ["COTS", "CotsError", "ModelConfig", "ModelLoadError", "load_model"]
 
 

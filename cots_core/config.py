@@ -32,7 +32,7 @@ class VisionConfig:
     """Image tower: any timm model by name, or a transformers vision tower of the CLIP family."""
 
     # "timm": `model_name` names a timm model; "transformers": `hf_config` holds a CLIP/SigLIP vision
-    # tower's architecture inline (cots_core.hf_towers), as a checkpoint rebuilds it offline
+    # tower's architecture inline (cots_core.hf_checkpoints), as a checkpoint rebuilds it offline
     backend: str = "timm"
     model_name: str = "vit_base_patch16_384"
     hf_config: dict[str, Any] = field(default_factory=dict)
@@ -100,7 +100,7 @@ class QueueConfig:
 class LossConfig:
     use_mcl: bool = True
     use_mvlm: bool = True  # token level: CMLM and CMVM
-    # CMLM needs a [MASK] token and a bidirectional text tower: off for CLIP-family towers (cots_core.hf_towers)
+    # CMLM needs a [MASK] token and a bidirectional text tower: off for CLIP-family towers (cots_core.hf_checkpoints)
     use_cmlm: bool = True
     # CMVM predicts the dVAE's token ids: meaningless without a trained tokenizer, so a run without one
     # saves False here (the checkpoint's config says which losses were trained)

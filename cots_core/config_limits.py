@@ -172,7 +172,7 @@ def check_model_config(config: Mapping, directory: str | Path, weights: str | Pa
     text = config.get("text") or {}
     check_tower_sizes(text.get("hf_config") or {}, shapes, "text_encoder.", f"{source}: text.hf_config")
     vision = config.get("vision") or {}
-    if vision.get("backend") == "transformers":  # a CLIP-family vision tower (cots_core.hf_towers)
+    if vision.get("backend") == "transformers":  # a CLIP-family vision tower (cots_core.hf_checkpoints)
         check_sizes(vision.get("hf_config") or {}, f"{source}: vision.hf_config", HF_SIZE_LIMITS)
         check_tower_sizes(vision.get("hf_config") or {}, shapes, "image_encoder.", f"{source}: vision.hf_config",
                           size_keys=("hidden_size", "intermediate_size"))

@@ -1,6 +1,10 @@
-"""Thin adapters over timm and transformers with one shared interface.
+"""The towers: thin adapters over timm and transformers with one shared interface.
 
 `encoder(inputs, token_mask=None) -> EncoderOutput(tokens [B, L, C], global_feature [B, C])`.
+
+Image: any timm model (``TimmImageEncoder``), or a transformers CLIP/SigLIP vision tower (``HFVisionEncoder``,
+built from the config a ``cots_core.hf_checkpoints`` import wrote). Text: a transformers encoder
+(``HFTextEncoder``), BERT-family or a CLIP-family text tower with its own pooling.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cots_core.clip_families import TOWER_CLASSES, VISION_TYPES
 from cots_core.config import TextConfig, VisionConfig
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import cached_hub_snapshot, check_model_folder, hub_options, refuse_auto_map
@@ -116,11 +121,6 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state)
 
 
-# The towers of CLIP-family checkpoints, which transformers' AutoModel does not map by their own type.
-TOWER_CLASSES = {"clip_text_model": "CLIPTextModel", "clip_vision_model": "CLIPVisionModel",
-                 "siglip_text_model": "SiglipTextModel", "siglip_vision_model": "SiglipVisionModel"}
-
-
 def build_hf_tower(hf_config: dict, default_type: str, init_weights: bool = True) -> nn.Module:
     """A transformers model from an inline config dict (``model_type`` + fields), randomly initialised
     unless ``init_weights`` is False (its weights are loaded next); BERT-family models without their
@@ -148,12 +148,60 @@ def _no_init_weights():
     return no_init_weights()
 
 
+class HFVisionEncoder(nn.Module):
+    """A transformers CLIP/SigLIP vision tower with the encoders' interface: patch tokens + pooled feature.
+
+    Masked image modelling (CMVM) replaces the masked patch embeddings by a learned mask token, as
+    ``TimmImageEncoder`` does for timm ViTs (BEiT), through a hook on the patch embedding convolution.
+    """
+
+    def __init__(self, config: VisionConfig, image_size: int, init_weights: bool = True):
+        super().__init__()
+        hf = dict(config.hf_config)
+        refuse_auto_map(hf, "the vision config (hf_config)")
+        if hf.get("model_type") not in VISION_TYPES:
+            raise ModelLoadError(f"unsupported vision tower {hf.get('model_type')!r}: cots builds "
+                                 f"{', '.join(sorted(VISION_TYPES))} towers from a config")
+        try:
+            self.model = build_hf_tower(hf, default_type="", init_weights=init_weights)
+        except (ValueError, TypeError) as error:
+            raise ModelLoadError(f"cannot build the vision tower from its config: {first_line(error)}") from error
+        # transformers 5 puts the tower's modules on the model itself; 4.x under .vision_model
+        embeddings = getattr(self.model, "vision_model", self.model).embeddings
+        self.width = self.model.config.hidden_size
+        patch = int(self.model.config.patch_size)
+        self.grid = (image_size // patch, image_size // patch)
+        # CLIP puts a class token first; SigLIP has none
+        self.num_prefix_tokens = 1 if hasattr(embeddings, "class_embedding") else 0
+        self.is_vit = True
+        self.mask_token = nn.Parameter(torch.zeros(1, self.width, 1, 1))
+        # seeded: the token is part of the hashed weights (model_id), and an imported checkpoint has none of
+        # its own, so every load of the same folder must give the same one
+        nn.init.trunc_normal_(self.mask_token, std=0.02, generator=torch.Generator().manual_seed(0))
+        embeddings.patch_embedding.register_forward_hook(self._replace_masked_patches)
+        self._token_mask: torch.Tensor | None = None
+        self.channels_last = False
+
+    def _replace_masked_patches(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        if self._token_mask is None:
+            return None  # the patch convolution's output [B, C, H, W]
+        mask = self._token_mask.view(output.shape[0], 1, *output.shape[-2:]).to(output.dtype)
+        return output * (1 - mask) + self.mask_token.to(output.dtype) * mask
+
+    def forward(self, pixels: torch.Tensor, token_mask: torch.Tensor | None = None) -> EncoderOutput:
+        self._token_mask = token_mask
+        try:
+            out = self.model(pixel_values=pixels)
+        finally:
+            self._token_mask = None
+        return EncoderOutput(tokens=out.last_hidden_state[:, self.num_prefix_tokens:],
+                             global_feature=out.pooler_output)
+
+
 def build_image_encoder(config: VisionConfig, image_size: int, pretrained: bool = True,
                         init_weights: bool = True) -> nn.Module:
     """The image tower a config names: a timm model, or a transformers CLIP-family vision tower."""
     if config.backend == "transformers":
-        from cots_core.hf_towers import HFVisionEncoder
-
         return HFVisionEncoder(config, image_size, init_weights=init_weights)
     if config.backend != "timm":
         raise ModelLoadError(f"unknown image tower backend {config.backend!r} (timm, transformers)")
@@ -219,7 +267,7 @@ class HFTextEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         tokens = out.last_hidden_state
-        if self.pooling == "pooler":  # the tower's own pooling (CLIP-family towers: cots_core.hf_towers)
+        if self.pooling == "pooler":  # the tower's own pooling (CLIP-family towers: cots_core.hf_checkpoints)
             global_feature = out.pooler_output
         elif self.pooling == "mean":
             weights = attention_mask.unsqueeze(-1).to(tokens.dtype)
@@ -232,12 +280,23 @@ class HFTextEncoder(nn.Module):
 def tokenize_texts(tokenizer, config: TextConfig, texts: list[str]) -> dict[str, torch.Tensor]:
     """Token ids and attention mask [B, L] as the text tower was trained: truncated to ``max_length``,
     padded to the batch's longest text or (``padding: max_length``, SigLIP) always to ``max_length``."""
-    from cots_core.lean_text import tokenizable
-
     padding = "max_length" if config.padding == "max_length" else True
     encoded = tokenizer([tokenizable(text) for text in texts], padding=padding, truncation=True,
                         max_length=config.max_length, return_tensors="pt")
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def tokenizable(text: str) -> str:
+    """``text`` as valid Unicode for a tokenizer. A query typed in a terminal whose bytes are not UTF-8 reaches
+    Python with lone surrogates (``caf\\udce9``), which the tokenizers raise TypeError on (issue 21): the
+    undecodable bytes are read as Latin-1 (``café``), any other lone surrogate becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    return "".join(chr(ord(char) - 0xDC00) if 0xDC80 <= ord(char) <= 0xDCFF
+                   else "\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
 
 
 def shipped_resource(relative: str) -> Path:

@@ -1,6 +1,6 @@
 """The lean text path for CLIP towers: a text query without transformers, timm or the image tower.
 
-``cots_core.lean_text`` answers BERT-family text queries with a small pure-torch encoder; this is the same
+``cots_core.lean_bert_text`` answers BERT-family text queries with a small pure-torch encoder; this is the same
 for CLIP's text tower (OpenAI CLIP and OpenCLIP checkpoints in Hugging Face's format, and COTS checkpoints
 built on them): a pre-norm causal transformer, pooled at the end-of-text token after the final norm, then
 the projection. Submodule names mirror transformers' ``CLIPTextModel``, so its weights load unchanged from
@@ -8,7 +8,7 @@ the projection. Submodule names mirror transformers' ``CLIPTextModel``, so its w
 transformers alone costs ~2.5 s of a cold ``cots search`` on 2 cores; this path does not.
 
 Anything it does not reproduce exactly (another tokenizer class, an activation it does not know, SigLIP's
-SentencePiece tokenizer) takes ``hf_towers.TextQueryModel`` instead: ``load`` returns None.
+SentencePiece tokenizer) takes ``hf_checkpoints.load_text_query_model`` instead: ``load`` returns None.
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cots_core.lean_text import EmptyDense, LeanTextModel, empty_embedding
-from cots_core.model_folders import read_small_json
+from cots_core.config import ModelConfig
+from cots_core.model_folders import CONFIG_FILE, checkpoint_name, read_small_json, weight_files
+from cots_core.text_query import EmptyDense, TextQueryModel, empty_embedding, fast_tokenize
 
 # transformers' CLIPTextConfig defaults, for fields a checkpoint's config.json leaves out
 CLIP_TEXT_DEFAULTS = {"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
@@ -126,17 +127,14 @@ def _json_or_empty(path: Path) -> dict:
     return read_small_json(path) or {}
 
 
-def load(directory: Path, model_id: str) -> LeanTextModel | None:
+def load(directory: Path, model_id: str) -> TextQueryModel | None:
     """The lean CLIP text model of a Hugging Face CLIP folder or a COTS checkpoint of CLIP towers; None
     where it does not apply (the caller takes a heavier path)."""
     from safetensors import safe_open
     from tokenizers import Tokenizer
 
-    from cots_core.config import ModelConfig
-    from cots_core.hf_towers import checkpoint_name
-
-    config_json = _json_or_empty(directory / "config.json")
-    if config_json.get("model_type") == "clip":  # a Hugging Face folder: read as hf_towers.import_config does
+    config_json = _json_or_empty(directory / CONFIG_FILE)
+    if config_json.get("model_type") == "clip":  # a Hugging Face folder: read as hf_checkpoints.import_config does
         hf, tokenizer_dir = dict(config_json.get("text_config") or {}), directory
         embed_dim = int(config_json.get("projection_dim", 512))
         keys = {"text_model.": "", "text_projection.": "projection."}
@@ -155,9 +153,7 @@ def load(directory: Path, model_id: str) -> LeanTextModel | None:
         return None
     tower = ClipTextTower(hf, embed_dim)
     state = {}
-    files = [directory / "model.safetensors"] if (directory / "model.safetensors").is_file() else \
-        sorted(directory / name for name in set(_json_or_empty(directory / "model.safetensors.index.json")["weight_map"].values()))
-    for path in files:
+    for path in weight_files(directory):  # the shards' names checked as the full load checks them
         with safe_open(str(path), framework="pt") as handle:
             for key in handle.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
                 prefix = next((p for p in keys if key.startswith(p)), None)
@@ -173,4 +169,4 @@ def load(directory: Path, model_id: str) -> LeanTextModel | None:
     pad_id = tokenizer.token_to_id(str(tokenizer_config.get("pad_token") or "<|endoftext|>"))
     tokenizer.enable_truncation(max_length)
     tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0)
-    return LeanTextModel(cots_config, model_id, tower, tokenizer)
+    return TextQueryModel(cots_config, model_id, tower, fast_tokenize(tokenizer))

@@ -9,8 +9,9 @@
   `heads.ConSEProjection`, so `cots train finetune --from cots-lite` trains them with the COTS losses (its
   default recipe keeps the towers frozen: bench/RESULTS.md, "Search quality on a real captioned benchmark").
 
-The built model is cached with `save_pretrained` under the user data directory; later loads are a plain
-safetensors load. The choices below (prompts, temperature) were measured by bench/lite_quality.py and
+The built model is stored with `save_pretrained` under the user data directory (``store_build``); loading it,
+and building it when that store is missing, stale or damaged, is ``cots_core.loading``'s (a built-in model:
+``BUILT_IN_MODELS``), so later loads are a plain safetensors load. The choices below (prompts, temperature) were measured by bench/lite_quality.py and
 checked against the tuxpaint benchmark's validation split by bench/quality_zeroshot.py (no variant held up on
 its test split, so they stand).
 """
@@ -31,7 +32,9 @@ from cots_core.config import ModelConfig
 from cots_core.errors import ModelLoadError
 from cots_core.paths import data_dir
 
-if TYPE_CHECKING:  # model.py names this module in NAMED_MODELS: import it lazily at run time
+# COTS is imported where a model is built: cots_core.loading imports this module for its name and stored folder,
+# and a text query should not pay for the image tower's imports (timm, torchvision)
+if TYPE_CHECKING:
     from cots_core.model import COTS
 
 NAME = "cots-lite"
@@ -181,7 +184,7 @@ def lite_config() -> ModelConfig:
 
 
 def build_cots_lite() -> COTS:
-    """Build cots-lite from the two packages (about a minute on 2 CPU cores; `load_cots_lite` caches it)."""
+    """Build cots-lite from the two packages (about a minute on 2 CPU cores; `store_build` stores it)."""
     from cots_core.model import COTS
 
     efficientnet = load_efficientnet_lite0()  # first: fails fast with the pip hint
@@ -204,17 +207,21 @@ def cache_dir() -> Path:
     return data_dir() / "models" / NAME
 
 
-def load_cots_lite(directory: str | Path | None = None, rebuild: bool = False) -> COTS:
-    """cots-lite: a plain checkpoint load when the cached build exists, else build it and cache it."""
-    from cots_core.model import COTS
-
+def stored_build(directory: str | Path | None = None) -> Path | None:
+    """The stored build's folder when it is of the current recipe (``BUILD_VERSION``), else None. Reads one file."""
     directory = Path(directory) if directory is not None else cache_dir()
     stamp = directory / "BUILD_VERSION"
-    if not rebuild and stamp.is_file() and stamp.read_text().strip() == BUILD_VERSION:
-        try:
-            return COTS._load_directory(directory).eval()
-        except ModelLoadError:
-            pass  # a damaged cache is only derived data: build it again
+    try:
+        current = stamp.is_file() and stamp.read_text().strip() == BUILD_VERSION
+    except (OSError, UnicodeDecodeError):
+        current = False
+    return directory if current else None
+
+
+def store_build(directory: str | Path | None = None) -> Path:
+    """Build cots-lite and store it in ``directory`` (default ``cache_dir()``), replacing what is there;
+    returns the folder."""
+    directory = Path(directory) if directory is not None else cache_dir()
     model = build_cots_lite()
     directory.parent.mkdir(parents=True, exist_ok=True)
     # write next to the target and rename, so an interrupted build never leaves a half checkpoint
@@ -233,5 +240,4 @@ def load_cots_lite(directory: str | Path | None = None, rebuild: bool = False) -
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    # load what was written, so the first use behaves exactly like every later one
-    return COTS._load_directory(directory).eval()
+    return directory

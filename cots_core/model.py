@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,17 +28,13 @@ from cots_core.heads import (
     build_text_projection,
     image_embedding,
 )
-from cots_core.hf_towers import load_hf_checkpoint
 from cots_core.masking import block_mask_batch, mask_words
 from cots_core.model_folders import CONFIG_FILE, WEIGHTS_FILE, hf_model_type
-from cots_core.model_ids import known_model_id, remember_model_id
 from cots_core.momentum import FeatureQueue, make_momentum_copy, momentum_update
 from cots_core.serialization import load_state_dict_file, save_state_dict_file
 from cots_core.transforms import build_transform
 
 TOKENIZER_DIR = "tokenizer"
-# Models that are built rather than stored: name -> "module:function" returning a COTS.
-NAMED_MODELS = {"cots-lite": "cots_core.lite:load_cots_lite"}
 # The modules that have a momentum twin (``image_encoder`` -> ``image_encoder_m``).
 _MOMENTUM_TWINS = ("image_encoder", "image_projection", "text_encoder", "text_projection")
 # State that a checkpoint may leave out (an inference-only export): rebuilt from the online weights.
@@ -154,6 +149,11 @@ class COTS(nn.Module):
                     digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
             self._model_id = f"{self.config.name}-{digest.hexdigest()[:12]}"
         return self._model_id
+
+    def use_stored_model_id(self, model_id: str) -> None:
+        """Take ``model_id`` as the id without hashing the weights: the id stored for the folder they were just
+        read from (``cots_core.model_ids``, by ``cots_core.loading``)."""
+        self._model_id = model_id
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return tokenize_texts(self.tokenizer, self.config.text, texts)
@@ -365,38 +365,25 @@ class COTS(nn.Module):
         self.export_config().save_json(directory / CONFIG_FILE)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:
-        """Load a directory written by `save_pretrained`, or a named model such as "cots-lite"."""
-        if str(name_or_path) in NAMED_MODELS:
-            module_name, function = NAMED_MODELS[str(name_or_path)].split(":")
-            model = getattr(importlib.import_module(module_name), function)()
-        else:
-            model = cls._load_directory(Path(name_or_path).expanduser())
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> COTS:
+        """Load a folder written by `save_pretrained`, for inference. Any other model (a name such as
+        "cots-lite", a Hugging Face folder, a hub id, a training run): ``cots_core.load_model``."""
+        directory = Path(directory).expanduser()
+        if not directory.is_dir():
+            raise ModelLoadError(f"no model at {directory}: give a directory written by save_pretrained "
+                                 "(config.json, model.safetensors)")
+        check_model_folder(directory)  # before anything is read: no FIFOs, no code hooks (auto_map)
+        if hf_model_type(directory) is not None:
+            raise ModelLoadError(f"{directory} holds a Hugging Face checkpoint, not a folder saved by cots: load it "
+                                 "with cots_core.load_model")
+        config = ModelConfig.load_json(directory / CONFIG_FILE)
+        # sizes, no fetching: before anything is built
+        check_model_config(config.to_dict(), directory, directory / WEIGHTS_FILE)
+        model = cls(config, pretrained_backbones=False, checkpoint_dir=directory, weights_follow=True)
+        load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
+        model._check_required_keys(directory / WEIGHTS_FILE)
         model.eval()
         return model.to(device) if device is not None else model
-
-    @classmethod
-    def _load_directory(cls, directory: Path) -> COTS:
-        if not directory.is_dir():
-            known = ", ".join(sorted(NAMED_MODELS))
-            raise ModelLoadError(f"no model at {directory}: give a directory written by save_pretrained "
-                                 f"(config.json, model.safetensors), a Hugging Face CLIP or SigLIP folder, "
-                                 f"or one of: {known}")
-        check_model_folder(directory)  # before anything is read: no FIFOs, no code hooks (auto_map)
-        if hf_model_type(directory) is not None:  # a Hugging Face checkpoint (config.json names its model_type)
-            model = load_hf_checkpoint(directory)
-        else:
-            config = ModelConfig.load_json(directory / CONFIG_FILE)
-            # sizes, no fetching: before anything is built
-            check_model_config(config.to_dict(), directory, directory / WEIGHTS_FILE)
-            model = cls(config, pretrained_backbones=False, checkpoint_dir=directory, weights_follow=True)
-            load_state_dict_file(model, directory / WEIGHTS_FILE, strict=False)
-            model._check_required_keys(directory / WEIGHTS_FILE)
-        # the weights were just read from these files: hash them once, later loads reuse the stored id
-        model._model_id = known_model_id(directory)
-        if model._model_id is None:
-            remember_model_id(directory, model.model_id)
-        return model
 
     def _check_required_keys(self, path: Path) -> None:
         from safetensors import safe_open
@@ -438,7 +425,3 @@ def mean_per_pair(features: torch.Tensor, owner: torch.Tensor | None, normalize:
     means = sums / torch.bincount(owner, minlength=pairs).clamp(min=1).unsqueeze(1).to(features.dtype)
     return F.normalize(means, dim=-1) if normalize else means
 
-
-def load_model(name_or_path: str | Path, device: str | torch.device | None = None) -> COTS:
-    """`COTS.from_pretrained` under the name the application uses."""
-    return COTS.from_pretrained(name_or_path, device=device)

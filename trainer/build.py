@@ -15,9 +15,8 @@ from torch.utils.data import DataLoader
 from cots_core import COTS, CotsError, ModelConfig, load_model
 from cots_core.dvae import DiscreteVAE
 from cots_core.heads import CaptionMemory
-from cots_core.hf_towers import clip_family
+from cots_core.hf_checkpoints import clip_family
 from cots_core.momentum import FeatureQueue
-from trainer.checkpoint import resolve_model_dir
 from trainer.config import TrainConfig
 from trainer.data import (
     LoadReport,
@@ -61,7 +60,7 @@ def build_model(cfg: TrainConfig, log: Callable[[str], None] = print) -> COTS:
     if cfg.mode == "finetune":
         if not cfg.init_from:
             raise CotsError("finetune needs --from MODEL (a checkpoint folder or a named model such as cots-lite)")
-        model = load_model(resolve_model_dir(cfg.init_from))
+        model = load_model(cfg.init_from)  # a run folder: its best validated model (cots_core.loading)
         extra = set(cfg.model) - {"loss", "queue", "vision"}
         vision = dict(cfg.model.get("vision") or {})
         if extra or set(vision) - {"conse_residual_scale"}:

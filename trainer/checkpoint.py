@@ -4,8 +4,8 @@
                       momentum encoders, queues; loadable by ``cots eval --model``)
                       training_state.pt   optimizer, scheduler, grad scaler, step, each rank's RNG states
                       train_config.yaml
-    RUN/LATEST        name of the newest checkpoint folder
-    RUN/best/         the model with the best validation rsum so far (+ best_metrics.json)
+
+The run folder's layout and pointers (LATEST, best/) are ``trainer.run_folders``.
 
 ``training_state.pt`` holds only tensors and plain containers and is read with
 ``torch.load(weights_only=True)``, so it never unpickles code.
@@ -22,13 +22,10 @@ import torch
 
 from cots_core.errors import ModelLoadError
 from cots_core.heads import RESIDUAL_KEYS
-from cots_core.model import WEIGHTS_FILE
+from cots_core.model_folders import WEIGHTS_FILE
 from cots_core.serialization import load_state_dict_file, load_tensor_file
 from trainer.config import TrainConfig
-
-TRAINING_STATE = "training_state.pt"
-LATEST = "LATEST"
-PREFIX = "step-"
+from trainer.run_folders import TRAINING_STATE, checkpoint_dir, older_checkpoints, point_latest
 
 
 def capture_rng() -> dict[str, Any]:
@@ -64,8 +61,7 @@ def save_checkpoint(run_dir: str | Path, model, optimizer, scheduler, scaler, st
                     extra: dict[str, Any] | None = None, rng: list[dict[str, Any]] | None = None) -> Path:
     """Write ``RUN/step-NNNNNN`` and point LATEST at it; older ones beyond ``keep_checkpoints`` go.
     ``rng``: every rank's ``capture_rng()``, in rank order (default: this process's only)."""
-    run_dir = Path(run_dir)
-    directory = run_dir / f"{PREFIX}{step:06d}"
+    directory = checkpoint_dir(run_dir, step)
     model.save_pretrained(directory)
     state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "scaler": scaler.state_dict() if scaler is not None else None,
@@ -74,39 +70,12 @@ def save_checkpoint(run_dir: str | Path, model, optimizer, scheduler, scaler, st
     torch.save(state, temporary)
     temporary.replace(directory / TRAINING_STATE)
     cfg.save(directory)
-    (run_dir / LATEST).write_text(directory.name + "\n")
+    point_latest(run_dir, directory)
     if cfg.keep_checkpoints > 0:
-        older = sorted(p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir() and p != directory)
+        older = older_checkpoints(run_dir, directory)
         for old in older[: max(0, len(older) - (cfg.keep_checkpoints - 1))]:
             shutil.rmtree(old, ignore_errors=True)
     return directory
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder, or a run folder (its LATEST checkpoint)."""
-    path = Path(path)
-    if (path / TRAINING_STATE).is_file():
-        return path
-    if (path / LATEST).is_file():
-        candidate = path / (path / LATEST).read_text().strip()
-        if (candidate / TRAINING_STATE).is_file():
-            return candidate
-    raise FileNotFoundError(f"no checkpoint to resume at {path} (expected {TRAINING_STATE} or a {LATEST} file)")
-
-
-BEST = "best"
-
-
-def resolve_model_dir(path: str | Path) -> str:
-    """For ``--model``/``--from``: a run folder means its best validated model (RUN/best), else its LATEST
-    checkpoint; names pass through."""
-    p = Path(path)
-    if p.is_dir() and not (p / "config.json").is_file():
-        if (p / BEST / "config.json").is_file():
-            return str(p / BEST)
-        if (p / LATEST).is_file():
-            return str(p / (p / LATEST).read_text().strip())
-    return str(path)
 
 
 def load_checkpoint(directory: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:

@@ -103,8 +103,8 @@ def _add_training_options(parser: argparse.ArgumentParser, mode: str) -> None:
 def config_from_args(args: argparse.Namespace):
     """The resolved TrainConfig: saved/--config file < flags < --set."""
     from cots_core.errors import CotsError
-    from trainer.checkpoint import resolve_checkpoint
     from trainer.config import CONFIG_FILE, resolve_config
+    from trainer.run_folders import resolve_checkpoint
 
     if getattr(args, "init_from", None):
         args.init_from = resolve_model_arg(args.init_from)

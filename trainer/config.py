@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from cots_core.model_folders import uses_clip_family_towers
+from trainer.run_folders import resolve_model_dir
 
 CONFIG_FILE = "train_config.yaml"
 
@@ -159,7 +160,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
 }
 
 
-# CLIP-family towers (cots_core.hf_towers) start from a strong image-text alignment that a few hundred
+# CLIP-family towers (cots_core.hf_checkpoints) start from a strong image-text alignment that a few hundred
 # photos should nudge, not overwrite: the same recipe with the projections at CLIP fine-tuning's usual
 # rate (1e-5, as FLYP and WiSE-FT), the starting model kept when no epoch beats it on held-out data
 # (trainer.loop), and the caption memory for the person's own names. Not tuned here: no CLIP-class
@@ -191,8 +192,6 @@ def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | N
         set_path(data, key.strip(), parse_value(value.strip()))
     if data.get("mode") == "finetune":
         recipe = dict(FINETUNE_DEFAULTS)
-        from trainer.checkpoint import resolve_model_dir  # imports this module: here, not at the top
-
         if data.get("init_from") and uses_clip_family_towers(Path(resolve_model_dir(
                 Path(str(data["init_from"])).expanduser()))):
             recipe.update(CLIP_FAMILY_FINETUNE_DEFAULTS)

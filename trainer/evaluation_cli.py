@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from cots_core import load_model
-from trainer.checkpoint import resolve_model_dir
 from trainer.config import CONFIG_FILE, load_saved_config
 from trainer.data import load_records, split_records
 from trainer.data.media import SEARCH_MAX_FRAMES
@@ -15,6 +14,7 @@ from trainer.data.records import LoadReport, Record
 from trainer.data.split import holdout_split
 from trainer.evaluate import evaluate_retrieval
 from trainer.memory_items import RememberedItems, remembered_items
+from trainer.run_folders import resolve_model_dir
 
 JSON_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum", "median_rank", "mean_rank")
 

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from cots_core import load_model
 from trainer.build import TrainData, build_data, build_model
 from trainer.caption_memory import attach_caption_memory
-from trainer.checkpoint import capture_rng, load_checkpoint, resolve_checkpoint, restore_rng, save_checkpoint
+from trainer.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.distributed import (
     DistEnv,
@@ -35,6 +35,7 @@ from trainer.distributed import (
 from trainer.evaluate import evaluate_retrieval
 from trainer.memory_items import ITEMS_FILE, save_memory_items
 from trainer.optim import build_optimizer
+from trainer.run_folders import BEST_METRICS, best_dir, resolve_checkpoint
 from trainer.runlog import RunLog
 
 LOSS_KEYS = ("loss", "loss_mcl", "loss_kl", "loss_cmlm", "loss_cmvm", "amf_kept")
@@ -115,26 +116,26 @@ def main(cfg: TrainConfig, resume: str | None = None, hooks: Sequence[Hook] = ()
             restore_rng(state["rng"], env.rank)
         loop = TrainLoop(cfg, env, model, wrapped, optimizer, scheduler, scaler, autocast, data, hooks)
         summary = loop.run(start, best=(state or {}).get("extra", {}).get("best_rsum"))
-        best_dir = Path(cfg.out) / "best"
+        best = best_dir(cfg.out)
         if (cfg.mode == "finetune" and cfg.caption_memory and env.is_main and not summary["interrupted"]
-                and data.train_records and (best_dir / "best_metrics.json").is_file()):
-            remember_captions(cfg, best_dir, data, log)
+                and data.train_records and (best / BEST_METRICS).is_file()):
+            remember_captions(cfg, best, data, log)
         return summary
     finally:
         cleanup(env)
 
 
-def remember_captions(cfg: TrainConfig, best_dir: Path, data: TrainData, log: Callable[[str], None]) -> None:
+def remember_captions(cfg: TrainConfig, folder: Path, data: TrainData, log: Callable[[str], None]) -> None:
     """Give the run's best model a caption memory of its training data (trainer.caption_memory)."""
-    best = load_model(best_dir)
+    best = load_model(folder)
     summary = attach_caption_memory(best, data.train_records, data.val_records, cfg.data.frames, log)
     if summary["entries"]:
         # the record first: a model saved with a memory and no record of it is refused by `cots eval`
-        save_memory_items(best_dir, data.train_records + (data.val_records if summary.get("holds_held_out") else []))
-        best.save_pretrained(best_dir)
+        save_memory_items(folder, data.train_records + (data.val_records if summary.get("holds_held_out") else []))
+        best.save_pretrained(folder)
     else:
-        (best_dir / ITEMS_FILE).unlink(missing_ok=True)
-    metrics_file = best_dir / "best_metrics.json"
+        (folder / ITEMS_FILE).unlink(missing_ok=True)
+    metrics_file = folder / BEST_METRICS
     metrics = json.loads(metrics_file.read_text())
     metrics_file.write_text(json.dumps({**metrics, "caption_memory": summary}, indent=1) + "\n")
 
@@ -249,10 +250,10 @@ class TrainLoop:
                                                          ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "rsum")))
             if best is None or metrics["rsum"] > best:
                 best = metrics["rsum"]
-                best_dir = Path(self.cfg.out) / "best"
-                self.model.save_pretrained(best_dir)
-                self.cfg.save(best_dir)  # so `cots eval --model RUN` finds the run's validation split
-                (best_dir / "best_metrics.json").write_text(json.dumps({"step": step, **metrics}, indent=1) + "\n")
+                folder = best_dir(self.cfg.out)
+                self.model.save_pretrained(folder)
+                self.cfg.save(folder)  # so `cots eval --model RUN` finds the run's validation split
+                (folder / BEST_METRICS).write_text(json.dumps({"step": step, **metrics}, indent=1) + "\n")
         barrier(self.env)
         return metrics, best
 
@@ -269,7 +270,7 @@ class TrainLoop:
 def run_cli(cfg: TrainConfig, resume: str | None = None) -> int:
     """``cots train pretrain|finetune``: exit 0 when done, 130 when interrupted (checkpoint written)."""
     summary = main(cfg, resume=resume, log=lambda text: print(text, file=sys.stderr))
-    best = Path(cfg.out) / "best" / "best_metrics.json"
+    best = best_dir(cfg.out) / BEST_METRICS
     if cfg.mode == "finetune" and not summary["interrupted"] and best.is_file():
         # a fine-tune's result is its best validated epoch (what `--model RUN` loads too)
         metrics = json.loads(best.read_text())

@@ -55,21 +55,15 @@ class Encoder:
     @classmethod
     def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None,
              text_first: bool = False) -> Encoder:
-        """Load a model by preset name, checkpoint directory or downloaded hub id (offline). ``text_first``: answer text
-        queries from the lean text path and load the image tower on first image use
-        (``cots_core.lean_text``); for search, not indexing."""
-        from cots_core.hub import local_model_source
+        """Load a model by name, folder, training run or downloaded hub id, offline (``cots_core.loading``).
+        ``text_first``: answer text queries from a text-only path and load the image tower on first image use
+        (``cots_core.text_query``); for search, not indexing."""
+        from cots_core import loading
 
         target = select_device(device)
-        source = str(name_or_path)  # what the library stores: a downloaded model by its hub id
-        folder = local_model_source(source)  # a hub id's downloaded folder (never the network)
-        if text_first:
-            from cots_core.lean_text import load_query_model
-
-            return cls(load_query_model(folder, device=str(target)), target, source=source)
-        from cots_core import load_model
-
-        return cls(load_model(folder, device=str(target)), target, source=source)
+        source = str(name_or_path)  # what the library stores: a downloaded model by its hub id, a run by its folder
+        load = loading.load_query_model if text_first else loading.load_model
+        return cls(load(source, device=str(target)), target, source=source)
 
     # -- model facts -------------------------------------------------------------------------
     @property

@@ -12,12 +12,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cots_core import hub
+from cots_core import clip_families, hub
 from cots_core.errors import CotsError
 from cots_core.folder_safety import MAX_CONFIG_BYTES, read_regular_file, remove_damaged, require_regular_file
 from cots_core.paths import data_dir
 
-# cots_core.model.NAMED_MODELS, named here so that a listing does not import torch (a test keeps them equal)
+# cots_core.loading.BUILT_IN_MODELS, named here so that a listing does not import torch (a test keeps them equal)
 BUILT_IN = {"cots-lite": "cots-lite"}  # name -> its cache folder under data_dir()/models
 KIND_BUILT_IN, KIND_DOWNLOADED, KIND_TRAINED = "built in", "downloaded", "trained here"
 SPEED_FILE = "model-speed.json"
@@ -108,14 +108,10 @@ def read_config(path: Path) -> dict:
 
 
 def embedding_width(config: dict) -> int | None:
-    """The width of the shared image-text space, from config.json alone (transformers' defaults where a
-    field is left out: CLIP projection_dim 512; SigLIP text hidden_size 768, projected to itself)."""
-    model_type = config.get("model_type")
-    if model_type == "clip":
-        width = config.get("projection_dim", 512)
-    elif model_type == "siglip":
-        text = config.get("text_config") or {}
-        width = text.get("projection_size") or text.get("hidden_size", 768)
+    """The width of the shared image-text space, from config.json alone (a CLIP-family checkpoint: its
+    ``clip_families`` row, transformers' defaults where a field is left out)."""
+    if "model_type" in config:
+        width = clip_families.embedding_width(config)
     else:
         width = config.get("embed_dim")  # a COTS checkpoint
     if not isinstance(width, int) or isinstance(width, bool) or width <= 0:

@@ -208,11 +208,13 @@ def cots_lite_data(tmp_path_factory):
 def test_fuzz_queries_through_the_shipped_models_lean_text_path(tmp_path, capsys, monkeypatch, cots_lite_data):
     """Before (issue 21): a query whose bytes are not UTF-8 crashed cots-lite's lean tokenizer (internal
     error: TypeError) although the fuzz test, which runs a tiny fake model, claimed to cover it."""
-    from cots_core.lean_text import LeanTextModel, TextFirstModel, load_query_model
+    from cots_core.lean_bert_text import BertTextTower
+    from cots_core.loading import load_query_model
+    from cots_core.text_query import TextFirstModel
 
     monkeypatch.setenv("COTS_DATA_DIR", str(cots_lite_data))
     model = load_query_model("cots-lite", device="cpu")
-    assert isinstance(model, TextFirstModel) and isinstance(model.text_model, LeanTextModel)  # the lean path
+    assert isinstance(model, TextFirstModel) and isinstance(model.text_model.tower, BertTextTower)  # the lean path
     odd = [os.fsdecode(b"caf\xe9"), os.fsdecode(b"\xff\xfe"), "x\ud800y", "\x00", "\u202e\u200b", "😀" * 10,
            "x" * 5000, ""]
     vectors = model.encode_texts(odd)

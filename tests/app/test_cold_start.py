@@ -1,5 +1,5 @@
 """What a CLI command imports: commands that need no model never import torch; a text search imports
-neither timm, torchvision nor transformers (the lean text path, cots_core/lean_text.py). Each command
+neither timm, torchvision nor transformers (the text-only paths: cots_core/loading.py, cots_core/text_query.py). Each command
 runs in a fresh interpreter, as a user runs it."""
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_the_gui_engine_answers_text_before_loading_the_image_tower(tmp_path, ph
     from app.gui.engine_service import EngineService
     from app.library.search import Filters
     from cots_core import COTS, ModelConfig
-    from cots_core.lean_text import TextFirstModel
+    from cots_core.text_query import TextFirstModel
 
     model_dir = tmp_path / "tiny"
     COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(model_dir)

@@ -45,7 +45,7 @@ def real_photos(tmp_path) -> Path:
 def _reference_scores(folder: Path, photos: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Cosines from transformers' model + processor: per query, per photo; and photo-to-photo for cat.jpg.
     The photos as the library decodes them (a JPEG at twice the model's size, by DCT scaling), so that what
-    is compared is the model path alone (tests/core/test_hf_towers.py compares full-size photos too)."""
+    is compared is the model path alone (tests/core/test_hf_checkpoints.py compares full-size photos too)."""
     from transformers import AutoModel, AutoProcessor
 
     from cots_core.media import read_image

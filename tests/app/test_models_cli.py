@@ -43,9 +43,9 @@ def _models_json(capsys, *extra) -> dict:
 
 
 def test_built_in_names_match_the_models_cots_core_can_load():
-    from cots_core.model import NAMED_MODELS
+    from cots_core.loading import BUILT_IN_MODELS
 
-    assert set(model_catalog.BUILT_IN) == set(NAMED_MODELS)
+    assert set(model_catalog.BUILT_IN) == set(BUILT_IN_MODELS)
 
 
 def test_cots_models_lists_built_in_downloaded_and_trained_with_width_and_size(tmp_path, capsys, tiny_cots, tiny_clip):
@@ -120,3 +120,21 @@ def test_a_stored_hub_id_whose_folder_is_gone_says_how_to_get_it(tmp_path):
 
     with pytest.raises(ModelLoadError, match="cots models download org/gone"):
         Encoder.load("org/gone", device="cpu")
+
+
+def test_a_library_indexed_with_a_training_run_loads_its_best_model(tmp_path, capsys, photos, tiny_cots):
+    """`--model RUN` means what it means to the trainer: RUN/best, else the checkpoint RUN/LATEST names."""
+    from cots_core import load_model
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_cots, run / "step-000004")
+    (run / "LATEST").write_text("step-000004\n")
+    db = str(tmp_path / "lib.db")
+    assert main(["index", str(photos), "--db", db, "--device", "cpu", "--model", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--json", "--db", db]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["model_source"] == str(run)
+    assert main(["search", "red", "--json", "--db", db, "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    assert load_model(run).model_id == load_model(run / "step-000004").model_id

@@ -113,23 +113,27 @@ def fake_build(monkeypatch):
     return calls
 
 
-def test_built_model_is_cached_then_loaded_without_rebuilding(fake_build, tmp_path):
-    first = lite.load_cots_lite(tmp_path / "cots-lite")
-    second = lite.load_cots_lite(tmp_path / "cots-lite")
+def test_built_model_is_stored_then_loaded_without_rebuilding(fake_build, tmp_path, monkeypatch):
+    monkeypatch.setenv("COTS_DATA_DIR", str(tmp_path))
+    assert lite.stored_build() is None
+    first = load_model("cots-lite")
+    second = load_model("cots-lite")
     assert len(fake_build) == 1
-    assert (tmp_path / "cots-lite" / "model.safetensors").is_file()
+    assert lite.stored_build() == lite.cache_dir() and (lite.cache_dir() / "model.safetensors").is_file()
     assert second.model_id == first.model_id
     assert torch.allclose(first.encode_texts(["a cat"]), second.encode_texts(["a cat"]), atol=1e-6)
 
 
-def test_damaged_or_outdated_cache_is_rebuilt(fake_build, tmp_path):
-    directory = tmp_path / "cots-lite"
-    lite.load_cots_lite(directory)
+def test_damaged_or_outdated_build_is_rebuilt(fake_build, tmp_path, monkeypatch):
+    monkeypatch.setenv("COTS_DATA_DIR", str(tmp_path))
+    directory = lite.cache_dir()
+    load_model("cots-lite")
     (directory / "model.safetensors").write_bytes(b"truncated")
-    lite.load_cots_lite(directory)
+    load_model("cots-lite")
     assert len(fake_build) == 2
     (directory / "BUILD_VERSION").write_text("0\n")
-    lite.load_cots_lite(directory)
+    assert lite.stored_build() is None
+    load_model("cots-lite")
     assert len(fake_build) == 3
     COTS.from_pretrained(directory)  # and what is there now is a valid checkpoint
 
@@ -175,7 +179,7 @@ def test_real_model_reloads_from_cache_with_identical_embeddings(cots_lite, monk
     model, data_dir = cots_lite
     monkeypatch.setenv("COTS_DATA_DIR", str(data_dir))
     monkeypatch.setattr(lite, "build_cots_lite", lambda: pytest.fail("cached model was rebuilt"))
-    again = COTS.from_pretrained("cots-lite")
+    again = load_model("cots-lite")
     assert again.model_id == model.model_id
     pixels = model.preprocess(_photo("rocket"))[None]
     assert torch.allclose(again.encode_images(pixels), model.encode_images(pixels), atol=1e-5)
@@ -185,11 +189,11 @@ def test_real_model_reloads_from_cache_with_identical_embeddings(cots_lite, monk
 
 @pytest.mark.slow
 def test_real_model_lean_text_path_gives_the_same_embeddings(cots_lite, monkeypatch):
-    from cots_core.lean_text import load_lean_text_model
+    from cots_core.loading import load_text_query_model
 
     model, data_dir = cots_lite
     monkeypatch.setenv("COTS_DATA_DIR", str(data_dir))
-    lean = load_lean_text_model("cots-lite")  # the cached build, and the model id its load stored
+    lean = load_text_query_model("cots-lite")  # the stored build, and the model id its load stored
     assert lean is not None and lean.model_id == model.model_id
     _, queries, _ = _eval_set()
     texts = [*queries, "", " ".join(queries)]  # and one past max_length

@@ -13,7 +13,7 @@ import pytest
 
 from cots_core import COTS, ModelConfig, ModelLoadError, load_model
 from cots_core.config_limits import check_tower_sizes, weight_shapes
-from cots_core.lean_text import load_lean_text_model
+from cots_core.loading import load_text_query_model
 from cots_core.model_ids import remember_model_id
 
 
@@ -81,7 +81,7 @@ def test_the_lean_text_path_checks_sizes_before_building_its_tower(tiny_copy):
     _edit(tiny_copy, text__hf_config__num_hidden_layers=1_000_000)
     remember_model_id(tiny_copy, "known")  # the lean path serves folders whose id is known
     with pytest.raises(ModelLoadError, match="num_hidden_layers = 1,000,000 is out of range"):
-        load_lean_text_model(tiny_copy)
+        load_text_query_model(tiny_copy)
 
 
 def test_a_300_mb_tokenizer_is_refused_unread_and_a_malformed_one_in_one_line(tiny_copy):
@@ -153,7 +153,8 @@ def test_a_text_model_folder_holding_a_pickle_is_one_line(tmp_path):
 
 
 def test_resume_from_a_training_state_holding_a_pickle_is_one_line(tmp_path):
-    from trainer.checkpoint import TRAINING_STATE, load_checkpoint
+    from trainer.checkpoint import load_checkpoint
+    from trainer.run_folders import TRAINING_STATE
 
     model = COTS(ModelConfig.preset("tiny"), pretrained_backbones=False)
     model.save_pretrained(tmp_path)

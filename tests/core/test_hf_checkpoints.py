@@ -135,23 +135,25 @@ def test_a_bad_folder_is_refused_with_one_clear_line(hf_folder, tmp_path, damage
 
 @pytest.mark.slow  # fresh interpreters (~9 s for both)
 def test_text_queries_need_neither_the_image_tower_nor_timm(hf_folder, tmp_path):
-    from cots_core.hf_towers import TextQueryModel
-    from cots_core.lean_text import LeanTextModel, TextFirstModel, load_query_model
+    from cots_core.hf_checkpoints import HFTextTower
+    from cots_core.lean_clip_text import ClipTextTower
+    from cots_core.loading import load_query_model
+    from cots_core.text_query import TextFirstModel
 
     full = load_model(hf_folder)  # the first full load stores the model id: the text-only path needs it
     full.save_pretrained(tmp_path / "cots")
     load_model(tmp_path / "cots")
     clip = json.loads((hf_folder / "config.json").read_text())["model_type"] == "clip"
     # CLIP: pure torch (no transformers); SigLIP: its SentencePiece tokenizer needs transformers
-    expected = LeanTextModel if clip else TextQueryModel
+    expected = ClipTextTower if clip else HFTextTower
     for folder in (hf_folder, tmp_path / "cots"):  # the Hugging Face folder, and the COTS checkpoint of it
         model = load_query_model(folder)
-        assert isinstance(model, TextFirstModel) and isinstance(model.text_model, expected)
+        assert isinstance(model, TextFirstModel) and isinstance(model.text_model.tower, expected)
         assert torch.allclose(model.encode_texts(TEXTS), full.encode_texts(TEXTS), atol=1e-5)
         assert torch.allclose(model.encode_texts(TEXTS[:1]), full.encode_texts(TEXTS[:1]), atol=1e-5)
         assert model._full is None and model.model_id == full.model_id
         assert model.config.embed_dim == full.config.embed_dim and model.config.image_size == full.config.image_size
-    script = ("import sys; from cots_core.lean_text import load_query_model; "
+    script = ("import sys; from cots_core.loading import load_query_model; "
               f"m = load_query_model({str(hf_folder)!r}); m.encode_texts(['a cat']); "
               "print(sorted({'timm', 'transformers', 'cots_core.model'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout

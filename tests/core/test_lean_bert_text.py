@@ -1,4 +1,4 @@
-"""The lean text-query path (cots_core/lean_text.py): same embeddings as the full model, the stored model
+"""The lean text-query path (cots_core/lean_bert_text.py, chosen by cots_core/loading.py): same embeddings as the full model, the stored model
 id and its key, the fallback to the full model, and no timm/transformers import for a text query."""
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from cots_core import COTS, ModelConfig, load_model
-from cots_core.lean_text import TextFirstModel, load_lean_text_model, load_query_model, supports
+from cots_core.lean_bert_text import supports
+from cots_core.loading import load_query_model, load_text_query_model
 from cots_core.model_ids import known_model_id
+from cots_core.text_query import TextFirstModel
 
 TEXTS = ["a cat", "a red car parked next to a blue house", "China 2011", "", "Ünïcödé 東京 🐱",
          " ".join(["a very long caption that the tokenizer has to truncate"] * 12)]
@@ -36,7 +38,7 @@ def _cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def test_lean_embeddings_equal_the_full_model_on_the_tiny_preset(tiny_dir):
     full = load_model(tiny_dir)  # a full load stores the model id
-    lean = load_lean_text_model(tiny_dir)
+    lean = load_text_query_model(tiny_dir)
     assert lean is not None and lean.model_id == full.model_id
     assert torch.equal(lean.tokenize(TEXTS)["input_ids"], full.tokenize(TEXTS)["input_ids"])
     assert lean.tokenize(TEXTS)["input_ids"].shape[1] == full.config.text.max_length  # truncated alike
@@ -49,13 +51,13 @@ def test_cls_pooling_and_the_tanh_gelu_are_reproduced_too(tmp_path):
     torch.manual_seed(1)
     COTS(config, pretrained_backbones=False).save_pretrained(tmp_path / "cls")
     full = load_model(tmp_path / "cls")
-    lean = load_lean_text_model(tmp_path / "cls")
+    lean = load_text_query_model(tmp_path / "cls")
     assert _cosines(lean.encode_texts(TEXTS), full.encode_texts(TEXTS)).min() >= 0.9999
 
 
 def test_no_lean_path_before_the_model_id_is_known(tiny_dir):
     assert known_model_id(tiny_dir) is None
-    assert load_lean_text_model(tiny_dir) is None
+    assert load_text_query_model(tiny_dir) is None
     assert isinstance(load_query_model(tiny_dir), COTS)  # the full model answers instead
     assert isinstance(load_query_model(tiny_dir), TextFirstModel)  # its load stored the id
 
@@ -69,9 +71,9 @@ def test_the_stored_id_is_dropped_when_the_weights_change(tiny_dir):
     COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(tiny_dir)  # new weights
     os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, old mtime (as cp -p leaves it)
     assert weights.stat().st_size == before.st_size
-    assert known_model_id(tiny_dir) is None and load_lean_text_model(tiny_dir) is None
+    assert known_model_id(tiny_dir) is None and load_text_query_model(tiny_dir) is None
     second = load_model(tiny_dir).model_id
-    assert second != first and load_lean_text_model(tiny_dir).model_id == second
+    assert second != first and load_text_query_model(tiny_dir).model_id == second
 
 
 def test_other_text_towers_take_the_full_path(tiny_dir):
@@ -94,7 +96,7 @@ def test_text_first_model_loads_the_image_tower_only_when_asked(tiny_dir):
 
 def test_a_text_query_imports_neither_timm_nor_transformers(tiny_dir, tmp_path):
     load_model(tiny_dir)
-    script = ("import sys; from cots_core.lean_text import load_query_model; "
+    script = ("import sys; from cots_core.loading import load_query_model; "
               f"m = load_query_model({str(tiny_dir)!r}); print(m.encode_texts(['a cat']).shape[1]); "
               "print(sorted({'timm', 'transformers', 'torchvision', 'torch._dynamo'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
