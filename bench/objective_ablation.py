@@ -77,6 +77,7 @@ PROBES: dict[str, dict] = {
     "MCL, whole text tower at 0.1x": dict(loss=OFF, text_layers=6, tower_lr_scale=0.1),
     "MCL + CMLM 0.3, text tower's last 2 blocks train": dict(loss={**OFF, "use_mvlm": True, "use_cmlm": True,
                                                                      "w_token": 0.3}, text_layers=2, tower_lr_scale=0.1),
+    "MCL + KL 0.1 + AMF (the fine-tune default from issue 29)": dict(loss={**KL, "w_kl": 0.1, "use_amf": True}),
     "MCL alone, 20 epochs": dict(loss=OFF, epochs=20),
     "MCL alone, lr 1e-3": dict(loss=OFF, lr=1e-3),
 }

@@ -202,6 +202,8 @@ def test_a_read_only_library_says_it_is_read_only(library, encoder, photos, caps
     real_connect = sqlite3.connect
 
     def read_only(path, *args, **kwargs):
+        if kwargs.pop("uri", False):  # already a URI: the read-only open of a foreign WAL library
+            return real_connect(path, *args, uri=True, **kwargs)
         return real_connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
 
     monkeypatch.setattr(library_db.sqlite3, "connect", read_only)
