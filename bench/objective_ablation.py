@@ -48,7 +48,7 @@ from trainer.optim import build_optimizer  # noqa: E402
 
 OFF = dict(use_mcl=True, use_mvlm=False, use_cmlm=False, use_kl=False, use_amf=False)
 RECIPE = dict(epochs=10, batch_size=32, lr=3e-4, tower_lr_scale=1.0, warmup=10, holdout=0.15, queue=4096,
-              text_layers=0, learn_temperature=False, temperature=None, loss={}, kl_form="paper")
+              text_layers=0, learn_temperature=False, temperature=None, loss={}, kl_form="paper", kl_warmup=0)
 ROWS: dict[str, dict] = {
     "zero-shot cots-lite + caption memory (no training)": dict(loss=OFF, epochs=0),
     "MCL alone": dict(loss=OFF),
@@ -78,6 +78,7 @@ PROBES: dict[str, dict] = {
     "MCL + CMLM 0.3, text tower's last 2 blocks train": dict(loss={**OFF, "use_mvlm": True, "use_cmlm": True,
                                                                      "w_token": 0.3}, text_layers=2, tower_lr_scale=0.1),
     "MCL + KL 0.1 + AMF (the fine-tune default from issue 29)": dict(loss={**KL, "w_kl": 0.1, "use_amf": True}),
+    "MCL + KL, KL ramped in over the first 3 epochs (while the queue fills)": dict(loss=KL, kl_warmup=3),
     "MCL alone, 20 epochs": dict(loss=OFF, epochs=20),
     "MCL alone, lr 1e-3": dict(loss=OFF, lr=1e-3),
 }
@@ -174,10 +175,14 @@ def finetune(model, feats: dict, live: LiveText, seed: int, **recipe) -> tuple:
     best_state = copy.deepcopy(m.state_dict())
     old_kl = mock.patch.object(losses, "kl_alignment_loss", queue_only_kl) if r["kl_form"] == "queue-only" \
         else contextlib.nullcontext()
+    full_kl = m.config.loss.w_kl
     with old_kl:
         while step < steps:
             rng.shuffle(train)
             for start in range(0, len(train), r["batch_size"]):
+                if r["kl_warmup"]:  # w_kl ramps linearly from 0 over the first kl_warmup epochs
+                    ramp = min(1.0, step / (r["kl_warmup"] * per_epoch))
+                    m.config = m.config.replace(loss={"w_kl": full_kl * ramp})
                 m.training_step(batch_of(train[start:start + r["batch_size"]]))["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(trained, 1.0)
                 optimizer.step()
