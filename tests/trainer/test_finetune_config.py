@@ -16,6 +16,13 @@ def test_finetune_without_flags_gets_the_recipe_and_steps_replace_epochs():
     assert pretrain.epochs is None and pretrain.optim.tower_lr_scale == 1.0
 
 
+def test_finetune_weighs_the_kl_at_a_tenth_unless_told_and_pretraining_keeps_the_papers_weight():
+    assert resolve_config(None, {"mode": "finetune", "out": "x"}).model["loss"]["w_kl"] == 0.1
+    told = resolve_config(None, {"mode": "finetune", "out": "x"}, sets=["model.loss.w_kl=1.0"])
+    assert told.model["loss"]["w_kl"] == 1.0
+    assert "w_kl" not in (resolve_config(None, {"mode": "pretrain"}).model.get("loss") or {})
+
+
 def test_epoch_schedule_counts_optimizer_steps_and_validates_every_epoch():
     cfg = resolve_config(None, {"mode": "finetune", "batch_size": 32, "epochs": 10})
     scheduled = epoch_schedule(cfg, n_train=170)  # 6 batches per epoch
