@@ -156,14 +156,24 @@ def test_every_cited_path_exists():
     assert not problems, "paths the docs cite that do not exist:\n" + "\n".join(sorted(set(problems)))
 
 
+def anchors(path: Path) -> set[str]:
+    """The #anchors GitHub gives a Markdown file's headings."""
+    headings = re.findall(r"^#+ (.+)$", FENCE.sub("", path.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 def test_every_relative_link_leads_somewhere():
     problems = []
     for doc in DOCS:
         for target in LINK.findall(doc.read_text()):
-            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            if re.match(r"[a-z]+:", target):
                 continue
-            if not (doc.parent / target.split("#")[0]).exists():
+            file, _, anchor = target.partition("#")
+            linked = doc.parent / file if file else doc
+            if not linked.exists():
                 problems.append(f"{doc.relative_to(ROOT)}: link ({target}) leads nowhere from {doc.parent.relative_to(ROOT)}/")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                problems.append(f"{doc.relative_to(ROOT)}: link ({target}): {linked.name} has no heading #{anchor}")
     assert not problems, "\n".join(problems)
 
 
