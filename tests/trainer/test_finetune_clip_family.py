@@ -96,7 +96,7 @@ def _batch(model, captioned: Path) -> dict:
 @pytest.mark.parametrize("family", sorted(MAKERS))
 def test_the_recipe_trains_the_projections_alone_and_says_what_replaces_siglips_loss(family, captioned, tmp_path):
     model, lines = _build(MAKERS[family](tmp_path / "source"))
-    # what the README says: the towers are frozen, the loss's gradient reaches the two projections only
+    # what docs/USER_GUIDE.md says: the towers are frozen, the loss's gradient reaches the two projections only
     assert not any(p.requires_grad for p in [*model.image_encoder.parameters(), *model.text_encoder.parameters()])
     batch = _batch(model, captioned)
     model.training_step(batch)  # fills the queue: its negatives
