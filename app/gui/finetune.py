@@ -18,7 +18,7 @@ STEP = re.compile(r"(\d+)/(\d+)")
 
 def finetune_command(model: str, data: str, out: str, memory_only: bool = False) -> list[str]:
     """The arguments after the Python executable. ``memory_only``: no training, only the caption memory
-    (seconds instead of minutes: the README's "remembers your captioned photos")."""
+    (seconds instead of minutes: docs/USER_GUIDE.md, the caption memory)."""
     command = ["-m", "trainer", "finetune", "--from", model, "--data", data, "--out", out]
     return command + ["--steps", "0"] if memory_only else command
 
