@@ -97,7 +97,7 @@ def _add_training_options(parser: argparse.ArgumentParser, mode: str) -> None:
         parser.add_argument("--from", dest="init_from", help="COTS checkpoint folder, a named model (cots-lite) or a "
                             "Hugging Face CLIP/SigLIP hub id ORG/NAME (downloaded once)")
         parser.add_argument("--no-caption-memory", action="store_true",
-                            help="do not remember the captioned items in the result (docs/USER_GUIDE.md, "Fine-tuning")")
+                            help="do not remember the captioned items in the result (docs/USER_GUIDE.md, 'Fine-tuning')")
 
 
 def config_from_args(args: argparse.Namespace):
