@@ -73,7 +73,7 @@ class ModelMenu(QObject):
 
     def download(self, repo_id: str) -> bool:
         """Start downloading ``repo_id`` on a worker; False (and ``download_failed``) when it cannot start."""
-        from app.models_cli import transfer_bar_class
+        from app.library.transfer_bar import transfer_bar_class
         from cots_core import hub
 
         if self.downloading:
