@@ -306,6 +306,21 @@ def read_image(
     return DecodedMedia("image", [image], width, height, captured_at=captured_at)
 
 
+def image_size(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) as stored, read from the header alone (no pixel is decoded), under ``read_image``'s
+    checks and limits: a regular file that starts like an image, a header within ``HEADER_BUDGET``, the size
+    limits. MediaError otherwise."""
+    size = check_image_file(path)
+    try:
+        with open(path, "rb") as handle, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _open_image(_HeaderBudget(handle) if size > HEADER_BUDGET else handle, max_pixels).size
+    except MediaError:
+        raise
+    except _PILLOW_ERRORS as error:
+        raise _decode_error(error) from error
+
+
 def verify_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """``read_image``'s checks without decoding the pixels (training checks a whole dataset before it
     starts): size and header, the size limits, a JPEG's end marker, Pillow's ``verify`` (a PNG's checksums).

@@ -39,6 +39,39 @@ def test_trainer_and_app_do_not_import_each_other():
     assert not [p for p, m in imported_modules("app") if m == "PySide6" and "gui" not in p.parts]
 
 
+# The command line sits on top of the app: it may import the GUI (lazily, for `cots gui`), never the other
+# way round, and the library below both imports neither. What the GUI and the CLI share lives in app/library.
+CLI_MODULES = ("app.cli", "app.library_cli", "app.people_cli", "app.models_cli")
+
+
+def imported_names(tree: ast.AST):
+    """(line, dotted name) of every absolute import in ``tree``; ``from app import cli`` names ``app.cli``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+
+
+def imports_the_cli(name: str) -> bool:
+    return any(name == cli or name.startswith(cli + ".") for cli in CLI_MODULES)
+
+
+def test_the_gui_and_the_library_import_no_cli_module():
+    found = [f"{path.relative_to(ROOT).as_posix()}:{line} imports {name}"
+             for package in ("app/gui", "app/library") for path in sorted((ROOT / package).rglob("*.py"))
+             for line, name in imported_names(ast.parse(path.read_text(), filename=str(path)))
+             if imports_the_cli(name)]
+    assert not found, "move what is shared into app/library:\n" + "\n".join(found)
+
+
+def test_the_cli_rule_would_catch_a_breach():
+    breach = ast.parse("from app import cli\nimport app.people_cli\nfrom app.cli.common import positive_int\n"
+                       "from app.library import cli_words\nimport app.client\n")
+    assert [line for line, name in imported_names(breach) if imports_the_cli(name)] == [1, 2, 3, 3]
+
+
 def test_every_package_is_listed_in_pyproject():
     import tomllib
 
@@ -134,3 +167,38 @@ def test_no_function_in_app_has_more_than_40_statements():
             if count > MAX_STATEMENTS:
                 offenders.append(f"{relative}:{node.lineno} {name} ({count} statements)")
     assert not offenders, "split these functions:\n" + "\n".join(offenders)
+
+
+# The main window builds the components and connects them; the wiring of each lives in its controller
+# (app/gui/controllers.py, search_controller.py, indexing.py, ...). Its statements, nested ones included.
+MAX_WINDOW_STATEMENTS = 200
+
+
+def class_statement_count(tree: ast.AST, name: str) -> int:
+    """Statements in the body of class ``name``, counted recursively (its methods' bodies included)."""
+    [cls] = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name == name]
+    return sum(isinstance(node, ast.stmt) for statement in cls.body for node in ast.walk(statement))
+
+
+def test_class_statement_count_counts_methods_and_nested_blocks():
+    source = "class A:\n    x = 1\n    def f(self):\n        if self:\n            return 2\n"
+    assert class_statement_count(ast.parse(source), "A") == 4  # x =, def f, if, return
+
+
+def test_the_main_window_stays_wiring():
+    count = class_statement_count(ast.parse((ROOT / "app/gui/window.py").read_text()), "MainWindow")
+    assert count <= MAX_WINDOW_STATEMENTS, (f"MainWindow has {count} statements (at most {MAX_WINDOW_STATEMENTS}):"
+                                            " move wiring into the controller that owns it")
+
+
+MAX_MODULE_LINES = 600
+# Being split into a package on its own branch (issue 31, item 3); remove once that lands.
+TOO_LONG_FOR_NOW = {"app/library/storage.py"}
+
+
+def test_no_module_in_app_is_over_600_lines():
+    long = [f"{name}: {lines} lines" for path in sorted((ROOT / "app").rglob("*.py"))
+            if (name := path.relative_to(ROOT).as_posix()) not in TOO_LONG_FOR_NOW
+            and (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES]
+    assert not long, "split these modules:\n" + "\n".join(long)
+

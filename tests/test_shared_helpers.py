@@ -28,9 +28,11 @@ def test_the_app_and_the_trainer_use_it():
 
 
 def test_one_time_format_for_the_cli_and_the_gui():
+    import app.cli.library
+    import app.cli.progress
     import app.gui.results
-    import app.library_cli
     from app.library.timefmt import format_time
 
     assert [format_time(s) for s in (None, 4.4, 65, 3599.6, 3725)] == ["", "0:04", "1:05", "1:00:00", "1:02:05"]
-    assert app.library_cli.format_time is format_time and app.gui.results.format_time is format_time
+    assert app.cli.library.format_time is format_time and app.cli.progress.format_time is format_time
+    assert app.gui.results.format_time is format_time

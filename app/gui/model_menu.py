@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QInputDialog, QMenu, QWidget
+from PySide6.QtWidgets import QInputDialog, QMenu, QStatusBar, QWidget
 
 from app.gui.tasks import TaskRunner
 
@@ -15,15 +15,19 @@ DOWNLOAD_HINT = "A CLIP or SigLIP model on the Hugging Face hub, as ORG/NAME (e.
 
 
 class ModelMenu(QObject):
-    """Keeps the models section of ``menu`` up to date; ``chosen(source)`` when the person picks one,
-    ``downloaded(repo_id)`` / ``download_failed(message)`` when a download ends, ``notice(text)`` on the way."""
+    """Keeps the models section of ``menu`` up to date; ``chosen(source)`` when the person picks one (in the
+    menu, or "Switch to it" once it is downloaded), ``downloaded(repo_id)`` / ``download_failed(message)``
+    when a download ends. A download's progress shows in ``status_bar``; how it ended, as a
+    ``notice(text, level, choices)``."""
 
     chosen = Signal(str)
+    notice = Signal(str, str, object)
     downloaded = Signal(str)
     download_failed = Signal(str)
     download_progress = Signal(str, int, object)  # repo id, bytes done, bytes total (or None); from the worker
 
-    def __init__(self, menu: QMenu, runner: TaskRunner, current: Callable[[], str], parent: QWidget):
+    def __init__(self, menu: QMenu, runner: TaskRunner, current: Callable[[], str], parent: QWidget,
+                 status_bar: QStatusBar):
         super().__init__(parent)
         self.menu, self.runner, self.current = menu, runner, current
         self.group = QActionGroup(self)
@@ -35,6 +39,12 @@ class ModelMenu(QObject):
         menu.addAction(self.download_action)
         self.downloading: str | None = None
         menu.aboutToShow.connect(self.refresh)
+        self.download_progress.connect(
+            lambda repo_id, done, total: status_bar.showMessage(progress_text(repo_id, done, total)))
+        self.download_failed.connect(lambda reason: (status_bar.clearMessage(),
+                                                     self.notice.emit(f"No download: {reason}", "error", None)))
+        self.downloaded.connect(lambda repo_id: (status_bar.clearMessage(), self.notice.emit(
+            f"{repo_id} is downloaded", "success", [("Switch to it", lambda: self.chosen.emit(repo_id))])))
 
     def refresh(self) -> None:
         """List the models again (a worker reads the folders) and rebuild the menu section."""
@@ -73,7 +83,7 @@ class ModelMenu(QObject):
 
     def download(self, repo_id: str) -> bool:
         """Start downloading ``repo_id`` on a worker; False (and ``download_failed``) when it cannot start."""
-        from app.models_cli import transfer_bar_class
+        from app.library.transfer_bar import transfer_bar_class
         from cots_core import hub
 
         if self.downloading:

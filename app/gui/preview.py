@@ -1,7 +1,7 @@
 """Space bar preview: a large view of the current result in its own window (Space or Esc closes)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -39,3 +39,24 @@ class PreviewWindow(QWidget):
             self.label.setText("No preview")
         else:
             self.label.setPixmap(pixmap.scaled(self.label.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+
+
+class Previewer(QObject):
+    """The window's Space bar preview: one ``PreviewWindow``, made on the first Space."""
+
+    def __init__(self, runner, cache, parent: QWidget):
+        super().__init__(parent)
+        self.runner, self.cache = runner, cache
+        self.window: PreviewWindow | None = None
+
+    def toggle(self, hit) -> None:
+        if self.window is None:
+            self.window = PreviewWindow(self.runner, self.cache, self.parent())
+        self.window.toggle(hit)
+
+    def close(self) -> bool:
+        """Close the preview if it is open (Esc closes it before it clears the search); whether it was."""
+        if self.window is None or not self.window.isVisible():
+            return False
+        self.window.close()
+        return True

@@ -88,6 +88,13 @@ class SearchController(QObject):
         bar.show_weak_changed.connect(self.set_show_weak)
         bar.sort_changed.connect(model.set_sort)
         grid.zoomed.connect(lambda _: self.model.browsing and self.show_library())
+        bar.box.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        """Down in the search box goes to the first result."""
+        if watched is self.bar.box and event.type() == event.Type.KeyPress and event.key() == Qt.Key_Down:
+            return self.grid.select_first()
+        return super().eventFilter(watched, event)
 
     def set_model_ready(self) -> None:
         """The model has loaded: answer the query typed meanwhile."""

@@ -1,45 +1,35 @@
-"""The main window: it builds the components (search bar and controller, results grid, side panels,
-indexing, fine-tuning, drops) and connects them to each other; each component wires its own widgets.
+"""The main window: it builds the components (search bar and controller, results pane and side tabs,
+folders and indexing, fine-tuning, drops, model menu, status bar) and connects them to each other; each
+component wires its own widgets. It stays at most 200 statements (tests/test_boundaries.py).
 
 It talks to the library only through a ``LibraryService`` and only through ``TaskRunner.run_task``:
 no model, database or file work happens on the GUI thread.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from PySide6.QtCore import QStandardPaths, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QShortcut
-from PySide6.QtWidgets import (
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QMainWindow,
-    QSlider,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app.gui import actions
-from app.gui.controllers import DropHandler, FolderWatcher, ModelSwitcher
+from app.gui.controllers import DropHandler, FolderController, FolderWatcher, ModelSwitcher
 from app.gui.finetune import FineTuneFlow
-from app.gui.grid import MAX_ICON, MIN_ICON, ZOOM_STEP, ResultsGrid
+from app.gui.grid import ResultsGrid
 from app.gui.indexing import IndexingBar, IndexingController
-from app.gui.library_panel import LibraryPanel
-from app.gui.model_menu import ModelMenu, progress_text
+from app.gui.model_menu import ModelMenu
 from app.gui.notices import NoticeArea
-from app.gui.panels import DetailPane, ImageToTextPanel, basename
+from app.gui.panels import basename
 from app.gui.people_view import open_people_view
+from app.gui.preview import Previewer
 from app.gui.results import ResultsModel
+from app.gui.results_pane import ResultsPane, SideTabs
 from app.gui.search_bar import SearchBar
 from app.gui.search_controller import SearchController
-from app.gui.service import IndexSummary, LibraryService
+from app.gui.service import LibraryService
 from app.gui.settings import Settings
+from app.gui.status_bar import StatusBar
 from app.gui.tasks import TaskRunner
 from app.gui.thumbs import ThumbnailCache
-from app.gui.timeline import Timeline
 from app.gui.toolbar import SearchToolbar, set_date_range
 from app.library.search import Filters, Hit
 
@@ -54,18 +44,17 @@ class MainWindow(QMainWindow):
         self.runner = runner or TaskRunner(self)
         self.thumbs = thumbs or ThumbnailCache()
         self.previews = ThumbnailCache(self.thumbs.folder.parent / "previews", size=1024)
-        self.model_label, self.auto_index = model_label, auto_index
+        self.model_label = model_label
         self.model_ready = False
-        self._rescan_pending = False
-        self.preview_window = None  # made on the first Space
-        self._build()
+        self.preview = Previewer(self.runner, self.previews, self)
+        self._build(auto_index)
         self._connect()
         self.searching.show_library()  # the library itself, before the model has loaded
         self.refresh_status()
         self.load_model()
 
     # -- layout --------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build(self, auto_index: bool) -> None:
         central = QWidget()
         layout = QVBoxLayout(central)
         self.search = SearchBar()
@@ -82,14 +71,15 @@ class MainWindow(QMainWindow):
         self.indexing = IndexingController(self.runner, self)
         self.indexing_bar = IndexingBar(self.indexing)
         layout.addWidget(self.indexing_bar)
+        self.folders = FolderController(self.service, self.runner, self.indexing, self.settings, self, auto_index)
         self.setCentralWidget(central)
         self.finetuning = FineTuneFlow(self.settings, self)
-        self._build_status_bar()
+        self.setStatusBar(StatusBar(self.finetuning.bar))
+        self.counts_label, self.model_status = self.statusBar().counts_label, self.statusBar().model_status
         self.setAcceptDrops(True)
         self.folder_watcher = FolderWatcher(self)
         self.drops = DropHandler(self)
         self.switcher = ModelSwitcher(self.service, self.indexing, self.settings, self)
-        self.status_timer = QTimer(self, interval=2000)
         self._build_menus()
         self.resize(1280, 800)
 
@@ -97,43 +87,21 @@ class MainWindow(QMainWindow):
         """The grid under its header line, zoom slider and timeline and, beside it, the tabs: details,
         image to text, library."""
         splitter = QSplitter(Qt.Horizontal)
-        grid_side = QWidget()
-        column = QVBoxLayout(grid_side)
-        column.setContentsMargins(0, 0, 0, 0)
-        header = QHBoxLayout()
-        header.addWidget(self.results_label, 1)
-        self.zoom = QSlider(Qt.Horizontal, minimum=MIN_ICON, maximum=MAX_ICON, singleStep=ZOOM_STEP,
-                            pageStep=ZOOM_STEP, value=self.model.icon_size, maximumWidth=140,
-                            toolTip="Thumbnail size (Ctrl + and Ctrl −)")
-        header.addWidget(self.zoom)
-        column.addLayout(header)
-        self.timeline = Timeline()
-        column.addWidget(self.timeline)
-        column.addWidget(self.view, 1)
-        splitter.addWidget(grid_side)
-        self.tabs = QTabWidget()
-        self.detail = DetailPane(self.runner, self.service, self.previews)
-        self.image_text = ImageToTextPanel()
-        self.library = LibraryPanel()
-        self.tabs.addTab(self.detail, "Details")
-        self.tabs.addTab(self.image_text, "Image → text")
-        self.tabs.addTab(self.library, "Library")
+        pane = ResultsPane(self.results_label, self.view)
+        self.zoom, self.timeline = pane.zoom, pane.timeline
+        splitter.addWidget(pane)
+        self.tabs = SideTabs(self.runner, self.service, self.previews)
+        self.detail, self.image_text, self.library = self.tabs.detail, self.tabs.image_text, self.tabs.library
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([3000, 1000])
         return splitter
 
-    def _build_status_bar(self) -> None:
-        self.counts_label = QLabel()
-        self.model_status = QLabel()
-        self.statusBar().addWidget(self.counts_label, 1)
-        self.statusBar().addPermanentWidget(self.finetuning.bar)
-        self.statusBar().addPermanentWidget(self.model_status)
-
     def _build_menus(self) -> None:
         library = self.menuBar().addMenu("&Library")
-        for title, slot, key in (("Add folder…", self.choose_folder, None), ("Re-scan now", self.rescan, "F5"),
+        for title, slot, key in (("Add folder…", self.folders.choose_folder, None),
+                                 ("Re-scan now", self.folders.rescan, "F5"),
                                  ("Paste image", self.paste, None), ("Quit", self.close, QKeySequence.Quit)):
             action = QAction(title, self)
             if key:
@@ -148,21 +116,21 @@ class MainWindow(QMainWindow):
         model.addAction(self.finetuning.remember_action)
         model.addSeparator()
         self.current_model = self.model_label  # the library's model (or the one asked for); a switch changes it
-        self.model_menu = ModelMenu(model, self.runner, lambda: self.current_model, self)
+        self.model_menu = ModelMenu(model, self.runner, lambda: self.current_model, self, self.statusBar())
         self.model_menu.refresh()
 
     def _connect(self) -> None:
         self.searching.notice.connect(self.notify)
         self.view.hit_selected.connect(self.show_detail)
         self.view.open_requested.connect(self.open_hit)
-        self.view.preview_requested.connect(self.toggle_preview)
-        self.search.box.installEventFilter(self)
+        self.view.preview_requested.connect(self.preview.toggle)
         self.detail.open_requested.connect(self.open_hit)
         self.detail.similar_requested.connect(lambda hit: self.searching.find_similar(hit.path))
         self.finetuning.notice.connect(self.notify)
         self.finetuning.switch_requested.connect(self.switch_model)
+        self.model_menu.chosen.connect(self.switch_model)
+        self.model_menu.notice.connect(self.notify)
         self._connect_library()
-        self._connect_model_menu()
         QShortcut(QKeySequence.Find, self, self.search.focus)
         QShortcut(QKeySequence("/"), self, self.search.focus)
         QShortcut(QKeySequence(Qt.Key_Escape), self, self.clear_search)
@@ -170,38 +138,23 @@ class MainWindow(QMainWindow):
         self._connect_browsing()
 
     def _connect_browsing(self) -> None:
-        """Zoom (slider, Ctrl +/−, Ctrl+wheel) and the timeline's date range."""
-        self.zoom.valueChanged.connect(self.view.set_icon_size)
-        self.view.zoomed.connect(lambda size: (self.zoom.blockSignals(True), self.zoom.setValue(size),
-                                               self.zoom.blockSignals(False)))
-        for keys, steps in ((QKeySequence.ZoomIn, 1), (QKeySequence("Ctrl+="), 1), (QKeySequence.ZoomOut, -1)):
-            QShortcut(keys, self, lambda steps=steps: self.view.zoom(steps))
+        """The timeline's date range (the zoom is the results pane's own)."""
         self.timeline.range_chosen.connect(lambda first, last: set_date_range(self.search, first, last))
         self.searching.shown_periods.connect(self.timeline.set_shown)
 
-    def _connect_model_menu(self) -> None:
-        self.model_menu.chosen.connect(self.switch_model)
-        self.model_menu.download_progress.connect(
-            lambda repo_id, done, total: self.statusBar().showMessage(progress_text(repo_id, done, total)))
-        self.model_menu.download_failed.connect(lambda reason: (self.statusBar().clearMessage(),
-                                                                self.notify(f"No download: {reason}", "error")))
-        self.model_menu.downloaded.connect(lambda repo_id: (self.statusBar().clearMessage(), self.notify(
-            f"{repo_id} is downloaded", "success", [("Switch to it", lambda: self.switch_model(repo_id))])))
-
     def _connect_library(self) -> None:
-        """The library tab, indexing, the folder watcher, drops and the model switch."""
-        self.library.add_requested.connect(self.choose_folder)
-        self.library.remove_requested.connect(self.remove_folder)
-        self.library.rescan_requested.connect(self.rescan)
+        """The library tab, the folders and their indexing, the folder watcher, drops and the model switch."""
+        self.library.add_requested.connect(self.folders.choose_folder)
+        self.library.remove_requested.connect(self.folders.remove_folder)
+        self.library.rescan_requested.connect(self.folders.rescan)
         self.library.second_pass_toggled.connect(
             lambda on: self.runner.run_task(lambda: self.service.set_second_pass(on), lambda _, error: None))
-        self.indexing.finished.connect(self._index_finished)
-        self.indexing.failed.connect(lambda reason: self.notify(f"Indexing stopped: {reason}", "error"))
-        self.indexing.started.connect(lambda _: self.status_timer.start())
-        self.status_timer.timeout.connect(self._tick_during_indexing)
-        self.folder_watcher.changed.connect(self.rescan)
-        self.drops.folders_dropped.connect(lambda folders: self.notify(
-            f"Add {', '.join(folders)} to the library?", "info", [("Add to library", lambda: self.add_folders(folders))]))
+        self.folders.notice.connect(self.notify)
+        self.folders.status_changed.connect(self.refresh_status)
+        self.folders.items_changed.connect(self.refresh_status)
+        self.folders.items_changed.connect(self.searching.refresh)  # results grow as items get indexed
+        self.folder_watcher.changed.connect(self.folders.rescan)
+        self.drops.folders_dropped.connect(self.folders.offer_to_add)
         self.drops.image_dropped.connect(self.describe_image)
         self.drops.refused.connect(lambda reason: self.notify(reason, "error"))
         self.switcher.switched.connect(self._model_switched)
@@ -210,41 +163,23 @@ class MainWindow(QMainWindow):
 
     # -- model and library state ---------------------------------------------------------------
     def load_model(self) -> None:
-        self.model_status.setText(f"Model: loading {self.model_label}…")
+        self.statusBar().show_model(f"loading {self.model_label}…")
         self.runner.run_task(self.service.load_model, self._model_loaded)
 
     def _model_loaded(self, model_id, error) -> None:
         if error is not None:
-            self.model_status.setText("Model: not loaded")
+            self.statusBar().show_model("not loaded")
             return self.notify(f"The model could not be loaded: {error}", "error")
         self.model_ready = True
-        self.model_status.setText(f"Model: {model_id}")
+        self.statusBar().show_model(model_id)
         self.refresh_status()
         requested = self.service.pending_switch()
         if requested:  # asked for another model than the one this library was indexed with
             self.notify(f"Re-embedding the library with {basename(requested)}; the current model answers "
                         "searches until it is done.")
             self.switch_model(requested)
-        else:
-            self.runner.run_task(self.service.folders, self._startup_folders)
+        self.folders.set_model_ready(first_scan=not requested)
         self.searching.set_model_ready()
-
-    def _startup_folders(self, folders, error) -> None:
-        if error is None and not folders and not self.settings["first_run_done"]:
-            self.offer_standard_folders()
-        elif error is None and folders and self.auto_index:
-            self.rescan()  # picks up what changed while the app was closed
-
-    def offer_standard_folders(self) -> None:
-        found = [QStandardPaths.writableLocation(loc) for loc in
-                 (QStandardPaths.PicturesLocation, QStandardPaths.MoviesLocation)]
-        found = [f for f in dict.fromkeys(found) if f and Path(f).is_dir()]
-        choices = [("Choose a folder…", self.choose_folder)]
-        if found:
-            choices.insert(0, ("Add " + " and ".join(basename(f) for f in found), lambda: self.add_folders(found)))
-        self.notify("Welcome! Add the folders where you keep photos and videos to start searching them.",
-                    "info", choices)
-        self.settings["first_run_done"] = True
 
     def refresh_status(self) -> None:
         def gather():
@@ -256,12 +191,9 @@ class MainWindow(QMainWindow):
         if error is not None:
             return
         counts, failures, folders, choices, months = result
-        text = f"{counts.images} photos · {counts.videos} videos indexed"
-        if counts.failed:
-            text += f" · {counts.failed} failed"
-        self.counts_label.setText(text)
+        self.statusBar().show_counts(counts)
         if counts.model and self.model_ready:
-            self.model_status.setText(f"Model: {counts.model}")
+            self.statusBar().show_model(counts.model)
         self.library.set_failures(failures)
         self.library.set_folders(folders)
         self.search.set_folders(folders)
@@ -272,83 +204,22 @@ class MainWindow(QMainWindow):
         self.folder_watcher.watch(folders)
         self.timeline.set_library({month: n for month, n in months.items() if month})
 
-    # -- folders and indexing ------------------------------------------------------------------
-    def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder to the library")
-        if folder:
-            self.add_folders([folder])
-
-    def add_folders(self, folders: list[str]) -> None:
-        def add():
-            return [self.service.add_folder(f) for f in folders]
-        self.runner.run_task(add, lambda _, error: self.notify(str(error), "error") if error else self.rescan())
-
-    def remove_folder(self, folder: str) -> None:
-        def remove():
-            return self.service.remove_folder(folder)
-        self.runner.run_task(remove, lambda n, error: self.notify(str(error), "error") if error else (
-            self.notify(f"Removed {folder} ({n} items) from the library"), self.refresh_status()))
-
-    def rescan(self) -> None:
-        if not self.model_ready:
-            return
-        if self.indexing.running:
-            self._rescan_pending = True
-            return
-        self.indexing.start(self.service.index, "Indexing")
-        self.refresh_status()
-
-    def _tick_during_indexing(self) -> None:
-        self.refresh_status()
-        self.searching.refresh()  # results (and the library listed) grow as items get indexed
-
-    def _index_finished(self, summary: IndexSummary) -> None:
-        if summary.cancelled:
-            self.notify("Indexing cancelled; what was indexed is kept")
-        elif summary.failed:
-            self.notify(f"{summary.failed} files could not be read; see the Library tab", "error")
-        self._after_run()
-
     def _model_switched(self, model_id: str) -> None:
         self.notify(f"Switched to the model {model_id}; the library is re-embedded", "success")
-        self._after_run()
-
-    def _after_run(self) -> None:
-        self.status_timer.stop()
-        self.refresh_status()
-        self.searching.refresh()
-        if self._rescan_pending:
-            self._rescan_pending = False
-            self.rescan()
+        self.folders.run_ended()
 
     # -- search, details, opening, preview -----------------------------------------------------
     def clear_search(self) -> None:
-        if self.preview_window is not None and self.preview_window.isVisible():
-            return self.preview_window.close()
-        self.search.clear()
-        self.search.focus()
+        if not self.preview.close():  # Esc closes the preview first
+            self.search.clear()
+            self.search.focus()
 
     def show_detail(self, hit: Hit | None) -> None:
-        self.detail.show_hit(hit)
-        if hit is not None:
-            self.tabs.setCurrentWidget(self.detail)
+        self.tabs.show_hit(hit)
 
     def open_hit(self, hit: Hit | None) -> None:
         if hit is not None and not actions.open_file(hit.path, hit.timestamp if hit.kind == "video" else None):
             self.notify(f"No application could open {hit.path}", "error")
-
-    def toggle_preview(self, hit: Hit) -> None:
-        from app.gui.preview import PreviewWindow
-
-        if self.preview_window is None:
-            self.preview_window = PreviewWindow(self.runner, self.previews, self)
-        self.preview_window.toggle(hit)
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
-        """Down in the search box goes to the first result."""
-        if watched is self.search.box and event.type() == event.Type.KeyPress and event.key() == Qt.Key_Down:
-            return self.view.select_first()
-        return super().eventFilter(watched, event)
 
     # -- drops and paste -----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -359,22 +230,17 @@ class MainWindow(QMainWindow):
         self.dragEnterEvent(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if self.handle_mime(event.mimeData()):
+        if self.drops.handle(event.mimeData()):  # an image: image to text + similar; a folder: offer to add it
             event.acceptProposedAction()
 
     def paste(self) -> None:
-        if not self.handle_mime(QGuiApplication.clipboard().mimeData()):
+        if not self.drops.handle(QGuiApplication.clipboard().mimeData()):
             self.notify("The clipboard holds no image or file")
-
-    def handle_mime(self, mime) -> bool:
-        """A dropped or pasted image -> image to text + similar; a folder -> offer to add it."""
-        return self.drops.handle(mime)
 
     def describe_image(self, image, name: str, pixmap: QPixmap | None) -> None:
         if not self.model_ready:
             return self.notify("The model is still loading; drop the image again in a moment")
-        self.tabs.setCurrentWidget(self.image_text)
-        self.image_text.show_image(name, pixmap)
+        self.tabs.show_image(name, pixmap)
         self.runner.run_task(lambda: self.service.describe(image),
                              lambda texts, error: self.notify(f"Could not read {name}: {error}", "error")
                              if error else self.image_text.set_texts(texts), pool="interactive")
@@ -395,7 +261,7 @@ class MainWindow(QMainWindow):
             return super().closeEvent(event)
         self._closed = True
         self.indexing.cancel()
-        self.status_timer.stop()
+        self.folders.stop()
         self.finetuning.cancel()
         self.runner.shutdown()
         self.service.close()

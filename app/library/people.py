@@ -1,5 +1,5 @@
 """People in a library: the faces the faces signal found, grouped into people that a person can name,
-merge, split, hide and forget. The CLI (``app/people_cli.py``) and the GUI call this layer; the SQL lives
+merge, split, hide and forget. The CLI (``app/cli/people.py``) and the GUI call this layer; the SQL lives
 in ``app.library.storage`` and the schema in ``app.library.db``.
 
 Grouping (``storage.store_faces``) is incremental: each new face joins the person whose centroid is nearest

@@ -76,12 +76,11 @@ def decode_for_second_pass(path: str, long_side: int = SECOND_PASS_IMAGE_SIZE):
     smaller). A JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale still at least that long (DCT scaling:
     a 24 MP photo costs a 1.5 MP decode), where asking for a short side of 1024 had decoded most phone photos
     in full. MediaError when it cannot be read."""
-    from PIL import Image
+    from cots_core.media import image_size
 
-    try:
-        with Image.open(path) as header:  # the header only: to turn the long side into read_image's size
-            width, height = header.size
-    except Exception:  # noqa: BLE001 - read_image below says why in its own words
+    try:  # the header only: to turn the long side into read_image's size
+        width, height = image_size(path)
+    except MediaError:  # read_image below says why in its own words
         width = height = 0
     target = long_side // 2  # read_image keeps at least 2 x target on the short side
     if width > 0 and height > 0:

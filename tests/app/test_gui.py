@@ -10,8 +10,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from app.cli.gui import register
 from app.gui import actions
-from app.gui.cli import register
 from app.gui.finetune import FineTuneJob, finetune_command, finished_message
 
 try:

@@ -113,3 +113,23 @@ def test_a_large_file_gets_a_bounded_header_search(tmp_path, monkeypatch):
     os.truncate(tmp_path / "trailing.jpg", 4 << 20)  # a real photo followed by megabytes of anything
     decoded = read_image(tmp_path / "trailing.jpg")
     assert (decoded.width, decoded.height) == (80, 60)
+
+
+def test_the_header_read_of_the_second_pass_keeps_the_limits(tmp_path, monkeypatch):
+    """The second pass sizes its decode from the image header (``decode_for_second_pass``) through
+    ``cots_core.media.image_size``: the header budget and the size limits of ``read_image`` hold there too."""
+    from app.library.signal_runner import decode_for_second_pass
+
+    solid("red", (80, 60)).save(tmp_path / "red.jpg")
+    assert media.image_size(tmp_path / "red.jpg") == (80, 60)
+    with pytest.raises(MediaError, match="too large"):
+        media.image_size(tmp_path / "red.jpg", max_pixels=100)
+    (tmp_path / "notes.jpg").write_text("not a photo at all")
+    with pytest.raises(MediaError, match="not an image"):
+        media.image_size(tmp_path / "notes.jpg")
+    monkeypatch.setattr(media, "HEADER_BUDGET", 1 << 20)
+    _sparse(tmp_path / "zeros.jpg", 4 << 20, b"\xff\xd8\xff\xe0")
+    with pytest.raises(MediaError, match="no image header in the first 1 MiB"):
+        media.image_size(tmp_path / "zeros.jpg")
+    with pytest.raises(MediaError, match="no image header in the first 1 MiB"):
+        decode_for_second_pass(str(tmp_path / "zeros.jpg"))

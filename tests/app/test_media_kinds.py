@@ -7,8 +7,8 @@ import pytest
 from fakes import run_indexer, solid
 from PIL import Image
 
+from app.cli.common import media_kind_name
 from app.library.search import Filters, SearchService
-from app.library_cli import media_kind_name
 from cots_core import media
 from cots_core.media import DecodedMedia, MediaKind, check_nonempty_file, register_kind
 

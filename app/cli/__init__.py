@@ -1,7 +1,9 @@
 """The ``cots`` command line: one entry point whose subcommands come from the ``cots.commands`` group.
 
 app/ and trainer/ never import each other; each registers its subcommands through an entry point
-(see pyproject.toml), and this module only composes them.
+(see pyproject.toml), and this module only composes them. The app's own command groups are the modules
+listed in ``register_library_commands``, each with a ``register(subparsers)``; the options they share
+come from ``app.cli.common``. Every error ends here, in ``main``: one line on stderr and an exit status.
 """
 from __future__ import annotations
 
@@ -35,11 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register_library_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Library subcommands (index, search, status, gui, demo, people, ...)."""
-    from app import library_cli, people_cli
+    """The app's subcommands: each command group (a module of this package) adds its own, in the order
+    ``cots --help`` lists them. Imported here, not at the top: ``cots train`` needs none of them."""
+    from app.cli import demo, gui, library, models, people
 
-    library_cli.register(subparsers)
-    people_cli.register(subparsers)
+    for group in (library, demo, models, gui, people):
+        group.register(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +143,3 @@ def _silence_stdout() -> None:
     except (OSError, ValueError, AttributeError):
         pass
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,4 @@
-"""Library subcommands: index, search, similar, describe, places, status, forget, repair, demo, models (and
-the gui hook).
+"""The library's commands: index, search, places, similar, describe, status, forget, repair.
 
 Registered by ``app.cli.register_library_commands``. Handlers print; the engine in ``app.library``
 never does. Errors the person can fix are ``LibraryError`` (a ``CotsError``): exit status 2.
@@ -8,49 +7,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import math
-import os
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from app.cli.common import (
+    add_json_option,
+    fetch_if_hub_id,
+    finite_float,
+    load_encoder,
+    media_kind_name,
+    non_negative_float,
+    open_library,
+    path_text,
+    positive_float,
+    positive_int,
+    shared_options,
+    typed_text,
+)
+from app.cli.progress import print_report, run_index
 from app.library.pathtext import display_text
 from app.library.timefmt import format_time
 
-if TYPE_CHECKING:
-    from app.library.indexer import IndexReport
-
-log = logging.getLogger(__name__)
-
-DEMO_QUERIES = [
-    "a cat",  # a photo and a moment in the video
-    "a cup of espresso",
-    "a rocket launch",
-    "a woman in military uniform",
-    "a temple",  # meaning, helped by a sidecar caption
-    "China 2011",  # a folder name: the full-text half of hybrid search
-]
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the library's commands (and ``cots gui`` when the desktop app is installed)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="PATH", help="library database (default: the library in your user data folder)")
-    common.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 or mps")
-    common.add_argument("--model", default=None,
-                        help="model name, checkpoint folder or Hugging Face hub id ORG/NAME, downloaded once "
-                             "(default: the library's own, else cots-lite; `cots models` lists them)")
-
+    """Add the library's commands."""
+    common = shared_options("db", "device", "model")
     _add_index_command(subparsers, common)
     _add_search_commands(subparsers, common)
     _add_maintenance_commands(subparsers, common)
-    from app import models_cli
-
-    models_cli.register(subparsers)
-    register_gui(subparsers)
 
 
 def _add_index_command(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -82,13 +66,13 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p = subparsers.add_parser("search", parents=[common], help="search the library with words")
     p.add_argument("query")
     p.add_argument("-k", type=positive_int, default=20, help="results at most (default 20)")
-    p.add_argument("--json", action="store_true", help="print a JSON list, best first")
+    add_json_option(p, "print a JSON list, best first")
     p.add_argument("--kind", type=media_kind_name, help="only this kind of media: image or video")
     p.add_argument("--folder", type=path_text, help="only under this folder")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="YYYY, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--all", action="store_true", help="also show weak matches (no relevance cut-off)")
-    p.add_argument("--min-relevance", type=_finite_float, default=None, help="cut-off on the calibrated relevance")
+    p.add_argument("--min-relevance", type=finite_float, default=None, help="cut-off on the calibrated relevance")
     p.add_argument("--no-names", action="store_true",
                    help="meaning only: ignore file and folder names, captions, places and text in photos")
     add_signal_filter_flags(p)
@@ -101,13 +85,13 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
                               description="The values the signals' filters of `cots search` can take, with photo "
                                           "counts, most photos first: the cities and countries read from the "
                                           "photos' GPS positions (offline), the cameras, and so on.")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     p.set_defaults(handler=cmd_places)
 
     p = subparsers.add_parser("similar", parents=[common], help="find media that look like an image")
     p.add_argument("image")
     p.add_argument("-k", type=positive_int, default=10, help="results at most (default 10)")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     p.set_defaults(handler=cmd_similar)
 
     p = subparsers.add_parser("describe", parents=[common],
@@ -116,13 +100,13 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p.add_argument("-k", type=positive_int, default=10, help="texts at most (default 10)")
     p.add_argument("--at", type=non_negative_float, default=None, metavar="SECONDS",
                    help="for an indexed video: describe the moment at SECONDS, not the whole video")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     p.set_defaults(handler=cmd_describe)
 
 
 def _add_maintenance_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("status", parents=[common], help="counts, failures, model and index health")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     p.set_defaults(handler=cmd_status)
 
     p = subparsers.add_parser("forget", parents=[common], help="remove a folder or file from the library",
@@ -139,19 +123,6 @@ def _add_maintenance_commands(subparsers: argparse._SubParsersAction, common: ar
                                           "library, and the next `cots index` re-embeds what was lost. The "
                                           "vector indexes are rebuilt either way.")
     p.set_defaults(handler=cmd_repair)
-
-    p = subparsers.add_parser("demo", parents=[common],
-                              help="index the shipped sample library and run a few searches")
-    p.set_defaults(handler=cmd_demo)
-
-
-def register_gui(subparsers: argparse._SubParsersAction) -> None:
-    """Hook for the desktop app: ``app/gui/cli.py`` defines ``register(subparsers)`` (adds ``cots gui``)."""
-    try:
-        from app.gui import cli as gui_cli
-    except ImportError:
-        return
-    gui_cli.register(subparsers)
 
 
 def add_signal_filter_flags(p: argparse.ArgumentParser) -> None:
@@ -181,100 +152,7 @@ def signal_filter_values(args) -> dict[str, object]:
             if name.startswith(prefix) and value is not None}
 
 
-# -- argument types -----------------------------------------------------------------------------
-
-
-MAX_WHOLE_NUMBER = 2**63 - 1  # SQLite's largest INTEGER
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more (``-k 0`` or ``-k -1`` is a mistake, not a request)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    if value > MAX_WHOLE_NUMBER:  # ids and counts go into SQLite (and numpy): a larger one cannot be stored
-        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_WHOLE_NUMBER})")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {value:g}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value:g}")
-    return value
-
-
-def typed_text(text: str) -> str:
-    """argparse type of a value matched against text the library stores (``--place``, ``--camera``,
-    ``--person``, a person's name): bytes a terminal sent that are not UTF-8 (argv holds them as lone
-    surrogates, which SQLite cannot take) read as Latin-1, as file names do (``pathtext.searchable_text``);
-    any other lone surrogate becomes U+FFFD."""
-    from app.library.pathtext import searchable_text
-
-    try:
-        return searchable_text(text)
-    except UnicodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
-def path_text(text: str) -> str:
-    """argparse type of a path: one this system can name (bytes that are not UTF-8 are fine; a lone surrogate
-    that stands for no byte is not)."""
-    try:
-        os.fsencode(text)
-    except UnicodeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a path: it holds characters no file name can") from None
-    return text
-
-
-def media_kind_name(text: str) -> str:
-    """argparse type: a kind of media the library reads (``cots_core.media.MEDIA_KINDS``, imported only here
-    so that a plain start does not load Pillow)."""
-    from cots_core.media import MEDIA_KINDS
-
-    if text not in MEDIA_KINDS:
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(MEDIA_KINDS)})")
-    return text
-
-
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def open_library(args, create: bool = False):
-    """The library of ``--db`` (or the default one); only ``create=True`` commands may start a new one."""
-    from app.library import Library
-
-    return Library(args.db, create=create)
-
-
-def load_encoder(args, library, text_first: bool = False):
-    from app.library.encoder import DEFAULT_MODEL, Encoder
-    from app.models_cli import fetch_if_hub_id
-
-    source = args.model or library.model_source or DEFAULT_MODEL
-    fetch_if_hub_id(args.model)  # a hub id named on the command line is downloaded once; the library keeps the id
-    print(f"loading model {display_text(source)} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
-    return Encoder.load(source, device=args.device, text_first=text_first)
 
 
 def _search_service(args, library):
@@ -285,122 +163,6 @@ def _search_service(args, library):
         raise LibraryError(f"the library {library.path} is empty: run `cots index FOLDER` first")
     # searches need the image tower only for a query image outside the library: load it on demand
     return SearchService(library, load_encoder(args, library, text_first=True))
-
-
-class ProgressBar:
-    """tqdm on stderr, fed by the indexer's progress callback."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled and sys.stderr.isatty() or enabled == "force"
-        self.bar = None
-        self.phase = None
-        # Without a terminal (a log, a pipe) the long second pass still says where it is, in plain lines.
-        self.second_pass_lines = SecondPassLines() if enabled and not self.enabled else None
-
-    def __call__(self, progress) -> None:
-        if self.second_pass_lines is not None:
-            self.second_pass_lines(progress)
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        if progress.phase != self.phase:
-            if self.bar is not None:
-                self.bar.close()
-            self.phase = progress.phase
-            label = {"scan": "scanning", "prepare": "preparing the model (once)", "index": "indexing",
-                     "texts": "vocabulary", "signals": "second pass: text and faces", "done": None}[progress.phase]
-            unit = {"texts": "text", "signals": "photo"}.get(progress.phase, "file")
-            self.bar = tqdm(total=progress.total or None, desc=label, unit=unit, file=sys.stderr,
-                            leave=False) if label else None
-        if self.bar is not None:
-            if progress.total:
-                self.bar.total = progress.total
-            self.bar.n = progress.done
-            if progress.phase == "signals":  # the indexer's own estimate, from this phase's pace
-                self.bar.set_postfix_str(second_pass_left(progress), refresh=False)
-            elif progress.current:
-                self.bar.set_postfix_str(display_text(Path(progress.current).name)[-40:], refresh=False)
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def second_pass_left(progress) -> str:
-    """"about 1:05 left" for a second-pass progress report ("" before the first photo gives a pace)."""
-    if progress.done >= progress.total:
-        return "done"
-    return f"about {format_time(progress.eta_s)} left" if progress.eta_s is not None else ""
-
-
-class SecondPassLines:
-    """The second pass's progress as plain lines on stderr (no terminal): after the first photo, then at most
-    every ``every_s`` seconds, and when it ends: "second pass (text and faces): 120/5000 photos, about 1:02:10
-    left"."""
-
-    def __init__(self, every_s: float = 30.0):
-        self.every_s = every_s
-        self.last_at: float | None = None
-
-    def __call__(self, progress) -> None:
-        if progress.phase != "signals" or progress.done < 1:
-            return
-        now = time.monotonic()
-        if self.last_at is not None and now - self.last_at < self.every_s and progress.done < progress.total:
-            return
-        self.last_at = now
-        left = second_pass_left(progress)
-        print(f"second pass (text and faces): {progress.done}/{progress.total} photos" + (f", {left}" if left else ""),
-              file=sys.stderr, flush=True)
-
-
-def run_index(library, encoder, options=None, show_progress: bool = True):
-    """Run the indexer in a worker thread so that Ctrl+C cancels cleanly (state kept, resumable)."""
-    from app.library.indexer import Indexer
-
-    bar = ProgressBar(show_progress)
-    indexer = Indexer(library, encoder, options, progress=bar)
-    outcome: dict = {}
-
-    def work():
-        try:
-            outcome["report"] = indexer.run()
-        except BaseException as error:  # noqa: BLE001 - handed to the main thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=work, name="cots-indexer")
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.2)
-    except KeyboardInterrupt:
-        print("\ncancelling (what is done is kept; run the command again to continue) ...", file=sys.stderr)
-        indexer.cancel()
-        thread.join()
-    finally:
-        bar.close()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["report"]
-
-
-def print_report(report: IndexReport) -> None:
-    parts = [f"{report.added} new", f"{report.updated} updated", f"{report.moved} moved",
-             f"{report.removed} removed", f"{report.unchanged + report.touched} unchanged",
-             f"{report.failed} failed"]
-    state = "cancelled" if report.cancelled else "done"
-    print(f"{state} in {report.seconds:.1f}s: " + ", ".join(parts))
-    for path, error in report.errors[:20]:
-        print(f"  failed: {display_text(path)}: {display_text(error)}")
-    if len(report.errors) > 20:
-        print(f"  ... and {len(report.errors) - 20} more (see `cots status`)")
-    if report.signals_done or report.signals_failed:
-        print(f"signals: {report.signals_done} photos read in the second pass, {report.signals_failed} could not be "
-              "read by a signal (see `cots status`)")
-    for signal, path, error in report.signal_errors[:10]:
-        print(f"  {signal} failed: {display_text(path)}: {display_text(error)}")
 
 
 def print_hits(hits, query: str | None = None) -> None:
@@ -420,7 +182,6 @@ def print_hits(hits, query: str | None = None) -> None:
 
 def cmd_index(args) -> int:
     from app.library.indexer import IndexOptions
-    from app.models_cli import fetch_if_hub_id
 
     fetch_if_hub_id(args.model)  # before the library is created: an offline machine changes nothing
     with open_library(args, create=True) as library:
@@ -643,48 +404,4 @@ def cmd_repair(args) -> int:
     if report.without_folder:
         print(f"{report.without_folder} items belong to watched folders the damaged file no longer lists: "
               "run `cots index FOLDER` for each of your folders")
-    return 0
-
-
-def cmd_demo(args) -> int:
-    from cots_resources import resource_path
-
-    from app.library import Library
-    from app.library.indexer import IndexOptions
-    from app.library.paths import data_dir
-
-    sample = resource_path("sample_library")
-    if not sample.is_dir():
-        from app.library.errors import LibraryError
-
-        raise LibraryError(f"the sample library is missing from this installation ({sample})")
-    db = Path(args.db) if args.db else data_dir() / "demo" / "demo.db"
-    print(f"cots demo: indexing the sample library {sample}\n          into {db}")
-    with Library(db) as library:
-        if not args.db:  # the demo's own library shows this installation's sample, not an earlier checkout's
-            for folder in library.folders():
-                if folder.resolve() != sample.resolve():
-                    library.forget(folder)
-        library.add_folder(sample)
-        started = time.perf_counter()
-        encoder = load_encoder(args, library)
-        print(f"model {display_text(encoder.model_id)} on {encoder.device} (loaded in {time.perf_counter() - started:.1f}s)")
-        report = run_index(library, encoder, IndexOptions())
-        print_report(report)
-        from app.library.search import SearchService
-
-        service = SearchService(library, encoder)
-        for query in DEMO_QUERIES:
-            print(f'\ncots search "{query}"')
-            print_hits(service.text(query, k=3), query)
-        nonsense = "qwzx blorfy vintrap"
-        print(f'\ncots search "{nonsense}"   (no real match: the calibrated cut-off should show little or nothing)')
-        print_hits(service.text(nonsense, k=3), nonsense)
-        probe = sample / "chelsea.jpg"
-        print(f"\ncots describe {probe.name}")
-        for t in service.describe(probe, k=5):
-            print(f"  {t.score:.3f}  {t.text}")
-        print(f"\ncots similar {probe.name}")
-        print_hits(service.similar(probe, k=3))
-        print(f"\nTry your own: cots search \"...\" --db {db}")
     return 0

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from app.cli.common import positive_int, shared_options, typed_text
 from app.library.pathtext import display_text
-from app.library_cli import positive_int, typed_text
 
 EPILOG = """examples:
   cots people                      list people (named first, then by photo count)
@@ -22,9 +22,7 @@ EPILOG = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="PATH", help="library database (default: the library in your user data folder)")
-    common.add_argument("--json", action="store_true", help="print JSON")
+    common = shared_options("db", "json")
     p = subparsers.add_parser("people", parents=[common], help="the people in your photos: list, name, merge",
                               description="People found in your photos (faces grouped by who they are). Names "
                                           "stay in the library and are search words: `cots search Anna`.",

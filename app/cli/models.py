@@ -1,13 +1,15 @@
 """``cots models``: the models this machine can use (built in, downloaded, trained here), their size,
 embedding width and measured CPU speed; ``cots models download ORG/NAME`` fetches a CLIP or SigLIP model
-from the Hugging Face hub. Registered by ``app.library_cli.register``."""
+from the Hugging Face hub."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
+from app.cli.common import add_json_option, announce_download
 from app.library.pathtext import display_text
+from app.library.transfer_bar import transfer_bar_class
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="List the models this machine can use with --model: the built-in one, "
                                           "those downloaded from the Hugging Face hub and those trained here, "
                                           "with their size, embedding width and CPU speed (once measured).")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     p.add_argument("--measure", action="store_true",
                    help="measure each model's CPU speed (images/s, ms per text query; a few seconds each) and "
                         "remember it")
@@ -27,52 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("repo_id", metavar="ORG/NAME")
     d.add_argument("--revision", help="branch, tag or commit (default: main)")
     d.set_defaults(handler=cmd_models_download)
-
-
-def announce_download(repo_id: str, folder) -> None:
-    print(f"downloading {repo_id} from the Hugging Face hub into {display_text(folder)} (once; "
-          "Ctrl+C stops it, the next run resumes) ...", file=sys.stderr, flush=True)
-
-
-def transfer_bar_class(report=None):
-    """A tqdm class for ``cots_core.hub.download``: one bar, bytes written of the total, on stderr; with
-    ``report``, nothing is drawn and ``report(bytes_done, bytes_total)`` is called instead (the GUI)."""
-    from tqdm.auto import tqdm
-
-    from cots_core.hub import is_transfer_bar
-
-    class TransferBar(tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs.pop("name", None)
-            self._kept = is_transfer_bar(kwargs)
-            if self._kept:
-                kwargs.update(desc="downloading", bar_format=None)
-            if report is not None or not self._kept:
-                kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-        def update(self, n=1):
-            if not (self._kept and report is not None):
-                return super().update(n)
-            self.n += n or 0  # a disabled tqdm counts nothing itself
-            report(int(self.n), int(self.total) if self.total else None)
-            return None
-
-        def set_description(self, desc=None, refresh=True):
-            pass  # the bar keeps its one name, "downloading"
-
-        def set_description_str(self, desc=None, refresh=True):
-            pass
-
-    return TransferBar
-
-
-def fetch_if_hub_id(name: str | None) -> None:
-    """A hub id the person named that is not downloaded yet is downloaded now, with a progress bar."""
-    from cots_core import hub
-
-    if name and hub.looks_like_hub_id(name) and hub.downloaded_path(name) is None:
-        hub.resolve_model_source(name, tqdm_class=transfer_bar_class(), on_download=announce_download)
 
 
 def cmd_models_download(args) -> int:
