@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cots_core import load_model  # noqa: E402
-from cots_core.media import evenly_spaced, video_frame_indices  # noqa: E402
+from cots_core.video_files import evenly_spaced, video_frame_indices  # noqa: E402
 from trainer.data.media import SEARCH_MAX_FRAMES  # noqa: E402
 
 LIBRARY = ROOT / "resources" / "sample_library"

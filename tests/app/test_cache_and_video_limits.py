@@ -13,7 +13,7 @@ import pytest
 from fakes import run_indexer, solid, write_video
 
 from app.gui.thumbs import ThumbnailCache
-from cots_core import media
+from cots_core import media, video_files
 from cots_core.media import MediaError, read_video, video_frame_at
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def test_video_frames_over_the_pixel_limit_are_refused_from_the_header(tmp_path,
     def no_decoding(*_args, **_kwargs):
         raise AssertionError("a frame was decoded before the frame size was checked")
 
-    monkeypatch.setattr(media, "_frames_by_seeking", no_decoding)
+    monkeypatch.setattr(video_files, "_frames_by_seeking", no_decoding)
     with pytest.raises(MediaError, match=r"video frame too large: 64x48 pixels is over the limit of 3,000"):
         read_video(clip, max_pixels=3000)
     with pytest.raises(MediaError, match="video frame too large"):

@@ -137,7 +137,7 @@ def test_a_sidecar_symlinked_out_of_the_watched_folder_is_not_read(library, enco
 
 def test_a_caption_read_is_bounded_even_when_the_size_lies(tmp_path):
     """procfs files report size 0: the read stops at the limit whatever stat says."""
-    from cots_core.media import MAX_CAPTION_BYTES, read_captions
+    from cots_core.captions import MAX_CAPTION_BYTES, read_captions
 
     photo = tmp_path / "p.jpg"
     Image.new("RGB", (8, 8)).save(photo)

@@ -12,7 +12,7 @@ from fakes import run_indexer, solid
 from PIL import Image
 
 from app.library.errors import MediaError
-from cots_core import media
+from cots_core import image_files, media
 from cots_core.media import check_image_file, read_image
 
 
@@ -103,7 +103,7 @@ def _error(call):
 
 def test_a_large_file_gets_a_bounded_header_search(tmp_path, monkeypatch):
     """Pillow skips junk before a JPEG header one byte at a time; a large file may only make it read so far."""
-    monkeypatch.setattr(media, "HEADER_BUDGET", 1 << 20)
+    monkeypatch.setattr(image_files, "HEADER_BUDGET", 1 << 20)
     _sparse(tmp_path / "zeros.jpg", 4 << 20, b"\xff\xd8\xff\xe0")
     with pytest.raises(MediaError, match="no image header in the first 1 MiB"):
         read_image(tmp_path / "zeros.jpg")
@@ -127,7 +127,7 @@ def test_the_header_read_of_the_second_pass_keeps_the_limits(tmp_path, monkeypat
     (tmp_path / "notes.jpg").write_text("not a photo at all")
     with pytest.raises(MediaError, match="not an image"):
         media.image_size(tmp_path / "notes.jpg")
-    monkeypatch.setattr(media, "HEADER_BUDGET", 1 << 20)
+    monkeypatch.setattr(image_files, "HEADER_BUDGET", 1 << 20)
     _sparse(tmp_path / "zeros.jpg", 4 << 20, b"\xff\xd8\xff\xe0")
     with pytest.raises(MediaError, match="no image header in the first 1 MiB"):
         media.image_size(tmp_path / "zeros.jpg")
