@@ -304,12 +304,14 @@ class ProgressBar:
             return
         from tqdm import tqdm
 
+        from app.library.signals import pass_name
+
         if progress.phase != self.phase:
             if self.bar is not None:
                 self.bar.close()
             self.phase = progress.phase
             label = {"scan": "scanning", "prepare": "preparing the model (once)", "index": "indexing",
-                     "texts": "vocabulary", "signals": "second pass: text and faces", "done": None}[progress.phase]
+                     "texts": "vocabulary", "signals": f"second pass: {pass_name()}", "done": None}[progress.phase]
             unit = {"texts": "text", "signals": "photo"}.get(progress.phase, "file")
             self.bar = tqdm(total=progress.total or None, desc=label, unit=unit, file=sys.stderr,
                             leave=False) if label else None
@@ -338,7 +340,7 @@ def second_pass_left(progress) -> str:
 class SecondPassLines:
     """The second pass's progress as plain lines on stderr (no terminal): after the first photo, then at most
     every ``every_s`` seconds, and when it ends: "second pass (text and faces): 120/5000 photos, about 1:02:10
-    left"."""
+    left" (the pass named as its signals declare it)."""
 
     def __init__(self, every_s: float = 30.0):
         self.every_s = every_s
@@ -351,8 +353,10 @@ class SecondPassLines:
         if self.last_at is not None and now - self.last_at < self.every_s and progress.done < progress.total:
             return
         self.last_at = now
+        from app.library.signals import pass_name
+
         left = second_pass_left(progress)
-        print(f"second pass (text and faces): {progress.done}/{progress.total} photos" + (f", {left}" if left else ""),
+        print(f"second pass ({pass_name()}): {progress.done}/{progress.total} photos" + (f", {left}" if left else ""),
               file=sys.stderr, flush=True)
 
 
@@ -404,13 +408,15 @@ def print_report(report: IndexReport) -> None:
 
 
 def print_hits(hits, query: str | None = None) -> None:
+    from app.library.signals import hit_fact_keys
+
     if not hits:
         print("  no good matches" + (" (--all shows weaker ones)" if query is not None else ""))
         return
     for rank, hit in enumerate(hits, 1):
         when = f" at {format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
-        where = ", ".join(str(hit.facts[k]) for k in ("city", "country") if hit.facts.get(k))
+        where = ", ".join(str(hit.facts[k]) for k in hit_fact_keys() if hit.facts.get(k))
         extra = f"  [{display_text(where)}]" if where else ""
         print(f"  {rank:2d}. {hit.score:.3f}{rel}  {display_text(hit.kind):5s} {display_text(hit.path)}{when}{extra}")
 
@@ -516,6 +522,7 @@ def print_signal_status(summary: dict) -> None:
 
 def cmd_status(args) -> int:
     from app.library.signal_runner import second_pass_waiting, signal_summary
+    from app.library.signals import pass_name
 
     with open_library(args) as library:
         status = library.status()
@@ -555,7 +562,7 @@ def cmd_status(args) -> int:
         print_signal_status(signals)
         waiting = second_pass_waiting(signals)
         if waiting:
-            print(f"  {waiting} photo{'s still wait' if waiting != 1 else ' still waits'} for the second pass (text and faces); "
+            print(f"  {waiting} photo{'s still wait' if waiting != 1 else ' still waits'} for the second pass ({pass_name()}); "
                   "`cots index` continues it")
         for signal, path, error in library.signal_failures(limit=20):
             print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")
