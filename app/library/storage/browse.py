@@ -5,8 +5,6 @@ import sqlite3
 
 from app.library.storage.media import MEDIA_DATE_SQL
 
-# -- browsing: the library itself, newest first --------------------------------------------------------
-
 
 def browse_media(conn: sqlite3.Connection, where: str, params: list, limit: int = -1, offset: int = 0,
                  per: str | None = None) -> list[tuple]:

@@ -91,12 +91,10 @@ def delete_media_data(conn: sqlite3.Connection, media_ids: list[int],
         texts += text_ids
     return segments, texts
 
-# Embedding kinds, each with its own vector index: media (one per image/video), segment (video frames, for
 
 # A media row's date (EXIF capture time, else modification time) as filters and browsing read it, clamped to
 # the range of app.library.dates: rows written before that range existed sort and group as they are shown.
 MEDIA_DATE_SQL = f"MIN(MAX(COALESCE(m.captured_at, m.mtime_ns / 1e9), {EARLIEST:.0f}), {LATEST:.0f})"
-
 MEDIA_COLUMNS = (
     "id, path, kind, size, mtime_ns, hash, width, height, duration, captured_at, status, error, "
     "model_id, indexed_at, caption, folder_id"

@@ -72,8 +72,6 @@ def fact_condition_ids(conn: sqlite3.Connection, condition: FactCondition, where
         [*join_args, *test_args, *params, limit])]
 
 
-# -- search's filters: SQL conditions on ``m`` --------------------------------------------------------------
-
 # A fact of a row's signals, as a SQL condition on ``m``.
 _FACT = "EXISTS (SELECT 1 FROM signal_facts f WHERE f.media_id = m.id AND f.key IN ({keys}) AND {test})"
 

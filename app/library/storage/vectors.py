@@ -12,7 +12,6 @@ from app.library.db import blob_to_vector, id_chunks, vector_to_blob
 
 # Embedding kinds, each with its own vector index: media (one per image/video), segment (video frames, for
 # timestamps), text (captions and vocabulary, for image -> text); their table and id column.
-
 KIND_TABLES = {"media": "embeddings", "segment": "segments", "text": "text_embeddings"}
 KIND_ID_COLUMNS = {"media": "media_id", "segment": "id", "text": "text_id"}
 
