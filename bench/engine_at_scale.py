@@ -4,7 +4,7 @@ SQLite, FTS5, calibration) warm, on a real library file with N items.
     nice python bench/engine_at_scale.py --n 20000                       # vectors generated, index built here
     nice python bench/engine_at_scale.py --n 1000000 --vectors DIR/items.npy --index DIR/index --ef 1536
 
-The library is built cheaply but through the library's own code: N media rows (``storage.upsert_media``,
+The library is built cheaply but through the library's own code: N media rows (``storage.media.upsert_media``,
 FTS triggers included) and their embeddings in 50k-row transactions, then the vector index: with ``--index``
 the HNSW files of bench/realistic_search_bench.py ``--keep`` (built from the same vectors, labels 0..N-1 = row
 ids) are linked in as the library's saved index with its ef; without it the library rebuilds its index from
@@ -38,7 +38,7 @@ from app.library import Library  # noqa: E402
 from app.library.db import vector_to_blob  # noqa: E402
 from app.library.encoder import Encoder  # noqa: E402
 from app.library.indexer import Indexer, IndexOptions  # noqa: E402
-from app.library.storage import upsert_media  # noqa: E402
+from app.library.storage.media import upsert_media  # noqa: E402
 from app.library.vector_index import ids_checksum  # noqa: E402
 from bench.realistic_embeddings import real_captions, vocabulary  # noqa: E402
 from bench.search_bench import rss_mb  # noqa: E402

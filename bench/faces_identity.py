@@ -13,7 +13,7 @@ Photos (all real, from installable packages; fetched by bench/signals_faces.py's
 Faces come from the faces signal (``FaceSignal``: HOG + CNN check, landmarks, ResNet vector). Who is who is
 labelled by file (one person per file, except the group photo, whose six faces are six people).
 
-Grouping is the library's own (``storage.store_faces`` on a scratch library, photo by photo), over 20
+Grouping is the library's own (``people.store_faces`` on a scratch library, photo by photo), over 20
 random photo orders. Pairwise precision: of the face pairs put in one person, the share that are one person;
 recall: of the face pairs that are one person, the share put together. The join distance is chosen on one
 half of the people (split by a hash of their label) and reported on the other, both ways.
@@ -42,9 +42,9 @@ from PIL import Image  # noqa: E402
 from signals_faces import fetch_deb, fetch_sdist  # noqa: E402
 
 from app.library import Library  # noqa: E402
+from app.library.people import store_faces  # noqa: E402
 from app.library.signals.base import Box  # noqa: E402
 from app.library.signals.faces import FaceSignal, load_rgb  # noqa: E402
-from app.library.storage import store_faces  # noqa: E402
 
 THRESHOLDS = [round(0.30 + 0.05 * step, 2) for step in range(9)]  # 0.30 .. 0.70
 ORDERS = 20
@@ -83,7 +83,7 @@ def faces(rows: list[tuple[Path, str]]) -> list[dict]:
 
 
 def group(found: list[dict], threshold: float, order: list[str]) -> list[int | None]:
-    """The library's grouping (storage.store_faces) photo by photo in ``order``: each face's person id."""
+    """The library's grouping (people.store_faces) photo by photo in ``order``: each face's person id."""
     with tempfile.TemporaryDirectory() as folder, Library(Path(folder) / "g.db") as library:
         conn = library.db.conn
         by_photo: dict[str, list[int]] = {}

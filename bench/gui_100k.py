@@ -2,7 +2,7 @@
 
     nice python bench/gui_100k.py [--n 100000] [--workdir DIR] [--write]
 
-The library is synthetic but read through the app's own code: N media rows (``storage.upsert_media``,
+The library is synthetic but read through the app's own code: N media rows (``storage.media.upsert_media``,
 capture times spread over ten years) whose paths are N symbolic links to the real photos of
 tests/data/real_photos (so every row has its own file, its own thumbnail and its own cache entry), with
 random 16-d embeddings of the tests' fake model (its text tower answers the queries: the model's own cost
@@ -37,7 +37,7 @@ def build(work: Path, n: int) -> Path:
     from app.library.db import vector_to_blob
     from app.library.encoder import Encoder
     from app.library.indexer import Indexer, IndexOptions
-    from app.library.storage import upsert_media
+    from app.library.storage.media import upsert_media
 
     photos = sorted((ROOT / "tests" / "data" / "real_photos").glob("*.jpg"))
     folder = work / "photos"

@@ -166,13 +166,15 @@ def _search_service(args, library):
 
 
 def print_hits(hits, query: str | None = None) -> None:
+    from app.library.signals import hit_fact_keys
+
     if not hits:
         print("  no good matches" + (" (--all shows weaker ones)" if query is not None else ""))
         return
     for rank, hit in enumerate(hits, 1):
         when = f" at {format_time(hit.timestamp)}" if hit.kind == "video" and hit.timestamp is not None else ""
         rel = f"  relevance {hit.relevance:5.2f}" if hit.relevance is not None else ""
-        where = ", ".join(str(hit.facts[k]) for k in ("city", "country") if hit.facts.get(k))
+        where = ", ".join(str(hit.facts[k]) for k in hit_fact_keys() if hit.facts.get(k))
         extra = f"  [{display_text(where)}]" if where else ""
         print(f"  {rank:2d}. {hit.score:.3f}{rel}  {display_text(hit.kind):5s} {display_text(hit.path)}{when}{extra}")
 
@@ -277,6 +279,7 @@ def print_signal_status(summary: dict) -> None:
 
 def cmd_status(args) -> int:
     from app.library.signal_runner import second_pass_waiting, signal_summary
+    from app.library.signals import pass_name
 
     with open_library(args) as library:
         status = library.status()
@@ -316,7 +319,7 @@ def cmd_status(args) -> int:
         print_signal_status(signals)
         waiting = second_pass_waiting(signals)
         if waiting:
-            print(f"  {waiting} photo{'s still wait' if waiting != 1 else ' still waits'} for the second pass (text and faces); "
+            print(f"  {waiting} photo{'s still wait' if waiting != 1 else ' still waits'} for the second pass ({pass_name()}); "
                   "`cots index` continues it")
         for signal, path, error in library.signal_failures(limit=20):
             print(f"  {display_text(signal)} failed: {display_text(path)}: {display_text(error or '')}")

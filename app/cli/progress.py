@@ -32,12 +32,14 @@ class ProgressBar:
             return
         from tqdm import tqdm
 
+        from app.library.signals import pass_name
+
         if progress.phase != self.phase:
             if self.bar is not None:
                 self.bar.close()
             self.phase = progress.phase
             label = {"scan": "scanning", "prepare": "preparing the model (once)", "index": "indexing",
-                     "texts": "vocabulary", "signals": "second pass: text and faces", "done": None}[progress.phase]
+                     "texts": "vocabulary", "signals": f"second pass: {pass_name()}", "done": None}[progress.phase]
             unit = {"texts": "text", "signals": "photo"}.get(progress.phase, "file")
             self.bar = tqdm(total=progress.total or None, desc=label, unit=unit, file=sys.stderr,
                             leave=False) if label else None
@@ -66,7 +68,7 @@ def second_pass_left(progress) -> str:
 class SecondPassLines:
     """The second pass's progress as plain lines on stderr (no terminal): after the first photo, then at most
     every ``every_s`` seconds, and when it ends: "second pass (text and faces): 120/5000 photos, about 1:02:10
-    left"."""
+    left" (the pass named as its signals declare it)."""
 
     def __init__(self, every_s: float = 30.0):
         self.every_s = every_s
@@ -79,8 +81,10 @@ class SecondPassLines:
         if self.last_at is not None and now - self.last_at < self.every_s and progress.done < progress.total:
             return
         self.last_at = now
+        from app.library.signals import pass_name
+
         left = second_pass_left(progress)
-        print(f"second pass (text and faces): {progress.done}/{progress.total} photos" + (f", {left}" if left else ""),
+        print(f"second pass ({pass_name()}): {progress.done}/{progress.total} photos" + (f", {left}" if left else ""),
               file=sys.stderr, flush=True)
 
 

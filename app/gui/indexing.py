@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 from app.gui.service import IndexSummary
 from app.gui.tasks import TaskRunner
 from app.library.indexer import IndexControl, IndexProgress
+from app.library.signals import pass_name
 from app.library.timefmt import format_time
 
 
@@ -127,7 +128,7 @@ class IndexingBar(QWidget):
         if progress.phase == "prepare":
             parts.append("preparing the model (once per model)")
         if progress.phase == "signals":  # the second pass: the library is already searchable
-            parts.append(f"second pass: text and faces, {progress.done} of {progress.total} photos")
+            parts.append(f"second pass: {pass_name()}, {progress.done} of {progress.total} photos")
         if progress.rate:
             parts.append(f"{progress.rate:.1f} {'photos' if progress.phase == 'signals' else 'files'}/s")
         if progress.eta_s is not None and progress.done < progress.total:

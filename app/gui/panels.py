@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from app.gui import actions
 from app.library.dates import format_local
 from app.library.search import Hit
-from app.library.signals import detail_rows
+from app.library.signals import box_colours, detail_rows
 from app.library.timefmt import format_time
 
 PREVIEW = 320
@@ -31,7 +31,7 @@ def signal_fields() -> tuple[str, ...]:
 
 
 def describe_facts(facts: dict) -> dict[str, str]:
-    """The detail pane's signal rows shown from a hit's facts (place, camera, capture time, faces, ...);
+    """The detail pane's signal rows shown from a hit's facts, as the signals declare them;
     rows of a signal's text are filled later (``signal_texts``)."""
     return {row.label: row.show(facts) for _, row in detail_rows() if not row.from_text}
 
@@ -42,14 +42,16 @@ def signal_texts(texts: dict[str, str]) -> dict[str, str]:
 
 
 def draw_boxes(pixmap: QPixmap, boxes: list[tuple]) -> QPixmap:
-    """A copy of ``pixmap`` with the face boxes (signal, x, y, w, h, score, label in fractions) drawn on it."""
-    faces = [b for b in boxes if b[0] == "faces"]
-    if not faces or pixmap.isNull():
+    """A copy of ``pixmap`` with the boxes (signal, x, y, w, h, score, label in fractions) of the signals that
+    declare a ``box_colour`` drawn on it, each in its signal's colour."""
+    colours = box_colours()
+    drawn = [b for b in boxes if b[0] in colours]
+    if not drawn or pixmap.isNull():
         return pixmap
     out = QPixmap(pixmap)
     painter = QPainter(out)
-    painter.setPen(QPen(QColor("#ffd54f"), 2))
-    for _, x, y, w, h, *_ in faces:
+    for signal, x, y, w, h, *_ in drawn:
+        painter.setPen(QPen(QColor(colours[signal]), 2))
         painter.drawRect(QRectF(x * out.width(), y * out.height(), w * out.width(), h * out.height()))
     painter.end()
     return out

@@ -152,6 +152,15 @@ def blob_to_vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
 
 
+
+def id_chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
+    """``ids`` in chunks of at most ``size`` with their "?,?,?" placeholders (SQLite caps a statement's
+    parameters)."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 class LibraryDB:
     """One library's SQLite database; safe to share between threads (one connection per thread)."""
 

@@ -26,6 +26,7 @@ from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
 from app.library.lock import indexing_lock
 from app.library.pathtext import safe_text, searchable_text, to_db
+from app.library.planning import Job, plan_run
 from app.library.scanner import (
     LibraryScanner,
     ScannedFile,
@@ -34,22 +35,21 @@ from app.library.scanner import (
     folder_names,
     read_caption,
 )
-from app.library.signal_runner import SignalRunner, active_signals, extract_safely
+from app.library.signal_runner import SignalRunner, active_signals, extract_safely, store_result
 from app.library.signals import Signal, SignalOutput
-from app.library.storage import (
-    Job,
-    StoredVectors,
-    add_vocabulary,
+from app.library.storage.media import (
     delete_media_data,
     media_state,
-    plan_run,
     replace_scan_errors,
-    store_signal_result,
+    update_media,
+    upsert_media,
+)
+from app.library.storage.vectors import (
+    StoredVectors,
+    add_vocabulary,
     store_text_vectors,
     store_vectors,
     unembedded_count,
-    update_media,
-    upsert_media,
     vocabulary_size,
     vocabulary_to_embed,
 )
@@ -277,7 +277,7 @@ class Indexer:
         return scan
 
     def _plan(self, scan: ScanResult, folders, report: IndexReport) -> list[Job]:
-        """Apply the run's plan (``storage.plan_run``): moves and deletions now; the files to read returned."""
+        """Apply the run's plan (``planning.plan_run``): moves and deletions now; the files to read returned."""
         lib = self.library
         plan = plan_run(scan, media_state(lib.db.conn, self.encoder.model_id), self.options.retry_failed,
                         _hash_or_none)
@@ -462,7 +462,7 @@ class Indexer:
         caption = (r.caption, r.caption_vector) if r.caption_vector is not None else None
         store_vectors(conn, added, row_id, self.encoder.model_id, gen, r.vector, segments, caption)
         for signal, output, error in r.signals:
-            store_signal_result(conn, row_id, signal.name, signal.version, output, error, now)
+            store_result(conn, row_id, signal, output, error, now)
             if error is not None:
                 self._signal_failed(report, signal.name, str(r.job.file.path), error)
 

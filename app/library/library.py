@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from app.library import storage
 from app.library.dates import clamp_seconds
 from app.library.db import LibraryDB, blob_to_vector, database_error_message, is_damaged
 from app.library.ef_background import EfChooser
@@ -27,7 +26,9 @@ from app.library.hnsw_file import HnswFileDamaged
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, to_db
 from app.library.signals import fact_filter
-from app.library.storage import KIND_TABLES, delete_media_data
+from app.library.storage import media as media_store
+from app.library.storage import signals as signal_store
+from app.library.storage import vectors as vector_store
 from app.library.vector_index import (
     HnswParams,
     VectorIndex,
@@ -171,10 +172,10 @@ class Library:
     def drop_model(self, model_id: str) -> None:
         """Delete another model's embeddings (after a switch) and its index files."""
         with self.db.transaction() as conn:
-            storage.delete_model_vectors(conn, model_id)
+            vector_store.delete_model_vectors(conn, model_id)
             self.db.bump_generation(conn)
         with self._vector_lock:
-            for kind in KIND_TABLES:
+            for kind in vector_store.KIND_TABLES:
                 self._vectors.pop((kind, model_id), None)
                 self._synced.pop((kind, model_id), None)
                 self._dirty.discard((kind, model_id))
@@ -190,7 +191,7 @@ class Library:
             raise LibraryError(f"{display_text(path)} is not a folder")
         self.db.add_folder(folder)
         with self.db.transaction() as conn:
-            storage.delete_forgotten_under(conn, folder)
+            media_store.delete_forgotten_under(conn, folder)
         return folder
 
     def folders(self) -> list[Path]:
@@ -209,7 +210,7 @@ class Library:
                                f"(watched folders: {listing})")
         ids: set[int] = set()
         for candidate in candidates:  # a watched folder goes with its forgotten rows too
-            ids.update(storage.media_ids_under(self.db.conn, candidate, forgotten_too=bool(folders)))
+            ids.update(media_store.media_ids_under(self.db.conn, candidate, forgotten_too=bool(folders)))
         return ForgetPlan(Path(path).expanduser().absolute(), [p for _, p in folders], sorted(ids),
                           [fid for fid, _ in folders])
 
@@ -225,26 +226,26 @@ class Library:
             self.delete_media(plan.media_ids)
             with self.db.transaction() as conn:
                 for fid in plan.folder_ids:
-                    storage.delete_folder(conn, fid)
+                    media_store.delete_folder(conn, fid)
         else:
             self.delete_media(plan.media_ids, keep_rows_as_forgotten=True)
         return len(plan.media_ids)
 
     # -- media rows --------------------------------------------------------------------------
     def media(self, ids) -> dict[int, MediaRecord]:
-        rows = storage.media_rows(self.db.conn, [int(i) for i in ids])
+        rows = media_store.media_rows(self.db.conn, [int(i) for i in ids])
         return {row[0]: MediaRecord(row[0], from_db(row[1]), *row[2:]) for row in rows}
 
     def media_by_path(self, path: str | Path) -> MediaRecord | None:
-        row = storage.media_row_by_path(self.db.conn, to_db(Path(path).expanduser().absolute()))
+        row = media_store.media_row_by_path(self.db.conn, to_db(Path(path).expanduser().absolute()))
         return MediaRecord(row[0], from_db(row[1]), *row[2:]) if row else None
 
     def embedding(self, media_id: int, model_id: str | None = None) -> np.ndarray | None:
-        return storage.embedding(self.db.conn, media_id, model_id or self.model_id)
+        return vector_store.embedding(self.db.conn, media_id, model_id or self.model_id)
 
     def segments(self, media_id: int, model_id: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(start seconds, end seconds, vectors) of a video's segments."""
-        spans = storage.segment_spans(self.db.conn, [media_id], model_id or self.model_id)
+        spans = vector_store.segment_spans(self.db.conn, [media_id], model_id or self.model_id)
         return spans.get(media_id, (np.zeros(0), np.zeros(0), np.zeros((0, 0), np.float32)))
 
     def delete_media(self, ids, keep_rows_as_forgotten: bool = False) -> None:
@@ -253,8 +254,8 @@ class Library:
         if not ids:
             return
         with self.db.transaction() as conn:
-            removed_segments, removed_texts = delete_media_data(conn, ids)
-            storage.remove_media_rows(conn, ids, keep_rows_as_forgotten)
+            removed_segments, removed_texts = media_store.delete_media_data(conn, ids)
+            media_store.remove_media_rows(conn, ids, keep_rows_as_forgotten)
             generation = self.db.bump_generation(conn)
         self.apply(generation, remove={"media": ids, "segment": removed_segments, "text": removed_texts})
 
@@ -320,7 +321,7 @@ class Library:
         if len(ids) == 0:
             return True
         ids = np.random.default_rng().choice(ids, min(sample, len(ids)), replace=False)
-        rows = storage.stored_vectors(self.db.conn, kind, model_id, ids.tolist(), max_gen=saved_gen)
+        rows = vector_store.stored_vectors(self.db.conn, kind, model_id, ids.tolist(), max_gen=saved_gen)
         if not rows:
             return True
         stored = np.stack([blob_to_vector(r[1]) for r in rows])
@@ -329,12 +330,12 @@ class Library:
         return bool(np.allclose(index.get([r[0] for r in rows]), stored, atol=1e-4))
 
     def _stored_dim(self, kind: str, model_id: str) -> int | None:
-        return storage.stored_dim(self.db.conn, kind, model_id)
+        return vector_store.stored_dim(self.db.conn, kind, model_id)
 
     def _repair(self, kind: str, model_id: str, index: VectorIndex, since: int | None) -> bool:
         """Make ``index`` hold exactly the stored vectors: add missing rows, drop deleted ones and
         re-add rows written after generation ``since`` (None: the index is new, add everything)."""
-        db_ids = storage.stored_ids(self.db.conn, kind, model_id)
+        db_ids = vector_store.stored_ids(self.db.conn, kind, model_id)
         live = set(index.ids.tolist())
         extra = live - db_ids
         if extra:
@@ -342,14 +343,14 @@ class Library:
         missing = db_ids - live
         started = time.perf_counter()
         added = 0
-        for rows in storage.stored_vector_batches(self.db.conn, kind, model_id, None if not live else since):
+        for rows in vector_store.stored_vector_batches(self.db.conn, kind, model_id, None if not live else since):
             index.add([r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows]), num_threads=-1)
             added += len(rows)
             missing.difference_update(r[0] for r in rows)
         if missing:  # rows older than ``since`` that the saved index lacks (it was saved mid-crash)
             missing_list = sorted(missing)
             for start in range(0, len(missing_list), 5000):
-                rows = storage.stored_vectors(self.db.conn, kind, model_id, missing_list[start:start + 5000])
+                rows = vector_store.stored_vectors(self.db.conn, kind, model_id, missing_list[start:start + 5000])
                 if rows:
                     index.add([r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows]),
                               num_threads=-1)
@@ -438,19 +439,19 @@ class Library:
 
     # -- status ------------------------------------------------------------------------------
     def failures(self) -> list[Failure]:
-        return [Failure(path, error) for path, error in storage.failed_files(self.db.conn)]
+        return [Failure(path, error) for path, error in media_store.failed_files(self.db.conn)]
 
     def status(self, check_index: bool = True) -> LibraryStatus:
         conn = self.db.conn
         model_id = self.model_id
-        counts = storage.embedded_by_kind(conn, model_id)
-        ok = storage.readable_count(conn)
-        segments = storage.stored_count(conn, "segment", model_id)
+        counts = vector_store.embedded_by_kind(conn, model_id)
+        ok = media_store.readable_count(conn)
+        segments = vector_store.stored_count(conn, "segment", model_id)
         indexed = sum(counts.values())
         health: dict[str, dict] = {}
         if check_index and model_id:
-            for kind in KIND_TABLES:
-                in_db = storage.stored_count(conn, kind, model_id)
+            for kind in vector_store.KIND_TABLES:
+                in_db = vector_store.stored_count(conn, kind, model_id)
                 in_index = len(self.vectors(kind, model_id))
                 health[kind] = {"in_db": in_db, "in_index": in_index, "healthy": in_db == in_index,
                                 "rebuilt": self.rebuilt.get((kind, model_id)),
@@ -465,18 +466,18 @@ class Library:
     # -- signals -----------------------------------------------------------------------------
     def choice_groups(self, filter_name: str) -> list[tuple[tuple[str, ...], int]]:
         """(values of the filter's ``choice_keys``, photos) of the readable photos, most photos first."""
-        return storage.fact_groups(self.db.conn, fact_filter(filter_name).choice_keys)
+        return signal_store.fact_groups(self.db.conn, fact_filter(filter_name).choice_keys)
 
     def filter_choices(self, filter_name: str) -> list[tuple[str, int]]:
         """A declared signal filter's choices with their photo counts ("Paris, France", 12), as it lists them."""
         declared = fact_filter(filter_name)
-        return declared.choice_list(storage.fact_groups(self.db.conn, declared.choice_keys)) \
+        return declared.choice_list(signal_store.fact_groups(self.db.conn, declared.choice_keys)) \
             if declared.choice_keys else []
 
     def signal_details(self, media_id: int) -> tuple[dict, list[tuple], dict[str, str]]:
         """One row's facts, boxes (signal, x, y, w, h, score, label) and signal texts, for a detail view."""
-        return storage.media_signal_details(self.db.conn, media_id)
+        return signal_store.media_signal_details(self.db.conn, media_id)
 
     def signal_failures(self, limit: int = 50) -> list[tuple[str, str, str]]:
         """(signal, path, error) of files a signal could not read."""
-        return storage.signal_failures(self.db.conn, limit)
+        return signal_store.signal_failures(self.db.conn, limit)

@@ -1,45 +1,37 @@
 """People in a library: the faces the faces signal found, grouped into people that a person can name,
 merge, split, hide and forget. The CLI (``app/cli/people.py``) and the GUI call this layer; the SQL lives
-in ``app.library.storage`` and the schema in ``app.library.db``.
+in ``app.library.storage.people`` and the schema in ``app.library.db``.
 
-Grouping (``storage.store_faces``) is incremental: each new face joins the person whose centroid is nearest
-if that is closer than ``JOIN_DISTANCE``, else it starts a new person; nothing is re-clustered, and faces
-placed by a person (``source = 'user'``), names, merges and hides are never undone by it.
+The grouping (``store_faces``) is incremental and lives here: each new face joins the person whose centroid
+is nearest (``nearest_person``) if that is closer than ``JOIN_DISTANCE``, else it starts a new person, and
+a joined person's centroid moves as a running mean; nothing is re-clustered (``People.regroup`` refines on
+demand), and faces placed by a person (``source = 'user'``), names, merges and hides are never undone by it.
 """
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 import unicodedata
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from app.library.errors import LibraryError
 from app.library.library import Library
 from app.library.pathtext import display_text
-from app.library.storage import (
-    JOIN_DISTANCE,
-    PersonRow,
-    auto_face_vectors,
-    face_row,
-    forget_person,
-    live_centroids,
-    merge_people,
-    move_face,
-    named_people,
-    new_person,
-    people_named,
-    people_rows,
-    person_faces,
-    person_photos,
-    person_state,
-    reassign_face,
-    release_name,
-    set_person_hidden,
-    set_person_name,
-    update_centroids,
-)
+from app.library.storage import people as people_store
+from app.library.storage.people import PersonRow
 
 MAX_NAME_LENGTH = 100  # characters; longer names are refused (a name, not a note)
+# Euclidean distance between a new face's identity vector and a person's centroid under which the face
+# joins that person. dlib documents 0.6 for two faces; a centroid sits nearer its own faces than they sit to
+# each other, and on bench/faces_identity.py's real photos 0.5 kept every person whole while 0.6 let a
+# false box join a real person (bench/RESULTS.md, "People: identity").
+JOIN_DISTANCE = 0.5
+# A face found again where a person had placed one (their boxes overlap by more than this, intersection over
+# union) is the same face: it stays with that person.
+SAME_FACE_IOU = 0.5
 
 
 class PeopleError(LibraryError):
@@ -110,29 +102,29 @@ class People:
     # -- reads ----------------------------------------------------------------------------------
     def list(self, include_hidden: bool = False, min_photos: int = 2) -> list[Person]:
         """People with at least ``min_photos`` photos (named people always), named first, most photos first."""
-        return [_person(row) for row in people_rows(self._conn)
+        return [_person(row) for row in people_store.people_rows(self._conn)
                 if (include_hidden or not row.hidden) and (row.name or row.photos >= min_photos)]
 
     def get(self, person_id: int) -> Person:
         """One live person; PeopleError naming where a merged one went, or that the id is unknown."""
         self._live(person_id)
-        rows = people_rows(self._conn, person_id)
+        rows = people_store.people_rows(self._conn, person_id)
         if not rows:
-            return Person(person_id, person_state(self._conn, person_id)[0], False, 0, 0, None, None)
+            return Person(person_id, people_store.person_state(self._conn, person_id)[0], False, 0, 0, None, None)
         return _person(rows[0])
 
     def photos(self, person_id: int) -> list[str]:
         """Paths of a person's photos, largest face first."""
         self._live(person_id)
-        return [path for _, path in person_photos(self._conn, person_id)]
+        return [path for _, path in people_store.person_photos(self._conn, person_id)]
 
     def faces(self, person_id: int, limit: int = 1000) -> list[Face]:
         self._live(person_id)
         return [Face(fid, media_id, path, (x, y, w, h), source)
-                for fid, media_id, path, x, y, w, h, source in person_faces(self._conn, person_id, limit)]
+                for fid, media_id, path, x, y, w, h, source in people_store.person_faces(self._conn, person_id, limit)]
 
     def face(self, face_id: int) -> Face:
-        row = face_row(self._conn, face_id)
+        row = people_store.face_row(self._conn, face_id)
         if row is None:
             raise PeopleError(f"there is no face {face_id} (`cots people show ID` lists a person's faces)")
         media_id, path, x, y, w, h, _ = row
@@ -140,11 +132,11 @@ class People:
 
     def find(self, name: str) -> list[int]:
         """Ids of the live people with this name (compared case-folded)."""
-        return people_named(self._conn, name_key(name))
+        return people_store.people_named(self._conn, name_key(name))
 
     def named(self) -> list[tuple[int, str]]:
         """(id, name) of every named person."""
-        return named_people(self._conn)
+        return people_store.named_people(self._conn)
 
     # -- a person's decisions -------------------------------------------------------------------
     def name(self, person_id: int, name: str | None) -> Person:
@@ -154,14 +146,14 @@ class People:
         with self.library.db.transaction() as conn:
             self._live(person_id, conn)
             if cleaned is not None:
-                other = [p for p in people_named(conn, name_key(cleaned)) if p != person_id]
+                other = [p for p in people_store.people_named(conn, name_key(cleaned)) if p != person_id]
                 if other:
-                    taken = person_state(conn, other[0])[0] or cleaned
+                    taken = people_store.person_state(conn, other[0])[0] or cleaned
                     raise PeopleError(f"person {other[0]} is already named {display_text(taken)!r}: if they are "
                                       f"the same, run `cots people merge {person_id} {other[0]}`")
             if cleaned is not None:
-                release_name(conn, name_key(cleaned), person_id)
-            set_person_name(conn, person_id, cleaned, None if cleaned is None else name_key(cleaned))
+                people_store.release_name(conn, name_key(cleaned), person_id)
+            people_store.set_person_name(conn, person_id, cleaned, None if cleaned is None else name_key(cleaned))
         return self.get(person_id)
 
     def merge(self, source_id: int, target_id: int) -> Person:
@@ -172,77 +164,72 @@ class People:
         with self.library.db.transaction() as conn:
             source_name, _ = self._live(source_id, conn)
             target_name, _ = self._live(target_id, conn)
-            merge_people(conn, source_id, target_id)
+            people_store.merge_people(conn, source_id, target_id)
             if target_name is None and source_name is not None:
-                set_person_name(conn, target_id, source_name, name_key(source_name))
-            set_person_name(conn, source_id, None, None)  # the name goes with the faces, never stays behind
+                people_store.set_person_name(conn, target_id, source_name, name_key(source_name))
+            people_store.set_person_name(conn, source_id, None, None)  # the name goes with the faces, never stays behind
         return self.get(target_id)
 
     def move(self, face_id: int, to: int | str) -> Person:
         """Put one face into person ``to`` (an id) or, with ``to="new"``, into a new person of its own."""
         with self.library.db.transaction() as conn:
-            if face_row(conn, face_id) is None:
+            if people_store.face_row(conn, face_id) is None:
                 raise PeopleError(f"there is no face {face_id} (`cots people show ID` lists a person's faces)")
             if to == "new":
-                target = new_person(conn, time.time())
+                target = people_store.new_person(conn, time.time())
             else:
                 target = int(to)
                 self._live(target, conn)
-            move_face(conn, face_id, target)
+            people_store.move_face(conn, face_id, target)
         return self.get(target)
 
     def hide(self, person_id: int, hidden: bool = True) -> Person:
         with self.library.db.transaction() as conn:
             self._live(person_id, conn)
-            set_person_hidden(conn, person_id, hidden)
+            people_store.set_person_hidden(conn, person_id, hidden)
         return self.get(person_id)
 
     def forget(self, person_id: int) -> int:
         """Delete a person and their faces' identity vectors (the photos stay); how many faces went."""
         with self.library.db.transaction() as conn:
             self._live(person_id, conn)
-            return forget_person(conn, person_id)
+            return people_store.forget_person(conn, person_id)
 
     def regroup(self) -> int:
         """A full pass that refines the incremental grouping: every face the grouping placed (never one a
         person placed or merged) moves to the person whose centroid is nearest when that is another person
         within ``JOIN_DISTANCE``; centroids are then recomputed. Names, hides and merges stay. Returns how
         many faces moved. One transaction: a concurrent indexer waits for it."""
-        import numpy as np
-
         moved = 0
         with self.library.db.transaction() as conn:
-            person_ids, centroids = live_centroids(conn)
-            if not person_ids:
-                return 0
+            person_ids, centroids = people_store.live_centroids(conn)
             changed = set()
-            for face_id, person_id, vector in auto_face_vectors(conn):
-                distances = np.linalg.norm(centroids - vector, axis=1)
-                nearest = int(np.argmin(distances))
-                if person_ids[nearest] != person_id and distances[nearest] < JOIN_DISTANCE:
-                    reassign_face(conn, face_id, person_ids[nearest])
+            for face_id, person_id, vector in people_store.auto_face_vectors(conn):
+                nearest = nearest_person(centroids, vector, JOIN_DISTANCE)
+                if nearest is not None and person_ids[nearest] != person_id:
+                    people_store.reassign_face(conn, face_id, person_ids[nearest])
                     changed |= {person_id, person_ids[nearest]}
                     moved += 1
-            update_centroids(conn, changed)
+            people_store.update_centroids(conn, changed)
         return moved
 
     # -- helpers --------------------------------------------------------------------------------
     def _live(self, person_id: int, conn=None) -> tuple[str | None, None]:
         """(name, None) of a live person; PeopleError for an unknown id or a merged one (saying into whom)."""
         conn = conn or self._conn
-        state = person_state(conn, person_id)
+        state = people_store.person_state(conn, person_id)
         if state is None:
             raise PeopleError(f"there is no person {person_id} (`cots people` lists them)")
         seen = {person_id}
         target = state[1]
         while target is not None:  # follow a chain of merges to the person who has the faces now
-            further = person_state(conn, target)
+            further = people_store.person_state(conn, target)
             if further is None or further[1] is None or further[1] in seen:
                 break
             seen.add(target)
             target = further[1]
         if target is not None:
-            into = person_state(conn, target)
+            into = people_store.person_state(conn, target)
             label = f"{target} ({display_text(into[0])})" if into and into[0] else str(target)
             raise PeopleError(f"person {person_id} was merged into person {label}: use {target}")
         return state[0], None
@@ -287,3 +274,55 @@ def face_crop(path: str, box: tuple[float, float, float, float], size: int = 96,
     cx, cy = (x + w / 2) * width, (y + h / 2) * height
     crop = photo.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
     return crop.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def nearest_person(centroids: np.ndarray, vector: np.ndarray, join_distance: float) -> int | None:
+    """The row of ``centroids`` [n, 128] nearest ``vector`` (Euclidean) when it lies within ``join_distance``,
+    else None: whom a face joins."""
+    if not len(centroids):
+        return None
+    distances = np.linalg.norm(centroids - vector, axis=1)
+    nearest = int(np.argmin(distances))
+    return nearest if distances[nearest] < join_distance else None
+
+
+def store_faces(conn: sqlite3.Connection, media_id: int, boxes: list, vectors: list,
+                join_distance: float = JOIN_DISTANCE, now: float | None = None) -> None:
+    """Replace one photo's faces (``boxes`` with their identity ``vectors``, None for a face too small) and
+    group each into a person (see the module docstring), inside the caller's transaction. A face where a
+    person had placed one before (``SAME_FACE_IOU``) keeps that person: re-reading a photo never undoes a
+    person's decision. A joined person's centroid moves as a running mean (no re-read of their other faces)."""
+    now = now or 0.0
+    old = people_store.face_rows(conn, media_id)
+    people_store.delete_faces(conn, [media_id])  # a photo read again: its old faces no longer count
+    person_ids, centroids = people_store.live_centroids(conn)
+    for box, vector in zip(boxes, vectors):
+        kept = next((row for row in old if row[6] == "user" and row[5] is not None
+                     and box_iou((box.x, box.y, box.w, box.h), row[1:5]) > SAME_FACE_IOU), None)
+        person_id, source = (kept[5], "user") if kept else (None, "auto")
+        if person_id is None and vector is not None:
+            nearest = nearest_person(centroids, vector, join_distance)
+            if nearest is not None:
+                person_id = person_ids[nearest]
+            else:
+                person_id = people_store.new_person(conn, now)
+                person_ids.append(person_id)
+                centroids = np.vstack([centroids, np.zeros((1, centroids.shape[1]), np.float32)])
+        if person_id is not None and vector is not None and person_id in person_ids:
+            count = people_store.identified_face_count(conn, person_id)
+            index = person_ids.index(person_id)
+            centroids[index] = centroids[index] + (vector - centroids[index]) / (count + 1)
+            people_store.set_centroid(conn, person_id, centroids[index])
+        people_store.add_face(conn, media_id, box, vector, person_id, source, now)
+        if person_id is not None and vector is not None and person_id not in person_ids:
+            people_store.update_centroids(conn, [person_id])  # a person's own placement into someone without a centroid

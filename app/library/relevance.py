@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.library.library import Library
-from app.library.storage import vocabulary_count, vocabulary_vectors
+from app.library.storage.vectors import vocabulary_count, vocabulary_vectors
 
 SAMPLE_SIZE = 2048
 
@@ -70,7 +70,7 @@ class RelevanceCalibrator:
 def best_segments(spans: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
                   vector: np.ndarray) -> dict[int, tuple[float, float, float]]:
     """Per video, its best-matching segment: media id -> (similarity, start, end). ``spans`` as
-    ``storage.segment_spans`` returns them; videos without segments are left out."""
+    ``storage.vectors.segment_spans`` returns them; videos without segments are left out."""
     best = {}
     for media_id, (starts, ends, vectors) in spans.items():
         if len(starts):

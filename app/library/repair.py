@@ -27,7 +27,7 @@ from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.lock import indexing_lock
 from app.library.pathtext import display_text
 from app.library.salvage_copy import make_working_copy
-from app.library.storage import KIND_TABLES
+from app.library.storage.vectors import KIND_TABLES
 
 log = logging.getLogger(__name__)
 

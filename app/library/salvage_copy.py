@@ -1,7 +1,7 @@
 """A readable working copy of a damaged library file, for ``cots repair`` to salvage rows from.
 
 Its few statements read SQLite's own schema table of the damaged copy, not a library, so they stay here
-(like repair.py's salvage SQL) rather than in storage.py.
+(like repair.py's salvage SQL) rather than in the storage package.
 
 The damaged file itself is never written: SQLite reads a copy. Two kinds of damage stop SQLite from
 reading any row at all, although most of the rows are still there (issue 21):

@@ -24,19 +24,17 @@ from app.library.pathtext import display_text
 from app.library.people import People, name_key, split_names
 from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
 from app.library.signals import fact_filter, fact_filters, fact_searches
-from app.library.storage import (
-    browse_media,
+from app.library.storage.browse import browse_media
+from app.library.storage.search import (
     fact_condition_ids,
     filter_sql,
     filtered_ids,
     lexical,
-    media_facts,
     person_media_ids,
     readable_kinds,
-    segment_owners,
-    segment_spans,
-    texts_by_id,
 )
+from app.library.storage.signals import media_facts
+from app.library.storage.vectors import segment_owners, segment_spans, texts_by_id
 from cots_core.media import read_media
 
 log = logging.getLogger(__name__)
@@ -132,7 +130,7 @@ class Filters:
             or bool(self.people)
 
     def where(self) -> tuple[str, list]:
-        """The filters as a SQL condition on the media rows (built by ``storage.filter_sql``)."""
+        """The filters as a SQL condition on the media rows (built by ``storage.search.filter_sql``)."""
         return filter_sql(self.kind, self.folder, self.date_from, self.date_to,
                           [(fact_filter(name), value) for name, value in self.signals.items()],
                           [name_key(name) for name in self.people])
@@ -184,7 +182,7 @@ def reciprocal_rank_fusion(*rankings: list[int]) -> dict[int, float]:
 
 
 def browse(library: Library, filters: Filters | None = None, offset: int = 0, limit: int = 200) -> list[Hit]:
-    """A page of the library itself, newest first (the order of ``storage.browse_media``), as hits with
+    """A page of the library itself, newest first (the order of ``storage.browse.browse_media``), as hits with
     no score; needs no model, so the app shows the library before its model has loaded."""
     rows = browse_media(library.db.conn, *(filters or Filters()).where(), limit=limit, offset=offset)
     ids = [media_id for media_id, _ in rows]

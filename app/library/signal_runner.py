@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 
 from app.library import signals as signal_registry
 from app.library.library import Library
+from app.library.people import store_faces
 from app.library.signals import Signal, SignalError, SignalOutput
-from app.library.storage import signal_counts, signal_work, signal_work_count, store_signal_result
+from app.library.storage.signals import signal_counts, signal_work, signal_work_count, store_signal_result
 from cots_core.media import MediaError, read_image
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,18 @@ def extract_safely(signal: Signal, path: str, image) -> tuple[SignalOutput | Non
     except Exception as error:  # noqa: BLE001 - one file a signal cannot read never stops a run
         log.debug("signal %s failed on %s", signal.name, path, exc_info=True)
         return None, f"{type(error).__name__}: {error}"
+
+
+def store_result(conn: sqlite3.Connection, media_id: int, signal: Signal, output: SignalOutput | None,
+                 error: str | None, now: float) -> None:
+    """Store one (media, signal) result, in the caller's transaction, with what the signal's declaration
+    says it feeds: the capture date (``date_fact``), and people (``groups_faces``: the photo's faces are
+    replaced and grouped; none when the signal failed)."""
+    declared = signal_registry.declaration(type(signal))
+    store_signal_result(conn, media_id, signal.name, signal.version, output, error, now, declared.date_fact)
+    if declared.groups_faces:
+        boxes = output.boxes if output is not None and error is None else []
+        store_faces(conn, media_id, boxes, getattr(output, "vectors", None) or [None] * len(boxes), now=now)
 
 
 def active_signals(library: Library, off: Iterable[str] | None = None,
@@ -250,7 +263,7 @@ class SignalRunner:
         try:
             with self.library.db.transaction() as conn:
                 for signal, output, error in results:
-                    store_signal_result(conn, media_id, signal.name, signal.version, output, error, now)
+                    store_result(conn, media_id, signal, output, error, now)
         except sqlite3.IntegrityError:
             return  # the row went meanwhile (forgotten from another window): nothing to keep
         for signal, _, error in results:

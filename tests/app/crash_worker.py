@@ -24,6 +24,7 @@ from app.library import Library  # noqa: E402
 from app.library.db import LibraryDB  # noqa: E402
 from app.library.indexer import Indexer, IndexOptions  # noqa: E402
 from app.library.signals.base import SignalOutput  # noqa: E402
+from app.library.signals.faces import FaceSignal  # noqa: E402
 
 
 class WordSignal:
@@ -39,10 +40,11 @@ class WordSignal:
 
 
 class FakeFaces:
-    """The faces signal's place (its name, so its boxes become faces and people) without its models: one face
-    per photo whose identity is one of four made-up people (the file's number modulo 4)."""
+    """The faces signal's place (its name and declaration, so its boxes become faces and people) without its
+    models: one face per photo whose identity is one of four made-up people (the file's number modulo 4)."""
 
     name, version, second_pass = "faces", 1, True
+    declares = FaceSignal.declares
 
     def unavailable(self):
         return None
@@ -98,8 +100,8 @@ def main(db: str, folder: str, mode: str, n: int) -> None:
 
         fake = WordSignal if mode == "signal" else FakeFaces
         signals.SIGNAL_CLASSES = (*signals.SIGNAL_CLASSES, fake)  # place, EXIF and the fake
-        real_store = signal_runner.store_signal_result
-        signal_runner.store_signal_result = lambda *a, **k: die() if nth() else real_store(*a, **k)
+        real_store = signal_runner.store_result  # the second pass's (the indexer holds its own reference)
+        signal_runner.store_result = lambda *a, **k: die() if nth() else real_store(*a, **k)
 
     def progress(p) -> None:
         if mode == "scan" and p.phase == "scan" and nth():

@@ -1,4 +1,4 @@
-"""The library listed newest first a page at a time (``storage.browse_media``, ``search.browse``): what the
+"""The library listed newest first a page at a time (``storage.browse.browse_media``, ``search.browse``): what the
 app's grid shows when there is no query."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from datetime import datetime
 
 from app.library import Library
 from app.library.search import Filters, browse
-from app.library.storage import browse_media, upsert_media
+from app.library.storage.browse import browse_media
+from app.library.storage.media import upsert_media
 
 
 def test_pages_are_disjoint_newest_first_and_filtered(tmp_path):

@@ -11,8 +11,7 @@ from test_people import box, identity
 
 from app.gui.people_view import PERSON_ID, PeopleView
 from app.gui.tasks import TaskRunner
-from app.library.people import People
-from app.library.storage import store_faces
+from app.library.people import People, store_faces
 
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "people"
 

@@ -8,9 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from app.library.people import MAX_NAME_LENGTH, People, PeopleError, split_names
+from app.library.people import MAX_NAME_LENGTH, People, PeopleError, split_names, store_faces
 from app.library.signals.base import Box
-from app.library.storage import store_faces
 
 JOIN = 0.5
 
@@ -187,7 +186,7 @@ def test_names_are_found_in_a_query_as_whole_words():
 
 
 def test_regroup_moves_only_faces_the_grouping_placed(library, people):
-    from app.library.storage import update_centroids
+    from app.library.storage.people import update_centroids
 
     anna_ids = [add_media(library, f"anna{i}.jpg") for i in range(5)]
     for i, media_id in enumerate(anna_ids):

@@ -29,7 +29,7 @@ def test_hybrid_search_finds_a_folder_by_name(indexed, photos):
 def test_a_files_own_name_outranks_a_folder_name_it_shares(library, encoder, tmp_path):
     """Two photos of "Trip to China 2011": the one named china.jpg (with a caption, so a longer FTS row) is
     the better lexical answer to "China 2011" than flower.jpg, which matches only by its folder."""
-    from app.library.storage import lexical
+    from app.library.storage.search import lexical
 
     trip = tmp_path / "trip" / "Trip to China 2011"
     trip.mkdir(parents=True)

@@ -22,7 +22,8 @@ from app.library.search import Filters, SearchService, parse_date
 from app.library.signal_runner import set_signal_enabled, signal_summary
 from app.library.signals import ExifSignal, PlaceSignal, SignalError, SignalOutput
 from app.library.signals.faces import FaceSignal
-from app.library.storage import media_facts, unembedded_count
+from app.library.storage.signals import media_facts
+from app.library.storage.vectors import unembedded_count
 
 ALL = float("-inf")  # the fake model is not calibrated: no cut-off
 PARIS, TOKYO = (48.8566, 2.3522), (35.6895, 139.6917)

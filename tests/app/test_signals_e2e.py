@@ -14,7 +14,7 @@ from PIL import ImageDraw, ImageFont
 from app.library import signals as signal_registry
 from app.library.search import Filters, SearchService
 from app.library.signal_runner import signal_summary
-from app.library.storage import media_facts
+from app.library.storage.signals import media_facts
 
 pytestmark = [pytest.mark.real_signals, pytest.mark.timeout(300)]
 ALL = float("-inf")  # the fake model is not calibrated: no cut-off

@@ -65,11 +65,33 @@ def fact_searches() -> list[FactSearch]:
     return [d.search for d in map(declaration, SIGNAL_CLASSES) if d.search is not None]
 
 
+def display_name(cls: type) -> str:
+    """A signal's name in a person's words (its declared ``display_name``, else its name)."""
+    return declaration(cls).display_name or cls.name
+
+
+def pass_name(second_pass: bool = True) -> str:
+    """The registered signals of one pass as one phrase, as they declare their names: "text and faces"."""
+    names = list(dict.fromkeys(display_name(cls) for cls in SIGNAL_CLASSES if cls.second_pass == second_pass))
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "no signals"
+
+
+def hit_fact_keys() -> list[str]:
+    """The facts `cots search` prints after a hit, in registry order."""
+    return [key for cls in SIGNAL_CLASSES for key in declaration(cls).hit_facts]
+
+
+def box_colours() -> dict[str, str]:
+    """signal name -> the colour the detail pane draws its boxes in, for the signals whose boxes are drawn."""
+    return {cls.name: declaration(cls).box_colour for cls in SIGNAL_CLASSES if declaration(cls).box_colour}
+
+
 def toggles() -> dict[str, Toggle]:
     """signal name -> its on/off setting, for the signals a person may turn off."""
     return {cls.name: declaration(cls).toggle for cls in SIGNAL_CLASSES if declaration(cls).toggle is not None}
 
 
 __all__ = ["Box", "DetailRow", "FactFilter", "FactSearch", "Signal", "SignalDeclaration", "SignalError",
-           "SignalOutput", "Toggle", "SIGNAL_CLASSES", "all_signals", "declaration", "detail_rows", "fact_filter",
-           "fact_filters", "fact_searches", "register_signal", "toggles"]
+           "SignalOutput", "Toggle", "SIGNAL_CLASSES", "all_signals", "box_colours", "declaration", "detail_rows",
+           "display_name", "fact_filter", "fact_filters", "fact_searches", "hit_fact_keys", "pass_name",
+           "register_signal", "toggles"]

@@ -4,9 +4,11 @@ filters. A signal is optional: when its package is missing it reports why and is
 one file is recorded for that file and never stops indexing.
 
 Each signal class also declares, as plain data (``SignalDeclaration``: no Qt, no SQL), what the rest of the
-program shows and offers for it: its fact keys, its rows in the GUI's detail pane, its filters (a ``Filters``
-value, a ``cots search`` flag and a search-bar control each), words of a query that ask for its facts, and
-its on/off setting. The CLI, ``Filters``, storage's SQL and the GUI are derived from these declarations
+program shows and offers for it: its name in a person's words, its fact keys, its rows in the GUI's detail
+pane, the facts `cots search` prints, its filters (a ``Filters`` value, a ``cots search`` flag and a
+search-bar control each), words of a query that ask for its facts, its on/off setting, whether the detail
+pane draws its boxes, which fact is the capture date, and whether its boxes are faces grouped into people.
+The CLI, ``Filters``, storage's SQL, the signal runner and the GUI are derived from these declarations
 (``app.library.signals`` lists them in registry order), so a new signal edits no other file."""
 from __future__ import annotations
 
@@ -126,11 +128,19 @@ class Toggle:
 class SignalDeclaration:
     """What a signal's results mean to the rest of the program (see the module docstring)."""
 
+    display_name: str = ""  # what it reads, in a person's words ("text", "faces"): its pass is named after
+    # these ("second pass (text and faces)"); "" reads as the signal's name
     fact_keys: tuple[str, ...] = ()  # the facts it writes (keys are distinct across signals)
     rows: tuple[DetailRow, ...] = ()
+    hit_facts: tuple[str, ...] = ()  # facts `cots search` prints after a hit, joined by ", " ("Paris, France")
     filters: tuple[FactFilter, ...] = ()
     search: FactSearch | None = None
     toggle: Toggle | None = None
+    box_colour: str | None = None  # the detail pane draws its boxes on the preview in this colour (None: not)
+    date_fact: str | None = None  # a fact that is when the photo was taken (epoch seconds): it fills the row's
+    # capture time when the decoder found none, so the date filters and browsing use it
+    groups_faces: bool = False  # its boxes are faces, with identity vectors (``output.vectors``), that the
+    # people layer groups into people (app.library.people.store_faces)
 
 
 class SignalError(Exception):

@@ -99,7 +99,9 @@ class ExifSignal:
     version: ClassVar[int] = 1
     second_pass: ClassVar[bool] = False
     declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        display_name="camera and date",
         fact_keys=("camera", "taken_at"),
+        date_fact="taken_at",
         rows=(DetailRow("Camera", lambda facts: str(facts.get("camera") or "")), DetailRow("Taken", taken_row)),
         filters=(FactFilter("camera", CONTAINS, ("camera",), control=CHOICE, label="All cameras",
                             help="only photos from a camera whose make and model contain this",

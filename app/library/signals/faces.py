@@ -108,7 +108,7 @@ def load_rgb(path: str, image: Image.Image | None, max_side: int | None = None) 
 @dataclass
 class FaceOutput(SignalOutput):
     """What the faces signal found: the boxes, and per box its identity vector (128 float32) or None
-    (a face too small to recognise). Stored in the ``faces`` table (``storage.store_faces``)."""
+    (a face too small to recognise), grouped into people by ``people.store_faces`` (``groups_faces``)."""
     vectors: list[np.ndarray | None] = field(default_factory=list)
     cnn_checks: int = 0  # HOG candidates the CNN looked at (the strong ones are kept without it)
 
@@ -131,6 +131,7 @@ class FaceSignal:
     version: ClassVar[int] = 2  # 2: CNN-checked HOG candidates, identity vectors
     second_pass: ClassVar[bool] = True
     declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        display_name="faces",
         fact_keys=("faces", "face_area_max"),
         rows=(DetailRow("Faces", lambda facts: "" if facts.get("faces") is None
                         else "none found" if int(facts["faces"]) == 0 else str(int(facts["faces"]))),),
@@ -140,6 +141,8 @@ class FaceSignal:
                             negated_help="only photos in which the face detector found no one"),),
         search=FactSearch("faces", people_condition),
         toggle=Toggle("faces (people)", "faces"),
+        box_colour="#ffd54f",
+        groups_faces=True,
     )
 
     def __init__(self, max_side: int = MAX_SIDE, proposal_margin: float = PROPOSAL_MARGIN,

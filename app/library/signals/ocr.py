@@ -110,6 +110,7 @@ class OcrSignal:
     version: ClassVar[int] = 2  # 2: detector on an 800 px copy, no angle classifier (more words found)
     second_pass: ClassVar[bool] = True
     declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        display_name="text",
         fact_keys=("ocr_lines",),
         rows=(DetailRow("Text", lambda text: first_lines(text), from_text=True),),
         toggle=Toggle("text in photos (OCR)", "text in photos"),

@@ -117,8 +117,10 @@ class PlaceSignal:
     version: ClassVar[int] = 2  # 2: the city around a quarter (gravity rule), arrondissements named after it
     second_pass: ClassVar[bool] = False
     declares: ClassVar[SignalDeclaration] = SignalDeclaration(
+        display_name="places",
         fact_keys=("lat", "lon", *PLACE_KEYS),
         rows=(DetailRow("Place", place_row),),
+        hit_facts=("city", "country"),
         filters=(FactFilter("place", EQUALS_EACH_PART, PLACE_KEYS, control=CHOICE, label="All places",
                             help="only photos taken there: a city, region, country or country code (\"Paris\", "
                                  "\"Paris, France\"); `cots places` lists them",
