@@ -51,14 +51,15 @@ def _add_index_command(subparsers: argparse._SubParsersAction, common: argparse.
     p.add_argument("--max-frames", type=positive_int, default=32, help="frames sampled per video at most")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed, even if unchanged")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    from app.library.signals import toggles
+    from app.library.signals import SIGNAL_CLASSES, display_name, toggles
 
     for name, toggle in toggles().items():  # --ocr/--no-ocr, --faces/--no-faces: as the signals declare them
         p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None,
                        help=f"read {toggle.what} after the embeddings (a second, slower pass); the choice is kept "
                             "in the library for later runs (default: on)")
     p.add_argument("--no-signals", action="store_true",
-                   help="this run reads no signals at all (places, EXIF, text, faces); the next run catches up")
+                   help="this run reads no signals at all ("
+                        f"{', '.join(display_name(cls) for cls in SIGNAL_CLASSES)}); the next run catches up")
     p.set_defaults(handler=cmd_index)
 
 
@@ -74,7 +75,8 @@ def _add_search_commands(subparsers: argparse._SubParsersAction, common: argpars
     p.add_argument("--all", action="store_true", help="also show weak matches (no relevance cut-off)")
     p.add_argument("--min-relevance", type=finite_float, default=None, help="cut-off on the calibrated relevance")
     p.add_argument("--no-names", action="store_true",
-                   help="meaning only: ignore file and folder names, captions, places and text in photos")
+                   help="meaning only: ignore file and folder names, captions and the words signals read "
+                        "from photos (places, text)")
     add_signal_filter_flags(p)
     p.add_argument("--person", action="append", default=[], metavar="NAME", type=typed_text,
                    help="only photos of this named person (`cots people name`); repeat for several together")

@@ -6,11 +6,13 @@ bounded cache; a placeholder shows until each arrives.
 """
 from __future__ import annotations
 
+import io
 import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from PIL import Image
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 
@@ -222,10 +224,10 @@ class ResultsModel(QAbstractListModel):
     def _decoded(self, path: str, timestamp: float | None, size: int) -> QImage:
         """On a worker: the cached thumbnail file (made when missing), decoded and scaled for the grid. A
         cached file that does not decode is made again, once."""
-        image = QImage.fromData(self.thumbs.read(path, timestamp))
+        image = decoded_thumbnail(self.thumbs.read(path, timestamp))
         if image.isNull():
             self.thumbs.discard(path, timestamp)
-            image = QImage.fromData(self.thumbs.read(path, timestamp))
+            image = decoded_thumbnail(self.thumbs.read(path, timestamp))
         return image.scaled(size, size, Qt.KeepAspectRatio, Qt.SmoothTransformation) if not image.isNull() else image
 
     def _thumb_ready(self, key: str, image: QImage | None, error: BaseException | None) -> None:
@@ -253,3 +255,16 @@ class ResultsModel(QAbstractListModel):
 
     def thumbnails_ready(self) -> int:
         return sum(1 for h in self.hits() if self._key(h) in self._icons)
+
+
+def decoded_thumbnail(data: bytes) -> QImage:
+    """A thumbnail file's bytes as a QImage (null when they do not decode), decoded by Pillow on the worker.
+    Not ``QImage.fromData``: Qt's format probing (its SVG plugin) takes a QObject lock while PySide holds the
+    GIL, and deadlocked against the GUI thread disconnecting a signal under that lock (seen on a loaded
+    machine: every thread waiting)."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            rgb = opened.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return QImage()
+    return QImage(rgb.tobytes(), rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()

@@ -163,3 +163,18 @@ def test_an_empty_library_says_so_instead_of_counting_zero(qtbot, tmp_path):
     window = make_window(tmp_path, None, auto_index=False)
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window.results_label.text() == "No photos or videos yet", timeout=10000)
+
+
+def test_a_thumbnail_decodes_without_qt_image_plugins(tmp_path):
+    """The grid's workers decode thumbnails with Pillow (QImage.fromData deadlocked against the GUI thread)."""
+    import io
+
+    from app.gui.results import decoded_thumbnail
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(buffer, "JPEG", quality=95)
+    image = decoded_thumbnail(buffer.getvalue())
+    assert (image.width(), image.height()) == (40, 20)
+    pixel = image.pixelColor(20, 10)
+    assert abs(pixel.red() - 200) < 12 and pixel.green() < 50 and pixel.blue() < 50
+    assert decoded_thumbnail(b"not an image").isNull() and decoded_thumbnail(b"").isNull()
