@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def register_library_commands(subparsers: argparse._SubParsersAction) -> None:
     """The app's subcommands: each command group (a module of this package) adds its own, in the order
     ``cots --help`` lists them. Imported here, not at the top: ``cots train`` needs none of them."""
-    from app.cli import demo, gui, library, models, people
+    from app.cli import demo, desktop, gui, library, models, people
 
-    for group in (library, demo, models, gui, people):
+    for group in (library, demo, models, gui, desktop, people):
         group.register(subparsers)
 
 
