@@ -6,6 +6,7 @@ import sys
 
 from PySide6.QtWidgets import QApplication
 
+from app.gui.app_identity import set_app_identity
 from app.gui.engine_service import EngineService
 from app.gui.settings import Settings
 from app.gui.window import MainWindow
@@ -15,8 +16,7 @@ def open_window(db: str | None, model: str | None, device: str | None) -> int:
     """Open the window and run the event loop until it closes; the model and library load in the background.
     ``model`` (a name, folder or downloaded hub id) is remembered as the model of a new library."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("cots")
-    app.setOrganizationName("cots")
+    set_app_identity(app)  # name, launcher entry and icon, before the first window
     settings = Settings()
     if model:
         settings["model"] = model

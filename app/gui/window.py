@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPixmap, QShor
 from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app.gui import actions
+from app.gui.app_identity import app_icon
 from app.gui.controllers import DropHandler, FolderController, FolderWatcher, ModelSwitcher
 from app.gui.finetune import FineTuneFlow
 from app.gui.grid import ResultsGrid
@@ -40,6 +41,7 @@ class MainWindow(QMainWindow):
                  model_label: str = "model", auto_index: bool = True):
         super().__init__()
         self.setWindowTitle("cots — search your photos and videos")
+        self.setWindowIcon(app_icon())  # also where no launcher gave the application its icon (tests, embedding)
         self.service, self.settings = service, settings or Settings()
         self.runner = runner or TaskRunner(self)
         self.thumbs = thumbs or ThumbnailCache()
@@ -102,15 +104,17 @@ class MainWindow(QMainWindow):
         library = self.menuBar().addMenu("&Library")
         for title, slot, key in (("Add folder…", self.folders.choose_folder, None),
                                  ("Re-scan now", self.folders.rescan, "F5"),
-                                 ("Paste image", self.paste, None), ("Quit", self.close, QKeySequence.Quit)):
+                                 ("Paste image", self.paste, None),
+                                 # app/gui/people_view.py: name, merge, see a person's photos
+                                 ("People…", lambda: open_people_view(self), None),
+                                 ("Quit", self.close, QKeySequence.Quit)):  # last, as in every desktop app
+            if title == "Quit":
+                library.addSeparator()
             action = QAction(title, self)
             if key:
                 action.setShortcut(key)
             action.triggered.connect(slot)
             library.addAction(action)
-        people = QAction("People…", self)  # app/gui/people_view.py: name, merge, see a person's photos
-        people.triggered.connect(lambda: open_people_view(self))
-        library.addAction(people)
         model = self.menuBar().addMenu("&Model")
         model.addAction(self.finetuning.finetune_action)
         model.addAction(self.finetuning.remember_action)

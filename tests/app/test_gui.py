@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.cli.gui import register
 from app.gui import actions
+from app.gui.app_identity import set_app_identity
 from app.gui.finetune import FineTuneJob, finetune_command, finished_message
 
 try:
@@ -127,6 +128,29 @@ def test_first_run_offers_folders(qtbot, tmp_path):
     window = make_window(tmp_path, None)
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: any("Welcome" in n.text for n in window.notices.notices()), timeout=10000)
+
+
+def test_the_window_shows_the_app_icon_and_quit_ends_the_library_menu(qtbot, tmp_path):
+    window = make_window(tmp_path, None)
+    qtbot.addWidget(window)
+    assert not window.windowIcon().isNull()
+    assert window.windowIcon().availableSizes()  # the shipped PNGs, not an empty icon
+    library = window.menuBar().actions()[0].menu()
+    titles = [action.text() for action in library.actions() if not action.isSeparator()]
+    assert titles[-2:] == ["People…", "Quit"]
+
+
+def test_the_application_is_named_after_its_launcher_entry(qapp):
+    before = (qapp.applicationName(), qapp.organizationName(), qapp.desktopFileName(), qapp.windowIcon())
+    try:
+        set_app_identity(qapp)
+        assert (qapp.applicationName(), qapp.desktopFileName()) == ("cots", "cots")  # StartupWMClass, app id
+        assert not qapp.windowIcon().isNull()
+    finally:
+        qapp.setApplicationName(before[0])
+        qapp.setOrganizationName(before[1])
+        qapp.setDesktopFileName(before[2])
+        qapp.setWindowIcon(before[3])
 
 
 def test_gui_command_registers():
