@@ -6,13 +6,15 @@ import sys
 
 import cv2  # noqa: F401 - the headless OpenCV wheel and PySide6 load side by side
 import pytest
+from cots_resources import resource_path
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from app.cli.desktop import APP_ID
 from app.cli.gui import register
 from app.gui import actions
-from app.gui.app_identity import set_app_identity
+from app.gui.app_identity import APP_NAME, set_app_identity
 from app.gui.finetune import FineTuneJob, finetune_command, finished_message
 
 try:
@@ -144,7 +146,9 @@ def test_the_application_is_named_after_its_launcher_entry(qapp):
     before = (qapp.applicationName(), qapp.organizationName(), qapp.desktopFileName(), qapp.windowIcon())
     try:
         set_app_identity(qapp)
-        assert (qapp.applicationName(), qapp.desktopFileName()) == ("cots", "cots")  # StartupWMClass, app id
+        shipped = resource_path("desktop", "cots.desktop").read_text().splitlines()
+        assert f"StartupWMClass={APP_NAME}" in shipped and APP_NAME == APP_ID
+        assert (qapp.applicationName(), qapp.desktopFileName()) == (APP_NAME, APP_ID)  # X11 class, Wayland app id
         assert not qapp.windowIcon().isNull()
     finally:
         qapp.setApplicationName(before[0])
