@@ -24,9 +24,10 @@ APP_ID = "cots"  # the entry's and the icon's file name; app.gui.app_identity gi
 INSTALLED_MARK = "X-Cots-Installed-By=cots desktop install"
 # the Desktop Entry spec's reserved characters: an Exec argument holding one is written in double quotes
 EXEC_RESERVED = frozenset(' \t\n"\'\\><~|&;$*?#()`')
-# the tools that refresh a desktop's caches of these folders, and the cache each one keeps there
-CACHE_TOOLS = (("update-desktop-database", "applications", "mimeinfo.cache"),
-               ("gtk-update-icon-cache", "icons/hicolor", "icon-theme.cache"))
+# the tools that refresh a desktop's caches of these folders (with their options), and the cache each keeps
+# there; -t: a user's hicolor folder often has no index.theme; -f: the tool's own up-to-date check may miss a file
+CACHE_TOOLS = ((("update-desktop-database", "-q"), "applications", "mimeinfo.cache"),
+               (("gtk-update-icon-cache", "-q", "-t", "-f"), "icons/hicolor", "icon-theme.cache"))
 
 EPILOG = """examples:
   cots desktop install      cots appears in the application launcher and starts the app
@@ -165,11 +166,11 @@ def refresh_caches(root: Path) -> None:
     """Refresh the desktop's caches of these folders where one exists (an outdated cache can hide the
     change). None is created: uninstall then leaves the folders as install found them. Tools that are
     not installed, or fail, are skipped; desktops also watch these folders themselves."""
-    for tool, folder, cache in CACHE_TOOLS:
+    for (tool, *options), folder, cache in CACHE_TOOLS:
         program = shutil.which(tool)
         if program and (root / folder / cache).is_file():
             try:
-                subprocess.run([program, "-q", str(root / folder)], stdout=subprocess.DEVNULL,
+                subprocess.run([program, *options, str(root / folder)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, timeout=60, check=False)
             except (OSError, subprocess.SubprocessError):
                 pass

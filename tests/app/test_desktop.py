@@ -135,3 +135,18 @@ def test_show_prints_the_entry_and_loads_neither_qt_nor_torch(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[Desktop Entry]\n") and done.stdout.splitlines()[-1] == "[]"
     assert not any(tmp_path.iterdir())  # shown, not written
+
+
+def test_a_cache_the_desktop_keeps_is_refreshed_and_none_is_created(data_dir, tmp_path, monkeypatch):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("update-desktop-database", "gtk-update-icon-cache"):  # stand-ins that log their arguments
+        (tools / tool).write_text(f'#!/bin/sh\necho {tool} "$@" >> "{tmp_path}/calls"\n')
+        (tools / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    assert main(["desktop", "install"]) == 0
+    assert not (tmp_path / "calls").exists()  # no cache there: nothing to refresh, and none is created
+    (data_dir / "icons" / "hicolor" / "icon-theme.cache").write_bytes(b"")
+    assert main(["desktop", "uninstall"]) == 0
+    assert (tmp_path / "calls").read_text().split() == [
+        "gtk-update-icon-cache", "-q", "-t", "-f", str(data_dir / "icons" / "hicolor")]
