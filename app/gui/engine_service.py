@@ -29,6 +29,7 @@ class EngineService:
         self.engine: SearchService | None = None
         self._lock = threading.Lock()
         self._pending_switch: str | None = None
+        self._followed: str | None = None  # the last library model that follow_library_model tried to load
 
     # -- model ---------------------------------------------------------------------------------
     def load_model(self) -> str:
@@ -49,6 +50,23 @@ class EngineService:
         decided by ``load_model`` (on a worker thread), so this reads no database."""
         return self._pending_switch
 
+    def follow_library_model(self) -> str | None:
+        """Load the library's model when another process switched it (``cots index --model RUN`` finished):
+        its source (a name or folder), or None when the loaded model still is the library's (or none is loaded yet). Each new model
+        is tried once: LibraryError when it cannot be loaded, and searches keep failing with that message."""
+        library_model = self.library.model_id
+        with self._lock:
+            loaded = self.encoder.model_id if self.encoder is not None and self.engine is not None else None
+        if loaded is None or not library_model or library_model in (loaded, self._followed):
+            return None
+        self._followed = library_model
+        source = self.library.model_source
+        if not source:
+            raise LibraryError(f"the library was switched to the model {library_model} by another program, "
+                               "which did not say where that model is")
+        self._use_encoder(Encoder.load(source, self.device, text_first=True))
+        return source
+
     def _search(self) -> SearchService:
         with self._lock:
             if self.engine is None:
@@ -68,6 +86,9 @@ class EngineService:
     def counts(self) -> Counts:
         status = self.library.status(check_index=False)
         return Counts(status.images, status.videos, len(status.failed), status.pending, status.model)
+
+    def library_version(self) -> int:
+        return self.library.data_version()
 
     def failures(self) -> list[tuple[str, str]]:
         return [(f.path, f.error or "") for f in self.library.failures()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL.ImageQt import ImageQt
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -23,6 +23,7 @@ from app.gui.tasks import TaskRunner
 from app.library.people import People, face_crop
 
 ICON = 96
+FACE_CACHE = 2000  # face thumbnails kept (~37 kB each): a list shown again decodes no photo again
 PERSON_ID = Qt.UserRole + 1
 SHOWN_NAME = Qt.UserRole + 2  # the label as listed: an itemChanged with other text is a rename
 
@@ -73,6 +74,9 @@ class PeopleView(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(splitter, 1)
         self._filling = False
+        # (photo, box) -> face thumbnail, written on the GUI thread; keyed by what the face is, not by its id,
+        # which SQLite may give to a new face once the old one is forgotten
+        self._faces: dict[tuple, QImage] = {}
         self.list.itemChanged.connect(self._renamed)
         self.list.itemClicked.connect(lambda item: self.show_photos(item.data(PERSON_ID)))
         self.list.merge_requested.connect(self.merge)
@@ -102,11 +106,20 @@ class PeopleView(QWidget):
     def _load_face(self, person_id: int, face_id: int) -> None:
         def make():
             face = self.people.face(face_id)
-            return ImageQt(face_crop(face.path, face.box, ICON).convert("RGBA")).copy()
+            key = (face.path, tuple(face.box))
+            cached = self._faces.get(key)
+            return key, cached if cached is not None else ImageQt(face_crop(face.path, face.box, ICON)
+                                                                  .convert("RGBA")).copy()
 
-        def done(image, error) -> None:
+        def done(result, error) -> None:
+            if error is not None:
+                return
+            key, image = result
+            self._faces[key] = self._faces.pop(key, image)  # the newest last: the oldest go first
+            while len(self._faces) > FACE_CACHE:
+                del self._faces[next(iter(self._faces))]
             item = self._item(person_id)  # the list may have been refilled meanwhile
-            if error is None and item is not None:
+            if item is not None:
                 self._filling = True
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
                 self._filling = False

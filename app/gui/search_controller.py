@@ -113,6 +113,13 @@ class SearchController(QObject):
             self._listing_key = None
             self.show_library(keep_place=True)
 
+    def relist(self) -> None:
+        """The library changed (another process): list it afresh where it is shown, near the same row; shown
+        results of a query stay until the next query, and Esc after it lists the library afresh."""
+        self._listing_key = None
+        if self.model.browsing and not self.query():
+            self.show_library(keep_place=True)
+
     def run_query(self, query: str) -> None:
         self.generation += 1
         generation = self.generation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
+from app.gui.search_controller import plural
 from app.gui.service import Counts
 
 
@@ -17,7 +18,7 @@ class StatusBar(QStatusBar):
         self.addPermanentWidget(self.model_status)
 
     def show_counts(self, counts: Counts) -> None:
-        text = f"{counts.images} photos · {counts.videos} videos indexed"
+        text = f"{plural(counts.images, 'photo')} · {plural(counts.videos, 'video')} indexed"
         if counts.failed:
             text += f" · {counts.failed} failed"
         self.counts_label.setText(text)

@@ -17,6 +17,7 @@ from app.gui.controllers import DropHandler, FolderController, FolderWatcher, Mo
 from app.gui.finetune import FineTuneFlow
 from app.gui.grid import ResultsGrid
 from app.gui.indexing import IndexingBar, IndexingController
+from app.gui.library_watch import LibraryWatcher, catch_up
 from app.gui.model_menu import ModelMenu
 from app.gui.notices import NoticeArea
 from app.gui.panels import basename
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.folder_watcher = FolderWatcher(self)
         self.drops = DropHandler(self)
         self.switcher = ModelSwitcher(self.service, self.indexing, self.settings, self)
+        self.library_watcher = LibraryWatcher(self.service, self.runner, lambda: self.indexing.running, self)
         self._build_menus()
         self.resize(1280, 800)
 
@@ -147,7 +149,8 @@ class MainWindow(QMainWindow):
         self.searching.shown_periods.connect(self.timeline.set_shown)
 
     def _connect_library(self) -> None:
-        """The library tab, the folders and their indexing, the folder watcher, drops and the model switch."""
+        """The library tab, the folders and their indexing, the folder and library watchers, drops and the model
+        switch."""
         self.library.add_requested.connect(self.folders.choose_folder)
         self.library.remove_requested.connect(self.folders.remove_folder)
         self.library.rescan_requested.connect(self.folders.rescan)
@@ -158,6 +161,7 @@ class MainWindow(QMainWindow):
         self.folders.items_changed.connect(self.refresh_status)
         self.folders.items_changed.connect(self.searching.refresh)  # results grow as items get indexed
         self.folder_watcher.changed.connect(self.folders.rescan)
+        self.library_watcher.changed_outside.connect(lambda: catch_up(self))  # `cots` run elsewhere
         self.drops.folders_dropped.connect(self.folders.offer_to_add)
         self.drops.image_dropped.connect(self.describe_image)
         self.drops.refused.connect(lambda reason: self.notify(reason, "error"))

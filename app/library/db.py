@@ -171,6 +171,8 @@ class LibraryDB:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None  # kept for ``data_version``: its value is per connection
+        self._watch_lock = threading.Lock()
         self.migrate()
 
     # -- connections ---------------------------------------------------------------------------
@@ -209,7 +211,22 @@ class LibraryDB:
                 except sqlite3.ProgrammingError:
                     pass  # created in a thread that already ended
             self._connections.clear()
+            self._watch = None
         self._local = threading.local()
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on a connection kept for it alone: a different number means
+        another connection committed since the last call (another process, or another thread of this one:
+        a connection's own commits do not count, and this one never writes). One tiny read; WAL readers
+        do not wait for writers."""
+        with self._watch_lock:
+            watch = self._watch
+            if watch is None:
+                watch = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                with self._lock:
+                    self._connections.append(watch)
+                    self._watch = watch
+            return watch.execute("PRAGMA data_version").fetchone()[0]
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -438,6 +438,11 @@ class Library:
         self._ef_chooser.submit(key, index, query_sets, chosen)
 
     # -- status ------------------------------------------------------------------------------
+    def data_version(self) -> int:
+        """A number that changes when the database was changed by another process (or another thread of this
+        one) since the last call: a cheap way to notice ``cots index``, ``forget`` or ``people`` run elsewhere."""
+        return self.db.data_version()
+
     def failures(self) -> list[Failure]:
         return [Failure(path, error) for path, error in media_store.failed_files(self.db.conn)]
 

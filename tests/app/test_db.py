@@ -67,3 +67,25 @@ def test_transaction_rolls_back_on_error(tmp_path):
             conn.execute("INSERT INTO folders(path, added_at) VALUES ('/y', 0)")
             raise RuntimeError
     assert db.folders() == []
+
+
+def test_the_data_version_changes_when_another_connection_commits(tmp_path):
+    """What the window polls to notice `cots` run elsewhere: reads change nothing, another library's commit
+    (another process's, here another connection of this one) and another thread's commit each change it."""
+    library, other = Library(tmp_path / "lib.db"), Library(tmp_path / "lib.db")
+    try:
+        first = library.data_version()
+        library.folders()
+        other.folders()
+        assert library.data_version() == first  # reads are no change
+        other.add_folder(tmp_path)
+        second = library.data_version()
+        assert second != first and library.data_version() == second  # one change is seen once
+        assert [str(p) for p in library.folders()] == [str(tmp_path.resolve())]
+        thread = threading.Thread(target=lambda: library.db.set_setting("x", "1"))  # another thread's connection
+        thread.start()
+        thread.join()
+        assert library.data_version() != second
+    finally:
+        other.close()
+        library.close()
