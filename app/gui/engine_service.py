@@ -21,9 +21,13 @@ class EngineService:
 
     def __init__(self, db_path: str | Path | None = None, model: str | None = None, device: str | None = None,
                  encoder: Encoder | None = None, options: IndexOptions | None = None,
-                 min_relevance: float = DEFAULT_MIN_RELEVANCE):
+                 min_relevance: float = DEFAULT_MIN_RELEVANCE, new_library_model: str | None = None):
+        """``model``: asked for explicitly (``cots gui --model``): a library indexed with another is re-embedded.
+        ``new_library_model``: the model a library that has none yet starts with (the window's remembered
+        choice); a library indexed with another model keeps its own."""
         self.library = Library(db_path)
         self.requested, self.device, self.options = model, device, options
+        self.new_library_model = new_library_model
         self.min_relevance = min_relevance
         self.encoder = encoder
         self.engine: SearchService | None = None
@@ -39,7 +43,7 @@ class EngineService:
             self.requested and indexed_with
             and Path(self.requested).expanduser() != Path(indexed_with).expanduser()) else None
         if self.encoder is None:
-            source = indexed_with or self.requested or "cots-lite"
+            source = indexed_with or self.requested or self.new_library_model or "cots-lite"
             # text queries are answered before the image tower is loaded (first indexing or image query)
             self.encoder = Encoder.load(source, self.device, text_first=True)
         self.engine = SearchService(self.library, self.encoder, self.min_relevance)

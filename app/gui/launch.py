@@ -20,7 +20,9 @@ def open_window(db: str | None, model: str | None, device: str | None) -> int:
     settings = Settings()
     if model:
         settings["model"] = model
-    service = EngineService(db or settings["db_path"] or None, model or settings["model"], device)
+    # only an explicit --model re-embeds a library indexed with another model (say, a fine-tune chosen with
+    # `cots index --model RUN`); the remembered choice applies to a library that has no model yet
+    service = EngineService(db or settings["db_path"] or None, model, device, new_library_model=settings["model"])
     window = MainWindow(service, settings, model_label=service.library.model_source or settings["model"])
     if settings["geometry"]:
         window.restoreGeometry(settings["geometry"])

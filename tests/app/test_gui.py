@@ -210,6 +210,31 @@ def test_asking_for_another_model_than_the_librarys_schedules_a_switch(tmp_path)
         again.load_model()  # the library's own model answers; another requested one is scheduled
         assert again.pending_switch() == expected
         again.close()
+    # the window's remembered model (settings) is no request: a library indexed with another keeps its own
+    remembered = EngineService(tmp_path / "lib.db", encoder=Encoder(FakeModel(), device="cpu", source="fake"),
+                               new_library_model="cots-lite")
+    remembered.load_model()
+    assert remembered.pending_switch() is None
+    remembered.close()
+
+
+def test_a_new_library_starts_with_the_remembered_model_and_an_indexed_one_with_its_own(tmp_path, monkeypatch):
+    from fakes import FakeModel
+
+    from app.gui.engine_service import EngineService
+    from app.library.encoder import Encoder
+
+    loaded = []
+    monkeypatch.setattr(Encoder, "load", classmethod(
+        lambda cls, source, device=None, **kwargs: loaded.append(source) or Encoder(FakeModel(), "cpu", source=source)))
+    fresh = EngineService(tmp_path / "new.db", new_library_model="runs/chosen")
+    fresh.load_model()
+    fresh.close()
+    indexed = EngineService(tmp_path / "old.db", new_library_model="runs/chosen")
+    indexed.library.set_model(Encoder(FakeModel(), "cpu").model_id, "runs/fine-tuned")
+    indexed.load_model()
+    assert loaded == ["runs/chosen", "runs/fine-tuned"] and indexed.pending_switch() is None
+    indexed.close()
 
 
 def test_remember_captions_action_runs_the_trainer_without_training(qtbot, tmp_path, monkeypatch):
