@@ -135,7 +135,7 @@ def test_the_window_catches_up_with_indexing_naming_and_forgetting_elsewhere(qtb
     person = next(p for p in People(window.service.library).list() if p.photos == 6)
     _cots(qtbot, db, "people", "name", str(person.id), "Ada")
     qtbot.waitUntil(lambda: "Ada (6)" in [window.search.person.itemText(i) for i in range(window.search.person.count())]
-                    and "Ada" in [people_view.list.item(i).text() for i in range(people_view.list.count())],
+                    and "Ada · 6 photos" in [people_view.list.item(i).text() for i in range(people_view.list.count())],
                     timeout=CATCH_UP_MS)
 
     _cots(qtbot, db, "forget", str(added), "-y")

@@ -1,15 +1,18 @@
-"""The People view (offscreen): people listed with face thumbnails, a name typed in place is stored, a
-drop of one person onto another merges them, a click shows a person's photos, and an error (a person
-merged meanwhile) shows as a line."""
+"""The People view (offscreen): people listed with face thumbnails and photo counts (named first, then by
+photos), a name typed in place is stored, a drop of one person onto another merges them, a click shows a
+person's faces, the right-click menus hide, forget and take a face out ("Not this person"), and an error
+(a person merged meanwhile) shows as a line."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
 from test_people import box, identity
 
-from app.gui.people_view import PERSON_ID, PeopleView
+from app.gui.people_view import FACE_ID, HINT, PERSON_ID, PeopleView
 from app.gui.tasks import TaskRunner
 from app.library.people import People, store_faces
 
@@ -37,11 +40,14 @@ def test_people_view_names_merges_and_shows_photos(qtbot, library, tmp_path):
     view.refresh()
     qtbot.waitUntil(lambda: view.list.count() == 2 and all(
         not view.list.item(i).icon().isNull() for i in range(2)), timeout=10000)
-    two = next(view.list.item(i) for i in range(2) if view.list.item(i).toolTip() == "2 photos")
+    assert view.hint.text() == HINT and "drag one person onto another" in HINT and "right-click" in HINT
+    assert view.list.item(0).text().endswith(" · 2 photos") and view.list.item(1).text().endswith(" · 1 photo")
+    two = view.list.item(0)
     target = two.data(PERSON_ID)
     two.setText("Barack")  # what typing the name in place does
     qtbot.waitUntil(lambda: people.find("barack") == [target], timeout=10000)
-    qtbot.waitUntil(lambda: view._item(target) is not None and view._item(target).text() == "Barack", timeout=10000)
+    qtbot.waitUntil(lambda: view._item(target) is not None and view._item(target).text() == "Barack · 2 photos",
+                    timeout=10000)
 
     view.show_photos(target)
     qtbot.waitUntil(lambda: view.photos.count() == 2, timeout=10000)
@@ -87,3 +93,85 @@ def test_a_named_person_is_a_filter_of_the_main_window(qtbot, tmp_path):
     assert sorted(Path(window.model.hit(r).path).name for r in range(2)) == ["obama.jpg", "obama2.jpg"]
     assert window.search.filters().people == ("Barack",)
     assert window.toolbar.filters_button.text() == "Filters (1)"
+
+
+def _menu_action(menu, text: str):
+    return next(action for action in menu.actions() if action.text().startswith(text))
+
+
+def test_people_view_orders_by_photos_and_its_menus_hide_forget_and_take_a_face_out(qtbot, library, tmp_path):
+    # three people: A in 3 photos, B in 2, C in 1; C is named, so C comes first however few photos
+    sizes = {1: 3, 2: 2, 3: 1}
+    for seed, count in sizes.items():
+        for i in range(count):
+            path = tmp_path / f"{seed}_{i}.jpg"
+            shutil.copy(PHOTOS / "obama.jpg", path)
+            media_id = add_photo(library, path)
+            with library.db.transaction() as conn:
+                store_faces(conn, media_id, [box()], [identity(seed, 0.1, 10 * seed + i)], 0.5, 1.0)
+    people = People(library)
+    by_photos = {p.photos: p.id for p in people.list(min_photos=1)}
+    people.name(by_photos[1], "Cleo")
+    runner = TaskRunner()
+    view = PeopleView(people, runner)
+    qtbot.addWidget(view)
+    view.refresh()
+    qtbot.waitUntil(lambda: view.list.count() == 3, timeout=10000)
+    texts = [view.list.item(i).text() for i in range(3)]
+    assert texts == ["Cleo · 1 photo", f"person {by_photos[3]} · 3 photos", f"person {by_photos[2]} · 2 photos"]
+
+    view.confirm = lambda text: False  # Forget asks first: "No" forgets nothing
+    _menu_action(view.person_menu(view._item(by_photos[2])), "Forget").trigger()
+    view.confirm = lambda text: True
+    _menu_action(view.person_menu(view._item(by_photos[3])), "Hide").trigger()
+    qtbot.waitUntil(lambda: view.list.count() == 2 and view._item(by_photos[3]) is None, timeout=10000)
+    assert people.list(include_hidden=True, min_photos=1)[1].hidden
+    view.show_hidden.setChecked(True)  # hidden people shown again, marked, with "Show again"
+    qtbot.waitUntil(lambda: view._item(by_photos[3]) is not None, timeout=10000)
+    assert view._item(by_photos[3]).text().endswith("(hidden)")
+    _menu_action(view.person_menu(view._item(by_photos[3])), "Show again").trigger()
+    qtbot.waitUntil(lambda: not view._item(by_photos[3]).text().endswith("(hidden)"), timeout=10000)
+    _menu_action(view.person_menu(view._item(by_photos[2])), "Forget").trigger()
+    qtbot.waitUntil(lambda: view.list.count() == 2 and view._item(by_photos[2]) is None, timeout=10000)
+    assert len(people.list(include_hidden=True, min_photos=1)) == 2
+
+    view.show_photos(by_photos[3])  # the person's faces; one of them is someone else
+    qtbot.waitUntil(lambda: view.photos.count() == 3, timeout=10000)
+    face = view.photos.item(2).data(FACE_ID)
+    menu = view.face_menu([face])
+    assert [a.text() for a in menu.actions()] == ["Not this person"]
+    menu.actions()[0].trigger()
+    qtbot.waitUntil(lambda: view.photos.count() == 2 and view.list.count() == 3, timeout=10000)
+    assert people.get(by_photos[3]).photos == 2
+    alone = next(p for p in people.list(min_photos=1) if p.id not in by_photos.values())
+    assert [f.id for f in people.faces(alone.id)] == [face] and people.faces(alone.id)[0].source == "user"
+    runner.shutdown()
+
+
+def test_typing_in_place_edits_the_name_alone(qtbot, library, tmp_path):
+    path = tmp_path / "a.jpg"
+    shutil.copy(PHOTOS / "obama.jpg", path)
+    media_id = add_photo(library, path)
+    with library.db.transaction() as conn:
+        store_faces(conn, media_id, [box()], [identity(1)], 0.5, 1.0)
+    people = People(library)
+    person = people.list(min_photos=1)[0]
+    people.name(person.id, "Grace")
+    runner = TaskRunner()
+    view = PeopleView(people, runner)
+    qtbot.addWidget(view)
+    view.show()
+    view.refresh()
+    qtbot.waitUntil(lambda: view.list.count() == 1, timeout=10000)
+    item = view.list.item(0)
+    assert item.text() == "Grace · 1 photo"
+    view.list.editItem(item)
+    editor = view.list.findChild(QLineEdit)
+    assert editor is not None and editor.text() == "Grace"  # the name, not the count
+    editor.setText("Grace Hopper")
+    qtbot.keyClick(editor, Qt.Key_Return)
+    qtbot.waitUntil(lambda: people.get(person.id).name == "Grace Hopper", timeout=10000)
+    qtbot.waitUntil(lambda: view.list.item(0).text() == "Grace Hopper · 1 photo", timeout=10000)
+    view.list.item(0).setText("")  # an emptied name takes the name away
+    qtbot.waitUntil(lambda: people.get(person.id).name is None, timeout=10000)
+    runner.shutdown()
