@@ -13,7 +13,7 @@ from app.library.pathtext import display_text
 EPILOG = """examples:
   cots people                      list people (named first, then by photo count)
   cots people show 3               a person's photos and face ids
-  cots people name 3 "Anna"        name person 3; `cots search Anna` then finds her photos
+  cots people name 3 "Anna"        name person 3; `cots search Anna` (capitalised as named) finds her photos
   cots people merge 5 3            person 5 is person 3 too
   cots people move 42 --to new     face 42 is someone else (or --to 7)
   cots people hide 9               leave person 9 out of the list (`--undo` shows them again)

@@ -82,13 +82,6 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
-def name_words(text: str) -> list[str]:
-    """A text's words as name matching sees them: case-folded \\w runs and single symbols (an emoji is a
-    word); punctuation (quotes, apostrophes, hyphens) only separates."""
-    return [token for token in re.findall(r"\w+|[^\w\s]", name_key(text))
-            if not unicodedata.category(token[0]).startswith("P")]
-
-
 class People:
     """The people of one library (thread-safe as ``Library`` is: each thread uses its own connection)."""
 
@@ -239,24 +232,52 @@ def _person(row: PersonRow) -> Person:
     return Person(row.id, row.name, row.hidden, row.faces, row.photos, row.face_id, row.media_id)
 
 
+QUOTES = '"\u201c\u201d\u201e'  # straight and typographic double quotes: what is between them is words
+_QUERY_TOKENS = re.compile(f"[{QUOTES}]|\\w+|[^\\w\\s]")
+
+
+def name_tokens(text: str) -> list[tuple[str, str, bool]]:
+    """(case-folded, as written, quoted) of a text's words as name matching sees them: \\w runs and single
+    symbols (an emoji is a word), punctuation (quotes, apostrophes, hyphens) only separating, each with
+    whether it stands between double quotes."""
+    words, quoted = [], False
+    for token in _QUERY_TOKENS.findall(unicodedata.normalize("NFKC", text)):
+        if token in QUOTES:
+            quoted = not quoted
+        elif not unicodedata.category(token[0]).startswith("P"):
+            words.append((name_key(token), token, quoted))
+    return words
+
+
+def _stands_for(word: tuple[str, str, bool], part: tuple[str, str, bool]) -> bool:
+    """Whether a query word (``name_tokens``) is this word of a name: the same case-folded, starting with a
+    capital where the name's word does, and not quoted unless the name quotes it."""
+    (folded, written, quoted), (name_folded, name_written, name_quoted) = word, part
+    capital_kept = name_written[0] == name_written[0].lower() or written[0] != written[0].lower()
+    return folded == name_folded and capital_kept and (name_quoted or not quoted)
+
+
 def split_names(query: str, named: list[tuple[int, str]]) -> tuple[str, list[tuple[int, str]]]:
-    """The people a query names (whole words, case-folded, longest names first) and the query without
-    their names: ("Anna at the beach", [(3, "Anna")]) -> ("at the beach", [(3, "Anna")])."""
-    words = name_words(query)
+    """The people a query names and the query without their names: ("Anna at the beach", [(3, "Anna")]) ->
+    ("at the beach", [(3, "Anna")]). A name counts as written as named: its whole words in order, each word
+    that the name starts with a capital starting with a capital in the query too (other letters compared
+    without case), never between double quotes (unless the name itself quotes that word); longest names first. So with a person named Rose, "Rose at
+    the beach" is her photos at the beach, while "rose garden" and '"Rose" garden' are the word."""
+    words = name_tokens(query)
     found: list[tuple[int, str]] = []
     used = [False] * len(words)
-    for person_id, name in sorted(named, key=lambda item: -len(name_words(item[1]))):
-        target = name_words(name)
+    for person_id, name in sorted(named, key=lambda item: -len(name_tokens(item[1]))):
+        target = name_tokens(name)
         if not target:
             continue
         for start in range(len(words) - len(target) + 1):
             span = range(start, start + len(target))
-            if words[start:start + len(target)] == target and not any(used[i] for i in span):
+            if all(_stands_for(words[i], part) and not used[i] for i, part in zip(span, target)):
                 for i in span:
                     used[i] = True
                 found.append((person_id, name))
                 break
-    rest = " ".join(w for w, u in zip(words, used) if not u) if found else query
+    rest = " ".join(w[1] for w, u in zip(words, used) if not u) if found else query
     return rest, found
 
 

@@ -311,7 +311,7 @@ class SearchService:
 
     def _named_people(self, query: str, filters: Filters) -> tuple[str, Filters, list[int]]:
         """Names of people (``cots people name``) in the query become a filter: "Anna beach" -> "beach" among
-        Anna's photos. Returns the rest of the query, the filters with the names, and those people's ids.
+        Anna's photos (only when written with the name's capitals and not quoted: ``split_names``). Returns the rest of the query, the filters with the names, and those people's ids.
         LibraryError for a ``Filters.people`` name no one has."""
         book = People(self.library)
         named = book.named()

@@ -180,9 +180,22 @@ def test_two_writers_at_once_lose_no_face(library, people):
 def test_names_are_found_in_a_query_as_whole_words():
     named = [(1, "Anna"), (2, "Anna Maria"), (3, "🌸"), (4, "Bob")]
     assert split_names("Anna at the beach", named) == ("at the beach", [(1, "Anna")])
-    assert split_names("anna maria beach", named) == ("beach", [(2, "Anna Maria")])
+    assert split_names("ANNA MARIA beach", named) == ("beach", [(2, "Anna Maria")])
     assert split_names("Annabel", named) == ("Annabel", [])
-    assert split_names("🌸 and bob", named) == ("and", [(3, "🌸"), (4, "Bob")])
+    assert split_names("🌸 and Bob", named) == ("and", [(3, "🌸"), (4, "Bob")])
+
+
+def test_a_name_is_a_person_only_when_written_with_its_capitals_and_never_quoted():
+    named = [(1, "Rose"), (2, "May"), (3, "Anna Maria"), (4, "van Gogh"), (5, 'Zoë "Zee" O\'Neil')]
+    assert split_names("Rose at the beach", named) == ("at the beach", [(1, "Rose")])
+    assert split_names("rose garden", named) == ("rose garden", [])  # the word
+    assert split_names('"Rose" garden', named) == ('"Rose" garden', [])  # quoted: the word
+    assert split_names("\u201cRose\u201d garden with May", named) == ("Rose garden with", [(2, "May")])
+    assert split_names("flowers in may", named) == ("flowers in may", [])
+    assert split_names("Anna maria", named) == ("Anna maria", [])  # every capital of the name counts
+    assert split_names("Van Gogh sunflowers", named) == ("sunflowers", [(4, "van Gogh")])  # lower in the name: any
+    assert split_names("van gogh", named) == ("van gogh", [])
+    assert split_names('Zoë "Zee" O\'Neil skiing', named) == ("skiing", [(5, 'Zoë "Zee" O\'Neil')])
 
 
 def test_regroup_moves_only_faces_the_grouping_placed(library, people):

@@ -1,20 +1,26 @@
 """`cots people` through the CLI on a library whose faces are stored with made-up identity vectors (the
 grouping is what is tested; tests/app/test_people_e2e.py runs the real faces signal): the list order and
-counts."""
+counts, and `cots search` with a name that is also a word (a person only when written with its capital,
+never when quoted)."""
 from __future__ import annotations
 
 import json
 import re
 
 import pytest
+from fakes import fake_encoder, run_indexer, solid
 from test_people import add_media, box, identity, store
 
 from app.cli import main
-from app.library.people import People
+from app.library.people import People, store_faces
 
 
 @pytest.fixture
-def cots(library, capsys):
+def cots(library, capsys, monkeypatch):
+    from app.library.encoder import Encoder
+
+    encoder = fake_encoder()
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
     db = str(library.db.path)
 
     def run(*argv: str) -> tuple[int, str]:
@@ -45,3 +51,31 @@ def test_people_are_listed_named_first_then_by_photos_with_their_counts(library,
                     (str(ids[3]), f"person {ids[3]}", "3")]
     listed = json.loads(cots("people", "--json", "--all")[1])
     assert [(p["id"], p["photos"]) for p in listed] == [(ids[2], 2), (ids[5], 5), (ids[3], 3), (ids[1], 1)]
+
+
+def test_a_name_that_is_a_word_filters_only_when_written_with_its_capital(library, cots, tmp_path):
+    folder = tmp_path / "garden"
+    folder.mkdir()
+    for name, colour in (("rose garden.jpg", "red"), ("her1.jpg", "green"), ("her2.jpg", "blue")):
+        solid(colour).save(folder / name)
+    library.add_folder(folder)
+    run_indexer(library, fake_encoder())
+    ids = {path.rsplit("/", 1)[1]: media_id for path, media_id in
+           library.db.conn.execute("SELECT path, id FROM media").fetchall()}
+    for i, name in enumerate(("her1.jpg", "her2.jpg")):
+        with library.db.transaction() as conn:
+            store_faces(conn, ids[name], [box()], [identity(1, 0.1, i)], 0.5, 1.0)
+    People(library).name(People(library).list()[0].id, "Rose")
+
+    def found(query: str) -> dict[str, list[str]]:
+        status, out = cots("search", query, "--json", "--all")
+        assert status == 0
+        return {hit["path"].rsplit("/", 1)[1]: hit["matched"] for hit in json.loads(out)}
+
+    as_named = found("Rose")  # capitalised as named: her photos only
+    assert set(as_named) == {"her1.jpg", "her2.jpg"} and all("person" in m for m in as_named.values())
+    for query in ("rose", '"Rose"', "rose garden"):  # the word: the photo named so first, no person filter
+        hits = found(query)
+        assert next(iter(hits)) == "rose garden.jpg" and "name" in hits["rose garden.jpg"], query
+        assert not any("person" in m for m in hits.values()), query
+    assert set(found("Rose garden")) == {"her1.jpg", "her2.jpg"}  # her photos, ranked by "garden"

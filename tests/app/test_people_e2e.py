@@ -64,7 +64,7 @@ def test_two_photos_of_one_person_become_one_person_findable_by_name(album, cots
 
     status, out, _ = cots("people", "name", str(obama["id"]), "Barack")
     assert status == 0 and "Barack" in out
-    status, out, _ = cots("search", "barack", "--json")
+    status, out, _ = cots("search", "Barack", "--json")  # written as named: the person
     assert status == 0
     hits = json.loads(out)
     assert sorted(os.path.basename(h["path"]) for h in hits) == ["IMG_0001.jpg", "IMG_0003.jpg"]
