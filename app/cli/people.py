@@ -18,7 +18,7 @@ EPILOG = """examples:
   cots people move 42 --to new     face 42 is someone else (or --to 7)
   cots people hide 9               leave person 9 out of the list (`--undo` shows them again)
   cots people forget 9             delete person 9's face vectors (the photos stay)
-  cots people regroup              move automatically placed faces to the nearest person"""
+  cots people regroup              merge unnamed people who look alike, move faces to the nearest person"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,12 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--undo", action="store_true", help="show them again")
     a.set_defaults(handler=cmd_hide)
     a = actions.add_parser("regroup", parents=[common],
-                           help="refine the grouping: faces placed automatically move to the nearest person "
-                                "(names, merges and faces you moved stay)")
+                           help="refine the grouping: unnamed people whose faces lie as close as the grouping "
+                                "joins merge, and faces placed automatically move to the nearest person "
+                                "(named and hidden people, merges and faces you moved stay)")
     a.set_defaults(handler=cmd_regroup)
     a = actions.add_parser("forget", parents=[common], help="delete a person's face vectors (the photos stay)")
     a.add_argument("id", type=person_id)
     a.set_defaults(handler=cmd_forget)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _max_name() -> int:
@@ -165,7 +170,8 @@ def cmd_forget(args) -> int:
 def cmd_regroup(args) -> int:
     library, people = _people(args)
     with library:
-        moved = people.regroup()
-        print(json.dumps({"faces_moved": moved}) if args.json else
-              f"{moved} face{'s' if moved != 1 else ''} moved to a nearer person")
+        done = people.regroup()
+        print(json.dumps(done.to_dict()) if args.json else
+              f"{_count(done.people_merged, 'unnamed person', 'unnamed people')} merged into a nearer one "
+              f"({_count(done.faces_merged, 'face')}), {_count(done.faces_moved, 'face')} moved to a nearer person")
     return 0

@@ -5,7 +5,7 @@ in ``app.library.storage.people`` and the schema in ``app.library.db``.
 The grouping (``store_faces``) is incremental and lives here: each new face joins the person whose centroid
 is nearest (``nearest_person``) if that is closer than ``JOIN_DISTANCE``, else it starts a new person, and
 a joined person's centroid moves as a running mean; nothing is re-clustered (``People.regroup`` refines on
-demand), and faces placed by a person (``source = 'user'``), names, merges and hides are never undone by it.
+demand: it merges close unnamed people whole and moves single faces), and faces placed by a person (``source = 'user'``), names, merges and hides are never undone by it.
 """
 from __future__ import annotations
 
@@ -62,6 +62,18 @@ class Face:
     path: str
     box: tuple[float, float, float, float]  # x, y, w, h in fractions of the photo
     source: str  # auto | user
+
+
+@dataclass
+class Regrouped:
+    """What ``People.regroup`` changed."""
+
+    people_merged: int  # unnamed people merged whole into another
+    faces_merged: int  # the faces those people took with them
+    faces_moved: int  # single faces moved to a nearer person
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def name_key(name: str) -> str:
@@ -188,13 +200,16 @@ class People:
             self._live(person_id, conn)
             return people_store.forget_person(conn, person_id)
 
-    def regroup(self) -> int:
-        """A full pass that refines the incremental grouping: every face the grouping placed (never one a
-        person placed or merged) moves to the person whose centroid is nearest when that is another person
-        within ``JOIN_DISTANCE``; centroids are then recomputed. Names, hides and merges stay. Returns how
-        many faces moved. One transaction: a concurrent indexer waits for it."""
-        moved = 0
+    def regroup(self) -> Regrouped:
+        """A full pass that refines the incremental grouping. First, unnamed people whose centroids lie
+        within ``JOIN_DISTANCE`` of each other are merged whole (the one with fewer faces into the other),
+        never a named or hidden person or one holding a face a person placed. Then every face the grouping
+        placed (never one a person placed or merged) moves to the person whose centroid is nearest when that
+        is another person within ``JOIN_DISTANCE``; centroids are then recomputed. Names, hides and merges
+        stay. One transaction: a concurrent indexer waits for it."""
         with self.library.db.transaction() as conn:
+            people_merged, faces_merged = _merge_close_people(conn)
+            moved = 0
             person_ids, centroids = people_store.live_centroids(conn)
             changed = set()
             for face_id, person_id, vector in people_store.auto_face_vectors(conn):
@@ -204,7 +219,7 @@ class People:
                     changed |= {person_id, person_ids[nearest]}
                     moved += 1
             people_store.update_centroids(conn, changed)
-        return moved
+        return Regrouped(people_merged, faces_merged, moved)
 
     # -- helpers --------------------------------------------------------------------------------
     def _live(self, person_id: int, conn=None) -> tuple[str | None, None]:
@@ -315,6 +330,43 @@ def nearest_person(centroids: np.ndarray, vector: np.ndarray, join_distance: flo
     distances = np.linalg.norm(centroids - vector, axis=1)
     nearest = int(np.argmin(distances))
     return nearest if distances[nearest] < join_distance else None
+
+
+def close_pairs(centroids: np.ndarray, join_distance: float, chunk: int = 512) -> list[tuple[float, int, int]]:
+    """(distance, i, j), i < j, of the rows of ``centroids`` closer than ``join_distance``, nearest first
+    (computed a chunk of rows at a time, so thousands of people need no n x n matrix at once)."""
+    pairs = []
+    squares = np.einsum("ij,ij->i", centroids, centroids)
+    for start in range(0, len(centroids), chunk):
+        block = centroids[start:start + chunk]
+        distances = np.sqrt(np.maximum(squares[start:start + chunk, None] + squares[None, :]
+                                       - 2 * block @ centroids.T, 0))
+        for i, j in zip(*np.nonzero(distances < join_distance)):
+            if start + i < j:
+                pairs.append((float(distances[i, j]), int(start + i), int(j)))
+    return sorted(pairs)
+
+
+def _merge_close_people(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Merge the unnamed people ``mergeable_people`` lists whose centroids lie within ``JOIN_DISTANCE``,
+    nearest pairs first, each person once a round, until no pair is left (a merged centroid moves). Returns
+    (people merged, faces now in another person: a face moved twice counts once)."""
+    merged = faces = 0
+    own: dict[int, int] = {}  # person id -> their faces before the first merge
+    while True:
+        ids, centroids, sizes = people_store.mergeable_people(conn)
+        own = own or dict(zip(ids, sizes))
+        done: set[int] = set()
+        for _, i, j in close_pairs(centroids, JOIN_DISTANCE):
+            if i in done or j in done:
+                continue
+            source, target = (i, j) if sizes[i] <= sizes[j] else (j, i)
+            people_store.absorb_person(conn, ids[source], ids[target])
+            faces += own.get(ids[source], 0)
+            merged += 1
+            done |= {i, j}
+        if not done:
+            return merged, faces
 
 
 def store_faces(conn: sqlite3.Connection, media_id: int, boxes: list, vectors: list,

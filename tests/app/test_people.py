@@ -214,7 +214,21 @@ def test_regroup_moves_only_faces_the_grouping_placed(library, people):
         conn.execute("UPDATE faces SET person_id = ? WHERE id = ?", (bob, faces["anna0.jpg"]))
         update_centroids(conn, [anna, bob])
     people.move(faces["anna1.jpg"], bob)  # a person's decision: stays where it was put
-    assert people.regroup() == 1
+    assert people.regroup().to_dict() == {"people_merged": 0, "faces_merged": 0, "faces_moved": 1}
     assert photos_of(people, anna) == ["anna0.jpg", "anna2.jpg", "anna3.jpg", "anna4.jpg"]
     assert photos_of(people, bob) == ["anna1.jpg", "bob0.jpg", "bob1.jpg"]
-    assert people.regroup() == 0  # settled
+    assert people.regroup().faces_moved == 0  # settled
+
+
+def test_close_pairs_are_the_pairs_within_the_distance_nearest_first():
+    from app.library.people import close_pairs
+
+    rng = np.random.default_rng(0)
+    centroids = (rng.normal(size=(40, 128)) * 0.04).astype(np.float32)  # pairwise ~0.57, some nearer
+    brute = sorted((float(np.linalg.norm(centroids[i] - centroids[j])), i, j)
+                   for i in range(40) for j in range(i + 1, 40)
+                   if np.linalg.norm(centroids[i] - centroids[j]) < 0.55)
+    found = close_pairs(centroids, 0.55, chunk=7)  # chunks that do not divide the rows
+    assert 0 < len(found) < 40 * 39 // 2
+    assert [(i, j) for _, i, j in found] == [(i, j) for _, i, j in brute]
+    assert np.allclose([d for d, _, _ in found], [d for d, _, _ in brute], atol=1e-5)

@@ -193,3 +193,24 @@ def auto_face_vectors(conn: sqlite3.Connection) -> list[tuple[int, int, np.ndarr
 def reassign_face(conn: sqlite3.Connection, face_id: int, person_id: int) -> None:
     """Move a face the grouping placed to another person (still source 'auto')."""
     conn.execute("UPDATE faces SET person_id = ? WHERE id = ? AND source = 'auto'", (person_id, face_id))
+
+
+def mergeable_people(conn: sqlite3.Connection) -> tuple[list[int], np.ndarray, list[int]]:
+    """(ids, centroids [n, 128], face counts) of the people a regrouping may merge whole: live, unnamed, not
+    hidden, with a centroid, and holding no face a person placed (a person's decision stays as it is)."""
+    rows = conn.execute(
+        "SELECT p.id, p.centroid, (SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id) FROM people p "
+        "WHERE p.merged_into IS NULL AND p.centroid IS NOT NULL AND p.name IS NULL AND p.hidden = 0 "
+        "AND NOT EXISTS (SELECT 1 FROM faces u WHERE u.person_id = p.id AND u.source = 'user') ORDER BY p.id").fetchall()
+    if not rows:
+        return [], np.zeros((0, 128), np.float32), []
+    return [r[0] for r in rows], np.stack([blob_to_vector(r[1]) for r in rows]), [r[2] for r in rows]
+
+
+def absorb_person(conn: sqlite3.Connection, source_id: int, target_id: int) -> None:
+    """The grouping's own merge: every face of ``source_id`` goes to ``target_id`` and stays the grouping's
+    (source 'auto', unlike ``merge_people``); the source row remembers where it went."""
+    conn.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target_id, source_id))
+    conn.execute("UPDATE people SET merged_into = ?, centroid = NULL WHERE id = ?", (target_id, source_id))
+    conn.execute("UPDATE people SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
+    update_centroids(conn, [target_id])
