@@ -18,7 +18,8 @@ EPILOG = """examples:
   cots people move 42 --to new     face 42 is someone else (or --to 7)
   cots people hide 9               leave person 9 out of the list (`--undo` shows them again)
   cots people forget 9             delete person 9's face vectors (the photos stay)
-  cots people regroup              merge unnamed people who look alike, move faces to the nearest person"""
+  cots people regroup              merge unnamed people who look alike, move faces to the nearest person
+  cots people suggestions          "Is this Anna?", "Same person?": answer with --accept N or --reject N"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "joins merge, and faces placed automatically move to the nearest person "
                                 "(named and hidden people, merges and faces you moved stay)")
     a.set_defaults(handler=cmd_regroup)
+    a = actions.add_parser("suggestions", parents=[common],
+                           help='questions to answer: "Is this Grace?" for a face near a named person, '
+                                '"Same person?" for two unnamed people (nothing changes until you answer)')
+    a.add_argument("--limit", type=positive_int, default=20, help="at most this many (default 20)")
+    answer = a.add_mutually_exclusive_group()
+    answer.add_argument("--accept", type=positive_int, metavar="N", help="answer suggestion N (as listed) yes")
+    answer.add_argument("--reject", type=positive_int, metavar="N", help="answer suggestion N no: never asked again")
+    a.set_defaults(handler=cmd_suggestions)
     a = actions.add_parser("forget", parents=[common], help="delete a person's face vectors (the photos stay)")
     a.add_argument("id", type=person_id)
     a.set_defaults(handler=cmd_forget)
@@ -174,4 +183,43 @@ def cmd_regroup(args) -> int:
         print(json.dumps(done.to_dict()) if args.json else
               f"{_count(done.people_merged, 'unnamed person', 'unnamed people')} merged into a nearer one "
               f"({_count(done.faces_merged, 'face')}), {_count(done.faces_moved, 'face')} moved to a nearer person")
+    return 0
+
+
+def cmd_suggestions(args) -> int:
+    from app.library.people import PeopleError
+
+    library, people = _people(args)
+    with library:
+        found = people.suggestions(args.limit)
+        number = args.accept or args.reject
+        if number is None:
+            return _print_suggestions(people, found, args)
+        if number > len(found):
+            raise PeopleError(f"there is no suggestion {number}: `cots people suggestions` lists {len(found)}")
+        chosen = found[number - 1]
+        if args.accept:
+            _print_person(people.accept(chosen), args)
+        else:
+            people.reject(chosen)
+            print(json.dumps({"rejected": chosen.to_dict()}) if args.json else
+                  f"{chosen.question()} No: not asked again")
+    return 0
+
+
+def _print_suggestions(people, found, args) -> int:
+    if args.json:
+        print(json.dumps([s.to_dict() for s in found], ensure_ascii=False, indent=1))
+        return 0
+    if not found:
+        print("no suggestions: no face lies near a named person, and no two unnamed people near each other")
+    for number, s in enumerate(found, 1):
+        if s.kind == "face":
+            face = people.face(s.subject)
+            what = f"face {s.subject} in {display_text(face.path)}, {s.distance:.2f} from person {s.person_id}"
+        else:
+            what = f"person {s.subject} and person {s.person_id}, {s.distance:.2f} apart"
+        print(f"  {number:3d}  {display_text(s.question()):28s} {what}")
+    if found:
+        print("answer with `cots people suggestions --accept N` (yes) or `--reject N` (no)")
     return 0

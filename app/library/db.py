@@ -22,7 +22,7 @@ import sqlite_utils
 
 from app.library.pathtext import from_db, to_db
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # PRAGMA application_id of a cots library ("COTS"): another program's SQLite file is never written to.
 APPLICATION_ID = 0x434F5453
 # Libraries written before application_id existed are recognised by these tables.
@@ -139,8 +139,16 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
     db["faces"].create_index(["person_id"], if_not_exists=True)
 
 
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    """People suggestions a person answered "No" to, so that they are not asked again: ``kind`` 'face' (is
+    face ``a`` person ``b``?) or 'same' (are people ``a`` < ``b`` one person?)."""
+    db["people_rejections"].create(
+        {"kind": str, "a": int, "b": int, "created_at": float}, pk=("kind", "a", "b"), if_not_exists=True,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5]
+    _migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

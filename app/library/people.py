@@ -221,6 +221,28 @@ class People:
             people_store.update_centroids(conn, changed)
         return Regrouped(people_merged, faces_merged, moved)
 
+    # -- suggestions (app/library/people_suggestions.py; imported there, which imports this module) ---
+    def suggestions(self, limit: int = 20):
+        """Questions to ask, nearest first (``people_suggestions.Suggestion``): "Is this Grace?" for a face of
+        an unnamed person near a named one, "Same person?" for two unnamed people. Nothing is applied."""
+        from app.library.people_suggestions import find_suggestions
+
+        return find_suggestions(self._conn, limit)
+
+    def accept(self, suggestion) -> Person:
+        """Apply one: the face goes to the named person (placed by you), or the unnamed person with fewer
+        photos is merged into the other."""
+        if suggestion.kind == "face":
+            return self.move(suggestion.subject, suggestion.person_id)
+        first, second = self.get(suggestion.subject), self.get(suggestion.person_id)
+        source, target = (first, second) if first.photos <= second.photos else (second, first)
+        return self.merge(source.id, target.id)
+
+    def reject(self, suggestion) -> None:
+        """Remember the "No": this question is not asked again."""
+        with self.library.db.transaction() as conn:
+            people_store.add_rejection(conn, *suggestion.key(), time.time())
+
     # -- helpers --------------------------------------------------------------------------------
     def _live(self, person_id: int, conn=None) -> tuple[str | None, None]:
         """(name, None) of a live person; PeopleError for an unknown id or a merged one (saying into whom)."""

@@ -65,6 +65,9 @@ def delete_faces(conn: sqlite3.Connection, media_ids: list[int]) -> None:
     for chunk, marks in id_chunks(media_ids):
         people = [r[0] for r in conn.execute(
             f"SELECT DISTINCT person_id FROM faces WHERE media_id IN ({marks})", chunk)]
+        # a "No" to a face goes with it: SQLite may give its id to a new face later
+        conn.execute(f"DELETE FROM people_rejections WHERE kind = 'face' AND a IN "
+                     f"(SELECT id FROM faces WHERE media_id IN ({marks}))", chunk)
         conn.execute(f"DELETE FROM faces WHERE media_id IN ({marks})", chunk)
         update_centroids(conn, people)
 
@@ -172,6 +175,8 @@ def forget_person(conn: sqlite3.Connection, person_id: int) -> int:
     those photos later start new people. Returns how many faces were deleted. The people merged into this
     one go too: their faces were this person's, and set free they came back as faceless people that
     nothing lists, still holding their names."""
+    conn.execute("DELETE FROM people_rejections WHERE kind = 'face' AND a IN "
+                 "(SELECT id FROM faces WHERE person_id = ?)", (person_id,))
     deleted = conn.execute("DELETE FROM faces WHERE person_id = ?", (person_id,)).rowcount
     conn.execute("DELETE FROM people WHERE merged_into = ? OR id = ?", (person_id, person_id))
     return deleted
@@ -214,3 +219,30 @@ def absorb_person(conn: sqlite3.Connection, source_id: int, target_id: int) -> N
     conn.execute("UPDATE people SET merged_into = ?, centroid = NULL WHERE id = ?", (target_id, source_id))
     conn.execute("UPDATE people SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
     update_centroids(conn, [target_id])
+
+
+def suggestion_centroids(conn: sqlite3.Connection) -> list[tuple[int, str | None, np.ndarray]]:
+    """(id, name, centroid) of the live people shown in the list who have a centroid (hidden ones left out):
+    whom a suggestion may name."""
+    return [(pid, name, blob_to_vector(centroid)) for pid, name, centroid in conn.execute(
+        "SELECT id, name, centroid FROM people WHERE merged_into IS NULL AND hidden = 0 AND centroid IS NOT NULL "
+        "ORDER BY id")]
+
+
+def unnamed_face_vectors(conn: sqlite3.Connection) -> list[tuple[int, int, np.ndarray]]:
+    """(face id, person id, vector) of the faces with a vector in readable photos that belong to a live,
+    unnamed, not hidden person: the faces a suggestion may ask about."""
+    return [(fid, pid, blob_to_vector(vector)) for fid, pid, vector in conn.execute(
+        "SELECT f.id, f.person_id, f.vector FROM faces f JOIN people p ON p.id = f.person_id "
+        "JOIN media m ON m.id = f.media_id AND m.status = 'ok' WHERE f.vector IS NOT NULL "
+        "AND p.merged_into IS NULL AND p.name IS NULL AND p.hidden = 0 ORDER BY f.id")]
+
+
+def rejections(conn: sqlite3.Connection) -> set[tuple[str, int, int]]:
+    """(kind, a, b) of every suggestion a person answered "No" to."""
+    return set(conn.execute("SELECT kind, a, b FROM people_rejections").fetchall())
+
+
+def add_rejection(conn: sqlite3.Connection, kind: str, a: int, b: int, now: float) -> None:
+    conn.execute("INSERT OR IGNORE INTO people_rejections(kind, a, b, created_at) VALUES (?, ?, ?, ?)",
+                 (kind, a, b, now))
