@@ -2,6 +2,8 @@
 then by how often someone appears. A name is typed in place (double-click or F2), one person dragged onto
 another merges them, a right-click hides, forgets or names a person, a click shows that person's faces beside,
 where a right-click on a face that is someone else says "Not this person" (it becomes a person of its own).
+Above them, a strip of suggestions ("Is this Grace?", "Same person?") to answer Yes or No
+(``app/gui/people_suggestions.py``).
 
 Everything that reads or writes the library runs through ``TaskRunner`` (``app.library.people.People``
 methods); the view only shows what comes back, and an error (a person merged meanwhile) as a line above.
@@ -26,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.people_suggestions import SuggestionStrip
 from app.gui.tasks import TaskRunner
 from app.library.people import People, Person, face_crop
 
@@ -90,6 +93,7 @@ class PeopleView(QWidget):
         self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         self.show_hidden = QCheckBox("Show hidden people")
+        self.suggestions = SuggestionStrip(people, runner)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.list = PeopleList()
@@ -107,6 +111,7 @@ class PeopleView(QWidget):
         top.addWidget(self.show_hidden)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.suggestions)
         layout.addWidget(self.message)
         layout.addWidget(splitter, 1)
         self._filling = False
@@ -120,11 +125,13 @@ class PeopleView(QWidget):
         self.list.customContextMenuRequested.connect(self._person_menu_at)
         self.photos.customContextMenuRequested.connect(self._face_menu_at)
         self.show_hidden.toggled.connect(self.refresh)
+        self.suggestions.answered.connect(lambda error: self._changed(None, error))
 
     # -- reads -------------------------------------------------------------------------------
     def refresh(self) -> None:
         include_hidden = self.show_hidden.isChecked()
         self.runner.run_task(lambda: self.people.list(include_hidden=include_hidden, min_photos=1), self._listed)
+        self.suggestions.refresh()
 
     def _listed(self, found, error) -> None:
         if error is not None:

@@ -175,3 +175,41 @@ def test_typing_in_place_edits_the_name_alone(qtbot, library, tmp_path):
     view.list.item(0).setText("")  # an emptied name takes the name away
     qtbot.waitUntil(lambda: people.get(person.id).name is None, timeout=10000)
     runner.shutdown()
+
+
+def test_the_suggestions_strip_asks_and_answers_with_one_click(qtbot, library, tmp_path):
+    def add(name: str, vector) -> None:
+        path = tmp_path / name
+        shutil.copy(PHOTOS / "obama.jpg", path)
+        media_id = add_photo(library, path)
+        with library.db.transaction() as conn:
+            store_faces(conn, media_id, [box()], [vector], 0.5, 1.0)
+
+    for i in range(3):
+        add(f"grace{i}.jpg", identity(1, 0.1, i))
+    add("grace_far.jpg", identity(1, 0.55, 20))  # too far to have joined her: "Is this Grace?"
+    add("piece_a.jpg", identity(2))
+    add("piece_b.jpg", identity(2, 0.55, 30))  # two pieces of one person: "Same person?"
+    people = People(library)
+    grace = next(p.id for p in people.list() if p.photos == 3)
+    people.name(grace, "Grace")
+    runner = TaskRunner()
+    view = PeopleView(people, runner)
+    qtbot.addWidget(view)
+    view.show()
+    view.refresh()
+    strip = view.suggestions
+    qtbot.waitUntil(lambda: len(strip.cards) == 2, timeout=10000)
+    assert strip.isVisible() and {s.question() for s, _, _ in strip.cards} == {"Is this Grace?", "Same person?"}
+    assert len(people.list(min_photos=1)) == 4  # shown, not applied
+
+    same = next(card for card in strip.cards if card[0].kind == "same")
+    qtbot.mouseClick(same[2], Qt.LeftButton)  # No: remembered, the card goes
+    qtbot.waitUntil(lambda: [s.kind for s, _, _ in strip.cards] == ["face"], timeout=10000)
+    assert [s.kind for s in people.suggestions()] == ["face"] and len(people.list(min_photos=1)) == 4
+    qtbot.mouseClick(strip.cards[0][1], Qt.LeftButton)  # Yes: the face goes to Grace
+    qtbot.waitUntil(lambda: strip.cards == [] and not strip.isVisible(), timeout=10000)
+    assert people.get(grace).photos == 4
+    qtbot.waitUntil(lambda: view._item(grace) is not None and view._item(grace).text() == "Grace · 4 photos",
+                    timeout=10000)
+    runner.shutdown()
