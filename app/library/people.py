@@ -65,6 +65,22 @@ class Face:
 
 
 @dataclass
+class PhotoFace:
+    """One face of a photo and whose it is: what the detail pane's face box names or moves."""
+
+    id: int
+    box: tuple[float, float, float, float]  # x, y, w, h in fractions of the photo
+    person_id: int | None  # None: a face too small to recognise, in no person
+    name: str | None  # the person's name; None: unnamed
+
+    def label(self) -> str:
+        """"Grace", "unnamed person 7", or "unrecognised face" (in no person)."""
+        if self.person_id is None:
+            return "unrecognised face"
+        return self.name or f"unnamed person {self.person_id}"
+
+
+@dataclass
 class Regrouped:
     """What ``People.regroup`` changed."""
 
@@ -135,6 +151,14 @@ class People:
         media_id, path, x, y, w, h, _ = row
         return Face(face_id, media_id, path, (x, y, w, h), "")
 
+    def photo_faces(self, media_id: int) -> list[PhotoFace]:
+        """The faces of one photo, each with its person's id and name."""
+        faces = []
+        for face_id, x, y, w, h, person_id, _ in people_store.face_rows(self._conn, media_id):
+            state = None if person_id is None else people_store.person_state(self._conn, person_id)
+            faces.append(PhotoFace(face_id, (x, y, w, h), person_id, state[0] if state else None))
+        return faces
+
     def find(self, name: str) -> list[int]:
         """Ids of the live people with this name (compared case-folded)."""
         return people_store.people_named(self._conn, name_key(name))
@@ -186,6 +210,37 @@ class People:
                 target = int(to)
                 self._live(target, conn)
             people_store.move_face(conn, face_id, target)
+        return self.get(target)
+
+    def name_face(self, face_id: int, name: str) -> Person:
+        """Name the person in one face, as photo apps do, and return whom the face belongs to now:
+
+        - a name someone has already (compared case-folded) moves the face to that person;
+        - a new name on a face of an unnamed person names that person (all their faces: the grouping put
+          them together), and moves nothing;
+        - a new name on a face of a named person (or of no person: too small to recognise) moves the face
+          to a new person with that name.
+
+        A moved face counts as placed by you (the grouping leaves it there). PeopleError for a face that is
+        gone or a name ``clean_name`` refuses."""
+        cleaned = clean_name(name)
+        with self.library.db.transaction() as conn:
+            row = people_store.face_row(conn, face_id)
+            if row is None:
+                raise PeopleError(f"there is no face {face_id} (the photo was read again or its person forgotten)")
+            current = row[6]
+            owners = people_store.people_named(conn, name_key(cleaned))
+            if owners:
+                target = owners[0]
+            elif current is not None and people_store.person_state(conn, current)[0] is None:
+                target = current
+            else:
+                target = people_store.new_person(conn, time.time())
+            if target != current:
+                people_store.move_face(conn, face_id, target)
+            if not owners:
+                people_store.release_name(conn, name_key(cleaned), target)
+                people_store.set_person_name(conn, target, cleaned, name_key(cleaned))
         return self.get(target)
 
     def hide(self, person_id: int, hidden: bool = True) -> Person:
@@ -342,6 +397,22 @@ def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, 
         return 0.0
     inter = width * height
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def match_face_boxes(boxes: list[tuple[float, float, float, float]],
+                     faces: list[PhotoFace]) -> list[PhotoFace | None]:
+    """The face of ``faces`` that each (x, y, w, h) box shows: the one it overlaps most, when by more than
+    ``SAME_FACE_IOU``; each face answers one box at most (None: no face matches)."""
+    free = list(faces)
+    matched: list[PhotoFace | None] = []
+    for box in boxes:
+        best = max(free, key=lambda face: box_iou(box, face.box), default=None)
+        if best is not None and box_iou(box, best.box) > SAME_FACE_IOU:
+            free.remove(best)
+            matched.append(best)
+        else:
+            matched.append(None)
+    return matched
 
 
 def nearest_person(centroids: np.ndarray, vector: np.ndarray, join_distance: float) -> int | None:

@@ -8,7 +8,15 @@ import threading
 import numpy as np
 import pytest
 
-from app.library.people import MAX_NAME_LENGTH, People, PeopleError, split_names, store_faces
+from app.library.people import (
+    MAX_NAME_LENGTH,
+    People,
+    PeopleError,
+    PhotoFace,
+    match_face_boxes,
+    split_names,
+    store_faces,
+)
 from app.library.signals.base import Box
 
 JOIN = 0.5
@@ -94,6 +102,45 @@ def test_a_second_person_cannot_take_a_name_in_use(library, people):
     people.name(first, "Anna")
     with pytest.raises(PeopleError, match=f"person {first} is already named 'Anna'.*merge {second} {first}"):
         people.name(second, "anna")
+
+
+def test_naming_a_face_names_its_unnamed_person_or_moves_it(library, people):
+    # photo 1: a face of A (who is also in photo 2) and of B; photo 3: a face too small to recognise
+    one, two, three = (add_media(library, f"{i}.jpg") for i in (1, 2, 3))
+    store(library, one, (box(0.1), identity(1)), (box(0.6), identity(2)))
+    store(library, two, (box(), identity(1, 0.1, 1)))
+    store(library, three, (box(), None))
+    face_a, face_b = people.photo_faces(one)
+    [small] = people.photo_faces(three)
+    a, b = face_a.person_id, face_b.person_id
+    assert face_a.label() == f"unnamed person {a}" and small.label() == "unrecognised face"
+    # a new name on an unnamed person names that person, with all their faces; nothing moves
+    assert people.name_face(face_a.id, " Grace ").id == a
+    assert people.get(a).name == "Grace" and people.get(a).faces == 2
+    assert people.photo_faces(one)[0] == PhotoFace(face_a.id, face_a.box, a, "Grace")
+    # a name someone has (any case) moves the face to them; their name stays as written
+    assert people.name_face(face_b.id, "grace").id == a
+    assert people.get(a).faces == 3 and people.get(a).name == "Grace" and people.get(b).faces == 0
+    # the same name again changes nothing
+    assert people.name_face(face_b.id, "GRACE").id == a and people.get(a).faces == 3
+    # a new name on a named person's face moves that face alone to a new person of that name
+    hopper = people.name_face(face_b.id, "Grace Hopper")
+    assert hopper.id not in (a, b) and hopper.name == "Grace Hopper" and hopper.faces == 1
+    assert people.get(a).faces == 2 and people.get(a).name == "Grace"
+    # a face in no person goes to a new person of that name
+    ada = people.name_face(small.id, "Ada")
+    assert ada.name == "Ada" and [f.id for f in people.faces(ada.id)] == [small.id]
+    with pytest.raises(PeopleError, match="visible character"):
+        people.name_face(face_a.id, "  ")
+    with pytest.raises(PeopleError, match="there is no face 999"):
+        people.name_face(999, "Bob")
+
+
+def test_drawn_boxes_are_matched_to_the_faces_they_show():
+    left, right = PhotoFace(1, (0.1, 0.2, 0.2, 0.25), 7, None), PhotoFace(2, (0.6, 0.2, 0.2, 0.25), 8, "Bo")
+    assert match_face_boxes([(0.6, 0.2, 0.2, 0.25), (0.11, 0.21, 0.2, 0.25), (0.4, 0.7, 0.1, 0.1)],
+                            [left, right]) == [right, left, None]
+    assert match_face_boxes([(0.1, 0.2, 0.2, 0.25)] * 2, [left]) == [left, None]  # a face answers one box
 
 
 def test_merge_moves_faces_keeps_the_name_and_merged_ids_say_where_they_went(library, people):

@@ -86,6 +86,11 @@ def box_colours() -> dict[str, str]:
     return {cls.name: declaration(cls).box_colour for cls in SIGNAL_CLASSES if declaration(cls).box_colour}
 
 
+def face_signals() -> set[str]:
+    """The signals whose boxes are faces grouped into people (``groups_faces``): the boxes a person names."""
+    return {cls.name for cls in SIGNAL_CLASSES if declaration(cls).groups_faces}
+
+
 def toggles() -> dict[str, Toggle]:
     """signal name -> its on/off setting, for the signals a person may turn off."""
     return {cls.name: declaration(cls).toggle for cls in SIGNAL_CLASSES if declaration(cls).toggle is not None}
@@ -93,5 +98,5 @@ def toggles() -> dict[str, Toggle]:
 
 __all__ = ["Box", "DetailRow", "FactFilter", "FactSearch", "Signal", "SignalDeclaration", "SignalError",
            "SignalOutput", "Toggle", "SIGNAL_CLASSES", "all_signals", "box_colours", "declaration", "detail_rows",
-           "display_name", "fact_filter", "fact_filters", "fact_searches", "hit_fact_keys", "pass_name",
-           "register_signal", "toggles"]
+           "display_name", "face_signals", "fact_filter", "fact_filters", "fact_searches", "hit_fact_keys",
+           "pass_name", "register_signal", "toggles"]
