@@ -10,10 +10,10 @@ from app.library import Library
 from app.library.encoder import Encoder
 from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
-from app.library.people import People
+from app.library.people import People, Person, match_face_boxes
 from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService, browse, periods
 from app.library.signal_runner import disabled_signals, set_signal_enabled
-from app.library.signals import fact_filters, toggles
+from app.library.signals import face_signals, fact_filters, toggles
 
 
 class EngineService:
@@ -148,7 +148,9 @@ class EngineService:
     # -- signals -------------------------------------------------------------------------------
     def signal_details(self, hit: Hit) -> SignalDetails:
         _, boxes, texts = self.library.signal_details(hit.id)
-        return SignalDetails(texts, boxes)
+        face_boxes = [tuple(box[1:5]) for box in boxes if box[0] in face_signals()]
+        faces = match_face_boxes(face_boxes, People(self.library).photo_faces(hit.id)) if face_boxes else []
+        return SignalDetails(texts, boxes, [face for face in faces if face is not None])
 
     def signal_choices(self) -> SignalChoices:
         choices = {f.name: self.library.filter_choices(f.name) for f in fact_filters() if f.choice_keys}
@@ -159,6 +161,16 @@ class EngineService:
     def set_second_pass(self, enabled: bool) -> None:
         for name in toggles():
             set_signal_enabled(self.library, name, enabled)
+
+    # -- people --------------------------------------------------------------------------------
+    def person_names(self) -> list[str]:
+        return [person.name for person in People(self.library).list(min_photos=1) if person.name]
+
+    def name_face(self, face_id: int, name: str) -> Person:
+        return People(self.library).name_face(face_id, name)
+
+    def move_face(self, face_id: int, to: int | str) -> Person:
+        return People(self.library).move(face_id, to)
 
     def close(self) -> None:
         # the window is closing: a background ef measurement (minutes at 1M items) is stopped, not awaited

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import actions
+from app.gui.face_naming import FaceBoxes
 from app.library.dates import format_local
 from app.library.search import Hit
 from app.library.signals import box_colours, detail_rows
@@ -98,7 +99,8 @@ def fill_texts(table: QTableWidget, texts: list[tuple[str, float]]) -> None:
 class DetailPane(QWidget):
     """Preview, facts and actions of the selected result. With a ``runner``, ``service`` and ``previews``
     cache it fetches the preview, best texts and signal details of each hit it shows (off-thread);
-    "Show in folder" and "Copy path" it does itself, "Open" and "Find similar" it asks for."""
+    "Show in folder" and "Copy path" it does itself, "Open" and "Find similar" it asks for. A face box on
+    the preview names or moves its face (``face_boxes``, ``app/gui/face_naming.py``)."""
 
     open_requested = Signal(object)
     reveal_requested = Signal(object)
@@ -114,6 +116,8 @@ class DetailPane(QWidget):
         layout = QVBoxLayout(self)
         self.preview = _preview_label()
         layout.addWidget(self.preview)
+        self.face_boxes = FaceBoxes(self.preview, runner, service)
+        self.face_boxes.changed.connect(lambda: self.hit is not None and self._fetch_signal_details(self.hit))
         form = self.form = QFormLayout()
         self.signal_fields = signal_fields()
         self.fields = {name: QLabel() for name in ("Path", "Date", "Size", "Dimensions", "Moment", "Score",
@@ -152,12 +156,16 @@ class DetailPane(QWidget):
         self.runner.run_task(lambda: self.service.texts_for(hit),
                              lambda texts, error: self.hit is hit and not error and self.set_texts(texts),
                              pool="interactive")
+        self._fetch_signal_details(hit)
+
+    def _fetch_signal_details(self, hit: Hit) -> None:
         self.runner.run_task(lambda: self.service.signal_details(hit),
                              lambda details, error: self.hit is hit and not error and
                              self.set_signal_details(details), pool="interactive")
 
     def _show_facts(self, hit: Hit | None) -> None:
         self.hit = hit
+        self.face_boxes.set_faces([])  # the last photo's boxes answer no more
         for button in self.buttons.values():
             button.setEnabled(hit is not None)
         if hit is None:
@@ -191,6 +199,7 @@ class DetailPane(QWidget):
             self.fields[name].setText(text)
             self.form.setRowVisible(self.fields[name], bool(text))
         self._boxes = list(details.boxes)
+        self.face_boxes.set_faces(details.faces)
         self._show_pixmap()
 
     def set_preview(self, path: str | None) -> None:

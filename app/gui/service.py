@@ -16,6 +16,7 @@ from typing import Protocol
 from PIL import Image
 
 from app.library.indexer import IndexControl
+from app.library.people import Person, PhotoFace
 from app.library.search import Filters, Hit
 
 
@@ -40,10 +41,12 @@ class IndexSummary:
 @dataclass
 class SignalDetails:
     """What the signals found in one item, beyond ``Hit.facts``: their texts (recognised text, place
-    names) and boxes (signal, x, y, w, h, score, label) in fractions of the image."""
+    names) and boxes (signal, x, y, w, h, score, label) in fractions of the image; ``faces``: the drawn boxes
+    of the signals that group faces into people, each as the face it is (its id, box and person)."""
 
     texts: dict[str, str] = field(default_factory=dict)
     boxes: list[tuple] = field(default_factory=list)
+    faces: list[PhotoFace] = field(default_factory=list)
 
 
 @dataclass
@@ -79,5 +82,8 @@ class LibraryService(Protocol):
     def signal_details(self, hit: Hit) -> SignalDetails: ...
     def signal_choices(self) -> SignalChoices: ...
     def set_second_pass(self, enabled: bool) -> None: ...
+    def person_names(self) -> list[str]: ...  # the named people shown in People, for completing a name
+    def name_face(self, face_id: int, name: str) -> Person: ...  # app.library.people.People.name_face
+    def move_face(self, face_id: int, to: int | str) -> Person: ...  # to a person id, or "new": one of its own
     def switch_model(self, source: str, on_progress, control: IndexControl) -> str: ...
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
 from app.gui import actions
 from app.gui.app_identity import app_icon
 from app.gui.controllers import DropHandler, FolderController, FolderWatcher, ModelSwitcher
+from app.gui.face_naming import connect_face_naming
 from app.gui.finetune import FineTuneFlow
 from app.gui.grid import ResultsGrid
 from app.gui.indexing import IndexingBar, IndexingController
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         self.view.preview_requested.connect(self.preview.toggle)
         self.detail.open_requested.connect(self.open_hit)
         self.detail.similar_requested.connect(lambda hit: self.searching.find_similar(hit.path))
+        connect_face_naming(self)  # a face box on the preview names or moves its face
         self.finetuning.notice.connect(self.notify)
         self.finetuning.switch_requested.connect(self.switch_model)
         self.model_menu.chosen.connect(self.switch_model)

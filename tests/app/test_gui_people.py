@@ -1,15 +1,17 @@
 """The People view (offscreen): people listed with face thumbnails and photo counts (named first, then by
 photos), a name typed in place is stored, a drop of one person onto another merges them, a click shows a
 person's faces, the right-click menus hide, forget and take a face out ("Not this person"), and an error
-(a person merged meanwhile) shows as a line."""
+(a person merged meanwhile) shows as a line. And the detail pane's face boxes: a tooltip says whose face it
+is, a click names the face, moves it to a name chosen from the completion, or out ("Not this person")."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLineEdit
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QHelpEvent
+from PySide6.QtWidgets import QApplication, QLineEdit, QToolTip
 from test_people import box, identity
 
 from app.gui.people_view import FACE_ID, HINT, PERSON_ID, PeopleView
@@ -213,3 +215,104 @@ def test_the_suggestions_strip_asks_and_answers_with_one_click(qtbot, library, t
     qtbot.waitUntil(lambda: view._item(grace) is not None and view._item(grace).text() == "Grace · 4 photos",
                     timeout=10000)
     runner.shutdown()
+
+
+def _face_point(pane, face):
+    """The preview label's point at the centre of ``face``'s box, as the pane shows the photo."""
+    from PySide6.QtWidgets import QStyle
+
+    label = pane.preview
+    shown = QStyle.alignedRect(label.layoutDirection(), label.alignment(),
+                               label.pixmap().deviceIndependentSize().toSize(), label.contentsRect())
+    x, y, w, h = face.box
+    return QPoint(round(shown.x() + (x + w / 2) * shown.width()), round(shown.y() + (y + h / 2) * shown.height()))
+
+
+def test_a_face_box_in_the_detail_pane_names_and_moves_its_face(qtbot, tmp_path):
+    from test_gui_support import make_window
+
+    from app.library.indexer import IndexOptions
+    from app.library.signal_runner import store_result
+    from app.library.signals.faces import FaceOutput, FaceSignal
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("obama.jpg", "biden.jpg"):
+        shutil.copy(PHOTOS / name, folder / name)
+    window = make_window(tmp_path, folder, options=IndexOptions(batch_size=4, workers=1,
+                                                                signals_off=frozenset({"ocr", "faces"})))
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: not window.indexing.running and "2 photos" in window.counts_label.text(), timeout=30000)
+    library = window.service.library
+    ids = {Path(record.path).name: media_id for media_id, record in library.media([1, 2, 3]).items()}
+    # two faces in obama.jpg (people A and B), and B again in biden.jpg: stored as the faces signal stores them
+    for name, faces in (("obama.jpg", [(box(0.1), identity(1)), (box(0.6), identity(2))]),
+                        ("biden.jpg", [(box(), identity(2, 0.1, 1))])):
+        output = FaceOutput(boxes=[b for b, _ in faces], vectors=[v for _, v in faces])
+        with library.db.transaction() as conn:
+            store_result(conn, ids[name], FaceSignal(), output, None, 1.0)
+    people = People(library)
+    first, second = people.photo_faces(ids["obama.jpg"])
+    b = second.person_id
+    window.refresh_status()
+    qtbot.waitUntil(lambda: window.model.browsing and window.model.rowCount() == 2
+                    and all(window.model.hit(r) is not None for r in range(2)), timeout=10000)
+    hit = next(window.model.hit(r) for r in range(2) if window.model.hit(r).id == ids["obama.jpg"])
+    pane, boxes = window.detail, window.detail.face_boxes
+    window.show_detail(hit)
+    qtbot.waitUntil(lambda: len(boxes.faces) == 2 and pane.preview.pixmap() is not None
+                    and not pane.preview.pixmap().isNull(), timeout=10000)
+    popup = boxes.popup
+
+    def face_now(face_id):  # the face as the pane shows it now
+        return next((f for f in boxes.faces if f.id == face_id), None)
+
+    assert boxes.tooltip_at(_face_point(pane, first)) == f"unnamed person {first.person_id} · click to name"
+    qtbot.mouseClick(pane.preview, Qt.LeftButton, pos=QPoint(2, 2))  # outside every box: nothing
+    assert not popup.isVisible() and boxes.tooltip_at(QPoint(2, 2)) == ""
+
+    # a new name on an unnamed person's face names that person
+    qtbot.mouseClick(pane.preview, Qt.LeftButton, pos=_face_point(pane, first))
+    qtbot.waitUntil(popup.isVisible, timeout=5000)
+    assert popup.title.text() == f"unnamed person {first.person_id}"
+    qtbot.keyClicks(popup.name, "Grace")
+    qtbot.keyClick(popup.name, Qt.Key_Return)
+    qtbot.waitUntil(lambda: people.get(first.person_id).name == "Grace", timeout=10000)
+    grace = first.person_id
+    qtbot.waitUntil(lambda: face_now(first.id) is not None and face_now(first.id).name == "Grace", timeout=10000)
+    point = _face_point(pane, first)  # hovering: Qt asks the label for its tooltip there
+    QApplication.sendEvent(pane.preview, QHelpEvent(QEvent.ToolTip, point, pane.preview.mapToGlobal(point)))
+    assert QToolTip.text() == "Grace · click to name"
+    qtbot.waitUntil(lambda: window.search.person.count() == 2, timeout=10000)  # the person filter knows her
+    assert window.search.person.itemText(1) == "Grace (1)"
+
+    # the other face: Grace chosen from the completion moves it to her (B keeps biden.jpg's face)
+    qtbot.mouseClick(pane.preview, Qt.LeftButton, pos=_face_point(pane, second))
+    qtbot.waitUntil(lambda: popup.isVisible() and popup.names.stringList() == ["Grace"], timeout=5000)
+    assert popup.title.text() == f"unnamed person {b}"
+    qtbot.keyClicks(popup.name, "gr")
+    completions = popup.completer.popup()
+    qtbot.waitUntil(completions.isVisible, timeout=5000)
+    completions.setCurrentIndex(popup.completer.completionModel().index(0, 0))
+    qtbot.keyClick(completions, Qt.Key_Return)
+    qtbot.waitUntil(lambda: people.get(grace).faces == 2, timeout=10000)
+    assert people.get(b).faces == 1 and people.get(b).name is None
+    qtbot.waitUntil(lambda: face_now(second.id).person_id == grace, timeout=10000)
+    assert boxes.tooltip_at(_face_point(pane, second)) == "Grace · click to name"
+
+    # "Not this person": the face leaves Grace for a person of its own
+    qtbot.mouseClick(pane.preview, Qt.LeftButton, pos=_face_point(pane, second))
+    qtbot.waitUntil(popup.isVisible, timeout=5000)
+    qtbot.mouseClick(popup.not_this, Qt.LeftButton)
+    qtbot.waitUntil(lambda: people.get(grace).faces == 1, timeout=10000)
+    alone = people.photo_faces(ids["obama.jpg"])[1]
+    assert alone.person_id not in (grace, b) and alone.name is None
+    qtbot.waitUntil(lambda: face_now(second.id).person_id == alone.person_id, timeout=10000)
+
+    # "Show all photos of this person": the People view at Grace's faces
+    qtbot.mouseClick(pane.preview, Qt.LeftButton, pos=_face_point(pane, first))
+    qtbot.waitUntil(popup.isVisible, timeout=5000)
+    qtbot.mouseClick(popup.show_all, Qt.LeftButton)
+    qtbot.waitUntil(lambda: getattr(window, "people_view", None) is not None
+                    and window.people_view.shown_person == grace and window.people_view.photos.count() == 1,
+                    timeout=10000)
