@@ -174,7 +174,7 @@ class PeopleView(QWidget):
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
                 self._filling = False
 
-        self.runner.run_task(make, done, pool="thumbnails")
+        self.runner.run_task(make, done, pool="faces")
 
     def _item(self, person_id: int) -> QListWidgetItem | None:
         return next((self.list.item(row) for row in range(self.list.count())
@@ -202,7 +202,7 @@ class PeopleView(QWidget):
                 item.setToolTip(path)
                 self.photos.addItem(item)
 
-        self.runner.run_task(gather, done, pool="thumbnails")
+        self.runner.run_task(gather, done, pool="faces")
 
     # -- menus -------------------------------------------------------------------------------
     def person_menu(self, item: QListWidgetItem) -> QMenu:

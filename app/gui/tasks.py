@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 # Pools by purpose: general work; one thread for interactive requests (search, describe) so a fresh
 # query never queues behind indexing; grid thumbnails (their queue is dropped as the grid scrolls on);
+# the People view's face crops (never dropped: the grid's scrolling must not empty a person's page);
 # pages of the library being browsed; one long-running indexer / re-embedder.
-POOL_SIZES = {"general": 2, "interactive": 1, "thumbnails": 2, "browse": 1, "indexing": 1}
+POOL_SIZES = {"general": 2, "interactive": 1, "thumbnails": 2, "faces": 2, "browse": 1, "indexing": 1}
 
 DoneCallback = Callable[[Any, BaseException | None], None]
 
