@@ -45,6 +45,7 @@ from cots_core.video_files import (
     verify_video,
     video_frame_at,
     video_frame_indices,
+    video_frames_at,
     video_sample_times,
     video_samples,
 )
@@ -57,7 +58,7 @@ __all__ = [
     "MediaError", "MediaKind", "ReadOptions", "check_image_file", "check_nonempty_file", "check_video_file",
     "content_hash", "exif_capture_time", "image_size", "media_kind", "open_video", "read_captions", "read_image",
     "read_media", "read_video", "register_kind", "require_regular_file", "verify_image", "verify_media",
-    "verify_video", "video_frame_at", "video_frame_indices", "video_sample_times", "video_samples",
+    "verify_video", "video_frame_at", "video_frame_indices", "video_frames_at", "video_sample_times", "video_samples",
 ]
 
 

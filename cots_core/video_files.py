@@ -79,6 +79,38 @@ def video_frame_at(path: str | Path, seconds: float, max_pixels: int = DEFAULT_M
         capture.release()
 
 
+def video_frames_at(path: str | Path, seconds: list[float], long_side: int | None = None,
+                    max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[float, Image.Image]]:
+    """(second, RGB frame) of the frames at ``seconds`` (times ``read_video`` sampled, e.g. a video's stored
+    segment starts), found by the same frame index ``read_video`` seeks to; each brought down to ``long_side``
+    (None: full size) as soon as it is decoded, so at most one full-size frame is held. A frame that does not
+    decode (a file cut short midway) is left out; MediaError when the video cannot be opened or a frame is
+    over ``max_pixels``."""
+    import cv2
+
+    if require_regular_file(path) == 0:
+        raise MediaError("empty file (0 bytes)", REASON_VIDEO_EMPTY)
+    capture = open_video(path, max_pixels)
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        out = []
+        for position, second in enumerate(seconds):
+            index = min(max(count - 1, 0), int(round(second * fps))) if fps > 0 else 0
+            if position or index:  # a fresh capture is at frame 0: no seek needed
+                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                continue
+            image = frame_to_image(_checked_frame(frame, max_pixels))
+            if long_side and max(image.size) > long_side:
+                image.thumbnail((long_side, long_side), Image.Resampling.BILINEAR)
+            out.append((float(second), image))
+        return out
+    finally:
+        capture.release()
+
+
 def video_sample_times(duration: float, every_s: float = 2.0, max_frames: int = 32) -> list[float]:
     """One frame every ``every_s`` seconds, spread evenly over the video when that exceeds ``max_frames``."""
     if duration <= 0:

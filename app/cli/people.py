@@ -9,6 +9,7 @@ import json
 
 from app.cli.common import positive_int, shared_options, typed_text
 from app.library.pathtext import display_text
+from app.library.timefmt import format_time
 
 EPILOG = """examples:
   cots people                      list people (named first, then by photo count)
@@ -132,12 +133,15 @@ def cmd_show(args) -> int:
         faces = people.faces(args.id)
         if args.json:
             print(json.dumps({**person.to_dict(), "photo_paths": people.photos(args.id),
-                              "faces": [{"id": f.id, "path": f.path, "box": f.box, "source": f.source} for f in faces]},
+                              "faces": [{"id": f.id, "path": f.path, "box": f.box, "source": f.source, "at_s": f.at_s}
+                                        for f in faces]},
                              indent=1, ensure_ascii=False))
             return 0
         _print_person(person, args)
         for face in faces:
-            print(f"  face {face.id:6d}  {display_text(face.path)}" + ("  (placed by you)" if face.source == "user" else ""))
+            moment = f"  at {format_time(face.at_s)}" if face.at_s is not None else ""
+            print(f"  face {face.id:6d}  {display_text(face.path)}{moment}"
+                  + ("  (placed by you)" if face.source == "user" else ""))
     return 0
 
 

@@ -95,6 +95,6 @@ def _crop(people: People, face_id: int | None):
         return None
     face = people.face(face_id)
     try:
-        return ImageQt(face_crop(face.path, face.box, FACE).convert("RGBA")).copy()
+        return ImageQt(face_crop(face.path, face.box, FACE, at_s=face.at_s).convert("RGBA")).copy()
     except Exception:  # noqa: BLE001 - a photo moved or unreadable meanwhile (MediaError, OSError): no face shown
         return None

@@ -156,9 +156,9 @@ class PeopleView(QWidget):
     def _load_face(self, person_id: int, face_id: int) -> None:
         def make():
             face = self.people.face(face_id)
-            key = (face.path, tuple(face.box))
+            key = (face.path, tuple(face.box), face.at_s)
             cached = self._faces.get(key)
-            return key, cached if cached is not None else ImageQt(face_crop(face.path, face.box, ICON)
+            return key, cached if cached is not None else ImageQt(face_crop(face.path, face.box, ICON, at_s=face.at_s)
                                                                   .convert("RGBA")).copy()
 
         def done(result, error) -> None:
@@ -184,7 +184,7 @@ class PeopleView(QWidget):
         """Show a person's faces (each cut from its photo) below the people; ``quiet``: a person gone
         meanwhile (merged, forgotten) only empties the list."""
         def gather():
-            return [(face.id, face.path, ImageQt(face_crop(face.path, face.box, ICON, margin=1.5)
+            return [(face.id, face.path, ImageQt(face_crop(face.path, face.box, ICON, margin=1.5, at_s=face.at_s)
                                                  .convert("RGBA")).copy())
                     for face in self.people.faces(person_id, limit=200)]
 

@@ -22,7 +22,7 @@ import sqlite_utils
 
 from app.library.pathtext import from_db, to_db
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # PRAGMA application_id of a cots library ("COTS"): another program's SQLite file is never written to.
 APPLICATION_ID = 0x434F5453
 # Libraries written before application_id existed are recognised by these tables.
@@ -147,8 +147,15 @@ def _migrate_6(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_7(db: sqlite_utils.Database) -> None:
+    """Faces in videos: ``faces.at_s``, the second of the video frame a face was found on (NULL for a photo's
+    face). Safe to run again on a file that has it."""
+    if "at_s" not in db["faces"].columns_dict:
+        db["faces"].add_column("at_s", float)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6]
+    _migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

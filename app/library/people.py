@@ -32,6 +32,13 @@ JOIN_DISTANCE = 0.5
 # A face found again where a person had placed one (their boxes overlap by more than this, intersection over
 # union) is the same face: it stays with that person.
 SAME_FACE_IOU = 0.5
+# A video's faces (one set per sampled frame, a frame every 2 s: up to 32 frames of up to 40 faces) would
+# flood a person's faces with near-copies. Per video, the faces are first grouped among themselves as photos
+# are grouped (nearest within JOIN_DISTANCE), then each of those groups keeps its best-scoring face per
+# VIDEO_FACE_WINDOW_S seconds, and the video keeps at most MAX_VIDEO_FACES (each group's best first, then
+# each one's second best, ...): a 1-minute clip of two people gives 12 faces, a crowd one face per person.
+VIDEO_FACE_WINDOW_S = 10.0
+MAX_VIDEO_FACES = 20
 
 
 class PeopleError(LibraryError):
@@ -60,8 +67,9 @@ class Face:
     id: int
     media_id: int
     path: str
-    box: tuple[float, float, float, float]  # x, y, w, h in fractions of the photo
+    box: tuple[float, float, float, float]  # x, y, w, h in fractions of the photo (a video's: of its frame)
     source: str  # auto | user
+    at_s: float | None = None  # a video's face: the second of its frame (None: a photo's face)
 
 
 @dataclass
@@ -135,21 +143,22 @@ class People:
         return _person(rows[0])
 
     def photos(self, person_id: int) -> list[str]:
-        """Paths of a person's photos, largest face first."""
+        """Paths of a person's photos and videos (where a face of theirs was found on a sampled frame),
+        largest face first."""
         self._live(person_id)
         return [path for _, path in people_store.person_photos(self._conn, person_id)]
 
     def faces(self, person_id: int, limit: int = 1000) -> list[Face]:
         self._live(person_id)
-        return [Face(fid, media_id, path, (x, y, w, h), source)
-                for fid, media_id, path, x, y, w, h, source in people_store.person_faces(self._conn, person_id, limit)]
+        return [Face(fid, media_id, path, (x, y, w, h), source, at_s) for fid, media_id, path, x, y, w, h, source, at_s
+                in people_store.person_faces(self._conn, person_id, limit)]
 
     def face(self, face_id: int) -> Face:
         row = people_store.face_row(self._conn, face_id)
         if row is None:
             raise PeopleError(f"there is no face {face_id} (`cots people show ID` lists a person's faces)")
-        media_id, path, x, y, w, h, _ = row
-        return Face(face_id, media_id, path, (x, y, w, h), "")
+        media_id, path, x, y, w, h, _, at_s = row
+        return Face(face_id, media_id, path, (x, y, w, h), "", at_s)
 
     def photo_faces(self, media_id: int) -> list[PhotoFace]:
         """The faces of one photo, each with its person's id and name."""
@@ -373,14 +382,22 @@ def split_names(query: str, named: list[tuple[int, str]]) -> tuple[str, list[tup
     return rest, found
 
 
-def face_crop(path: str, box: tuple[float, float, float, float], size: int = 96, margin: float = 0.3):
+def face_crop(path: str, box: tuple[float, float, float, float], size: int = 96, margin: float = 0.3,
+              at_s: float | None = None):
     """A square PIL image of one face (its box widened by ``margin`` on each side), ``size`` pixels; the photo
-    is decoded as the library reads it (EXIF orientation applied, so the box fractions fit)."""
+    is decoded as the library reads it (EXIF orientation applied, so the box fractions fit). ``at_s``: a
+    video's face, cut from its frame at that second. MediaError when the file cannot be read."""
     from PIL import Image
 
-    from cots_core.media import read_image
+    from cots_core.media import MediaError, read_image, video_frames_at
 
-    photo = read_image(path, target_size=512).frames[0]
+    if at_s is not None:
+        frames = video_frames_at(path, [at_s], long_side=1280)
+        if not frames:
+            raise MediaError(f"the frame at {at_s:.1f} s cannot be read")
+        photo = frames[0][1]
+    else:
+        photo = read_image(path, target_size=512).frames[0]
     width, height = photo.size
     x, y, w, h = box
     side = max(w * width, h * height) * (1 + 2 * margin)
@@ -462,19 +479,62 @@ def _merge_close_people(conn: sqlite3.Connection) -> tuple[int, int]:
             return merged, faces
 
 
+def keep_video_faces(boxes: list, vectors: list, window_s: float = VIDEO_FACE_WINDOW_S,
+                     max_faces: int = MAX_VIDEO_FACES, join_distance: float = JOIN_DISTANCE) -> list[int]:
+    """Which of a video's faces (``boxes`` in frame order, each with its ``at_s``, and their identity
+    ``vectors``) to keep, as indices in that order: see ``VIDEO_FACE_WINDOW_S``. Faces without a vector form
+    one group of their own, kept after the others."""
+    groups: list[int] = []  # per face, its group within the video (-1: no vector)
+    centroids = np.zeros((0, 128), np.float32)
+    sizes: list[int] = []
+    for vector in vectors:
+        if vector is None:
+            groups.append(-1)
+            continue
+        nearest = nearest_person(centroids, vector, join_distance)
+        if nearest is None:
+            centroids = np.vstack([centroids, np.asarray(vector, np.float32)[None]])
+            sizes.append(1)
+            nearest = len(sizes) - 1
+        else:
+            sizes[nearest] += 1
+            centroids[nearest] += (vector - centroids[nearest]) / sizes[nearest]
+        groups.append(nearest)
+    best: dict[tuple[int, int], int] = {}  # (group, window) -> the face kept there
+    for i, (box, group) in enumerate(zip(boxes, groups)):
+        key = (group, int((box.at_s or 0.0) // window_s))
+        if key not in best or box.score > boxes[best[key]].score:
+            best[key] = i
+    ranked = []  # (rank within its group, no vector, -score, index)
+    for group in dict.fromkeys(groups):
+        faces = sorted((i for (g, _), i in best.items() if g == group), key=lambda i: -boxes[i].score)
+        ranked += [(rank, group == -1, -boxes[i].score, i) for rank, i in enumerate(faces)]
+    return sorted(i for *_, i in sorted(ranked)[:max_faces])
+
+
+def _same_face(box, row: tuple) -> bool:
+    """Whether a face found now is a stored face (``face_rows``' row): the same frame, boxes overlapping."""
+    at_s, old_at_s = getattr(box, "at_s", None), row[7]
+    same_frame = at_s == old_at_s or (at_s is not None and old_at_s is not None and abs(at_s - old_at_s) < 1e-3)
+    return same_frame and box_iou((box.x, box.y, box.w, box.h), row[1:5]) > SAME_FACE_IOU
+
+
 def store_faces(conn: sqlite3.Connection, media_id: int, boxes: list, vectors: list,
                 join_distance: float = JOIN_DISTANCE, now: float | None = None) -> None:
     """Replace one photo's faces (``boxes`` with their identity ``vectors``, None for a face too small) and
     group each into a person (see the module docstring), inside the caller's transaction. A face where a
     person had placed one before (``SAME_FACE_IOU``) keeps that person: re-reading a photo never undoes a
-    person's decision. A joined person's centroid moves as a running mean (no re-read of their other faces)."""
+    person's decision. A joined person's centroid moves as a running mean (no re-read of their other faces).
+    A video's faces (boxes with ``at_s``) are first thinned (``keep_video_faces``), then grouped the same way."""
     now = now or 0.0
+    if any(getattr(box, "at_s", None) is not None for box in boxes):
+        keep = keep_video_faces(boxes, vectors)
+        boxes, vectors = [boxes[i] for i in keep], [vectors[i] for i in keep]
     old = people_store.face_rows(conn, media_id)
     people_store.delete_faces(conn, [media_id])  # a photo read again: its old faces no longer count
     person_ids, centroids = people_store.live_centroids(conn)
     for box, vector in zip(boxes, vectors):
-        kept = next((row for row in old if row[6] == "user" and row[5] is not None
-                     and box_iou((box.x, box.y, box.w, box.h), row[1:5]) > SAME_FACE_IOU), None)
+        kept = next((row for row in old if row[6] == "user" and row[5] is not None and _same_face(box, row)), None)
         person_id, source = (kept[5], "user") if kept else (None, "auto")
         if person_id is None and vector is not None:
             nearest = nearest_person(centroids, vector, join_distance)

@@ -25,6 +25,7 @@ from app.library.people import People, name_key, split_names
 from app.library.relevance import SAMPLE_SIZE, RelevanceCalibrator, best_segments
 from app.library.signals import fact_filter, fact_filters, fact_searches
 from app.library.storage.browse import browse_media
+from app.library.storage.people import person_moments
 from app.library.storage.search import (
     fact_condition_ids,
     filter_sql,
@@ -50,7 +51,8 @@ STOPWORDS = set(
 @dataclass
 class Hit:
     """One search result, best first. ``score``: cosine similarity to the query (for a video, its best
-    segment's when higher); ``timestamp``: start second of the best-matching segment (videos)."""
+    segment's when higher); ``timestamp``: start second of the best-matching segment (videos), or, in a search
+    naming people, of the moment they appear (``person_moment``)."""
 
     id: int
     path: str
@@ -181,6 +183,25 @@ def reciprocal_rank_fusion(*rankings: list[int]) -> dict[int, float]:
     return fused
 
 
+def person_moment(faces: list[tuple[int, float, float]], people: list[int], best: float | None) -> float | None:
+    """The second a video found by people's names shows: its best-matching segment (``best``) when all of
+    them are on that frame, else the frame where all of them are whose faces are largest, else the largest
+    face's frame of the first of them found; None without faces. ``faces``: ``storage.people.person_moments``'
+    rows for one video, (person id, second, weight), largest first."""
+    faces = [face for face in faces if face[0] in people]
+    if not faces:
+        return None
+    weights: dict[int, dict[float, float]] = {}
+    for person_id, second, weight in faces:
+        weights.setdefault(person_id, {}).setdefault(round(second, 3), weight)
+    common = set.intersection(*map(set, weights.values())) if len(weights) == len(set(people)) else set()
+    if best is not None and round(best, 3) in common:
+        return best
+    if common:
+        return max(sorted(common), key=lambda t: sum(w[t] for w in weights.values()))
+    return faces[0][1]
+
+
 def browse(library: Library, filters: Filters | None = None, offset: int = 0, limit: int = 200) -> list[Hit]:
     """A page of the library itself, newest first (the order of ``storage.browse.browse_media``), as hits with
     no score; needs no model, so the app shows the library before its model has loaded."""
@@ -274,7 +295,7 @@ class SearchService:
         if not query and named:  # only names: their photos, largest faces first
             order = person_media_ids(self.library.db.conn, named, *filters.where(), k)
             return self._hits(order, {}, {}, set(), set(), np.zeros(self.encoder.embed_dim, np.float32),
-                              {"person": set(order)})
+                              {"person": set(order)}, named)
         if not query:
             return []
         threshold = self.min_relevance if min_relevance is None else min_relevance
@@ -307,7 +328,7 @@ class SearchService:
         kept_ids = {i for i, _, _ in kept}
         order = sorted(fused, key=lambda i: (-fused[i], -semantic[i][0]))[:k]
         return self._hits(order, semantic, relevance_of, kept_ids, set(lexical), vector,
-                          {tag: set(found) for tag, found in by_facts.items()})
+                          {tag: set(found) for tag, found in by_facts.items()}, named)
 
     def _named_people(self, query: str, filters: Filters) -> tuple[str, Filters, list[int]]:
         """Names of people (``cots people name``) in the query become a filter: "Anna beach" -> "beach" among
@@ -413,11 +434,27 @@ class SearchService:
             return np.zeros((0, self.encoder.embed_dim), np.float32)
         return self.library.vectors("media", self.model_id).get(ids)
 
+    def _moments(self, video_ids: list[int], people: list[int], segments: dict) -> dict[int, tuple[float, float]]:
+        """media id -> (start, end) of the segment a video found by these people's names shows: where they
+        appear (``person_moment``), the best-matching segment (``segments``: {} for a query of names only)
+        kept when they are on it."""
+        out = {}
+        for media_id, faces in person_moments(self.library.db.conn, people, video_ids).items():
+            best = segments.get(media_id, (None, None, None))[1]
+            second = person_moment(faces, people, best)
+            starts, ends, _ = self.library.segments(media_id, self.model_id)
+            at = max(0, int(np.searchsorted(starts, second + 1e-3, side="right")) - 1) if len(starts) else None
+            out[media_id] = (second, float(ends[at]) if at is not None else None)
+        return out
+
     def _hits(self, order, semantic, relevance_of, kept_ids, lexical_ids, vector,
-              fact_ids: dict[str, set[int]] | None = None) -> list[Hit]:
+              fact_ids: dict[str, set[int]] | None = None, people: list[int] = ()) -> list[Hit]:
         records = self.library.media(order)
         facts = media_facts(self.library.db.conn, list(order))
-        segments = self._best_segments([i for i, r in records.items() if r.kind == "video"], vector)
+        videos = [i for i, r in records.items() if r.kind == "video"]
+        segments = self._best_segments(videos, vector)
+        segments.update({i: (segments.get(i, (0.0,))[0], *span)
+                         for i, span in self._moments(videos, list(people), segments if vector.any() else {}).items()})
         hits = []
         for i in order:
             record = records.get(i)

@@ -9,6 +9,10 @@ existed. Searching is never blocked: each write is a short WAL transaction.
 
 A signal whose package is missing is recorded once (the settings row ``signal_unavailable.NAME`` holds
 the install hint) and skipped; a file a signal cannot read gets an ``error`` result and the run goes on.
+
+A second-pass signal that declares ``reads_video`` also reads the readable videos: on the frames the index
+sampled when it embedded them (their stored segment starts, not decided again), decoded by
+``cots_core.media.video_frames_at`` (its size limits), one video per transaction like a photo.
 """
 from __future__ import annotations
 
@@ -20,14 +24,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.library import signals as signal_registry
 from app.library.library import Library
 from app.library.people import store_faces
 from app.library.signals import Signal, SignalError, SignalOutput
 from app.library.storage.signals import signal_counts, signal_work, signal_work_count, store_signal_result
-from cots_core.media import MediaError, read_image
+from app.library.storage.vectors import segment_starts
+from cots_core.media import MediaError, read_image, video_frames_at
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +94,30 @@ def decode_for_second_pass(path: str, long_side: int = SECOND_PASS_IMAGE_SIZE):
     return read_image(path, target_size=target).frames[0]
 
 
-def extract_safely(signal: Signal, path: str, image) -> tuple[SignalOutput | None, str | None]:
-    """(output, None), or (None, the error) when the signal cannot read the file: never raises."""
+def signal_kinds(signal: Signal) -> tuple[str, ...]:
+    """The kinds of media a signal reads, as it declares: photos, and videos for a second-pass signal that
+    declares ``reads_video``."""
+    reads_video = signal.second_pass and signal_registry.declaration(type(signal)).reads_video
+    return ("image", "video") if reads_video else ("image",)
+
+
+def decode_video_frames(library: Library, media_id: int, path: str, long_side: int = SECOND_PASS_IMAGE_SIZE):
+    """[(second, RGB frame)] of a video at the times the index sampled it (its stored segment starts; the
+    first frame when none are stored), each brought down to ``long_side``. Frames that do not decode are
+    left out; MediaError when none does."""
+    times = segment_starts(library.db.conn, media_id, library.model_id) or [0.0]
+    frames = video_frames_at(path, times, long_side=long_side)
+    if not frames:
+        raise MediaError("none of its sampled frames decodes")
+    return frames
+
+
+def extract_safely(signal: Signal, path: str, image, frames: list | None = None) -> tuple[SignalOutput | None, str | None]:
+    """(output, None), or (None, the error) when the signal cannot read the file: never raises. With
+    ``frames`` (a video's [(second, frame)]), the signal's ``extract_frames`` reads them."""
     try:
+        if frames is not None:
+            return signal.extract_frames(path, frames), None
         return signal.extract(path, image), None
     except SignalError as error:
         return None, str(error) or type(error).__name__
@@ -104,9 +130,13 @@ def store_result(conn: sqlite3.Connection, media_id: int, signal: Signal, output
                  error: str | None, now: float) -> None:
     """Store one (media, signal) result, in the caller's transaction, with what the signal's declaration
     says it feeds: the capture date (``date_fact``), and people (``groups_faces``: the photo's faces are
-    replaced and grouped; none when the signal failed)."""
+    replaced and grouped; none when the signal failed). A video's boxes (``at_s``: on one of its frames) feed
+    the people only: the detail pane draws boxes on the item's preview, which is none of those frames."""
     declared = signal_registry.declaration(type(signal))
-    store_signal_result(conn, media_id, signal.name, signal.version, output, error, now, declared.date_fact)
+    on_preview = output
+    if output is not None and any(getattr(b, "at_s", None) is not None for b in output.boxes):
+        on_preview = replace(output, boxes=[b for b in output.boxes if getattr(b, "at_s", None) is None])
+    store_signal_result(conn, media_id, signal.name, signal.version, on_preview, error, now, declared.date_fact)
     if declared.groups_faces:
         boxes = output.boxes if output is not None and error is None else []
         store_faces(conn, media_id, boxes, getattr(output, "vectors", None) or [None] * len(boxes), now=now)
@@ -147,7 +177,8 @@ def signal_summary(library: Library) -> dict[str, dict]:
     for signal in signal_registry.all_signals():
         summary[signal.name] = {
             "ok": counts.get(signal.name, {}).get("ok", 0), "error": counts.get(signal.name, {}).get("error", 0),
-            "pending": signal_work_count(conn, signal.name, signal.version), "second_pass": signal.second_pass,
+            "pending": signal_work_count(conn, signal.name, signal.version, signal_kinds(signal)),
+            "second_pass": signal.second_pass,
             "off": signal.name in off, "unavailable": library.db.get_setting(UNAVAILABLE_SETTING + signal.name)}
     return summary
 
@@ -181,15 +212,15 @@ class SignalRunner:
 
     def pending(self) -> int:
         conn = self.library.db.conn
-        return max((signal_work_count(conn, s.name, s.version) for s in self.signals), default=0)
+        return max((signal_work_count(conn, s.name, s.version, signal_kinds(s)) for s in self.signals), default=0)
 
-    def _next_work(self, batch: int = 200) -> dict[int, tuple[str, list[Signal]]]:
-        """media id -> (path, the signals it lacks), for the lowest ids with work."""
+    def _next_work(self, batch: int = 200) -> dict[int, tuple[str, str, list[Signal]]]:
+        """media id -> (path, kind, the signals it lacks), for the lowest ids with work."""
         conn = self.library.db.conn
-        work: dict[int, tuple[str, list[Signal]]] = {}
+        work: dict[int, tuple[str, str, list[Signal]]] = {}
         for signal in self.signals:
-            for media_id, path in signal_work(conn, signal.name, signal.version, batch):
-                work.setdefault(media_id, (path, []))[1].append(signal)
+            for media_id, path, kind in signal_work(conn, signal.name, signal.version, batch, signal_kinds(signal)):
+                work.setdefault(media_id, (path, kind, []))[2].append(signal)
         return dict(sorted(work.items())[:batch])
 
     def run_in_background_thread(self) -> SignalReport:
@@ -228,21 +259,22 @@ class SignalRunner:
             work = self._next_work()
             if not work:
                 return report
-            for media_id, (path, signals) in work.items():
+            for media_id, (path, kind, signals) in work.items():
                 self.check()
-                self._read_one(media_id, path, signals, report)
+                self._read_one(media_id, path, kind, signals, report)
                 report.done += 1
                 if self.progress:
                     self.progress(report.done, max(total, report.done), path, report.failed)
 
-    def _extract_all(self, signals: list[Signal], path: str, image, decode_error: str | None) -> list[tuple]:
+    def _extract_all(self, signals: list[Signal], path: str, image, decode_error: str | None,
+                     frames: list | None = None) -> list[tuple]:
         """(signal, output, error) for each signal. With two cores or more the signals of one photo run side
         by side (OCR's onnxruntime and dlib both release the GIL; each is single-threaded), so the photo costs
         the slowest signal rather than their sum; the pool's threads inherit this thread's lower priority."""
         def one(signal: Signal) -> tuple:
             if decode_error is not None and signal.second_pass:
                 return signal, None, decode_error
-            return (signal, *extract_safely(signal, path, image if signal.second_pass else None))
+            return (signal, *extract_safely(signal, path, image if signal.second_pass else None, frames))
 
         if len(signals) < 2 or (os.cpu_count() or 1) < 2:
             return [one(signal) for signal in signals]
@@ -251,14 +283,19 @@ class SignalRunner:
                                             thread_name_prefix="cots-signal")
         return list(self._pool.map(one, signals))
 
-    def _read_one(self, media_id: int, path: str, signals: list[Signal], report: SignalReport) -> None:
-        image, decode_error = None, None
-        if any(s.second_pass for s in signals):
+    def _read_one(self, media_id: int, path: str, kind: str, signals: list[Signal], report: SignalReport) -> None:
+        image, frames, decode_error = None, None, None
+        if kind == "video":  # only the signals that read videos have work in one
+            try:
+                frames = decode_video_frames(self.library, media_id, path, second_pass_side(signals))
+            except MediaError as error:
+                decode_error = f"the video cannot be read: {error}"
+        elif any(s.second_pass for s in signals):
             try:
                 image = decode_for_second_pass(path, second_pass_side(signals))
             except MediaError as error:
                 decode_error = f"the photo cannot be read: {error}"
-        results = self._extract_all(signals, path, image, decode_error)
+        results = self._extract_all(signals, path, image, decode_error, frames)
         now = time.time()
         try:
             with self.library.db.transaction() as conn:

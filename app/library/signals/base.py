@@ -29,6 +29,7 @@ class Box:
     h: float
     score: float
     label: str = ""   # what the box holds: "face", or the recognised text of an OCR line
+    at_s: float | None = None  # a video's box: the second of the frame it is on (None: a photo's)
 
 
 @dataclass
@@ -141,6 +142,9 @@ class SignalDeclaration:
     # capture time when the decoder found none, so the date filters and browsing use it
     groups_faces: bool = False  # its boxes are faces, with identity vectors (``output.vectors``), that the
     # people layer groups into people (app.library.people.store_faces)
+    reads_video: bool = False  # a second-pass signal that also reads videos, on the frames the index sampled
+    # (their stored segment starts): the runner hands it those frames (``extract_frames``), and its boxes
+    # carry their frame's second (``Box.at_s``)
 
 
 class SignalError(Exception):
@@ -161,3 +165,6 @@ class Signal(Protocol):
         """Read one file. ``image`` is the decoded RGB photo (EXIF orientation applied) when the
         indexer has it, else None (the signal may open ``path`` itself). Raises SignalError for a
         file it cannot read; any other exception is treated the same way by the caller."""
+
+    # A signal that declares ``reads_video`` also has ``extract_frames(path, frames) -> SignalOutput``:
+    # ``frames`` is [(second, RGB frame)] of one video, every box it returns has its frame's ``at_s``.

@@ -20,7 +20,7 @@ import importlib.util
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -143,6 +143,7 @@ class FaceSignal:
         toggle=Toggle("faces (people)", "faces"),
         box_colour="#ffd54f",
         groups_faces=True,
+        reads_video=True,
     )
 
     def __init__(self, max_side: int = MAX_SIDE, proposal_margin: float = PROPOSAL_MARGIN,
@@ -288,6 +289,27 @@ class FaceSignal:
         area_max = max((box.w * box.h for box in boxes), default=0.0)
         checks = int(timings.pop("cnn_checks", 0))
         return FaceOutput(facts={"faces": len(boxes), "face_area_max": round(area_max, 4)}, boxes=boxes,
+                          stage_seconds={k: round(v, 4) for k, v in timings.items()}, vectors=vectors,
+                          cnn_checks=checks)
+
+    def extract_frames(self, path: str, frames: list[tuple[float, Image.Image]]) -> FaceOutput:
+        """Find and identify the faces on a video's sampled frames ([(second, RGB frame)]): every box carries
+        its frame's second (``Box.at_s``); the facts read as a photo's would of its most crowded frame
+        (``faces``: the most faces on one frame; ``face_area_max``: the largest face of any frame). Keeping a
+        few of them per person is the people layer's (``people.keep_video_faces``)."""
+        boxes: list[Box] = []
+        vectors: list[np.ndarray | None] = []
+        most = checks = 0
+        timings: dict[str, float] = {}
+        for second, frame in frames:
+            one = self.extract(path, frame if frame.mode == "RGB" else frame.convert("RGB"))
+            boxes += [replace(box, at_s=second) for box in one.boxes]
+            vectors += one.vectors
+            most, checks = max(most, len(one.boxes)), checks + one.cnn_checks
+            for stage, seconds in one.stage_seconds.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+        area_max = max((box.w * box.h for box in boxes), default=0.0)
+        return FaceOutput(facts={"faces": most, "face_area_max": round(area_max, 4)}, boxes=boxes,
                           stage_seconds={k: round(v, 4) for k, v in timings.items()}, vectors=vectors,
                           cnn_checks=checks)
 

@@ -14,8 +14,8 @@ from app.library.pathtext import from_db
 
 
 def face_rows(conn: sqlite3.Connection, media_id: int) -> list[tuple]:
-    """(id, x, y, w, h, person id, source) of one photo's faces."""
-    return conn.execute("SELECT id, x, y, w, h, person_id, source FROM faces WHERE media_id = ?",
+    """(id, x, y, w, h, person id, source, at_s) of one photo's (or video's) faces."""
+    return conn.execute("SELECT id, x, y, w, h, person_id, source, at_s FROM faces WHERE media_id = ?",
                         (media_id,)).fetchall()
 
 
@@ -53,11 +53,13 @@ def identified_face_count(conn: sqlite3.Connection, person_id: int) -> int:
 
 def add_face(conn: sqlite3.Connection, media_id: int, box, vector: np.ndarray | None, person_id: int | None,
              source: str, now: float) -> None:
-    """One face of a photo: its ``box`` (a ``signals.Box``), identity vector (None: too small) and person."""
-    conn.execute("INSERT INTO faces(media_id, x, y, w, h, score, vector, person_id, source, created_at) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    """One face of a photo or video: its ``box`` (a ``signals.Box``; a video's carries its frame's second,
+    ``at_s``), identity vector (None: too small) and person."""
+    conn.execute("INSERT INTO faces(media_id, x, y, w, h, score, vector, person_id, source, created_at, at_s) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (media_id, box.x, box.y, box.w, box.h, box.score,
-                  None if vector is None else vector_to_blob(vector), person_id, source, now))
+                  None if vector is None else vector_to_blob(vector), person_id, source, now,
+                  getattr(box, "at_s", None)))
 
 
 def delete_faces(conn: sqlite3.Connection, media_ids: list[int]) -> None:
@@ -117,18 +119,35 @@ def person_photos(conn: sqlite3.Connection, person_id: int) -> list[tuple[int, s
 
 
 def person_faces(conn: sqlite3.Connection, person_id: int, limit: int = 1000) -> list[tuple]:
-    """(face id, media id, path, x, y, w, h, source) of a person's faces, largest first."""
-    return [(fid, media_id, from_db(path), x, y, w, h, source) for fid, media_id, path, x, y, w, h, source in
-            conn.execute("SELECT f.id, m.id, m.path, f.x, f.y, f.w, f.h, f.source FROM faces f "
+    """(face id, media id, path, x, y, w, h, source, at_s) of a person's faces, largest first."""
+    return [(fid, media_id, from_db(path), x, y, w, h, source, at_s)
+            for fid, media_id, path, x, y, w, h, source, at_s in
+            conn.execute("SELECT f.id, m.id, m.path, f.x, f.y, f.w, f.h, f.source, f.at_s FROM faces f "
                          "JOIN media m ON m.id = f.media_id WHERE f.person_id = ? AND m.status = 'ok' "
                          "ORDER BY f.w * f.h DESC, f.id LIMIT ?", (person_id, limit))]
 
 
 def face_row(conn: sqlite3.Connection, face_id: int) -> tuple | None:
-    """(media id, path, x, y, w, h, person id) of one face, or None."""
-    row = conn.execute("SELECT f.media_id, m.path, f.x, f.y, f.w, f.h, f.person_id FROM faces f "
+    """(media id, path, x, y, w, h, person id, at_s) of one face, or None."""
+    row = conn.execute("SELECT f.media_id, m.path, f.x, f.y, f.w, f.h, f.person_id, f.at_s FROM faces f "
                        "JOIN media m ON m.id = f.media_id WHERE f.id = ?", (face_id,)).fetchone()
     return None if row is None else (row[0], from_db(row[1]), *row[2:])
+
+
+def person_moments(conn: sqlite3.Connection, person_ids: list[int], media_ids: list[int]) -> dict[int, list]:
+    """media id -> [(person id, second, weight)] of these people's faces in these videos (faces with a frame
+    time), the largest, most confident first (weight: the box's area times its score)."""
+    out: dict[int, list] = {}
+    if not person_ids:
+        return out
+    people = ",".join("?" * len(person_ids))
+    for chunk, marks in id_chunks(media_ids):
+        for media_id, person_id, at_s, weight in conn.execute(
+                f"SELECT media_id, person_id, at_s, w * h * score FROM faces WHERE at_s IS NOT NULL "
+                f"AND person_id IN ({people}) AND media_id IN ({marks}) ORDER BY w * h * score DESC, at_s",
+                (*person_ids, *chunk)):
+            out.setdefault(media_id, []).append((person_id, at_s, weight))
+    return out
 
 
 def set_person_name(conn: sqlite3.Connection, person_id: int, name: str | None, name_key: str | None) -> None:

@@ -51,19 +51,23 @@ def store_signal_result(conn: sqlite3.Connection, media_id: int, signal: str, ve
     rebuild_signal_text(conn, [media_id])
 
 
-def signal_work(conn: sqlite3.Connection, signal: str, version: int, limit: int = 1000) -> list[tuple[int, str]]:
-    """(media id, path) of readable images that ``signal`` at ``version`` has not read yet, by id."""
-    return [(media_id, from_db(path)) for media_id, path in conn.execute(
-        "SELECT m.id, m.path FROM media m LEFT JOIN signal_results r ON r.media_id = m.id AND r.signal = ? "
-        "AND r.version = ? WHERE m.status = 'ok' AND m.kind = 'image' AND r.media_id IS NULL "
-        "ORDER BY m.id LIMIT ?", (signal, version, limit))]
+def signal_work(conn: sqlite3.Connection, signal: str, version: int, limit: int = 1000,
+                kinds: tuple[str, ...] = ("image",)) -> list[tuple[int, str, str]]:
+    """(media id, path, kind) of readable rows of ``kinds`` that ``signal`` at ``version`` has not read yet,
+    by id."""
+    marks = ",".join("?" * len(kinds))
+    return [(media_id, from_db(path), kind) for media_id, path, kind in conn.execute(
+        "SELECT m.id, m.path, m.kind FROM media m LEFT JOIN signal_results r ON r.media_id = m.id AND r.signal = ? "
+        f"AND r.version = ? WHERE m.status = 'ok' AND m.kind IN ({marks}) AND r.media_id IS NULL "
+        "ORDER BY m.id LIMIT ?", (signal, version, *kinds, limit))]
 
 
-def signal_work_count(conn: sqlite3.Connection, signal: str, version: int) -> int:
+def signal_work_count(conn: sqlite3.Connection, signal: str, version: int, kinds: tuple[str, ...] = ("image",)) -> int:
+    marks = ",".join("?" * len(kinds))
     return conn.execute(
         "SELECT COUNT(*) FROM media m LEFT JOIN signal_results r ON r.media_id = m.id AND r.signal = ? "
-        "AND r.version = ? WHERE m.status = 'ok' AND m.kind = 'image' AND r.media_id IS NULL",
-        (signal, version)).fetchone()[0]
+        f"AND r.version = ? WHERE m.status = 'ok' AND m.kind IN ({marks}) AND r.media_id IS NULL",
+        (signal, version, *kinds)).fetchone()[0]
 
 
 def signal_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:

@@ -138,6 +138,17 @@ def segment_spans(conn: sqlite3.Connection, media_ids: list[int],
             for media_id, spans in rows.items()}
 
 
+def segment_starts(conn: sqlite3.Connection, media_id: int, model_id: str | None) -> list[float]:
+    """The seconds a video's frames were sampled at when it was embedded (its segments' starts) for
+    ``model_id``, else for any model that embedded it; [] when none did."""
+    for scope, args in ((" AND model_id = ?", (media_id, model_id)), ("", (media_id,))):
+        starts = [r[0] for r in conn.execute(
+            f"SELECT DISTINCT start_s FROM segments WHERE media_id = ?{scope} ORDER BY start_s", args)]
+        if starts:
+            return starts
+    return []
+
+
 def vocabulary_count(conn: sqlite3.Connection, model_id: str) -> int:
     """How many vocabulary phrases ``model_id`` has embedded."""
     return conn.execute(
