@@ -13,7 +13,7 @@ Photos (all real, from installable packages; fetched by bench/signals_faces.py's
 Faces come from the faces signal (``FaceSignal``: HOG + CNN check, landmarks, ResNet vector). Who is who is
 labelled by file (one person per file, except the group photo, whose six faces are six people).
 
-Grouping is the library's own (``people.store_faces`` on a scratch library, photo by photo), over 20
+Grouping is the library's own (``face_grouping.store_faces`` on a scratch library, photo by photo), over 20
 random photo orders. Pairwise precision: of the face pairs put in one person, the share that are one person;
 recall: of the face pairs that are one person, the share put together. The join distance is chosen on one
 half of the people (split by a hash of their label) and reported on the other, both ways.
@@ -83,7 +83,7 @@ def faces(rows: list[tuple[Path, str]]) -> list[dict]:
 
 
 def group(found: list[dict], threshold: float, order: list[str]) -> list[int | None]:
-    """The library's grouping (people.store_faces) photo by photo in ``order``: each face's person id."""
+    """The library's grouping (face_grouping.store_faces) photo by photo in ``order``: each face's person id."""
     with tempfile.TemporaryDirectory() as folder, Library(Path(folder) / "g.db") as library:
         conn = library.db.conn
         by_photo: dict[str, list[int]] = {}

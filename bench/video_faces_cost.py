@@ -13,7 +13,7 @@ Per video and repeat, in one loop so that the shared machine disturbs both colum
   (the default model on the CPU);
 - faces pass: what the second pass does for a video (``signal_runner.decode_video_frames``): its frames at
   the embedding's times decoded at the faces signal's side (``video_frames_at``), ``FaceSignal.extract_frames``
-  and the thinning (``people.keep_video_faces``).
+  and the thinning (``face_grouping.keep_video_faces``).
 Medians over the repeats; the faces' models are loaded before timing (once per run in the app).
 """
 from __future__ import annotations
@@ -69,8 +69,8 @@ def measure(path: Path, encoder, faces) -> dict:
     """One video: the embedding pass and the faces pass, timed."""
     import torch
 
+    from app.library.face_grouping import keep_video_faces
     from app.library.indexer import IndexOptions
-    from app.library.people import keep_video_faces
     from cots_core.media import MEDIA_KINDS, ReadOptions, video_frames_at
 
     options = IndexOptions()

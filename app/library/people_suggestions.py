@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from app.library.people import JOIN_DISTANCE, close_pairs
+from app.library.face_grouping import JOIN_DISTANCE, close_pairs
 from app.library.storage import people as people_store
 
 # How far past the join distance a face or a person is still worth a question. On bench/faces_identity.py's

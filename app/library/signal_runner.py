@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from app.library import signals as signal_registry
+from app.library.face_grouping import store_faces
 from app.library.library import Library
-from app.library.people import store_faces
 from app.library.signals import Signal, SignalError, SignalOutput
 from app.library.storage.signals import signal_counts, signal_work, signal_work_count, store_signal_result
 from app.library.storage.vectors import segment_starts

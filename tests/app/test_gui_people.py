@@ -16,7 +16,8 @@ from test_people import box, identity
 
 from app.gui.people_view import FACE_ID, HINT, PERSON_ID, PeopleView
 from app.gui.tasks import TaskRunner
-from app.library.people import People, store_faces
+from app.library.face_grouping import store_faces
+from app.library.people import People
 
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "people"
 

@@ -8,15 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from app.library.people import (
-    MAX_NAME_LENGTH,
-    People,
-    PeopleError,
-    PhotoFace,
-    match_face_boxes,
-    split_names,
-    store_faces,
-)
+from app.library.face_grouping import store_faces
+from app.library.people import MAX_NAME_LENGTH, People, PeopleError, PhotoFace, match_face_boxes, split_names
 from app.library.signals.base import Box
 
 JOIN = 0.5
@@ -268,7 +261,7 @@ def test_regroup_moves_only_faces_the_grouping_placed(library, people):
 
 
 def test_close_pairs_are_the_pairs_within_the_distance_nearest_first():
-    from app.library.people import close_pairs
+    from app.library.face_grouping import close_pairs
 
     rng = np.random.default_rng(0)
     centroids = (rng.normal(size=(40, 128)) * 0.04).astype(np.float32)  # pairwise ~0.57, some nearer

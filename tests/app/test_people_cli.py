@@ -12,7 +12,8 @@ from fakes import fake_encoder, run_indexer, solid
 from test_people import add_media, box, identity, store
 
 from app.cli import main
-from app.library.people import People, PeopleError, store_faces
+from app.library.face_grouping import store_faces
+from app.library.people import People, PeopleError
 
 
 @pytest.fixture

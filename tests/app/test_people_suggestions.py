@@ -13,7 +13,8 @@ from test_people import add_media, box, identity, store
 
 from app.cli import main
 from app.library import Library
-from app.library.people import JOIN_DISTANCE, People
+from app.library.face_grouping import JOIN_DISTANCE
+from app.library.people import People
 from app.library.people_suggestions import SUGGEST_DISTANCE
 
 

@@ -15,7 +15,7 @@ import pytest
 from fakes import fake_encoder
 from PIL import Image
 
-from app.library.people import MAX_VIDEO_FACES, keep_video_faces
+from app.library.face_grouping import MAX_VIDEO_FACES, keep_video_faces
 from app.library.search import person_moment
 from app.library.signals.base import Box
 

@@ -141,7 +141,7 @@ class SignalDeclaration:
     date_fact: str | None = None  # a fact that is when the photo was taken (epoch seconds): it fills the row's
     # capture time when the decoder found none, so the date filters and browsing use it
     groups_faces: bool = False  # its boxes are faces, with identity vectors (``output.vectors``), that the
-    # people layer groups into people (app.library.people.store_faces)
+    # people layer groups into people (app.library.face_grouping.store_faces)
     reads_video: bool = False  # a second-pass signal that also reads videos, on the frames the index sampled
     # (their stored segment starts): the runner hands it those frames (``extract_frames``), and its boxes
     # carry their frame's second (``Box.at_s``)

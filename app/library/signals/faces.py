@@ -108,7 +108,7 @@ def load_rgb(path: str, image: Image.Image | None, max_side: int | None = None) 
 @dataclass
 class FaceOutput(SignalOutput):
     """What the faces signal found: the boxes, and per box its identity vector (128 float32) or None
-    (a face too small to recognise), grouped into people by ``people.store_faces`` (``groups_faces``)."""
+    (a face too small to recognise), grouped into people by ``face_grouping.store_faces`` (``groups_faces``)."""
     vectors: list[np.ndarray | None] = field(default_factory=list)
     cnn_checks: int = 0  # HOG candidates the CNN looked at (the strong ones are kept without it)
 
@@ -296,7 +296,7 @@ class FaceSignal:
         """Find and identify the faces on a video's sampled frames ([(second, RGB frame)]): every box carries
         its frame's second (``Box.at_s``); the facts read as a photo's would of its most crowded frame
         (``faces``: the most faces on one frame; ``face_area_max``: the largest face of any frame). Keeping a
-        few of them per person is the people layer's (``people.keep_video_faces``)."""
+        few of them per person is the people layer's (``face_grouping.keep_video_faces``)."""
         boxes: list[Box] = []
         vectors: list[np.ndarray | None] = []
         most = checks = 0
