@@ -81,6 +81,7 @@ class SearchController(QObject):
         self.last = ("", 0.0)  # what the shown results are ("“a dog”", "similar to x.jpg") and their ms
         self.listing: LibraryListing | None = None  # the library as last shown, kept to come back to
         self._listing_key: tuple | None = None  # (filters, grouping) it was made for
+        self._listing_stale = False  # the library changed while query results were shown
         self.library_total = 0  # items in the whole library (the label says "12 of 52" under filters)
         bar.weak.setChecked(settings["show_weaker"])
         model.show_weak = bar.weak.isChecked()
@@ -115,10 +116,13 @@ class SearchController(QObject):
 
     def relist(self) -> None:
         """The library changed (another process): list it afresh where it is shown, near the same row; shown
-        results of a query stay until the next query, and Esc after it lists the library afresh."""
-        self._listing_key = None
+        results of a query stay until the next query, and Esc after it comes back to the library where it
+        was at once, then lists it afresh there."""
         if self.model.browsing and not self.query():
+            self._listing_key = None
             self.show_library(keep_place=True)
+        else:
+            self._listing_stale = True
 
     def run_query(self, query: str) -> None:
         self.generation += 1
@@ -210,7 +214,11 @@ class SearchController(QObject):
         filters = self.bar.filters()
         key = (filters, self.grouping())
         if self.listing is not None and key == self._listing_key:
-            return self._set_listing(self.listing, self.listing.scroll)
+            self._set_listing(self.listing, self.listing.scroll)
+            if self._listing_stale:  # back where it was now; afresh, at that place, when listed
+                self._listing_stale, self._listing_key = False, None
+                self.show_library(keep_place=True)
+            return
         keep = keep_place or (self.model.browsing and key[1] != (self._listing_key or ("", ""))[1])  # a zoom
         generation, anchor = self.generation, self.grid.first_visible_row() if keep else None
 

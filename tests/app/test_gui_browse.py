@@ -178,3 +178,22 @@ def test_a_thumbnail_decodes_without_qt_image_plugins(tmp_path):
     pixel = image.pixelColor(20, 10)
     assert abs(pixel.red() - 200) < 12 and pixel.green() < 50 and pixel.blue() < 50
     assert decoded_thumbnail(b"not an image").isNull() and decoded_thumbnail(b"").isNull()
+
+
+def test_escape_after_an_outside_change_comes_back_at_once_then_lists_afresh(qtbot, window):
+    """The library watcher's relist while query results are shown: Esc still comes back where the library
+    was, then the listing is made again (it may have changed) at that place."""
+    window.resize(900, 600)
+    QApplication.processEvents()
+    bar = window.view.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    place, before = bar.value(), window.searching.listing
+    qtbot.keyClicks(window.search.box, "lighthouse")
+    qtbot.keyClick(window.search.box, Qt.Key_Return)
+    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() > 0, timeout=10000)
+    window.searching.relist()  # as the watcher does when another process changed the library
+    assert not window.model.browsing  # the query's results stay
+    qtbot.keyClick(window.search.box, Qt.Key_Escape)
+    assert window.model.browsing and bar.value() == place
+    qtbot.waitUntil(lambda: window.searching.listing is not before, timeout=10000)
+    assert window.model.browsing and abs(bar.value() - place) < window.view.height()
