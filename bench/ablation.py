@@ -28,7 +28,6 @@ ROWS = [
     ("+ CMLM/CMVM", dict(use_mcl=True, use_mvlm=True, use_kl=False, use_amf=False)),
     ("+ KL", dict(use_mcl=True, use_mvlm=True, use_kl=True, use_amf=False)),
     ("+ AMF (COTS)", dict(use_mcl=True, use_mvlm=True, use_kl=True, use_amf=True)),
-    ("COTS, w_kl 0.1", dict(use_mcl=True, use_mvlm=True, use_kl=True, use_amf=True, w_kl=0.1)),
 ]
 KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
 
