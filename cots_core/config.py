@@ -108,7 +108,7 @@ class LossConfig:
     use_kl: bool = True
     use_amf: bool = True
     w_token: float = 1.0
-    w_kl: float = 1.0
+    w_kl: float = 1.0  # the paper's; a fine-tune uses 0.1 (trainer.config.FINETUNE_DEFAULTS: 1.0 cost recall there)
     amf_k: float = 2.0
     amf_min_queue: int = 1024
     mlm_probability: float = 0.15
