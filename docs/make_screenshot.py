@@ -61,7 +61,10 @@ def main() -> int:
     parser.add_argument("--model", default="cots-lite")
     parser.add_argument("--library", default=str(ROOT / "resources" / "sample_library"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
+    parser.add_argument("--size", default="1500x950", help="the window's size, WIDTHxHEIGHT")
+    parser.add_argument("--people", metavar="PNG", help="also grab the People view into this file")
     args = parser.parse_args()
+    width, height = (int(side) for side in args.size.lower().split("x"))
 
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -77,7 +80,7 @@ def main() -> int:
     service.add_folder(str(with_places(Path(args.library), work)))
     settings = Settings(QSettings(str(work / "settings.ini"), QSettings.IniFormat))
     window = MainWindow(service, settings, ThumbnailCache(work / "thumbnails"), model_label=args.model)
-    window.resize(1500, 950)
+    window.resize(width, height)
     window.show()
     if not wait(app, lambda: window.model_ready, 600):
         print("the model did not load", file=sys.stderr)
@@ -92,7 +95,7 @@ def main() -> int:
                 and window.model.hit(0) is not None, 60):
         print(f"nothing to show for {args.query!r}", file=sys.stderr)
     window.view.setCurrentIndex(window.model.index(0))
-    wait(app, lambda: window.search.place.count() > 1, 30)
+    wait(app, lambda: window.search.controls["place"].count() > 1, 30)
     window.view.setCurrentIndex(window.model.index(0))  # again: the detail pane fetches place and faces
     wait(app, lambda: window.model.thumbnails_ready() >= window.model.rowCount(), 60)
     wait(app, lambda: window.detail.preview.pixmap() is not None and not window.detail.preview.pixmap().isNull()
@@ -100,6 +103,14 @@ def main() -> int:
     wait(app, lambda: False, 0.5)
     window.grab().save(args.out)
     print(args.out)
+    if args.people:
+        from app.gui.people_view import open_people_view
+
+        view = open_people_view(window)
+        wait(app, lambda: view.list.count() > 0, 30)
+        wait(app, lambda: False, 3.0)  # the face crops arrive from a worker
+        view.grab().save(args.people)
+        print(args.people)
     window.close()
     return 0
 
