@@ -26,24 +26,63 @@ class FolderWatcher(QObject):
 
     changed = Signal()
 
-    def __init__(self, parent: QObject | None = None, delay_ms: int = 3000):
+    def __init__(self, parent: QObject | None = None, delay_ms: int = 3000, runner: TaskRunner | None = None):
         super().__init__(parent)
+        self.runner = runner or TaskRunner()
         self.watcher = QFileSystemWatcher(self)
+        self.folders: list[str] | None = None  # as last asked for
+        self.requests = 0
         self.quiet = QTimer(self, singleShot=True, interval=delay_ms)
-        self.watcher.directoryChanged.connect(lambda _: self.quiet.start())
+        self.watcher.directoryChanged.connect(self._directory_changed)
         self.quiet.timeout.connect(self.changed)
 
+    def _directory_changed(self, _path: str) -> None:
+        self.folders = None  # a subfolder may have come or gone: the next ``watch`` lists them again
+        self.quiet.start()
+
     def watch(self, folders: list[str]) -> None:
+        """Watch ``folders``; the same list as last time is a no-op. Called at every status refresh: listing a
+        folder of 100,000 files on the GUI thread stalled the window for 400-800 ms (bench/gui_100k.py), so
+        the subfolders are listed on a worker, from the directory entries alone."""
+        if folders == self.folders:
+            return
+        self.folders = list(folders)
+        self.requests += 1
+        request = self.requests
+
+        def list_them() -> list[str]:
+            watched = [f for f in folders if os.path.isdir(f)]
+            for folder in folders:
+                watched += subfolders(folder, MAX_SUBFOLDERS)
+            return watched
+
+        self.runner.run_task(list_them, lambda watched, error: self._apply(request, watched, error))
+
+    def _apply(self, request: int, watched: list[str] | None, error: BaseException | None) -> None:
+        if request != self.requests or error is not None:
+            return  # a newer list was asked for meanwhile (or the folders vanished: the next refresh tries)
         if self.watcher.directories():
             self.watcher.removePaths(self.watcher.directories())
-        watched = [f for f in folders if os.path.isdir(f)]
-        for folder in folders:
-            try:
-                watched += [e.path for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")][:200]
-            except OSError:
-                continue
         if watched:
             self.watcher.addPaths(watched)
+
+
+MAX_SUBFOLDERS = 200  # per watched folder: a full tree may exceed the OS's watch limit
+
+
+def subfolders(folder: str, limit: int) -> list[str]:
+    """Up to ``limit`` visible subfolders of ``folder`` (links to folders are not followed), [] if unreadable."""
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                    found.append(entry.path)
+                    if len(found) >= limit:
+                        break
+    except OSError:
+        return []
+    return found
 
 
 class DropHandler(QObject):

@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(StatusBar(self.finetuning.bar))
         self.counts_label, self.model_status = self.statusBar().counts_label, self.statusBar().model_status
         self.setAcceptDrops(True)
-        self.folder_watcher = FolderWatcher(self)
+        self.folder_watcher = FolderWatcher(self, runner=self.runner)
         self.drops = DropHandler(self)
         self.switcher = ModelSwitcher(self.service, self.indexing, self.settings, self)
         self.library_watcher = LibraryWatcher(self.service, self.runner, lambda: self.indexing.running, self)

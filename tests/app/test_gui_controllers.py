@@ -15,8 +15,8 @@ from app.gui.tasks import TaskRunner
 def test_the_folder_watcher_fires_once_after_changes_settle(qtbot, tmp_path):
     (tmp_path / "sub").mkdir()
     watcher = FolderWatcher(delay_ms=100)
-    watcher.watch([str(tmp_path), str(tmp_path / "missing")])
-    assert set(watcher.watcher.directories()) == {str(tmp_path), str(tmp_path / "sub")}
+    watcher.watch([str(tmp_path), str(tmp_path / "missing")])  # listed on a worker
+    qtbot.waitUntil(lambda: set(watcher.watcher.directories()) == {str(tmp_path), str(tmp_path / "sub")})
     fired = []
     watcher.changed.connect(lambda: fired.append(1))
     with qtbot.waitSignal(watcher.changed, timeout=5000):
@@ -95,3 +95,29 @@ def test_the_search_controller_answers_a_waiting_query_and_drops_superseded_answ
     qtbot.wait(100)
     assert shown == ["fast.jpg"] and "“fast”" in searching.label.text()  # the answer to "slow" was dropped
     runner.shutdown()
+
+
+def test_the_folder_watcher_lists_subfolders_only_when_something_changed(qtbot, tmp_path, monkeypatch):
+    """Listing a folder of 100,000 files at every status refresh stalled the window (bench/gui_100k.py): the
+    same folders are not listed again until one of them changes, links to folders are not followed, and a new
+    subfolder is watched after its parent changed."""
+    import os
+
+    from app.gui import controllers
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "sub")
+    listed = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(controllers.os, "scandir", lambda path: listed.append(path) or real_scandir(path))
+    watcher = FolderWatcher(delay_ms=50)
+    watcher.watch([str(tmp_path)])
+    qtbot.waitUntil(lambda: set(watcher.watcher.directories()) == {str(tmp_path), str(tmp_path / "sub")})
+    watcher.watch([str(tmp_path)])
+    qtbot.wait(100)
+    assert listed == [str(tmp_path)]
+    with qtbot.waitSignal(watcher.changed, timeout=5000):
+        (tmp_path / "new").mkdir()
+    watcher.watch([str(tmp_path)])
+    qtbot.waitUntil(lambda: str(tmp_path / "new") in watcher.watcher.directories())
+    assert len(listed) == 2
