@@ -3,6 +3,7 @@ within the image size limits, the container's frame size checked before a frame 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
@@ -86,29 +87,30 @@ def video_frames_at(path: str | Path, seconds: list[float], long_side: int | Non
     (None: full size) as soon as it is decoded, so at most one full-size frame is held. A frame that does not
     decode (a file cut short midway) is left out; MediaError when the video cannot be opened or a frame is
     over ``max_pixels``."""
+    capture, fps, count = _open_counted(path, max_pixels)
+    try:
+        samples = [(min(max(count - 1, 0), int(round(second * fps))) if fps > 0 else 0, float(second))
+                   for second in seconds]
+        out = []
+        for second, frame in _frames_by_seeking(capture, samples, max_pixels):
+            image = frame_to_image(frame)
+            if long_side and max(image.size) > long_side:
+                image.thumbnail((long_side, long_side), Image.Resampling.BILINEAR)
+            out.append((second, image))
+        return out
+    finally:
+        capture.release()
+
+
+def _open_counted(path: str | Path, max_pixels: int):
+    """(capture, frames per second, frame count) of an opened video (0: the container does not say); the caller
+    releases the capture. MediaError for an empty file or one OpenCV cannot open (``open_video``)."""
     import cv2
 
     if require_regular_file(path) == 0:
         raise MediaError("empty file (0 bytes)", REASON_VIDEO_EMPTY)
     capture = open_video(path, max_pixels)
-    try:
-        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        out = []
-        for position, second in enumerate(seconds):
-            index = min(max(count - 1, 0), int(round(second * fps))) if fps > 0 else 0
-            if position or index:  # a fresh capture is at frame 0: no seek needed
-                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-            ok, frame = capture.read()
-            if not ok or frame is None:
-                continue
-            image = frame_to_image(_checked_frame(frame, max_pixels))
-            if long_side and max(image.size) > long_side:
-                image.thumbnail((long_side, long_side), Image.Resampling.BILINEAR)
-            out.append((float(second), image))
-        return out
-    finally:
-        capture.release()
+    return capture, capture.get(cv2.CAP_PROP_FPS) or 0.0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
 
 def video_sample_times(duration: float, every_s: float = 2.0, max_frames: int = 32) -> list[float]:
@@ -164,18 +166,17 @@ def _pick(samples: list, pick: int | None) -> list:
 
 
 def _frames_by_seeking(capture, samples: list[tuple[int, float]],
-                       max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[float, object]]:
-    """(second, BGR frame) for each sample whose frame decodes, seeking to each."""
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[tuple[float, object]]:
+    """(second, BGR frame) for each sample whose frame decodes, seeking to each; one frame at a time, so a
+    caller that shrinks each as it comes holds at most one full-size frame."""
     import cv2
 
-    frames = []
     for position, (index, seconds) in enumerate(samples):
         if position or index:  # a fresh capture is at frame 0: no seek needed
             capture.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = capture.read()
         if ok and frame is not None:
-            frames.append((seconds, _checked_frame(frame, max_pixels)))
-    return frames
+            yield seconds, _checked_frame(frame, max_pixels)
 
 
 def _frames_in_order(path: str | Path, samples: list[tuple[int, float]],
@@ -219,12 +220,8 @@ def read_video(
     """
     import cv2
 
-    if require_regular_file(path) == 0:
-        raise MediaError("empty file (0 bytes)", REASON_VIDEO_EMPTY)
-    capture = open_video(path, max_pixels)
+    capture, fps, count = _open_counted(path, max_pixels)
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         duration = count / fps if fps > 0 and count > 0 else 0.0
@@ -232,7 +229,7 @@ def read_video(
             samples = video_samples(count, fps, every_s, max_frames)
         else:  # no length: the first frame stands for the video, unless it is counted below
             samples = [] if sample_unknown_length else [(0, 0.0)]
-        frames = _frames_by_seeking(capture, _pick(samples, pick), max_pixels)
+        frames = list(_frames_by_seeking(capture, _pick(samples, pick), max_pixels))
     finally:
         capture.release()
     if not frames and sample_unknown_length:
