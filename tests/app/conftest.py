@@ -50,6 +50,26 @@ def encoder():
 
 
 @pytest.fixture
+def cots(tmp_path, capsys, monkeypatch):
+    """`cots ARGS --db DB` through the real CLI on the fake model: (status, stdout, stderr); ``.db`` is DB."""
+    from app.cli import main
+    from app.library.encoder import Encoder
+
+    encoder = fake_encoder()
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
+    db = str(tmp_path / "people.db")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = main([*argv, "--db", db])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    run.db = db
+    return run
+
+
+@pytest.fixture
 def photos(tmp_path) -> Path:
     """A folder with three plain-colour photos and a few noise images in a subfolder."""
     root = tmp_path / "photos"

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fakes import fake_encoder
 from PIL import Image
 
 pytestmark = [pytest.mark.real_signals, pytest.mark.timeout(300)]
@@ -32,23 +31,6 @@ def album(tmp_path) -> Path:
     shutil.copy(DATA / "real_photos" / "coffee.jpg", root / "IMG_0004.jpg")
     return root
 
-
-@pytest.fixture
-def cots(tmp_path, capsys, monkeypatch):
-    from app.cli import main
-    from app.library.encoder import Encoder
-
-    encoder = fake_encoder()
-    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
-    db = str(tmp_path / "people.db")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        status = main([*argv, "--db", db])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
 
 
 def test_two_photos_of_one_person_become_one_person_findable_by_name(album, cots):

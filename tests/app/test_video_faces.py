@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import fake_encoder
 from PIL import Image
 
 from app.library.face_grouping import MAX_VIDEO_FACES, keep_video_faces
@@ -92,24 +91,6 @@ def test_the_moment_is_where_everyone_named_is_and_the_best_segment_when_they_ar
 
 
 # -- end to end, with the real faces signal ------------------------------------------------------------
-
-@pytest.fixture
-def cots(tmp_path, capsys, monkeypatch):
-    from app.cli import main
-    from app.library.encoder import Encoder
-
-    encoder = fake_encoder()
-    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: encoder))
-    db = str(tmp_path / "people.db")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        status = main([*argv, "--db", db])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    run.db = db
-    return run
 
 
 @pytest.mark.real_signals
