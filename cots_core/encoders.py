@@ -22,6 +22,7 @@ from cots_core.config import TextConfig, VisionConfig
 from cots_core.errors import ModelLoadError
 from cots_core.folder_safety import cached_hub_snapshot, check_model_folder, hub_options, refuse_auto_map
 from cots_core.serialization import load_tensor_file
+from cots_core.text_graph import tokenizable
 
 
 @dataclass
@@ -284,19 +285,6 @@ def tokenize_texts(tokenizer, config: TextConfig, texts: list[str]) -> dict[str,
     encoded = tokenizer([tokenizable(text) for text in texts], padding=padding, truncation=True,
                         max_length=config.max_length, return_tensors="pt")
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-
-
-def tokenizable(text: str) -> str:
-    """``text`` as valid Unicode for a tokenizer. A query typed in a terminal whose bytes are not UTF-8 reaches
-    Python with lone surrogates (``caf\\udce9``), which the tokenizers raise TypeError on (issue 21): the
-    undecodable bytes are read as Latin-1 (``café``), any other lone surrogate becomes U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    return "".join(chr(ord(char) - 0xDC00) if 0xDC80 <= ord(char) <= 0xDCFF
-                   else "\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
 
 
 def shipped_resource(relative: str) -> Path:

@@ -326,4 +326,4 @@ def load_text_query_model(directory: Path, model_id: str) -> TextQueryModel:
     own = tower.state_dict()
     loaded = copy_weights(own, weights, prefixes)
     _require(directory, {k for k in own if k.startswith("encoder.model.")} | projection_keys, loaded)
-    return TextQueryModel(config, model_id, tower, partial(tokenize_texts, tokenizer, config.text))
+    return TextQueryModel(config, model_id, tower, partial(tokenize_texts, tokenizer, config.text), tokenizer)

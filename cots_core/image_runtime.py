@@ -18,10 +18,8 @@ import contextlib
 import hashlib
 import importlib.util
 import io
-import json
 import logging
 import os
-import re
 import tempfile
 import time
 import warnings
@@ -35,7 +33,7 @@ from torch import nn
 
 from cots_core.folder_safety import read_regular_file, remove_damaged
 from cots_core.heads import image_embedding
-from cots_core.paths import data_dir
+from cots_core.onnx_cache import MAX_GRAPH_BYTES, model_folder, read_manifest, session, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +52,6 @@ INT8_MIN_OVERLAP = 0.95  # mean overlap of each photo's 10 nearest photos, int8 
 INT8_MIN_COSINE = 0.99  # per photo, int8 vs fp32
 INT8_MIN_SPEEDUP = 1.2
 INT8_CHECK_VIEWS = 8  # photo views an accepted int8 graph is checked on against fp32 at each load
-MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes
-MAX_GRAPH_BYTES = 2 << 30  # protobuf's own limit: a graph saved without external data is under 2 GiB
-
-
-def onnx_cache_root() -> Path:
-    return data_dir() / "models" / "onnx"
 
 
 def runtime_wanted() -> bool:
@@ -99,28 +91,10 @@ class OnnxImageEncoder:
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
 
-def _folder_for(model_id: str, root: Path) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", model_id)
-    return root / safe
-
-
 def _probe(model: nn.Module) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     size = int(model.config.image_size)
     return torch.rand(PROBE_BATCH, 3, size, size, generator=generator) * 2 - 1
-
-
-def _session(graph: bytes, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # idle threads sleep instead of spinning: on a shared CPU spinning costs everyone (cf. OMP_WAIT_POLICY)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # from bytes: the graph cannot name external data files to be read from elsewhere
-    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 def _matches_torch(encoder: OnnxImageEncoder, model: nn.Module) -> float:
@@ -186,32 +160,13 @@ def export_image_graph(model: nn.Module, folder: Path) -> None:
     manifest = {"format": FORMAT_VERSION, "model_id": model.model_id, "image_size": int(model.config.image_size),
                 "embed_dim": int(model.config.embed_dim), "sha256": hashlib.sha256(graph).hexdigest(),
                 "torch": torch.__version__}
-    _write_manifest(folder, manifest)
-
-
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    """Atomically, through a fresh staging file (a fixed staging name could be a FIFO, and block the write)."""
-    handle, staging = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(manifest, indent=1) + "\n")
-        os.replace(staging, folder / MANIFEST_FILE)
-    finally:
-        Path(staging).unlink(missing_ok=True)
-
-
-def _read_manifest(folder: Path) -> dict | None:
-    try:
-        manifest = json.loads(read_regular_file(folder / MANIFEST_FILE, MAX_MANIFEST_BYTES))
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
+    write_manifest(folder, MANIFEST_FILE, manifest)
 
 
 def _load_cached(model: nn.Module, folder: Path, threads: int) -> OnnxImageEncoder | None:
     """The cached graph when its manifest names this model, its bytes match and ONNX Runtime loads it; else
     None (the caller exports it again)."""
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder, MANIFEST_FILE)
     if manifest is None or manifest.get("format") != FORMAT_VERSION or manifest.get("model_id") != model.model_id:
         return None
     try:
@@ -221,14 +176,14 @@ def _load_cached(model: nn.Module, folder: Path, threads: int) -> OnnxImageEncod
     if manifest.get("sha256") != hashlib.sha256(graph).hexdigest():
         return None
     try:
-        session = _session(graph, threads)
+        opened = session(graph, threads)
     except ImportError:
         raise
     except Exception as error:  # noqa: BLE001 - cut short with its hash rewritten, or otherwise damaged
         log.info("the cached ONNX graph of %s does not load (%s): exporting it again", model.model_id,
                  str(error)[:200])
         return None
-    return OnnxImageEncoder(session, model.model_id, folder, manifest=manifest)
+    return OnnxImageEncoder(opened, model.model_id, folder, manifest=manifest)
 
 
 def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_root: Path | None = None,
@@ -239,7 +194,7 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
     if not runtime_wanted():
         return None
     threads = threads or torch.get_num_threads()
-    folder = _folder_for(model.model_id, cache_root or onnx_cache_root())
+    folder = model_folder(model.model_id, cache_root)
     try:
         encoder = _load_cached(model, folder, threads)
         if encoder is None or _matches_torch(encoder, model) < MIN_COSINE:
@@ -268,7 +223,7 @@ def exported_graph_encoder(model: nn.Module, threads: int | None = None,
                            cache_root: Path | None = None) -> OnnxImageEncoder | None:
     """The fp32 graph of ``model`` already exported into the cache, whatever runtime was chosen for it
     (for benchmarks); None when there is none."""
-    folder = _folder_for(model.model_id, cache_root or onnx_cache_root())
+    folder = model_folder(model.model_id, cache_root)
     return _load_cached(model, folder, threads or torch.get_num_threads())
 
 
@@ -324,7 +279,7 @@ def _decide(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> dict:
         warnings.simplefilter("ignore")
         quantize_dynamic(str(fp32.folder / GRAPH_FILE), str(int8_path), weight_type=QuantType.QInt8)
     graph = read_regular_file(int8_path, MAX_GRAPH_BYTES)
-    int8 = OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder)
+    int8 = OnnxImageEncoder(session(graph, threads), model.model_id, fp32.folder)
     pixels = agreement_views(model)
     path = ImagePath(model).eval()
     device = next(model.parameters()).device
@@ -360,7 +315,7 @@ def _checked_int8(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> Onn
         graph = read_regular_file(fp32.folder / INT8_GRAPH_FILE, MAX_GRAPH_BYTES)
         if hashlib.sha256(graph).hexdigest() != fp32.manifest["int8"].get("sha256"):
             return None
-        int8 = OnnxImageEncoder(_session(graph, threads), model.model_id, fp32.folder, "int8", fp32.manifest)
+        int8 = OnnxImageEncoder(session(graph, threads), model.model_id, fp32.folder, "int8", fp32.manifest)
         pixels = agreement_views(model, INT8_CHECK_VIEWS)
         cosine = F.cosine_similarity(fp32.encode_images(pixels), int8.encode_images(pixels), dim=-1).min()
     except ImportError:
@@ -381,7 +336,7 @@ def _fastest_for_transformer_tower(model: nn.Module, fp32: OnnxImageEncoder, thr
             manifest.update(_decide(model, fp32, threads))
             log.info("image runtime of %s: int8 %s, seconds per view batch %s", model.model_id, manifest["int8"],
                      manifest["seconds"])
-            _write_manifest(fp32.folder, manifest)
+            write_manifest(fp32.folder, MANIFEST_FILE, manifest)
         allowed = ["torch", "fp32"] + (["int8"] if manifest["int8"].get("accepted") and int8_wanted() else [])
         chosen = min(allowed, key=lambda name: float(manifest["seconds"][name]))
         if chosen == "torch":

@@ -169,4 +169,4 @@ def load(directory: Path, model_id: str) -> TextQueryModel | None:
     pad_id = tokenizer.token_to_id("[PAD]")
     tokenizer.enable_truncation(config.text.max_length)
     tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token="[PAD]")
-    return TextQueryModel(config, model_id, tower, fast_tokenize(tokenizer))
+    return TextQueryModel(config, model_id, tower, fast_tokenize(tokenizer), tokenizer)

@@ -169,4 +169,4 @@ def load(directory: Path, model_id: str) -> TextQueryModel | None:
     pad_id = tokenizer.token_to_id(str(tokenizer_config.get("pad_token") or "<|endoftext|>"))
     tokenizer.enable_truncation(max_length)
     tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0)
-    return TextQueryModel(cots_config, model_id, tower, fast_tokenize(tokenizer))
+    return TextQueryModel(cots_config, model_id, tower, fast_tokenize(tokenizer), tokenizer)

@@ -16,18 +16,21 @@ import torch
 from torch import nn
 
 from cots_core.config import ModelConfig
-from cots_core.encoders import tokenizable
 from cots_core.errors import ModelLoadError
+from cots_core.text_graph import tokenizable
 
 Tokenize = Callable[[list[str]], dict[str, torch.Tensor]]
 
 
 class TextQueryModel:
     """The text half of the cots_core inference interface: ``config``, ``model_id``, ``tokenize``,
-    ``encode_texts``. ``tower(input_ids, attention_mask)`` gives L2-normalised embeddings. CPU, float32."""
+    ``encode_texts``. ``tower(input_ids, attention_mask)`` gives L2-normalised embeddings. CPU, float32.
+    ``tokenizer``: what ``tokenize`` reads (a ``tokenizers.Tokenizer`` set up for truncation and padding, or a
+    transformers tokenizer), for the ONNX export (``cots_core.text_graph_export``)."""
 
-    def __init__(self, config: ModelConfig, model_id: str, tower: nn.Module, tokenize: Tokenize):
+    def __init__(self, config: ModelConfig, model_id: str, tower: nn.Module, tokenize: Tokenize, tokenizer=None):
         self.config, self.model_id, self.tower, self._tokenize = config, model_id, tower.eval(), tokenize
+        self.tokenizer = tokenizer
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self._tokenize(texts)

@@ -11,6 +11,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see app/cli
 # Indexing tests run the image tower in PyTorch (an ONNX export per test model would cost seconds each);
 # tests/core/test_image_runtime.py switches ONNX Runtime on where it is the subject.
 os.environ.setdefault("COTS_IMAGE_RUNTIME", "torch")
+# Likewise the text graph (cots_core.text_graph): written and used where it is the subject
+# (tests/core/test_text_graph.py, tests/app/test_query_without_torch.py).
+os.environ.setdefault("COTS_TEXT_RUNTIME", "torch")
 
 # bench/threshold_audit.py reruns the tests that assert learning or quality with other seeds and
 # thread counts, and collects what they measured (see bench/RESULTS.md, "Learning and quality thresholds").

@@ -123,12 +123,20 @@ def open_library(args, create: bool = False):
 
 
 def load_encoder(args, library, text_first: bool = False):
-    from app.library.encoder import DEFAULT_MODEL, Encoder
+    """The model for a command: for indexing the full one; for searching (``text_first``) the library's
+    model's ONNX text graph where it has one (no torch), else the text-first PyTorch path."""
+    from app.library.query_encoder import DEFAULT_MODEL, load_query_encoder
 
     source = args.model or library.model_source or DEFAULT_MODEL
     fetch_if_hub_id(args.model)  # a hub id named on the command line is downloaded once; the library keeps the id
     print(f"loading model {display_text(source)} ...", file=sys.stderr, flush=True) if not getattr(args, "json", False) else None
-    return Encoder.load(source, device=args.device, text_first=text_first)
+    if text_first:
+        # the graph is keyed by the id of the model the library was indexed with: only for that model
+        own_model = args.model is None or args.model == library.model_source
+        return load_query_encoder(source, library.model_id if own_model else None, device=args.device)
+    from app.library.encoder import Encoder
+
+    return Encoder.load(source, device=args.device)
 
 
 def announce_download(repo_id: str, folder) -> None:

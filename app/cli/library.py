@@ -279,7 +279,19 @@ def print_signal_status(summary: dict) -> None:
         print(f"  {display_text(name):7s} {state}")
 
 
+def describe_text_queries(path: dict) -> str:
+    """How text queries are answered, in words: ONNX Runtime (no torch) and its check, or why PyTorch."""
+    if path["runtime"] == "onnxruntime":
+        verdict = path.get("verdict") or {}
+        return (f"text through ONNX Runtime, without PyTorch (checked on {verdict.get('texts')} texts: same "
+                f"top-{verdict.get('k')}, min cosine {verdict.get('min_cosine')})")
+    if path["runtime"] == "torch":
+        return f"text through PyTorch: {display_text(str(path['why']))}"
+    return "-"
+
+
 def cmd_status(args) -> int:
+    from app.library.query_encoder import text_query_path
     from app.library.signal_runner import second_pass_waiting, signal_summary
     from app.library.signals import pass_name
 
@@ -295,12 +307,14 @@ def cmd_status(args) -> int:
             out["people"] = people_counts(library)
             out["signal_failures"] = [{"signal": s, "path": p, "error": e}
                                       for s, p, e in library.signal_failures()]
+            out["text_queries"] = text_query_path(status.model)
             print(json.dumps(out, indent=1))
             return 0
         print(f"library   {display_text(status.db)}")
         print(f"model     {display_text(status.model) if status.model else '(none yet)'}"
               + (f"  [{display_text(status.model_source)}]" if status.model_source else "")
               + (f", remembers {remembered} captioned photo{'s' if remembered != 1 else ''}" if remembered else ""))
+        print(f"queries   {describe_text_queries(text_query_path(status.model))}")
         print(f"folders   {', '.join(map(display_text, status.folders)) or '(none: cots index FOLDER adds one)'}")
         print(f"indexed   {status.indexed} ({status.images} images, {status.videos} videos, "
               f"{status.segments} video segments)" + (f", {status.pending} waiting" if status.pending else ""))

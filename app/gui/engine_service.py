@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.gui.service import Counts, ImageInput, IndexSummary, SignalChoices, SignalDetails
 from app.library import Library
-from app.library.encoder import Encoder
 from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
 from app.library.people import People, Person, match_face_boxes
+from app.library.query_encoder import DEFAULT_MODEL, load_query_encoder
 from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService, browse, periods
 from app.library.signal_runner import disabled_signals, set_signal_enabled
 from app.library.signals import face_signals, fact_filters, toggles
+
+if TYPE_CHECKING:
+    from app.library.encoder import Encoder
 
 
 class EngineService:
@@ -43,9 +47,11 @@ class EngineService:
             self.requested and indexed_with
             and Path(self.requested).expanduser() != Path(indexed_with).expanduser()) else None
         if self.encoder is None:
-            source = indexed_with or self.requested or self.new_library_model or "cots-lite"
-            # text queries are answered before the image tower is loaded (first indexing or image query)
-            self.encoder = Encoder.load(source, self.device, text_first=True)
+            source = indexed_with or self.requested or self.new_library_model or DEFAULT_MODEL
+            # text queries are answered before the image tower is loaded (first indexing or image query), from
+            # the ONNX text graph of the library's model when it has one (no torch at all)
+            self.encoder = load_query_encoder(source, self.library.model_id if source == indexed_with else None,
+                                              self.device)
         self.engine = SearchService(self.library, self.encoder, self.min_relevance)
         return self.encoder.model_id
 
@@ -68,7 +74,7 @@ class EngineService:
         if not source:
             raise LibraryError(f"the library was switched to the model {library_model} by another program, "
                                "which did not say where that model is")
-        self._use_encoder(Encoder.load(source, self.device, text_first=True))
+        self._use_encoder(load_query_encoder(source, library_model, self.device))
         return source
 
     def _search(self) -> SearchService:
@@ -112,6 +118,9 @@ class EngineService:
     def switch_model(self, source: str, on_progress, control: IndexControl) -> str:
         """Re-embed with ``source``; the current model answers searches until every item is re-embedded
         (the indexer switches the library's model at the end of a complete run)."""
+
+        from app.library.encoder import Encoder
+
         new = Encoder.load(source, self.device)
         self.index(on_progress, control, encoder=new)  # swaps the search engine the moment the library switches
         return self.library.model_id or new.model_id

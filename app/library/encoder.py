@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from app.library.query_encoder import DEFAULT_MODEL
 from cots_core.devices import select_device
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "cots-lite"
 
 
 def default_batch_size(device: torch.device, image_size: int = 224) -> int:
@@ -96,6 +95,38 @@ class Encoder:
                 with self._lock:
                     self._image_runtime = load_onnx_image_encoder(model, torch.get_num_threads(), on_export=on_export)
         return "onnxruntime" if self._image_runtime is not None else "torch"
+
+    def prepare_text_graph(self, on_export: Callable[[], None] | None = None) -> dict | None:
+        """Write and check the model's ONNX text graph when it has none (``cots_core.text_graph_export``, once per
+        model id), so that later searches answer text without loading torch. Returns its manifest, or None when
+        it cannot be written (logged; searches then stay on PyTorch and ``cots status`` says why)."""
+        from cots_core import text_graph, text_graph_export
+
+        if not text_graph.runtime_wanted() or text_graph.text_graph_state(self.model_id, load=False).usable:
+            return None
+        try:
+            from cots_core import loading
+
+            text_model = getattr(self.model, "text_model", None) or (
+                loading.load_text_query_model(self.source) if self.source else None)
+            if text_model is None or text_model.model_id != self.model_id:  # no lean path: the full model's own
+                if self.device.type != "cpu":
+                    log.info("no text graph for %s: written from a CPU model only", self.model_id)
+                    return None
+                text_model = text_graph_export.text_query_model_of(getattr(self.model, "full_model", self.model))
+            if on_export is not None:
+                on_export()
+            with self._lock:
+                manifest = text_graph_export.ensure_text_graph(text_model, image_size=self.image_size)
+        except Exception as error:  # noqa: BLE001 - any exporter failure only means: text stays on PyTorch
+            log.warning("the text graph of %s cannot be written (%s: %s): text queries stay on PyTorch",
+                        self.model_id, type(error).__name__, str(error)[:200])
+            return None
+        verdict = manifest.get("verdict") or {}
+        if not verdict.get("accepted"):
+            log.warning("the text graph of %s does not match PyTorch (%s): text queries stay on PyTorch",
+                        self.model_id, verdict.get("why"))
+        return manifest
 
     def preprocess(self, image) -> torch.Tensor:
         return self.model.preprocess(image)

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library
 from app.library.lock import indexing_lock
@@ -55,6 +54,11 @@ from app.library.storage.vectors import (
 )
 from app.library.vocabulary import load_vocabulary
 from cots_core.media import DEFAULT_MAX_PIXELS, MEDIA_KINDS, DecodedMedia, ReadOptions, content_hash
+
+if TYPE_CHECKING:
+    import torch
+
+    from app.library.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +251,9 @@ class Indexer:
             self._pipeline(jobs, report, run_started)
             if self.options.vocabulary:
                 self._embed_vocabulary(run_started)
+            # once per model: later searches then answer text without loading torch (cots_core.text_graph)
+            self.encoder.prepare_text_graph(on_export=lambda: self._report("prepare", 0, 0, time.perf_counter(),
+                                                                           None, 0, run_started))
         except IndexCancelled:
             report.cancelled = True
         finally:
@@ -313,6 +320,8 @@ class Indexer:
                 result.touched = True
                 return result
             result.decoded = kind.read(file.path, self._read_options())
+            import torch  # here, not at the top: the GUI imports this module for its first paint
+
             result.pixels = torch.stack([self.encoder.preprocess(frame) for frame in result.decoded.frames])
             if file.kind == "image":  # first-pass signals read the file's header while we have it
                 result.signals = [(s, *extract_safely(s, str(file.path), result.decoded.frames[0]))
@@ -396,6 +405,8 @@ class Indexer:
         """Embed the results' pixels (a video: its frames and their renormalised mean) and captions."""
         if not results:
             return
+        import torch
+
         vectors = self._encode(torch.cat([r.pixels for r in results]))
         offset = 0
         for r in results:

@@ -12,12 +12,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from app.library.dates import LATEST, LATEST_YEAR, clamp_seconds, local_timestamp
-from app.library.encoder import Encoder
 from app.library.errors import LibraryError, MediaError
 from app.library.library import Library, MediaRecord
 from app.library.pathtext import display_text
@@ -37,6 +37,9 @@ from app.library.storage.search import (
 from app.library.storage.signals import media_facts
 from app.library.storage.vectors import segment_owners, segment_spans, texts_by_id
 from cots_core.media import read_media
+
+if TYPE_CHECKING:
+    from app.library.encoder import Encoder
 
 log = logging.getLogger(__name__)
 

@@ -78,3 +78,108 @@ def test_the_gui_engine_answers_text_before_loading_the_image_tower(tmp_path, ph
         assert model._full is None
     finally:
         service.close()
+
+
+@pytest.fixture
+def indexed_with_graph(tmp_path, monkeypatch, photos):
+    """(db, data dir) of a library indexed with the tiny model, its ONNX text graph written by the indexing."""
+    from cots_core import COTS, ModelConfig
+
+    model_dir = tmp_path / "tiny"
+    COTS(ModelConfig.preset("tiny"), pretrained_backbones=False).save_pretrained(model_dir)
+    db, data_dir = str(tmp_path / "lib.db"), tmp_path / "data"
+    monkeypatch.setenv("COTS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("COTS_TEXT_RUNTIME", "auto")
+    assert main(["index", str(photos), "--db", db, "--model", str(model_dir), "--device", "cpu", "--quiet"]) == 0
+    return db, data_dir
+
+
+def _json_out(argv: list[str], data_dir, runtime: str):
+    env = dict(os.environ, COTS_DATA_DIR=str(data_dir), COTS_TEXT_RUNTIME=runtime)
+    done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    return json.loads("\n".join(lines[:-1]) or "null"), json.loads(lines[-1].replace("'", '"'))
+
+
+@pytest.mark.slow  # fresh interpreters (~15 s)
+def test_queries_are_answered_without_torch_once_the_text_graph_is_written(indexed_with_graph, photos):
+    db, data_dir = indexed_with_graph
+    indexed = str(photos / "Paris 2019" / "IMG_0001.png")
+    for argv in (["search", "red", "--all"], ["similar", indexed], ["describe", indexed], ["places"], ["people"],
+                 ["status"]):
+        _, heavy = _json_out([*argv, "--db", db, "--json"], data_dir, "auto")
+        assert heavy == [], f"cots {argv[0]} imported {heavy}"
+    # the graph's answers are PyTorch's
+    hits, _ = _json_out(["search", "red", "--all", "--db", db, "--json"], data_dir, "auto")
+    reference, heavy = _json_out(["search", "red", "--all", "--db", db, "--json"], data_dir, "torch")
+    assert heavy == ["torch"]
+    assert [h["path"] for h in hits] == [h["path"] for h in reference]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(hits, reference)) < 1e-4
+    status, _ = _json_out(["status", "--db", db, "--json"], data_dir, "auto")
+    assert status["text_queries"]["runtime"] == "onnxruntime"
+    assert status["text_queries"]["verdict"]["accepted"]
+
+
+def test_without_its_text_graph_a_search_falls_back_to_torch_and_status_says_why(indexed_with_graph, capsys):
+    from app.library import Library
+    from cots_core.onnx_cache import model_folder
+    from cots_core.text_graph import GRAPH_FILE
+
+    db, _ = indexed_with_graph
+    with Library(db) as library:
+        model_id = library.model_id
+    assert main(["status", "--db", db]) == 0
+    assert "text through ONNX Runtime, without PyTorch (checked on" in capsys.readouterr().out
+    (model_folder(model_id) / GRAPH_FILE).write_bytes(b"not a graph")
+    assert main(["search", "red", "--db", db, "--all", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)  # answered, through PyTorch
+    assert main(["status", "--db", db]) == 0
+    assert "text through PyTorch: its text graph is not the one that was checked" in capsys.readouterr().out
+
+
+def test_the_gui_engine_answers_from_the_text_graph_without_the_full_model(indexed_with_graph, photos):
+    from app.gui.engine_service import EngineService
+    from app.library.query_encoder import GraphQueryEncoder
+    from app.library.search import Filters
+
+    db, _ = indexed_with_graph
+    service = EngineService(db, device="cpu")
+    try:
+        service.load_model()
+        assert isinstance(service.encoder, GraphQueryEncoder)
+        assert service.search("red", Filters())
+        assert service.similar(str(photos / "Paris 2019" / "IMG_0000.png"), Filters())  # a library item
+        assert service.encoder._full is None
+        # an image from outside the library loads the full model, the same one
+        outside = photos.parent / "outside.png"
+        (photos / "red.jpg").rename(outside)
+        assert service.similar(str(outside), Filters())
+        assert service.encoder._full is not None and service.encoder.full.model_id == service.encoder.model_id
+    finally:
+        service.close()
+
+
+# `cots gui` offscreen: prints whether torch was imported when its window first shows, then quits
+GUI_FIRST_PAINT = """
+import sys
+from app.gui import window
+show_event = window.MainWindow.showEvent
+def shown(self, event):
+    show_event(self, event)
+    print("torch" in sys.modules, flush=True)
+    import os
+    os._exit(0)
+window.MainWindow.showEvent = shown
+from app.cli import main
+main(["gui", "--db", sys.argv[1]])
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter with Qt (~5 s)
+def test_the_window_shows_before_torch_is_imported(indexed_with_graph):
+    db, data_dir = indexed_with_graph
+    env = dict(os.environ, COTS_DATA_DIR=str(data_dir), COTS_TEXT_RUNTIME="auto", QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-c", GUI_FIRST_PAINT, db], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stderr[-2000:]

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cots_core import COTS, ModelConfig, image_runtime
+from cots_core import COTS, ModelConfig, image_runtime, onnx_cache
 from cots_core.image_runtime import GRAPH_FILE, MANIFEST_FILE, RUNTIME_ENV, load_onnx_image_encoder
 
 pytestmark = pytest.mark.slow  # one ONNX export (~10 s on 2 cores) per model
@@ -113,7 +113,7 @@ def _chosen(manifest: dict, int8_allowed: bool = True) -> str:
 
 def test_a_transformer_tower_runs_on_the_fastest_runtime_that_agrees(tiny_clip, tmp_path, monkeypatch):
     encoder = load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
-    folder = image_runtime._folder_for(tiny_clip.model_id, tmp_path)
+    folder = onnx_cache.model_folder(tiny_clip.model_id, tmp_path)
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     verdict = manifest["int8"]
     assert verdict["views"] == 40 and 0 <= verdict["overlap"] <= 1 and verdict["min_cosine"] <= 1
@@ -134,7 +134,7 @@ def test_a_transformer_tower_runs_on_the_fastest_runtime_that_agrees(tiny_clip, 
 def test_int8_is_refused_when_search_would_disagree(tiny_clip, tmp_path, monkeypatch):
     monkeypatch.setattr(image_runtime, "INT8_MIN_OVERLAP", 1.01)  # no graph can meet it
     encoder = load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
-    folder = image_runtime._folder_for(tiny_clip.model_id, tmp_path)
+    folder = onnx_cache.model_folder(tiny_clip.model_id, tmp_path)
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     assert not manifest["int8"]["accepted"] and not (folder / image_runtime.INT8_GRAPH_FILE).exists()
     assert (encoder.precision if encoder is not None else "torch") == _chosen(manifest) != "int8"
@@ -142,7 +142,7 @@ def test_int8_is_refused_when_search_would_disagree(tiny_clip, tmp_path, monkeyp
 
 def test_fp32_setting_never_takes_int8(tiny_clip, tmp_path, monkeypatch):
     load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
-    folder = image_runtime._folder_for(tiny_clip.model_id, tmp_path)
+    folder = onnx_cache.model_folder(tiny_clip.model_id, tmp_path)
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     manifest["int8"]["accepted"], manifest["seconds"]["int8"] = True, 0.0  # as if int8 agreed and won
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
@@ -165,7 +165,7 @@ def test_a_fifo_as_the_manifest_is_replaced_without_blocking(tiny, tmp_path, mon
     from hang_guard import finishes_within
 
     assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path) is not None
-    manifest = image_runtime._folder_for(tiny.model_id, tmp_path) / MANIFEST_FILE
+    manifest = onnx_cache.model_folder(tiny.model_id, tmp_path) / MANIFEST_FILE
     manifest.unlink()
     os.mkfifo(manifest)
     exports = _counting_exports(monkeypatch)
@@ -177,7 +177,7 @@ def test_a_graph_linked_out_of_the_cache_is_not_read(tiny, tmp_path, monkeypatch
     """Was: ``image.onnx -> /dev/zero`` read until memory ran out. A link is never followed (here to a copy
     of the right graph, so that following it would pass every other check): the graph is exported again."""
     assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path / "cache") is not None
-    graph = image_runtime._folder_for(tiny.model_id, tmp_path / "cache") / GRAPH_FILE
+    graph = onnx_cache.model_folder(tiny.model_id, tmp_path / "cache") / GRAPH_FILE
     elsewhere = tmp_path / "elsewhere.onnx"
     graph.rename(elsewhere)
     graph.symlink_to(elsewhere)
@@ -189,7 +189,7 @@ def test_a_graph_linked_out_of_the_cache_is_not_read(tiny, tmp_path, monkeypatch
 def test_a_graph_cut_short_with_its_hash_rewritten_is_exported_again(tiny, tmp_path, monkeypatch):
     """Was: ONNX Runtime failed on the graph, the library stayed on PyTorch and never exported it again."""
     assert load_onnx_image_encoder(tiny, threads=2, cache_root=tmp_path) is not None
-    folder = image_runtime._folder_for(tiny.model_id, tmp_path)
+    folder = onnx_cache.model_folder(tiny.model_id, tmp_path)
     cut = (folder / GRAPH_FILE).read_bytes()[:4096]
     (folder / GRAPH_FILE).write_bytes(cut)
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
@@ -224,7 +224,7 @@ def test_an_int8_verdict_pointed_at_a_forged_graph_is_not_used(tiny_clip, tmp_pa
     """Was: the int8 graph was used on the hash in its manifest alone, so a forged graph with its hash written
     into the verdict gave the library its embeddings. Now the graph is checked against fp32 at each load."""
     load_onnx_image_encoder(tiny_clip, threads=2, cache_root=tmp_path)
-    folder = image_runtime._folder_for(tiny_clip.model_id, tmp_path)
+    folder = onnx_cache.model_folder(tiny_clip.model_id, tmp_path)
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     forged = _forged_graph(int(manifest["image_size"]), int(manifest["embed_dim"]))
     (folder / image_runtime.INT8_GRAPH_FILE).write_bytes(forged)

@@ -1,0 +1,68 @@
+"""The per-model ONNX cache both graphs live in (``image_runtime``: the image path; ``text_graph``: the text
+path), without torch: where a model's folder is, its manifests, and an ONNX Runtime session.
+
+``<data dir>/models/onnx/<model id>/`` holds each graph with its own manifest (the graph's SHA-256, and what was
+checked). Every file there is read only as a regular file of a bounded size (``read_regular_file``: no symlink,
+no FIFO) and written through a fresh staging file, so a damaged entry is made anew rather than followed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from cots_core.folder_safety import read_regular_file
+from cots_core.paths import data_dir
+
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes
+MAX_GRAPH_BYTES = 2 << 30  # protobuf's own limit: a graph saved without external data is under 2 GiB
+
+
+def onnx_cache_root() -> Path:
+    return data_dir() / "models" / "onnx"
+
+
+def model_folder(model_id: str, root: Path | None = None) -> Path:
+    """The cache folder of ``model_id`` (any character a file name cannot hold made ``_``)."""
+    return (root or onnx_cache_root()) / re.sub(r"[^A-Za-z0-9._-]", "_", model_id)
+
+
+def write_manifest(folder: Path, name: str, manifest: dict) -> None:
+    """Atomically, through a fresh staging file (a fixed staging name could be a FIFO, and block the write)."""
+    write_file(folder / name, (json.dumps(manifest, indent=1) + "\n").encode())
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` atomically, through a fresh staging file beside it."""
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(staging, path)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+
+
+def read_manifest(folder: Path, name: str) -> dict | None:
+    """The manifest ``name`` of ``folder`` as a dict, or None when missing, unreadable or not a JSON object."""
+    try:
+        manifest = json.loads(read_regular_file(folder / name, MAX_MANIFEST_BYTES))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def session(graph: bytes, threads: int):
+    """An ONNX Runtime CPU session over ``graph`` (bytes: the graph cannot name external data files to be read
+    from elsewhere)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle threads sleep instead of spinning: on a shared CPU spinning costs everyone (cf. OMP_WAIT_POLICY)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
