@@ -125,7 +125,8 @@ def open_library(args, create: bool = False):
 def load_encoder(args, library, text_first: bool = False):
     """The model for a command: for indexing the full one; for searching (``text_first``) the library's
     model's ONNX text graph where it has one (no torch), else the text-first PyTorch path."""
-    from app.library.query_encoder import DEFAULT_MODEL, load_query_encoder
+    from app.library.paths import DEFAULT_MODEL
+    from app.library.query_encoder import load_query_encoder
 
     source = args.model or library.model_source or DEFAULT_MODEL
     fetch_if_hub_id(args.model)  # a hub id named on the command line is downloaded once; the library keeps the id

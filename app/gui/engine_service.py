@@ -10,8 +10,9 @@ from app.gui.service import Counts, ImageInput, IndexSummary, SignalChoices, Sig
 from app.library import Library
 from app.library.errors import LibraryError
 from app.library.indexer import IndexControl, Indexer, IndexOptions
+from app.library.paths import DEFAULT_MODEL
 from app.library.people import People, Person, match_face_boxes
-from app.library.query_encoder import DEFAULT_MODEL, load_query_encoder
+from app.library.query_encoder import load_query_encoder
 from app.library.search import DEFAULT_MIN_RELEVANCE, Filters, Hit, SearchService, browse, periods
 from app.library.signal_runner import disabled_signals, set_signal_enabled
 from app.library.signals import face_signals, fact_filters, toggles

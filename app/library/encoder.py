@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.library.query_encoder import DEFAULT_MODEL
+from app.library.paths import DEFAULT_MODEL
 from cots_core.devices import select_device
 
 log = logging.getLogger(__name__)

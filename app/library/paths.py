@@ -1,4 +1,4 @@
-"""Where libraries live by default (platform conventions, via platformdirs)."""
+"""Where libraries live by default (platform conventions, via platformdirs), and the model a new one starts with."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,9 @@ from pathlib import Path
 # one rule for the model cache and the libraries: cots_core decides where user data lives
 from cots_core.paths import data_dir
 
-__all__ = ["data_dir", "default_db_path"]
+__all__ = ["DEFAULT_MODEL", "data_dir", "default_db_path"]
+
+DEFAULT_MODEL = "cots-lite"
 
 
 def default_db_path(name: str = "library") -> Path:

@@ -15,8 +15,6 @@ import numpy as np
 from app.library.errors import LibraryError
 from cots_core.text_graph import RUNTIME_ENV, load_text_graph, runtime_wanted, text_graph_state
 
-DEFAULT_MODEL = "cots-lite"
-
 
 class GraphQueryEncoder:
     """Text through the model's ONNX text graph; anything else through the full ``Encoder`` of ``source``,
