@@ -164,7 +164,9 @@ def _search_service(args, library):
     if library.model_id is None:
         raise LibraryError(f"the library {library.path} is empty: run `cots index FOLDER` first")
     # searches need the image tower only for a query image outside the library: load it on demand
-    return SearchService(library, load_encoder(args, library, text_first=True))
+    encoder = load_encoder(args, library, text_first=True)
+    library.read_in_place = True  # one query, then exit: the saved indexes are read in place, not loaded
+    return SearchService(library, encoder)
 
 
 def print_hits(hits, query: str | None = None) -> None:

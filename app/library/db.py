@@ -22,7 +22,7 @@ import sqlite_utils
 
 from app.library.pathtext import from_db, to_db
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # PRAGMA application_id of a cots library ("COTS"): another program's SQLite file is never written to.
 APPLICATION_ID = 0x434F5453
 # Libraries written before application_id existed are recognised by these tables.
@@ -154,8 +154,16 @@ def _migrate_7(db: sqlite_utils.Database) -> None:
         db["faces"].add_column("at_s", float)
 
 
+def _migrate_8(db: sqlite_utils.Database) -> None:
+    """An index on each embedding table's (model, generation): whether anything was written since a saved
+    vector index is then a lookup, not a scan of every vector (a cold `cots search` at 1M items read them all:
+    ``storage.vectors.unchanged_since``, issue 33)."""
+    for table in ("embeddings", "segments", "text_embeddings"):
+        db[table].create_index(["model_id", "gen"], if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7]
+    _migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -39,7 +39,7 @@ def check_hnsw_file(path: Path, dim: int, live: int) -> int:
     whose every offset, level and neighbour id is in range (about 0.1 s per 100k vectors). Load it with ``max_elements`` = that number:
     the file's own ``max_elements`` is then never used (a flipped bit there is a huge allocation)."""
     size = os.path.getsize(path)
-    header = _checked_header(path, size, dim, live)
+    header = checked_header(path, size, dim, live)
     elements, per_element, max_m0 = header["elements"], header["per_element"], header["max_m0"]
     if elements == 0:
         if size != HEADER.size:
@@ -60,7 +60,7 @@ def check_hnsw_file(path: Path, dim: int, live: int) -> int:
     return elements
 
 
-def _checked_header(path: Path, size: int, dim: int, live: int) -> dict[str, int]:
+def checked_header(path: Path, size: int, dim: int, live: int) -> dict[str, int]:
     """The header's fields the walk needs, once every field agrees with an inner-product index of ``dim``."""
     if size < HEADER.size:
         raise HnswFileDamaged(f"{size} bytes, shorter than the {HEADER.size}-byte header")

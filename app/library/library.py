@@ -23,6 +23,7 @@ from app.library.db import LibraryDB, blob_to_vector, database_error_message, is
 from app.library.ef_background import EfChooser
 from app.library.errors import LibraryDamagedError, LibraryError
 from app.library.hnsw_file import HnswFileDamaged
+from app.library.mapped_index import MappedIndex
 from app.library.paths import default_db_path
 from app.library.pathtext import display_text, from_db, to_db
 from app.library.signals import fact_filter
@@ -138,6 +139,8 @@ class Library:
         self._vector_lock = threading.RLock()
         self._ef_chooser = EfChooser()  # ef_search measured on its own thread, outside _vector_lock
         self.rebuilt: dict[tuple[str, str], str] = {}  # (kind, model) -> why its saved index was rebuilt
+        # a process answering a query or two (`cots search`): saved indexes are read in place (MappedIndex)
+        self.read_in_place = False
 
     def close(self, finish_ef_choice: bool = True) -> None:
         """Save the vector indexes (after any ef choice still running, or stopping it when
@@ -281,6 +284,13 @@ class Library:
                 return index
             since = self._synced.get(key)
             rows_dim = self._stored_dim(kind, model_id) or dim
+            if index is None and self.read_in_place and rows_dim:
+                mapped = self._mapped_index(kind, model_id, rows_dim)
+                if mapped is not None:
+                    self._vectors[key], self._synced[key] = mapped, generation
+                    return mapped
+            if isinstance(index, MappedIndex):  # the library changed since: load the index, which repairs
+                index = None
             if index is None:
                 try:
                     loaded = VectorIndex.load(self.index_prefix(kind, model_id), rows_dim or 0, self.params) \
@@ -309,6 +319,19 @@ class Library:
             if changed:
                 self._dirty.add(key)
             return index
+
+    def _mapped_index(self, kind: str, model_id: str, dim: int) -> MappedIndex | None:
+        """The saved index read in place (``MappedIndex``) when it holds exactly the stored vectors: its files
+        agree, nothing was written since its save, and a spot check matches SQLite. None otherwise."""
+        loaded = MappedIndex.load(self.index_prefix(kind, model_id), dim, self.params)
+        if loaded is None:
+            return None
+        index, meta = loaded
+        saved_gen = meta.get("generation")
+        if meta.get("model_id") != model_id or not isinstance(saved_gen, int) \
+                or not vector_store.unchanged_since(self.db.conn, kind, model_id, saved_gen, len(index)):
+            return None
+        return index if self._agrees_with_database(kind, model_id, index, saved_gen) else None
 
     def _agrees_with_database(self, kind: str, model_id: str, index: VectorIndex, saved_gen: int,
                               sample: int = SPOT_CHECKS) -> bool:
@@ -368,6 +391,9 @@ class Library:
         since the last sync, the indexes count as in sync; otherwise the next ``vectors`` call repairs.
         """
         with self._vector_lock:
+            for key in [key for key, index in self._vectors.items() if isinstance(index, MappedIndex)]:
+                del self._vectors[key]  # read-only: the next use loads the index, with this write
+                self._synced.pop(key, None)
             for key, index in self._vectors.items():
                 kind, key_model = key
                 if remove and remove.get(kind):

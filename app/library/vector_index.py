@@ -162,7 +162,7 @@ class VectorIndex:
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """Up to n stored vectors chosen at random (for score calibration)."""
         with self._lock:
-            ids = self.ids
+            ids = np.sort(self.ids)  # in id order, not the set's: the same sample as MappedIndex.sample
             if len(ids) > n:
                 ids = np.random.default_rng(seed).choice(ids, n, replace=False)
             return self.get(ids)

@@ -72,7 +72,8 @@ def stored_vectors(conn: sqlite3.Connection, kind: str, model_id: str, ids: list
     or before, when given)."""
     id_column = KIND_ID_COLUMNS[kind]
     rows: list[tuple[int, bytes]] = []
-    scope, scope_args = ("", ()) if max_gen is None else (" AND gen IS NOT NULL AND gen <= ?", (max_gen,))
+    # "+gen": never the (model_id, gen) index, which would scan every row of the model; the primary key finds ids
+    scope, scope_args = ("", ()) if max_gen is None else (" AND +gen IS NOT NULL AND +gen <= ?", (max_gen,))
     for chunk, marks in id_chunks(ids, 5000):
         rows += conn.execute(f"SELECT {id_column}, vector FROM {KIND_TABLES[kind]} WHERE model_id = ? "
                              f"AND {id_column} IN ({marks}){scope}", (model_id, *chunk, *scope_args)).fetchall()
@@ -88,6 +89,19 @@ def stored_dim(conn: sqlite3.Connection, kind: str, model_id: str) -> int | None
 def stored_ids(conn: sqlite3.Connection, kind: str, model_id: str) -> set[int]:
     id_column = KIND_ID_COLUMNS[kind]
     return {r[0] for r in conn.execute(f"SELECT {id_column} FROM {KIND_TABLES[kind]} WHERE model_id = ?", (model_id,))}
+
+
+def unchanged_since(conn: sqlite3.Connection, kind: str, model_id: str, generation: int, count: int) -> bool:
+    """Whether one embedding kind's rows are still those of a saved index: ``count`` of them and none written
+    after ``generation`` (every write stamps the generation it commits in, so an addition or a replacement
+    shows as a newer row, and a deletion as a lower count). Lookups on the (model_id, gen) index."""
+    table = KIND_TABLES[kind]
+    newer = conn.execute(f"SELECT EXISTS(SELECT 1 FROM {table} WHERE model_id = ? AND gen > ?) "
+                         f"OR EXISTS(SELECT 1 FROM {table} WHERE model_id = ? AND gen IS NULL)",
+                         (model_id, generation, model_id)).fetchone()[0]
+    if newer:
+        return False
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE model_id = ?", (model_id,)).fetchone()[0] == count
 
 
 def stored_vector_batches(conn: sqlite3.Connection, kind: str, model_id: str, since: int | None,
