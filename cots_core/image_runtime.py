@@ -33,12 +33,12 @@ from torch import nn
 
 from cots_core.folder_safety import read_regular_file, remove_damaged
 from cots_core.heads import image_embedding
+from cots_core.image_graph import GRAPH_FILE, MANIFEST_FILE, MAX_PIXEL_ERROR, preprocess_spec
+from cots_core.image_graph import preprocess as light_preprocess
 from cots_core.onnx_cache import MAX_GRAPH_BYTES, model_folder, read_manifest, session, write_manifest
 
 log = logging.getLogger(__name__)
 
-GRAPH_FILE = "image.onnx"
-MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 MIN_COSINE = 0.999  # per row, ONNX Runtime vs PyTorch on the probe batch
 PROBE_BATCH = 2
@@ -197,7 +197,8 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
     folder = model_folder(model.model_id, cache_root)
     try:
         encoder = _load_cached(model, folder, threads)
-        if encoder is None or _matches_torch(encoder, model) < MIN_COSINE:
+        cosine = _matches_torch(encoder, model) if encoder is not None else float("nan")
+        if not cosine >= MIN_COSINE:
             for name in (GRAPH_FILE, MANIFEST_FILE):  # whatever stands there (a FIFO, a link) is made anew
                 remove_damaged(folder / name)
             log.info("exporting the image tower of %s to ONNX (once per model)", model.model_id)
@@ -210,6 +211,7 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
                 log.warning("ONNX image graph of %s disagrees with PyTorch (cosine %.5f): using PyTorch",
                             model.model_id, cosine)
                 return None
+        _record_light_check(model, encoder, cosine)
         if model.config.vision.backend == "transformers":
             return _fastest_for_transformer_tower(model, encoder, threads)
         return encoder
@@ -217,6 +219,42 @@ def load_onnx_image_encoder(model: nn.Module, threads: int | None = None, cache_
         log.warning("ONNX Runtime unavailable for %s (%s: %s): using PyTorch", model.model_id,
                     type(error).__name__, str(error)[:200])
         return None
+
+
+def _record_light_check(model: nn.Module, encoder: OnnxImageEncoder, cosine: float) -> None:
+    """Keep in the manifest what a query image needs to go through this graph without torch
+    (``cots_core.image_graph``): the graph's cosine against PyTorch, just measured, and the numpy
+    preprocessing's largest pixel error against the model's transform on the sample library's photos. Once per
+    graph (keyed by its hash)."""
+    manifest = encoder.manifest
+    light = manifest.get("light")
+    if isinstance(light, dict) and light.get("sha256") == manifest.get("sha256"):
+        return
+    spec = preprocess_spec(model.config.vision, model.config.image_size)
+    verdict: dict = {"sha256": manifest.get("sha256"), "min_cosine": round(cosine, 6)}
+    if spec is None:
+        verdict.update(accepted=False, why=f"the {model.config.vision.resize_backend} resize is torch's alone")
+    else:
+        error = max(float(np.abs(light_preprocess(image, spec) - model.preprocess(image).numpy()).max())
+                    for image in _sample_photos())
+        verdict.update(preprocess=spec, max_pixel_error=error, accepted=error <= MAX_PIXEL_ERROR)
+    manifest["light"] = verdict
+    write_manifest(encoder.folder, MANIFEST_FILE, manifest)
+
+
+def _sample_photos(limit: int = 6) -> list:
+    """The shipped sample library's first photos, each whole and as an odd-sized crop (rounding differs)."""
+    from PIL import Image
+
+    from cots_core.encoders import shipped_resource
+
+    photos = []
+    for path in sorted(shipped_resource("sample_library").rglob("*.jpg"))[:limit]:
+        with Image.open(path) as opened:
+            opened.load()
+            image = opened.convert("RGB")
+        photos += [image, image.crop((1, 3, image.width * 2 // 3 + 1, image.height - 2))]
+    return photos
 
 
 def exported_graph_encoder(model: nn.Module, threads: int | None = None,

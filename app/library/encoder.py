@@ -96,6 +96,15 @@ class Encoder:
                     self._image_runtime = load_onnx_image_encoder(model, torch.get_num_threads(), on_export=on_export)
         return "onnxruntime" if self._image_runtime is not None else "torch"
 
+    def prepare_query_graphs(self, on_export: Callable[[], None] | None = None) -> None:
+        """What lets later queries skip torch: the text graph (``prepare_text_graph``), and the image graph's
+        check for query images (``cots_core.image_graph``), recorded by ``prepare_images`` where it is missing."""
+        from cots_core.image_graph import needs_light_check
+
+        self.prepare_text_graph(on_export)
+        if self.device.type == "cpu" and needs_light_check(self.model_id):
+            self.prepare_images()
+
     def prepare_text_graph(self, on_export: Callable[[], None] | None = None) -> dict | None:
         """Write and check the model's ONNX text graph when it has none (``cots_core.text_graph_export``, once per
         model id), so that later searches answer text without loading torch. Returns its manifest, or None when

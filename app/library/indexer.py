@@ -252,8 +252,8 @@ class Indexer:
             if self.options.vocabulary:
                 self._embed_vocabulary(run_started)
             # once per model: later searches then answer text without loading torch (cots_core.text_graph)
-            self.encoder.prepare_text_graph(on_export=lambda: self._report("prepare", 0, 0, time.perf_counter(),
-                                                                           None, 0, run_started))
+            self.encoder.prepare_query_graphs(on_export=lambda: self._report("prepare", 0, 0, time.perf_counter(),
+                                                                             None, 0, run_started))
         except IndexCancelled:
             report.cancelled = True
         finally:

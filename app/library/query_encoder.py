@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from app.library.errors import LibraryError
+from cots_core.image_graph import load_image_graph
 from cots_core.text_graph import RUNTIME_ENV, load_text_graph, runtime_wanted, text_graph_state
 
 
@@ -25,6 +26,7 @@ class GraphQueryEncoder:
     def __init__(self, text_model, source: str, device: str | None = None):
         self.text_model, self.source, self._device = text_model, source, device
         self._full = None
+        self._image_model = None  # the image graph, looked for on first use (False: none)
         self._lock = threading.Lock()
 
     @property
@@ -38,6 +40,16 @@ class GraphQueryEncoder:
     @property
     def image_size(self) -> int:
         return self.text_model.image_size
+
+    def encode_pil(self, images) -> np.ndarray:
+        """A query image from outside the library: through the model's checked image graph when it has one
+        (``cots_core.image_graph``: no torch), else the full model."""
+        with self._lock:
+            if self._image_model is None:
+                self._image_model = load_image_graph(self.model_id) or False
+        if self._image_model:
+            return self._image_model.encode_pil(list(images))
+        return self.full.encode_pil(images)
 
     def encode_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         if not texts:

@@ -83,6 +83,10 @@ def test_the_gui_engine_answers_text_before_loading_the_image_tower(tmp_path, ph
 @pytest.fixture
 def indexed_with_graph(tmp_path, monkeypatch, photos):
     """(db, data dir) of a library indexed with the tiny model, its ONNX text graph written by the indexing."""
+    return _indexed_with_graphs(tmp_path, monkeypatch, photos)
+
+
+def _indexed_with_graphs(tmp_path, monkeypatch, photos):
     from cots_core import COTS, ModelConfig
 
     model_dir = tmp_path / "tiny"
@@ -183,3 +187,22 @@ def test_the_window_shows_before_torch_is_imported(indexed_with_graph):
     done = subprocess.run([sys.executable, "-c", GUI_FIRST_PAINT, db], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "False", done.stderr[-2000:]
+
+
+@pytest.mark.slow  # an image graph export (~10 s) and fresh interpreters
+def test_a_query_image_from_outside_the_library_goes_through_the_image_graph_without_torch(tmp_path, monkeypatch,
+                                                                                           photos):
+    monkeypatch.setenv("COTS_IMAGE_RUNTIME", "auto")  # indexing exports the image graph and checks it
+    db, data_dir = _indexed_with_graphs(tmp_path, monkeypatch, photos)
+    outside = tmp_path / "outside.jpg"
+    from fakes import real_photo
+
+    real_photo("coffee").save(outside)
+    for command in ("similar", "describe"):
+        answer, heavy = _json_out([command, str(outside), "--db", db, "--json"], data_dir, "auto")
+        assert heavy == [], f"cots {command} of a new file imported {heavy}"
+        reference, heavy = _json_out([command, str(outside), "--db", db, "--json"], data_dir, "torch")
+        assert "torch" in heavy
+        key = "path" if command == "similar" else "text"
+        assert [a[key] for a in answer] == [r[key] for r in reference]
+        assert max(abs(a["score"] - r["score"]) for a, r in zip(answer, reference)) < 1e-3
