@@ -43,9 +43,12 @@ def timed(owner, name, phase):
         finally:
             phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t
     setattr(owner, name, wrapper)
+import os
 from app.cli import main
 from app.library import library, query_encoder, search
 phases["imports"] = time.perf_counter() - started
+if os.environ.get("BENCH_INDEX") == "loaded":  # the saved index loaded into hnswlib, as before issue 33
+    library.Library._mapped_index = lambda *args: None
 timed(library.Library, "__init__", "open library")
 timed(query_encoder, "load_query_encoder", "text path")
 timed(library.Library, "vectors", "indexes")
@@ -113,15 +116,64 @@ def _run(argv: list[str], env: dict) -> tuple[float, dict]:
 def measure(args) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     libraries = sorted(Path(args.work).glob("lib*/library.db"), key=lambda p: int(p.parent.name[3:]))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as on a person's machine: compiled modules are cached
+    rows: dict[str, list] = {"import torch": []}
+    phases: dict[str, list[dict]] = {}
+    variants = {"": {}, " (text: PyTorch)": {"COTS_TEXT_RUNTIME": "torch"},
+                " (index loaded)": {"BENCH_INDEX": "loaded"},
+                " (text: PyTorch, index loaded)": {"COTS_TEXT_RUNTIME": "torch", "BENCH_INDEX": "loaded"}}
+    chosen = {name: extra for name, extra in variants.items() if not name or args.variants}
+    for round_ in range(args.runs):
+        rows["import torch"].append(_run([sys.executable, "-c", "import torch"], env)[0])
+        for db in libraries:
+            for variant, extra in chosen.items():
+                query = QUERIES[(round_ * 7 + libraries.index(db) * 3 + len(variant)) % len(QUERIES)]
+                seconds, timed = _run([sys.executable, "-c", PROBE, "search", query, "--db", str(db), "-k", "20"],
+                                      {**env, **extra})
+                rows.setdefault(db.parent.name + variant, []).append(seconds)
+                phases.setdefault(db.parent.name + variant, []).append(timed)
+    report(rows, phases, args)
+
+
+def families(args) -> None:
+    """Cold `cots search` per model family on a small library of real photos (tests/data/real_photos), beside
+    `import torch`: cots-lite, and CLIP ViT-B/32 and SigLIP-B/16 at their published sizes with random weights
+    (bench/clip_family_speed.py's builders: no CLIP-class weights exist offline; the speed is real)."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from clip_family_speed import PHOTOS, SPECS
+
+    work = Path(args.work)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", COTS_DATA_DIR=str(work / "data"), COTS_IMAGE_RUNTIME="torch")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    libraries = {}
+    for name in args.models:
+        source = name if name == "cots-lite" else str(work / name)
+        if name != "cots-lite" and not (work / name / "config.json").is_file():
+            SPECS[name](work / name)
+        db, photos = work / f"{name}.db", work / "photos"
+        photos.mkdir(parents=True, exist_ok=True)
+        for path in PHOTOS:
+            shutil.copy(path, photos / path.name)
+        if not db.is_file():  # indexing writes the text graph
+            subprocess.run([sys.executable, "-m", "app.cli", "index", str(photos), "--db", str(db), "--model", source,
+                            "--quiet", "--no-ocr", "--no-faces"], env=env, check=True, capture_output=True)
+        libraries[name] = db
     rows: dict[str, list] = {"import torch": []}
     phases: dict[str, list[dict]] = {}
     for round_ in range(args.runs):
         rows["import torch"].append(_run([sys.executable, "-c", "import torch"], env)[0])
-        for db in libraries:
-            query = QUERIES[(round_ * len(libraries) + libraries.index(db)) % len(QUERIES)]
-            seconds, timed = _run([sys.executable, "-c", PROBE, "search", query, "--db", str(db), "-k", "20"], env)
-            rows.setdefault(db.parent.name, []).append(seconds)
-            phases.setdefault(db.parent.name, []).append(timed)
+        for name, db in libraries.items():
+            for variant, extra in (("", {}), (" (text: PyTorch)", {"COTS_TEXT_RUNTIME": "torch"})):
+                query = QUERIES[(round_ * 5 + len(variant)) % len(QUERIES)]
+                seconds, timed = _run([sys.executable, "-c", PROBE, "search", query, "--db", str(db)], {**env, **extra})
+                rows.setdefault(name + variant, []).append(seconds)
+                phases.setdefault(name + variant, []).append(timed)
+    report(rows, phases, args)
+
+
+def report(rows: dict[str, list], phases: dict[str, list[dict]], args) -> None:
     torch_median = statistics.median(rows["import torch"])
     result = {"runs": args.runs, "load_average": [round(v, 1) for v in os.getloadavg()], "rows": {}}
     for name, seconds in rows.items():
@@ -150,8 +202,15 @@ def main() -> None:
     m.add_argument("--work", required=True)
     m.add_argument("--runs", type=int, default=5)
     m.add_argument("--json")
+    m.add_argument("--variants", action="store_true",
+                   help="also each library with the text on PyTorch, with its index loaded, and with both (before)")
+    f = actions.add_parser("families")
+    f.add_argument("--work", required=True)
+    f.add_argument("--runs", type=int, default=5)
+    f.add_argument("--json")
+    f.add_argument("--models", nargs="+", default=["cots-lite", "vit-b32", "siglip-b16"])
     args = parser.parse_args()
-    build(args) if args.action == "build" else measure(args)
+    {"build": build, "measure": measure, "families": families}[args.action](args)
 
 
 if __name__ == "__main__":

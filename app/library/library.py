@@ -289,36 +289,36 @@ class Library:
                 if mapped is not None:
                     self._vectors[key], self._synced[key] = mapped, generation
                     return mapped
-            if isinstance(index, MappedIndex):  # the library changed since: load the index, which repairs
-                index = None
-            if index is None:
-                try:
-                    loaded = VectorIndex.load(self.index_prefix(kind, model_id), rows_dim or 0, self.params) \
-                        if rows_dim else None
-                except HnswFileDamaged as error:  # said once: the rebuilt index is saved at close
-                    log.warning("the saved %s index is damaged (%s); rebuilding it from the library database",
-                                kind, display_text(str(error)))
-                    self.rebuilt[key] = f"the saved index file was damaged ({error}); rebuilt from the database"
-                    self._dirty.add(key)
-                    loaded = None
-                saved_gen = loaded[1].get("generation") if loaded else None
-                if loaded and loaded[1].get("model_id") == model_id and isinstance(saved_gen, int) \
-                        and saved_gen <= generation:
-                    if self._agrees_with_database(kind, model_id, loaded[0], saved_gen):
-                        index, since = loaded[0], saved_gen
-                    else:
-                        log.info("the saved %s index disagrees with the database: rebuilding it", kind)
-                        self.rebuilt[key] = "the saved index file disagreed with the database; rebuilt from it"
-                        self._dirty.add(key)
-                        index, since = VectorIndex(rows_dim or 1, self.params), None
-                else:
-                    index, since = VectorIndex(rows_dim or 1, self.params), None
+            if index is None or isinstance(index, MappedIndex):  # a mapped one: the library changed since
+                index, since = self._saved_index(kind, model_id, rows_dim, generation)
             changed = self._repair(kind, model_id, index, since)
             self._vectors[key] = index
             self._synced[key] = generation
             if changed:
                 self._dirty.add(key)
             return index
+
+    def _saved_index(self, kind: str, model_id: str, rows_dim: int | None,
+                     generation: int) -> tuple[VectorIndex, int | None]:
+        """(the saved index, the generation it holds) when its files are sound and agree with the database,
+        else (a new empty index, None): the caller's repair then fills it from SQLite."""
+        try:
+            loaded = VectorIndex.load(self.index_prefix(kind, model_id), rows_dim or 0, self.params) \
+                if rows_dim else None
+        except HnswFileDamaged as error:  # said once: the rebuilt index is saved at close
+            log.warning("the saved %s index is damaged (%s); rebuilding it from the library database",
+                        kind, display_text(str(error)))
+            self.rebuilt[(kind, model_id)] = f"the saved index file was damaged ({error}); rebuilt from the database"
+            self._dirty.add((kind, model_id))
+            loaded = None
+        saved_gen = loaded[1].get("generation") if loaded else None
+        if loaded and loaded[1].get("model_id") == model_id and isinstance(saved_gen, int) and saved_gen <= generation:
+            if self._agrees_with_database(kind, model_id, loaded[0], saved_gen):
+                return loaded[0], saved_gen
+            log.info("the saved %s index disagrees with the database: rebuilding it", kind)
+            self.rebuilt[(kind, model_id)] = "the saved index file disagreed with the database; rebuilt from it"
+            self._dirty.add((kind, model_id))
+        return VectorIndex(rows_dim or 1, self.params), None
 
     def _mapped_index(self, kind: str, model_id: str, dim: int) -> MappedIndex | None:
         """The saved index read in place (``MappedIndex``) when it holds exactly the stored vectors: its files
