@@ -89,7 +89,7 @@ def build(args) -> None:
     print(f"rows and vocabulary in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     started = time.perf_counter()
     if args.ef_construction:
-        params = HnswParams(ef_construction=args.ef_construction)
+        params = HnswParams(ef_construction=max(args.ef_construction, HnswParams().M))  # hnswlib's own floor
         index = VectorIndex(vectors.shape[1], params, capacity=args.n)
         index.add(np.arange(args.n), vectors, num_threads=-1)
         library._vectors[("media", encoder.model_id)] = index  # saved at close as the library saves its own

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -54,9 +55,22 @@ def read_manifest(folder: Path, name: str) -> dict | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def session(graph: bytes, threads: int):
-    """An ONNX Runtime CPU session over ``graph`` (bytes: the graph cannot name external data files to be read
-    from elsewhere)."""
+def file_stamp(path: Path) -> dict | None:
+    """What identifies the bytes of a regular file without reading them: size, inode, modification and change
+    times (a rewrite, a replacement or ``touch`` changes the change time, which no program can set back). None
+    for anything but a regular file."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return {"size": info.st_size, "ino": info.st_ino, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns}
+
+
+def session(graph: bytes | Path, threads: int):
+    """An ONNX Runtime CPU session over ``graph``: bytes, or the path of a file whose bytes were checked (a graph
+    cots wrote names no external data files to be read from elsewhere)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -65,4 +79,5 @@ def session(graph: bytes, threads: int):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # idle threads sleep instead of spinning: on a shared CPU spinning costs everyone (cf. OMP_WAIT_POLICY)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), options,
+                                providers=["CPUExecutionProvider"])

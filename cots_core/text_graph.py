@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cots_core.folder_safety import read_regular_file
-from cots_core.onnx_cache import MAX_GRAPH_BYTES, model_folder, read_manifest, session
+from cots_core.onnx_cache import MAX_GRAPH_BYTES, file_stamp, model_folder, read_manifest, session
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ MANIFEST_FILE = "text.json"
 FORMAT_VERSION = 1
 MIN_COSINE = 0.9999  # per text, ONNX Runtime vs PyTorch
 TOP_K = 10
+NOT_CHECKED = "its text graph is not the one that was checked (`cots index` writes it again)"
 MAX_TOKENIZER_BYTES = 64 << 20  # a tokenizer.json of a 250k-piece vocabulary is ~20 MB
 # the kinds of tokenizer a graph folder can hold, and their file names
 TOKENIZERS_JSON, SIGLIP_SENTENCEPIECE = "tokenizers", "sentencepiece-siglip"
@@ -189,12 +190,18 @@ def text_graph_state(model_id: str, root: Path | None = None, threads: int | Non
     if kind not in TOKENIZER_KINDS:
         return TextGraphState(None, f"its text graph names an unknown tokenizer ({str(kind)[:40]})")
     try:
-        graph = read_regular_file(folder / GRAPH_FILE, MAX_GRAPH_BYTES)
+        # the graph (~90 MB for cots-lite) is hashed only when its stamp is not the one recorded when it was
+        # written: reading and hashing it would be a tenth of a cold search
+        graph: bytes | Path = folder / GRAPH_FILE
+        if file_stamp(graph) != manifest.get("stamp") or not manifest.get("stamp"):
+            graph = read_regular_file(graph, MAX_GRAPH_BYTES)
+            if file_sha256(graph) != manifest.get("sha256"):
+                return TextGraphState(None, NOT_CHECKED)
         tokenizer_data = read_regular_file(folder / TOKENIZER_FILES[kind], MAX_TOKENIZER_BYTES)
     except OSError as error:
         return TextGraphState(None, f"its text graph cannot be read ({type(error).__name__})")
-    if file_sha256(graph) != manifest.get("sha256") or file_sha256(tokenizer_data) != tokenizer_spec.get("sha256"):
-        return TextGraphState(None, "its text graph is not the one that was checked (`cots index` writes it again)")
+    if file_sha256(tokenizer_data) != tokenizer_spec.get("sha256"):
+        return TextGraphState(None, NOT_CHECKED)
     if not load:
         return TextGraphState(None, "", manifest)
     try:

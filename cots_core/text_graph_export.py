@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from cots_core.folder_safety import remove_damaged
-from cots_core.onnx_cache import model_folder, read_manifest, session, write_file, write_manifest
+from cots_core.onnx_cache import file_stamp, model_folder, read_manifest, session, write_file, write_manifest
 from cots_core.text_graph import (
     FORMAT_VERSION,
     GRAPH_FILE,
@@ -196,6 +196,7 @@ def export_text_graph(text_model: TextQueryModel, root: Path | None = None, imag
         manifest["sha256"] = file_sha256(graph)
         write_file(folder / TOKENIZER_FILES[kind], tokenizer_data)
         write_file(folder / GRAPH_FILE, graph)
+        manifest["stamp"] = file_stamp(folder / GRAPH_FILE)
     write_manifest(folder, MANIFEST_FILE, manifest)  # last: the files it names are in place
     return manifest
 
@@ -205,6 +206,10 @@ def ensure_text_graph(text_model: TextQueryModel, root: Path | None = None, imag
     (once per model id; a graph that failed its check is not tried again with the same torch)."""
     state = text_graph_state(text_model.model_id, root, load=False)
     if state.usable:
+        folder = model_folder(text_model.model_id, root)
+        if state.manifest.get("stamp") != file_stamp(folder / GRAPH_FILE):  # hashed just now: stamped, once
+            state.manifest["stamp"] = file_stamp(folder / GRAPH_FILE)
+            write_manifest(folder, MANIFEST_FILE, state.manifest)
         return state.manifest
     manifest = read_manifest(model_folder(text_model.model_id, root), MANIFEST_FILE)
     if (manifest and manifest.get("format") == FORMAT_VERSION and manifest.get("model_id") == text_model.model_id

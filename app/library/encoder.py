@@ -111,7 +111,8 @@ class Encoder:
         it cannot be written (logged; searches then stay on PyTorch and ``cots status`` says why)."""
         from cots_core import text_graph, text_graph_export
 
-        if not text_graph.runtime_wanted() or text_graph.text_graph_state(self.model_id, load=False).usable:
+        state = text_graph.text_graph_state(self.model_id, load=False) if text_graph.runtime_wanted() else None
+        if state is None or (state.usable and state.manifest.get("stamp")):
             return None
         try:
             from cots_core import loading
