@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Parents before children, so that what survives keeps its links.
 TABLES = ("settings", "folders", "scan_errors", "media", "embeddings", "segments", "texts", "text_embeddings",
-          "signal_results", "signal_facts", "signal_boxes", "people", "faces")
+          "signal_results", "signal_facts", "signal_boxes", "people", "faces", "people_rejections")
 RECOVER_TIMEOUT_S = 600
 _MAX_SKIPS = 48  # rowid jumps past an unreadable page, doubling each time (2**48: past any real rowid)
 
@@ -265,6 +265,9 @@ def _drop_orphans(dst: sqlite3.Connection) -> None:
     dst.execute("DELETE FROM text_embeddings WHERE text_id NOT IN (SELECT id FROM texts)")
     for table in ("signal_results", "signal_facts", "signal_boxes", "faces"):
         dst.execute(f"DELETE FROM {table} WHERE media_id NOT IN (SELECT id FROM media)")
+    # A "No" about a face or a person that is gone asks nothing any more.
+    dst.execute("DELETE FROM people_rejections WHERE b NOT IN (SELECT id FROM people) OR (kind = 'face' AND "
+                "a NOT IN (SELECT id FROM faces)) OR (kind = 'same' AND a NOT IN (SELECT id FROM people))")
     # Facts and boxes without their result row would never be redone: the second pass redoes the file.
     dst.execute("DELETE FROM signal_facts WHERE NOT EXISTS (SELECT 1 FROM signal_results r WHERE "
                 "r.media_id = signal_facts.media_id AND r.signal = signal_facts.signal)")

@@ -217,3 +217,17 @@ def test_repair_of_a_truncated_library_salvages_what_is_left_and_counts_what_is_
     assert f"at least {n - salvaged[0.6]} indexed items lost" in out and "0 items lost" not in out
     assert main(["index", "--db", str(db), "--quiet"]) == 0
     assert _status(capsys, db)["indexed"] == n
+
+
+def test_repair_copies_every_table_of_the_schema(tmp_path):
+    """A table added by a migration and forgotten in repair.TABLES would be emptied by every repair (the people
+    suggestions' "No" answers were, until issue 32); the full-text index is rebuilt from media instead."""
+    from app.library.db import LibraryDB
+    from app.library.repair import TABLES
+
+    db = LibraryDB(tmp_path / "fresh.db")
+    try:
+        tables = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        db.close()
+    assert {t for t in tables if not t.startswith("media_fts")} == set(TABLES)

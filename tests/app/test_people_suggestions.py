@@ -102,3 +102,25 @@ def test_cots_people_suggestions_lists_accepts_and_rejects_by_number(library, sc
     assert json.loads(cots("--json")[1]) == [] and "no suggestions" in cots()[1]
     status, _ = cots("--accept", "5")
     assert status == 2
+
+
+@pytest.mark.parametrize("sqlite3_program", [True, False])
+def test_a_repaired_library_keeps_its_rejections(library, scene, monkeypatch, sqlite3_program):
+    """A "No" is a person's answer like a name: `cots repair` copies it, so the question is not asked again."""
+    import shutil
+
+    from test_damaged_library import _zero_root_page
+
+    from app.library.repair import repair_library
+
+    if not sqlite3_program:
+        monkeypatch.setattr(shutil, "which", lambda name: None)  # the row-by-row salvage
+    face = next(s for s in scene.suggestions() if s.kind == "face")
+    scene.reject(face)
+    path = library.db.path
+    library.close()
+    _zero_root_page(path, "scan_errors")  # damage elsewhere (an empty table): the salvage copies every table
+    report = repair_library(path)
+    assert report.damaged and report.rows["people_rejections"] == 1
+    with Library(path) as repaired:
+        assert [s.kind for s in People(repaired).suggestions()] == ["same"]
