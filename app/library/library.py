@@ -289,6 +289,10 @@ class Library:
                 if mapped is not None:
                     self._vectors[key], self._synced[key] = mapped, generation
                     return mapped
+            if rows_dim is None and (index is None or isinstance(index, MappedIndex)):
+                # nothing stored and no dimension known (a query before the first indexing, or before the first
+                # video): an empty index, not kept, else the vectors indexed next would meet a 1-d index
+                return VectorIndex(1, self.params)
             if index is None or isinstance(index, MappedIndex):  # a mapped one: the library changed since
                 index, since = self._saved_index(kind, model_id, rows_dim, generation)
             changed = self._repair(kind, model_id, index, since)

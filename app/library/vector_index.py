@@ -141,12 +141,12 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, k: int, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (ids, inner products) for one query vector, best first."""
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
         with self._lock:
             n = len(self._live)
             k = min(k, n)
-            if k <= 0:
+            if k <= 0:  # before the shape check: an index with nothing stored may not know its dimension
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
             if exact is None:
                 exact = n < self.params.exact_below
             if exact:

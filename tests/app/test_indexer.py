@@ -242,3 +242,17 @@ def test_decode_threads_follow_the_cores_and_take_them_all_beside_a_gpu(library,
     library.add_folder(photos)
     run_indexer(library, encoder)
     assert asked == ["cpu"] and library.status().indexed == 8
+
+
+def test_a_search_before_the_first_vectors_leaves_indexing_working(library, encoder, photos):
+    """A query on an empty library (typed while the first indexing starts) or on photos before the first video
+    asks for an index with nothing stored: it must not be kept as a 1-d index that the vectors indexed next
+    cannot go into (issue 32: 'cannot reshape array of size 64 into shape (4,1)')."""
+    search = SearchService(library, encoder)
+    assert search.text("blue") == []
+    library.add_folder(photos)
+    assert run_indexer(library, encoder).added == 8
+    assert search.text("blue")[0].path.endswith("blue.jpg")  # also searched the (empty) segment index
+    write_video(photos / "clip.mp4", ["red", "green"], seconds_each=4.0)
+    report = run_indexer(library, encoder)
+    assert report.added == 1 and not report.errors and len(library.vectors("segment")) >= 2
