@@ -5,8 +5,9 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
+from app.gui.elided_label import ElidedLabel
 from app.gui.service import IndexSummary
 from app.gui.tasks import TaskRunner
 from app.library.indexer import IndexControl, IndexProgress
@@ -99,7 +100,7 @@ class IndexingBar(QWidget):
         layout.setContentsMargins(4, 0, 4, 0)
         self.bar = QProgressBar()
         self.bar.setMinimumWidth(220)
-        self.label = QLabel()
+        self.label = ElidedLabel()  # the current file's path: it must not widen the window
         self.pause_button = QPushButton("Pause")
         self.cancel_button = QPushButton("Cancel")
         layout.addWidget(self.bar)

@@ -77,6 +77,7 @@ class SearchController(QObject):
         self.service, self.runner, self.bar, self.model, self.grid = service, runner, bar, model, grid
         self.settings = settings
         self.label = QLabel()
+        self.label.setWordWrap(True)  # a long query wraps: as one line it widened the window for good (issue 32)
         self.label.linkActivated.connect(lambda _: self.bar.weak.setChecked(True))
         self.model_ready = False
         self.search_prepared = False  # what the first query reads is loaded (``set_model_ready``)

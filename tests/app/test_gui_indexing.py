@@ -117,3 +117,24 @@ def test_the_second_pass_shows_photos_done_of_total_and_the_time_left(qtbot):
         release.set()
         qtbot.waitUntil(lambda: not controller.running, timeout=10000)
         runner.shutdown()
+
+
+def test_a_long_path_in_the_indexing_bar_does_not_widen_the_window(qtbot, tmp_path):
+    """Issue 32: asked for 1280x800, the window came out 1433 px wide after indexing the sample library: the
+    bar's label asked for its whole text's width (the current file's path) and the window never shrank back."""
+    from app.library.indexer import IndexProgress
+
+    window = make_window(tmp_path, None, auto_index=False)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    long_path = "/home/someone/" + "/".join(f"a-rather-long-folder-name-{i}" for i in range(12)) + "/IMG_0001.jpg"
+    window.indexing.started.emit("Indexing")
+    window.indexing_bar.set_progress(IndexProgress("signals", 3, 11, 1.5, 5.0, long_path, 0, 2.0))
+    qtbot.wait(50)
+    assert window.indexing_bar.isVisible() and window.indexing_bar.label.text().endswith("IMG_0001.jpg")
+    assert window.minimumSizeHint().width() <= 1024 and window.width() == 1280
+    shown = super(type(window.indexing_bar.label), window.indexing_bar.label).text()
+    assert "…" in shown and shown.endswith("IMG_0001.jpg")  # shortened in the middle, the file's name kept
+    window.results_label.setText("3 matches “" + " ".join(["grandmother by the old farmhouse"] * 8) + "” (42 ms)")
+    qtbot.wait(50)
+    assert window.width() == 1280  # a long query's header wraps
