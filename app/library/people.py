@@ -388,8 +388,12 @@ def face_crop(path: str, box: tuple[float, float, float, float], size: int = 96,
         photo = read_image(path, target_size=512).frames[0]
     width, height = photo.size
     x, y, w, h = box
-    side = max(w * width, h * height) * (1 + 2 * margin)
-    cx, cy = (x + w / 2) * width, (y + h / 2) * height
+    face_side = max(w * width, h * height)
+    # the margin only as far as the photo goes: past its edge the crop would be padded black (a face at the top
+    # of a portrait got a black band in the People view); the square slides inside the photo instead
+    side = max(face_side, min(face_side * (1 + 2 * margin), width, height))
+    cx = min(max((x + w / 2) * width, side / 2), width - side / 2) if side <= width else (x + w / 2) * width
+    cy = min(max((y + h / 2) * height, side / 2), height - side / 2) if side <= height else (y + h / 2) * height
     crop = photo.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
     return crop.resize((size, size), Image.Resampling.LANCZOS)
 

@@ -272,3 +272,16 @@ def test_close_pairs_are_the_pairs_within_the_distance_nearest_first():
     assert 0 < len(found) < 40 * 39 // 2
     assert [(i, j) for _, i, j in found] == [(i, j) for _, i, j in brute]
     assert np.allclose([d for d, _, _ in found], [d for d, _, _ in brute], atol=1e-5)
+
+
+@pytest.mark.parametrize("box", [(0.4, 0.0, 0.2, 0.2), (0.0, 0.8, 0.2, 0.2), (0.45, 0.45, 0.1, 0.1)])
+def test_a_face_crop_stays_inside_its_photo(tmp_path, box):
+    """A face near the photo's edge is cut with the square slid inside the photo, not padded black past the
+    edge (the People view showed a black band above a face at the top of a portrait)."""
+    from PIL import Image
+
+    from app.library.people import face_crop
+
+    Image.new("RGB", (300, 400), (200, 180, 160)).save(tmp_path / "portrait.jpg")
+    crop = np.asarray(face_crop(str(tmp_path / "portrait.jpg"), box, size=64, margin=1.5))
+    assert crop.shape == (64, 64, 3) and crop.min() > 100
