@@ -34,7 +34,7 @@ lint: install
 	$(VENV)/bin/ruff check app cots_core trainer tests bench
 
 screenshot: install
-	QT_QPA_PLATFORM=offscreen $(PY) docs/make_screenshot.py --out docs/screenshot.png
+	QT_QPA_PLATFORM=offscreen $(PY) docs/make_screenshot.py --query "a person" --out docs/screenshot.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info

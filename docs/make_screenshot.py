@@ -1,7 +1,10 @@
 """Render the main window to docs/screenshot.png (offscreen, no display needed): the library view (the
-app opens on it), or with ``--query`` the results of a search.
+app opens on it), or with ``--query`` the results of a search (README's is ``--query "a person"``).
 
     python docs/make_screenshot.py [--query "a person"] [--model cots-lite] [--out docs/screenshot.png]
+        [--size 1500x950] [--people PEOPLE.png]
+
+Under Xvfb, for a real X window: ``QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1920x1080x24" python ...``.
 
 Copies the shipped sample library into a temporary folder and writes GPS positions into the EXIF of a
 few of its photos (``PLACES``: the sample photos carry none), indexes it into a temporary database with
@@ -104,10 +107,14 @@ def main() -> int:
     window.grab().save(args.out)
     print(args.out)
     if args.people:
-        from app.gui.people_view import open_people_view
+        from app.gui.people_view import PERSON_ID, open_people_view
 
         view = open_people_view(window)
         wait(app, lambda: view.list.count() > 0, 30)
+        if view.list.count():  # the first person's faces below, as a click shows them (else that half is empty)
+            view.list.setCurrentRow(0)
+            view.show_photos(view.list.item(0).data(PERSON_ID))
+            wait(app, lambda: view.photos.count() > 0, 30)
         wait(app, lambda: False, 3.0)  # the face crops arrive from a worker
         view.grab().save(args.people)
         print(args.people)
