@@ -55,6 +55,24 @@ def read_manifest(folder: Path, name: str) -> dict | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def regular_file_sha256(path: Path, max_bytes: int) -> str:
+    """SHA-256 of ``path``, read in chunks, if it is a regular file of at most ``max_bytes`` (``NotARegularFile``,
+    an OSError, otherwise): for files too large to hold in memory at once."""
+    import hashlib
+
+    from cots_core.folder_safety import NotARegularFile
+
+    digest = hashlib.sha256()
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            raise NotARegularFile(f"{path} is not a regular file of at most {max_bytes} bytes")
+        while chunk := stream.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_stamp(path: Path) -> dict | None:
     """What identifies the bytes of a regular file without reading them: size, inode, modification and change
     times (a rewrite, a replacement or ``touch`` changes the change time, which no program can set back). None

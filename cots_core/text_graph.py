@@ -26,17 +26,28 @@ from pathlib import Path
 import numpy as np
 
 from cots_core.folder_safety import read_regular_file
-from cots_core.onnx_cache import MAX_GRAPH_BYTES, file_stamp, model_folder, read_manifest, session
+from cots_core.onnx_cache import (
+    MAX_GRAPH_BYTES,
+    file_stamp,
+    model_folder,
+    read_manifest,
+    regular_file_sha256,
+    session,
+)
 
 log = logging.getLogger(__name__)
 
 GRAPH_FILE = "text.onnx"
+# the weights beside the graph, as ONNX external data: ONNX Runtime maps them rather than parsing them out of
+# the protobuf, which halves a session's start for CLIP's 240 MB text tower (bench/RESULTS.md, issue 33)
+WEIGHTS_FILE = "text.weights"
 MANIFEST_FILE = "text.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: weights in WEIGHTS_FILE
 MIN_COSINE = 0.9999  # per text, ONNX Runtime vs PyTorch
 TOP_K = 10
 NOT_CHECKED = "its text graph is not the one that was checked (`cots index` writes it again)"
-MAX_TOKENIZER_BYTES = 64 << 20  # a tokenizer.json of a 250k-piece vocabulary is ~20 MB
+MAX_TOKENIZER_BYTES = 64 << 20
+MAX_WEIGHTS_BYTES = 16 << 30  # a tokenizer.json of a 250k-piece vocabulary is ~20 MB
 # the kinds of tokenizer a graph folder can hold, and their file names
 TOKENIZERS_JSON, SIGLIP_SENTENCEPIECE = "tokenizers", "sentencepiece-siglip"
 TOKENIZER_FILES = {TOKENIZERS_JSON: "text-tokenizer.json", SIGLIP_SENTENCEPIECE: "text-spiece.model"}
@@ -189,24 +200,25 @@ def text_graph_state(model_id: str, root: Path | None = None, threads: int | Non
     kind = tokenizer_spec.get("kind")
     if kind not in TOKENIZER_KINDS:
         return TextGraphState(None, f"its text graph names an unknown tokenizer ({str(kind)[:40]})")
+    weights = manifest.get("weights") if isinstance(manifest.get("weights"), dict) else {}
     try:
-        # the graph (~90 MB for cots-lite) is hashed only when its stamp is not the one recorded when it was
-        # written: reading and hashing it would be a tenth of a cold search
-        graph: bytes | Path = folder / GRAPH_FILE
-        if file_stamp(graph) != manifest.get("stamp") or not manifest.get("stamp"):
-            graph = read_regular_file(graph, MAX_GRAPH_BYTES)
-            if file_sha256(graph) != manifest.get("sha256"):
-                return TextGraphState(None, NOT_CHECKED)
+        graph = read_regular_file(folder / GRAPH_FILE, MAX_GRAPH_BYTES)  # the structure alone: small
         tokenizer_data = read_regular_file(folder / TOKENIZER_FILES[kind], MAX_TOKENIZER_BYTES)
+        # the weights (~90 MB for cots-lite) are hashed only when their stamp is not the one recorded when they
+        # were written: reading and hashing them would be a tenth of a cold search
+        stamped = weights.get("stamp") and file_stamp(folder / WEIGHTS_FILE) == weights.get("stamp")
+        if not stamped and regular_file_sha256(folder / WEIGHTS_FILE, MAX_WEIGHTS_BYTES) != weights.get("sha256"):
+            return TextGraphState(None, NOT_CHECKED)
     except OSError as error:
         return TextGraphState(None, f"its text graph cannot be read ({type(error).__name__})")
-    if file_sha256(tokenizer_data) != tokenizer_spec.get("sha256"):
+    if file_sha256(graph) != manifest.get("sha256") or file_sha256(tokenizer_data) != tokenizer_spec.get("sha256"):
         return TextGraphState(None, NOT_CHECKED)
     if not load:
         return TextGraphState(None, "", manifest)
     try:
         tokenizer = TOKENIZER_KINDS[kind](tokenizer_data, tokenizer_spec)
-        opened = session(graph, threads or min(2, os.cpu_count() or 1))
+        # from the folder: the graph (checked above) names its weights file, which ONNX Runtime maps
+        opened = session(folder / GRAPH_FILE, threads or min(2, os.cpu_count() or 1))
     except ImportError as error:
         return TextGraphState(None, f"{error.name or 'a package'} is not installed")
     except Exception as error:  # noqa: BLE001 - a damaged file: the PyTorch path answers instead

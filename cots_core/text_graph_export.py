@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,17 +24,27 @@ import torch
 from torch import nn
 
 from cots_core.folder_safety import remove_damaged
-from cots_core.onnx_cache import file_stamp, model_folder, read_manifest, session, write_file, write_manifest
+from cots_core.onnx_cache import (
+    file_stamp,
+    model_folder,
+    read_manifest,
+    regular_file_sha256,
+    session,
+    write_file,
+    write_manifest,
+)
 from cots_core.text_graph import (
     FORMAT_VERSION,
     GRAPH_FILE,
     MANIFEST_FILE,
+    MAX_WEIGHTS_BYTES,
     MIN_COSINE,
     SIGLIP_SENTENCEPIECE,
     TOKENIZER_FILES,
     TOKENIZER_KINDS,
     TOKENIZERS_JSON,
     TOP_K,
+    WEIGHTS_FILE,
     OnnxTextModel,
     file_sha256,
     text_graph_state,
@@ -126,7 +137,10 @@ def _quiet_exporter():
             logger.setLevel(level)
 
 
-def _export(tower: nn.Module, tokens: dict[str, torch.Tensor]) -> bytes:
+def _export(tower: nn.Module, tokens: dict[str, torch.Tensor], staging: Path) -> None:
+    """The tower as ``staging/GRAPH_FILE`` with its weights in ``staging/WEIGHTS_FILE`` (ONNX external data)."""
+    import onnx
+
     batch = torch.export.Dim("batch", min=1, max=4096)
     length = torch.export.Dim("length", min=1, max=4096)
     inputs = (tokens["input_ids"], tokens["attention_mask"])
@@ -135,10 +149,12 @@ def _export(tower: nn.Module, tokens: dict[str, torch.Tensor]) -> bytes:
                                     output_names=["embeddings"], dynamo=True, optimize=True, verbose=False,
                                     dynamic_shapes={"input_ids": {0: batch, 1: length},
                                                     "attention_mask": {0: batch, 1: length}})
-        with tempfile.TemporaryDirectory() as staging:  # the program saves to a path
-            path = Path(staging) / GRAPH_FILE
-            program.save(str(path), external_data=False)
-            return path.read_bytes()
+        whole = staging / "whole.onnx"
+        program.save(str(whole), external_data=False)
+    graph = onnx.load(str(whole))
+    whole.unlink()
+    onnx.save_model(graph, str(staging / GRAPH_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=WEIGHTS_FILE, size_threshold=1024)
 
 
 def _verdict(text_model: TextQueryModel, graph: OnnxTextModel, texts: list[str]) -> dict:
@@ -175,7 +191,7 @@ def export_text_graph(text_model: TextQueryModel, root: Path | None = None, imag
     ``verdict`` says whether queries may use it). Raises what the exporter raises; the caller stays on PyTorch."""
     folder = model_folder(text_model.model_id, root)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in (GRAPH_FILE, MANIFEST_FILE, *TOKENIZER_FILES.values()):  # a FIFO or link there is made anew
+    for name in (GRAPH_FILE, WEIGHTS_FILE, MANIFEST_FILE, *TOKENIZER_FILES.values()):  # a FIFO or link: made anew
         remove_damaged(folder / name)
     manifest = {"format": FORMAT_VERSION, "model_id": text_model.model_id, "embed_dim": int(text_model.config.embed_dim),
                 "image_size": int(image_size or text_model.config.image_size), "torch": torch.__version__}
@@ -187,16 +203,21 @@ def export_text_graph(text_model: TextQueryModel, root: Path | None = None, imag
         return manifest
     kind, tokenizer_data, spec = as_data
     texts = verification_texts()
-    graph = _export(text_model.tower, text_model.tokenize(texts[:3]))
-    checked = OnnxTextModel(text_model.model_id, manifest, session(graph, torch.get_num_threads()), TOKENIZER_KINDS[kind](tokenizer_data, spec),
-                            folder)
-    manifest["verdict"] = _verdict(text_model, checked, texts)
-    manifest["tokenizer"] = {"kind": kind, "sha256": file_sha256(tokenizer_data), **spec}
-    if manifest["verdict"]["accepted"]:
-        manifest["sha256"] = file_sha256(graph)
-        write_file(folder / TOKENIZER_FILES[kind], tokenizer_data)
-        write_file(folder / GRAPH_FILE, graph)
-        manifest["stamp"] = file_stamp(folder / GRAPH_FILE)
+    with tempfile.TemporaryDirectory(prefix=".text-", dir=folder) as staging_name:
+        staging = Path(staging_name)
+        _export(text_model.tower, text_model.tokenize(texts[:3]), staging)
+        checked = OnnxTextModel(text_model.model_id, manifest, session(staging / GRAPH_FILE, torch.get_num_threads()),
+                                TOKENIZER_KINDS[kind](tokenizer_data, spec), folder)
+        manifest["verdict"] = _verdict(text_model, checked, texts)
+        del checked  # the session maps the staged weights: closed before they move
+        manifest["tokenizer"] = {"kind": kind, "sha256": file_sha256(tokenizer_data), **spec}
+        if manifest["verdict"]["accepted"]:  # the files checked are the files kept: moved, not written again
+            manifest["sha256"] = file_sha256((staging / GRAPH_FILE).read_bytes())
+            manifest["weights"] = {"sha256": regular_file_sha256(staging / WEIGHTS_FILE, MAX_WEIGHTS_BYTES)}
+            write_file(folder / TOKENIZER_FILES[kind], tokenizer_data)
+            os.replace(staging / WEIGHTS_FILE, folder / WEIGHTS_FILE)
+            os.replace(staging / GRAPH_FILE, folder / GRAPH_FILE)
+            manifest["weights"]["stamp"] = file_stamp(folder / WEIGHTS_FILE)
     write_manifest(folder, MANIFEST_FILE, manifest)  # last: the files it names are in place
     return manifest
 
@@ -206,9 +227,9 @@ def ensure_text_graph(text_model: TextQueryModel, root: Path | None = None, imag
     (once per model id; a graph that failed its check is not tried again with the same torch)."""
     state = text_graph_state(text_model.model_id, root, load=False)
     if state.usable:
-        folder = model_folder(text_model.model_id, root)
-        if state.manifest.get("stamp") != file_stamp(folder / GRAPH_FILE):  # hashed just now: stamped, once
-            state.manifest["stamp"] = file_stamp(folder / GRAPH_FILE)
+        folder, weights = model_folder(text_model.model_id, root), state.manifest["weights"]
+        if weights.get("stamp") != file_stamp(folder / WEIGHTS_FILE):  # hashed just now: stamped again, once
+            weights["stamp"] = file_stamp(folder / WEIGHTS_FILE)
             write_manifest(folder, MANIFEST_FILE, state.manifest)
         return state.manifest
     manifest = read_manifest(model_folder(text_model.model_id, root), MANIFEST_FILE)

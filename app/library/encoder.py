@@ -112,7 +112,7 @@ class Encoder:
         from cots_core import text_graph, text_graph_export
 
         state = text_graph.text_graph_state(self.model_id, load=False) if text_graph.runtime_wanted() else None
-        if state is None or (state.usable and state.manifest.get("stamp")):
+        if state is None or (state.usable and state.manifest["weights"].get("stamp")):
             return None
         try:
             from cots_core import loading

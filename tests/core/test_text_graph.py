@@ -16,7 +16,15 @@ import torch
 from cots_core import COTS, ModelConfig, load_model
 from cots_core.loading import load_text_query_model
 from cots_core.onnx_cache import model_folder
-from cots_core.text_graph import GRAPH_FILE, MANIFEST_FILE, TOKENIZER_FILES, load_text_graph, text_graph_state
+from cots_core.text_graph import (
+    GRAPH_FILE,
+    MANIFEST_FILE,
+    NOT_CHECKED,
+    TOKENIZER_FILES,
+    WEIGHTS_FILE,
+    load_text_graph,
+    text_graph_state,
+)
 from cots_core.text_graph_export import (
     HARD_TEXTS,
     ensure_text_graph,
@@ -129,6 +137,12 @@ def test_files_that_are_not_the_checked_ones_are_refused(exported_tiny, graph_ro
     assert not state.usable and state.model is None and "not the one that was checked" in state.reason
     # ensure_text_graph writes it again
     assert ensure_text_graph(text_model, tmp_path)["verdict"]["accepted"]
+    assert text_graph_state(text_model.model_id, tmp_path).usable
+    # weights changed in place (their stamp no longer matches, so they are hashed), or touched only (hashed, kept)
+    weights = (folder / WEIGHTS_FILE).read_bytes()
+    (folder / WEIGHTS_FILE).write_bytes(weights[:100] + bytes([weights[100] ^ 1]) + weights[101:])
+    assert text_graph_state(text_model.model_id, tmp_path).reason == NOT_CHECKED
+    (folder / WEIGHTS_FILE).write_bytes(weights)
     assert text_graph_state(text_model.model_id, tmp_path).usable
     # a tokenizer swapped for another
     tokenizer_file = folder / TOKENIZER_FILES["tokenizers"]
