@@ -56,11 +56,6 @@ class EngineService:
         self.engine = SearchService(self.library, self.encoder, self.min_relevance)
         return self.encoder.model_id
 
-    def prepare_search(self) -> None:
-        """Load the vector indexes and calibration the first query needs (``SearchService.prepare``); the
-        window runs it on the interactive pool once the model is loaded, so the first query queues behind it."""
-        self._search().prepare()
-
     def pending_switch(self) -> str | None:
         """The model asked for (``cots gui --model``) when the library was indexed with another one;
         decided by ``load_model`` (on a worker thread), so this reads no database."""
@@ -81,7 +76,6 @@ class EngineService:
             raise LibraryError(f"the library was switched to the model {library_model} by another program, "
                                "which did not say where that model is")
         self._use_encoder(load_query_encoder(source, library_model, self.device))
-        self.prepare_search()  # on this worker too, not in the next query
         return source
 
     def _search(self) -> SearchService:

@@ -5,7 +5,6 @@ and the line above the grid that says what is shown."""
 from __future__ import annotations
 
 import html
-import logging
 import time
 from datetime import datetime
 
@@ -21,8 +20,6 @@ from app.gui.settings import Settings
 from app.gui.tasks import TaskRunner
 from app.library.dates import local_datetime
 from app.library.search import Filters
-
-log = logging.getLogger(__name__)
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -80,7 +77,6 @@ class SearchController(QObject):
         self.label.setWordWrap(True)  # a long query wraps: as one line it widened the window for good (issue 32)
         self.label.linkActivated.connect(lambda _: self.bar.weak.setChecked(True))
         self.model_ready = False
-        self.search_prepared = False  # what the first query reads is loaded (``set_model_ready``)
         self.generation = 0  # every request bumps it; an answer for an older one is dropped
         self.pending_query: str | None = None  # typed before the model loaded
         self.last = ("", 0.0)  # what the shown results are ("“a dog”", "similar to x.jpg") and their ms
@@ -105,16 +101,8 @@ class SearchController(QObject):
     def set_model_ready(self) -> None:
         """The model has loaded: answer the query typed meanwhile."""
         self.model_ready = True
-        # hnswlib's load_index holds the GIL (77-82 ms at 100,000 items): done now, before anyone types, rather
-        # than in the first query. The interactive pool has one thread, so a query waits for it, not alongside it.
-        self.runner.run_task(self.service.prepare_search, self._search_prepared, pool="interactive")
         if self.pending_query is not None:
             self.run_query(self.pending_query)
-
-    def _search_prepared(self, _, error) -> None:
-        self.search_prepared = True
-        if error is not None:  # the first query meets the same error and says it
-            log.info("the search indexes were not loaded ahead: %s", error)
 
     def query(self) -> str:
         return self.bar.box.text().strip()

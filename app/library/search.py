@@ -288,16 +288,6 @@ class SearchService:
     def _best_segments(self, media_ids: list[int], vector: np.ndarray) -> dict[int, tuple[float, float, float]]:
         return best_segments(segment_spans(self.library.db.conn, media_ids, self.model_id), vector)
 
-    def prepare(self) -> None:
-        """Load what every text query reads (the media and segment indexes, the calibration's library sample
-        and vocabulary) ahead of the first one. hnswlib's ``load_index`` holds the GIL throughout (77-82 ms
-        at 100,000 items, bench/RESULTS.md, issue 32): in a window that is a frozen UI thread, better spent
-        before the person types than between a keystroke and its results."""
-        self.library.vectors("media", self.model_id)
-        self.library.vectors("segment", self.model_id)
-        self.calibrator.library_sample()
-        self.calibrator.vocabulary_matrix()
-
     # -- text -> media -----------------------------------------------------------------------
     def text(self, query: str, k: int = 20, filters: Filters | None = None, hybrid: bool = True,
              min_relevance: float | None = None) -> list[Hit]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import cv2  # noqa: F401 - the headless OpenCV wheel and PySide6 load side by side
 import pytest
@@ -264,28 +263,3 @@ def test_a_finished_fine_tune_says_what_its_model_remembers(qtbot, tmp_path):
         pass
     qtbot.waitUntil(lambda: any("ready in runs/best. It remembers 12 captioned photos" in n.text
                                 for n in window.notices.notices()), timeout=5000)
-
-
-def test_the_first_query_finds_its_indexes_loaded(qtbot, tmp_path, monkeypatch):
-    """hnswlib's load_index holds the GIL (77-82 ms at 100,000 items): the window loads the saved index once the
-    model is loaded, on the interactive pool, so it never freezes the UI between a keystroke and its results."""
-    from fakes import FakeModel, run_indexer
-
-    from app.library import Library
-    from app.library.encoder import Encoder
-    from app.library.vector_index import VectorIndex
-
-    folder = make_photos(tmp_path / "photos", bad=False)
-    with Library(tmp_path / "library.db") as library:  # indexed and closed: its index is saved, not in memory
-        library.add_folder(folder)
-        run_indexer(library, Encoder(FakeModel(), device="cpu", source="fake"))
-    loads = []
-    real_load = VectorIndex.load
-    monkeypatch.setattr(VectorIndex, "load", classmethod(lambda cls, *a, **k: loads.append(a[0]) or real_load(*a, **k)))
-    window = make_window(tmp_path, None, auto_index=False)
-    qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.searching.search_prepared, timeout=10000)
-    assert [Path(prefix).name.split(".")[1] for prefix in loads] == ["media"]
-    qtbot.keyClicks(window.search.box, "blue")
-    qtbot.waitUntil(lambda: not window.model.browsing and window.model.rowCount() > 0, timeout=10000)
-    assert window.model.hit(0).path.endswith("blue.jpg") and len(loads) == 1
