@@ -3,8 +3,9 @@
     python bench/cold_start.py [--db ~/.local/share/cots/demo/demo.db] [--runs 5] [--write]
 
 Each round runs every command once, in turn, so a load change on a shared machine hits them alike.
-Rows: `import torch` (the reference), `cots search` (the lean text path), `cots search` with the lean path
-switched off (the full model: timm, transformers, image tower), the GUI's engine loading its model and
+Rows: `import torch` (the reference), `cots search` (the ONNX text graph of issue 33, no torch), with the graph
+switched off (the lean PyTorch text path of issue 12), and with the lean path switched off too (the full model:
+timm, transformers, image tower), the GUI's engine loading its model and
 answering a first query (without the window), the GUI itself (`cots gui`, offscreen: process start to its
 window shown, and to the first results delivered for a query typed at once), an empty Qt window (the
 window's own start), and commands that need no model.
@@ -77,12 +78,15 @@ def timed_events(argv: list[str]) -> dict[str, float]:
 def commands(db: str, query: str) -> dict[str, list[str]]:
     py = sys.executable
     search = ["search", query, "--db", db, "-k", "3"]
+    torch_text = ["env", "COTS_TEXT_RUNTIME=torch"]  # the text graph off: the lean PyTorch path of issue 12
     return {
         'python -c "import torch"': [py, "-c", "import torch"],
-        f'cots search "{query}" (lean text path)': [py, "-m", "app.cli", *search],
-        f'cots search "{query}" (full model)': [py, "-c", FULL_PATH, *search],
-        "GUI engine: load model + first query (lean)": [py, "-c", GUI_FIRST_QUERY, db, query],
-        "GUI engine: load model + first query (full)": [py, "-c", FULL_PATH.split("from app.cli")[0]
+        f'cots search "{query}" (ONNX text graph)': [py, "-m", "app.cli", *search],
+        f'cots search "{query}" (lean PyTorch text path)': [*torch_text, py, "-m", "app.cli", *search],
+        f'cots search "{query}" (full model)': [*torch_text, py, "-c", FULL_PATH, *search],
+        "GUI engine: load model + first query (ONNX text graph)": [py, "-c", GUI_FIRST_QUERY, db, query],
+        "GUI engine: load model + first query (lean PyTorch)": [*torch_text, py, "-c", GUI_FIRST_QUERY, db, query],
+        "GUI engine: load model + first query (full)": [*torch_text, py, "-c", FULL_PATH.split("from app.cli")[0]
                                                         + GUI_FIRST_QUERY.removeprefix("import sys; "), db, query],
         "cots status": [py, "-m", "app.cli", "status", "--db", db],
         "cots --help": [py, "-m", "app.cli", "--help"],
@@ -159,6 +163,7 @@ def main() -> None:
     if not Path(args.db).is_file():
         raise SystemExit(f"no library at {args.db}: run `cots demo` (or give --db)")
     os.chdir(Path(__file__).resolve().parents[1])  # `-m app.cli` runs this checkout
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # compiled modules cached, as on a person's machine
     times = measure(commands(args.db, args.query), args.runs, args.db, args.query)
     text = table(times, args.runs, args.db)
     print(text)
