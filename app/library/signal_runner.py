@@ -58,6 +58,29 @@ def lower_thread_priority(step: int = SECOND_PASS_NICENESS) -> None:
         log.debug("could not lower the second pass's priority: %s", error)
 
 
+def prepare_in_background(signals: Iterable[Signal]) -> threading.Thread | None:
+    """Load the second-pass signals' models (their ``prepare()``) on a thread of its own at the second pass's
+    lower priority, started now; join it before the second pass. None when no signal has anything to load.
+    The indexer starts it beside the embedding pass, whose decode workers leave a core idle part of the time:
+    the ~1 s of model loading then no longer comes first in the second pass (a fifth of it on 25 photos,
+    bench/RESULTS.md "The second pass on 20+ MP photos")."""
+    prepares = [s.prepare for s in signals if s.second_pass and callable(getattr(s, "prepare", None))]
+    if not prepares:
+        return None
+
+    def work() -> None:
+        lower_thread_priority()
+        for prepare in prepares:
+            try:
+                prepare()
+            except Exception:  # noqa: BLE001 - extract() meets the same problem and records it per file
+                log.debug("preparing a signal failed", exc_info=True)
+
+    thread = threading.Thread(target=work, name="cots-signals-prepare", daemon=True)
+    thread.start()
+    return thread
+
+
 def disabled_signals(library: Library) -> set[str]:
     """Names of the signals turned off for this library (``cots index --no-ocr``, the GUI's checkboxes)."""
     value = library.db.get_setting(SIGNALS_OFF_SETTING, "") or ""

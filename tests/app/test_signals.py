@@ -483,3 +483,29 @@ def test_the_next_photo_is_decoded_while_this_photos_signals_run(library, many, 
     assert overlapped == [True] * 5 + [False]  # all but the last photo had the next one decoding beside it
     if sys.platform == "linux":
         assert set(decode_niceness) == set(FakeText.niceness)
+
+
+def test_second_pass_models_load_beside_the_embedding_pass_and_only_when_photos_are_new(library, many, fake_signals,
+                                                                                        monkeypatch):
+    """The indexer calls each second-pass signal's ``prepare()`` once, on a thread as nice as the second pass,
+    started before the embedding pass ends and finished before the first photo is read; a run with no new
+    photo loads nothing."""
+    encoder = fake_encoder()
+    library.add_folder(many)
+    prepared, first_extract = [], []
+
+    def prepare(self):
+        niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if sys.platform == "linux" else 0
+        prepared.append((threading.current_thread().name, niceness))
+        time.sleep(0.2)  # slow enough that the second pass would start first if it did not wait
+        prepared.append("done")
+
+    monkeypatch.setattr(FakeText, "prepare", prepare, raising=False)
+    FakeText.on_call = lambda path: first_extract or first_extract.append(list(prepared))
+    report = run_indexer(library, encoder)
+    assert report.signals_done == 6
+    # FakeText and MissingPackage (unavailable: not run, not prepared) share the method: one call
+    assert len(prepared) == 2 and prepared[0][0] == "cots-signals-prepare" and first_extract == [prepared]
+    if sys.platform == "linux":
+        assert prepared[0][1] == FakeText.niceness[0]
+    assert run_indexer(library, encoder).signals_done == 0 and len(prepared) == 2  # nothing new: nothing loaded
