@@ -4,19 +4,21 @@
     .venv/bin/python bench/second_pass_stages.py --cli-only --repeat 3 --code /tmp/base . [--jsonl OUT]
     .venv/bin/python bench/second_pass_stages.py --load-only --repeat 3 --jsonl OUT; ... --summarise OUT
 
-Two sets of real photos (nothing upscaled, nothing committed; fetched into --work, default /tmp/cots_speed_bench):
+Three sets of real photos (nothing upscaled, nothing committed; fetched into --work, default /tmp/cots_speed_bench):
 - phone: the real photographs among Debian's desktop wallpapers (``plasma-workspace-wallpapers``,
   ``mate-backgrounds``; drawings and abstract art left out by looking at each), 2.5 to 15 MP, JPEG as
   phones write them. None holds legible text or a face: the common case.
 - text or people: every photo of the repository's tests/data/real_photos with text or a person in it, and
   the portraits and group of bench/signals_faces.py's sdists (``face_recognition``, ``insightface``).
+- large (``--sets large``, issue 33): 25 JPEGs of 2.3 to 24 MP (median 6.3; 6000 x 4000, 6028 x 3391,
+  5640 x 3172, 4096 x 4096 among them), most of them progressive, from Debian's wallpaper packages (``LARGE``).
 Per photo, in one loop (so that the shared machine disturbs all columns alike): the embedding (decode at the
 model's size + the image tower, batch 1, the default model), then for each recipe (``recipes``; their order
 turns from photo to photo) the second pass's decode and OCR and faces side by side on two threads as the
 runner runs them: the wall time, each signal's ``stage_seconds``, what was found, the faces' CNN checks, and
 the load average.
 ``--cli``: also ``cots index`` of each set into a fresh library with and without the second pass, its own
-"done in" figure, --repeat times, for each checkout of ``--code`` in turn (the end-to-end ratio), also less
+"done in" figure and the process's CPU seconds, --repeat times, for each checkout of ``--code`` in turn (the end-to-end ratio), also less
 the second pass's one-time model load (``models_load_seconds``).
 """
 from __future__ import annotations
