@@ -62,7 +62,7 @@ def prepare_in_background(signals: Iterable[Signal]) -> threading.Thread | None:
     """Load the second-pass signals' models (their ``prepare()``) on a thread of its own at the second pass's
     lower priority, started now; join it before the second pass. None when no signal has anything to load.
     The indexer starts it beside the embedding pass, whose decode workers leave a core idle part of the time:
-    the ~1 s of model loading then no longer comes first in the second pass (a fifth of it on 25 photos,
+    the ~1 s of model loading then no longer comes first in the second pass (an eighth of it on 25 large photos,
     bench/RESULTS.md "The second pass on 20+ MP photos")."""
     prepares = [s.prepare for s in signals if s.second_pass and callable(getattr(s, "prepare", None))]
     if not prepares:
@@ -307,8 +307,8 @@ class SignalRunner:
     def _decode_ahead(self, media_id: int, item: tuple[str, str, list[Signal]]) -> Future:
         """The file decoded for its signals (``_decode``) on a thread of its own, so that the next photo's
         decode runs while this photo's signals do: OCR and faces rarely finish together, and the one done
-        first leaves its core to the decode (on 20 MP photos the decode is a third of a photo's second pass,
-        bench/RESULTS.md "The second pass on 20+ MP photos"). One file ahead at most: memory stays one photo."""
+        first leaves its core to the decode (30 % of a photo's second pass on the large set of bench/RESULTS.md "The
+        second pass on 20+ MP photos", half on its 15+ MP progressive JPEGs). One file ahead: memory stays one photo."""
         path, kind, signals = item
         times = sampled_times(self.library, media_id) if kind == "video" else None  # SQLite stays on this thread
         if self._reader is None:  # made here, so that it inherits this thread's lower priority
