@@ -4,19 +4,21 @@
     .venv/bin/python bench/second_pass_stages.py --cli-only --repeat 3 --code /tmp/base . [--jsonl OUT]
     .venv/bin/python bench/second_pass_stages.py --load-only --repeat 3 --jsonl OUT; ... --summarise OUT
 
-Two sets of real photos (nothing upscaled, nothing committed; fetched into --work, default /tmp/cots_speed_bench):
+Three sets of real photos (nothing upscaled, nothing committed; fetched into --work, default /tmp/cots_speed_bench):
 - phone: the real photographs among Debian's desktop wallpapers (``plasma-workspace-wallpapers``,
   ``mate-backgrounds``; drawings and abstract art left out by looking at each), 2.5 to 15 MP, JPEG as
   phones write them. None holds legible text or a face: the common case.
 - text or people: every photo of the repository's tests/data/real_photos with text or a person in it, and
   the portraits and group of bench/signals_faces.py's sdists (``face_recognition``, ``insightface``).
+- large (``--sets large``, issue 33): 25 JPEGs of 2.3 to 24 MP (median 6.3; 6000 x 4000, 6028 x 3391,
+  5640 x 3172, 4096 x 4096 among them), most of them progressive, from Debian's wallpaper packages (``LARGE``).
 Per photo, in one loop (so that the shared machine disturbs all columns alike): the embedding (decode at the
 model's size + the image tower, batch 1, the default model), then for each recipe (``recipes``; their order
 turns from photo to photo) the second pass's decode and OCR and faces side by side on two threads as the
 runner runs them: the wall time, each signal's ``stage_seconds``, what was found, the faces' CNN checks, and
 the load average.
 ``--cli``: also ``cots index`` of each set into a fresh library with and without the second pass, its own
-"done in" figure, --repeat times, for each checkout of ``--code`` in turn (the end-to-end ratio), also less
+"done in" figure and the process's CPU seconds, --repeat times, for each checkout of ``--code`` in turn (the end-to-end ratio), also less
 the second pass's one-time model load (``models_load_seconds``).
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,6 +52,26 @@ PHONE = {
     "mate-backgrounds": [f"usr/share/backgrounds/mate/nature/{name}.jpg" for name in (
         "Aqua", "Garden", "LadyBird", "Storm", "TwoWings", "Wood", "YellowFlower")],
 }
+# Large photos (issue 33): the real photographs of 4.5-20.4 MP among Debian's wallpapers (Ubuntu Touch's
+# ``lomiri-wallpapers-16.04`` / ``-20.04``, MATE's, Plasma's), looked at one by one, with the only two larger
+# files there: Painting-Colors (6000 x 4000, a drawing saved as a JPEG) and MATE's Elephants (5640 x 3172, a
+# photograph of a painted canvas). Kleiber (6028 x 3391) is the only real 20+ MP photograph in Debian's
+# wallpaper packages.
+LARGE = {
+    "lomiri-wallpapers-20.04": [f"usr/share/backgrounds/{name}.jpg" for name in (
+        "Painting-Colors_by__herobrine7gamer", "Kleiber_by_Lukas_Baubkus", "Infinite-Sea_by_Aury88")],
+    "lomiri-wallpapers-16.04": [f"usr/share/backgrounds/{name}.jpg" for name in (
+        "seeding_by_Clements_Engelhardt", "Dragonfly_by_Bolly", "sunset_by_Aitzol_Berasategi",
+        "Bridge_by_Sander_Klootwijk", "Wine_by_Jakkub_Mede", "picosdeeuropa_by_Aitzol_Berasategi",
+        "life_by_Aitzol_Berasategi", "aitzgorri_by_Aitzol_Berasategi", "friends_by_Aitzol_Berasategi",
+        "analogpattern_by_Peter_Nerlich", "greentock_by_Peter_Nerlich", "free_by_Peter_Nerlich",
+        "Picture_0B_by_freespace")],
+    "mate-backgrounds": ["usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg"] + [
+        f"usr/share/backgrounds/mate/nature/{name}.jpg" for name in (
+            "Wood", "TwoWings", "LadyBird", "Storm", "RainDrops", "Blinds")],
+    "plasma-workspace-wallpapers": ["usr/share/wallpapers/Volna/contents/images/5120x2880.jpg",
+                                    "usr/share/wallpapers/ColorfulCups/contents/images/2560x1600.jpg"],
+}
 TEXT_REPO = ("book_page corner_text grace_hopper motorcycle astronaut cameraman").split()
 PEOPLE_SDIST = ["face_recognition-1.3.0/tests/test_images/" + name for name in (
     "obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg")]
@@ -60,6 +83,16 @@ def phone_photos(work: Path) -> list[Path]:
 
     photos = []
     for package, paths in PHONE.items():
+        root = fetch_deb(package, work)
+        photos += [root / p for p in paths if (root / p).is_file()]
+    return photos
+
+
+def large_photos(work: Path) -> list[Path]:
+    from signals_faces import fetch_deb
+
+    photos = []
+    for package, paths in LARGE.items():
         root = fetch_deb(package, work)
         photos += [root / p for p in paths if (root / p).is_file()]
     return photos
@@ -209,12 +242,17 @@ def cli_ratio(photos: list[Path], set_name: str, repeat: int, codes: list[Path])
             for flags in (["--no-ocr", "--no-faces"], []):
                 db = Path(tempfile.mkdtemp()) / "lib.db"
                 load = os.getloadavg()[0]
+                cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
                 out = subprocess.run([sys.executable, "-m", "app.cli", "index", "--db", str(db), *flags, str(folder)],
                                      env=env, capture_output=True, text=True, check=True).stdout
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 seconds = float(re.search(r"done in ([0-9.]+)s", out).group(1))
                 rows.append({"set": set_name, "cli": "embeddings only" if flags else "with second pass", "run": run,
                              "done_in_s": seconds, "code": str(code), "load_before": round(load, 2),
-                             "load_after": round(os.getloadavg()[0], 2)})
+                             "load_after": round(os.getloadavg()[0], 2),
+                             # CPU seconds of the whole process (model load included): less disturbed by
+                             # the machine's other work than the wall-clock "done in"
+                             "cpu_s": round(after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime, 2)})
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -241,8 +279,9 @@ def cli_summary(rows: list[dict], sets: list[str]) -> list[str]:
     fixed = statistics.median(loads) if loads else 0.0
     lines = [f"one-time load of the second pass's models: {fixed:.2f} s (median of {len(loads)})",
              "| set | code | embeddings only (median s) | with the second pass | second pass alone "
-             "| second pass / embedding (median; per run) | the same less the models' load | load average |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| second pass / embedding (median; per run) | the same less the models' load "
+             "| with / without (median) | CPU s without / with (median) | load average |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in sets:
         for code in dict.fromkeys(r["code"] for r in rows if r.get("cli") and r["set"] == name):
             cli = [r for r in rows if r.get("cli") and r["set"] == name and r["code"] == code]
@@ -251,10 +290,15 @@ def cli_summary(rows: list[dict], sets: list[str]) -> list[str]:
             ratios = [(b - o) / o for o, b in zip(only, both)]
             steady = [(b - o - fixed) / o for o, b in zip(only, both)]
             loads = [r["load_before"] for r in cli]
+            cpu = {kind: [r["cpu_s"] for r in cli if "cpu_s" in r and (r["cli"] == "embeddings only") == kind]
+                   for kind in (True, False)}
+            cpu_text = (f"{statistics.median(cpu[True]):.1f} / {statistics.median(cpu[False]):.1f}"
+                        if cpu[True] and cpu[False] else "-")
             lines.append(f"| {name} | {code} | {statistics.median(only):.1f} | {statistics.median(both):.1f} | "
                          f"{statistics.median(both) - statistics.median(only):.1f} | "
                          f"{statistics.median(ratios):.2f}x ({', '.join(f'{x:.2f}' for x in ratios)}) | "
                          f"{statistics.median(steady):.2f}x ({', '.join(f'{x:.2f}' for x in steady)}) | "
+                         f"{statistics.median(b / o for o, b in zip(only, both)):.2f}x | {cpu_text} | "
                          f"{min(loads):.1f}-{max(loads):.1f} |")
     return lines
 
@@ -266,7 +310,7 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, help="append the raw rows here")
     parser.add_argument("--recipes", nargs="+", default=["merged", "after"],
                         choices=["first", "merged", "ocr2", "skip", "after"], help="per-stage recipes, in one loop")
-    parser.add_argument("--sets", nargs="+", default=["phone", "text or people"], choices=["phone", "text or people"])
+    parser.add_argument("--sets", nargs="+", default=["phone", "text or people"], choices=["phone", "text or people", "large"])
     parser.add_argument("--cli", action="store_true", help="also time `cots index` with and without the second pass")
     parser.add_argument("--cli-only", action="store_true", help="only the `cots index` timings")
     parser.add_argument("--load-only", action="store_true",
@@ -287,7 +331,7 @@ def main() -> None:
                 out.write("".join(json.dumps(r) + "\n" for r in rows))
         return
     args.work.mkdir(parents=True, exist_ok=True)
-    fetch = {"phone": phone_photos, "text or people": text_or_people_photos}
+    fetch = {"phone": phone_photos, "text or people": text_or_people_photos, "large": large_photos}
     sets = {name: fetch[name](args.work) for name in args.sets}
     print(f"cpus={os.cpu_count()} OMP_NUM_THREADS={OMP_THREADS} (shared machine: read the "
           f"ratios, measured in one loop); photos: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))

@@ -34,7 +34,13 @@ from app.library.scanner import (
     folder_names,
     read_caption,
 )
-from app.library.signal_runner import SignalRunner, active_signals, extract_safely, store_result
+from app.library.signal_runner import (
+    SignalRunner,
+    active_signals,
+    extract_safely,
+    prepare_in_background,
+    store_result,
+)
 from app.library.signals import Signal, SignalOutput
 from app.library.storage.media import (
     delete_media_data,
@@ -196,6 +202,7 @@ class Indexer:
         self.pause_event = pause_event or threading.Event()  # set = paused
         self.on_model_switch = on_model_switch
         self._signals: list[Signal] = []  # this run's active signals
+        self._preparing: threading.Thread | None = None  # their models loading (prepare_in_background)
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -248,6 +255,8 @@ class Indexer:
             for kind in ("media", "segment", "text"):  # loaded (and repaired) now, so writes keep them current
                 lib.vectors(kind, model_id, dim=self.encoder.embed_dim)
             jobs = self._plan(scan, folders, report)
+            if jobs:  # new photos will wait for the second pass: its models load beside the embedding pass
+                self._preparing = prepare_in_background(self._signals)
             self._pipeline(jobs, report, run_started)
             if self.options.vocabulary:
                 self._embed_vocabulary(run_started)
@@ -509,6 +518,8 @@ class Indexer:
         """The signals every readable photo lacks (second-pass ones, and first-pass ones for rows indexed
         before they existed), after all embeddings: the library is searchable while this runs."""
         started = time.perf_counter()
+        if self._preparing is not None:
+            self._preparing.join()
 
         def progress(done: int, total: int, path: str, failed: int) -> None:
             self._report("signals", done, total, started, path, failed, run_started)

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from app.library import signals as signal_registry
@@ -56,6 +56,29 @@ def lower_thread_priority(step: int = SECOND_PASS_NICENESS) -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + step))
     except OSError as error:  # a sandbox may forbid it; the pass still runs
         log.debug("could not lower the second pass's priority: %s", error)
+
+
+def prepare_in_background(signals: Iterable[Signal]) -> threading.Thread | None:
+    """Load the second-pass signals' models (their ``prepare()``) on a thread of its own at the second pass's
+    lower priority, started now; join it before the second pass. None when no signal has anything to load.
+    The indexer starts it beside the embedding pass, whose decode workers leave a core idle part of the time:
+    the ~1 s of model loading then no longer comes first in the second pass (an eighth of it on 25 large photos,
+    bench/RESULTS.md "The second pass on 20+ MP photos")."""
+    prepares = [s.prepare for s in signals if s.second_pass and callable(getattr(s, "prepare", None))]
+    if not prepares:
+        return None
+
+    def work() -> None:
+        lower_thread_priority()
+        for prepare in prepares:
+            try:
+                prepare()
+            except Exception:  # noqa: BLE001 - extract() meets the same problem and records it per file
+                log.debug("preparing a signal failed", exc_info=True)
+
+    thread = threading.Thread(target=work, name="cots-signals-prepare", daemon=True)
+    thread.start()
+    return thread
 
 
 def disabled_signals(library: Library) -> set[str]:
@@ -101,11 +124,20 @@ def signal_kinds(signal: Signal) -> tuple[str, ...]:
     return ("image", "video") if reads_video else ("image",)
 
 
+def sampled_times(library: Library, media_id: int) -> list[float]:
+    """The seconds a video was sampled at when the index embedded it (its stored segment starts; the first
+    frame when none are stored). Read on the thread that owns the library's connection."""
+    return segment_starts(library.db.conn, media_id, library.model_id) or [0.0]
+
+
 def decode_video_frames(library: Library, media_id: int, path: str, long_side: int = SECOND_PASS_IMAGE_SIZE):
-    """[(second, RGB frame)] of a video at the times the index sampled it (its stored segment starts; the
-    first frame when none are stored), each brought down to ``long_side``. Frames that do not decode are
-    left out; MediaError when none does."""
-    times = segment_starts(library.db.conn, media_id, library.model_id) or [0.0]
+    """[(second, RGB frame)] of a video at the times the index sampled it (``sampled_times``), each brought
+    down to ``long_side``. Frames that do not decode are left out; MediaError when none does."""
+    return frames_at(path, sampled_times(library, media_id), long_side)
+
+
+def frames_at(path: str, times: list[float], long_side: int = SECOND_PASS_IMAGE_SIZE):
+    """``decode_video_frames`` once the times are known (no SQLite: safe on any thread)."""
     frames = video_frames_at(path, times, long_side=long_side)
     if not frames:
         raise MediaError("none of its sampled frames decodes")
@@ -209,6 +241,7 @@ class SignalRunner:
         self.check = check
         self.progress = progress
         self._pool: ThreadPoolExecutor | None = None  # signals side by side, made on first use (see _extract_all)
+        self._reader: ThreadPoolExecutor | None = None  # decodes the next file (see _decode_ahead)
 
     def pending(self) -> int:
         conn = self.library.db.conn
@@ -246,9 +279,10 @@ class SignalRunner:
         try:
             return self._run()
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            for pool in (self._pool, self._reader):
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._reader = None
 
     def _run(self) -> SignalReport:
         report = SignalReport()
@@ -256,15 +290,44 @@ class SignalRunner:
             return report
         total = self.pending()
         while True:
-            work = self._next_work()
+            work = list(self._next_work().items())
             if not work:
                 return report
-            for media_id, (path, kind, signals) in work.items():
+            ahead = self._decode_ahead(*work[0])
+            for index, (media_id, (path, _, signals)) in enumerate(work):
                 self.check()
-                self._read_one(media_id, path, kind, signals, report)
+                decoded = ahead.result()
+                if index + 1 < len(work):
+                    ahead = self._decode_ahead(*work[index + 1])
+                self._read_one(media_id, path, signals, decoded, report)
                 report.done += 1
                 if self.progress:
                     self.progress(report.done, max(total, report.done), path, report.failed)
+
+    def _decode_ahead(self, media_id: int, item: tuple[str, str, list[Signal]]) -> Future:
+        """The file decoded for its signals (``_decode``) on a thread of its own, so that the next photo's
+        decode runs while this photo's signals do: OCR and faces rarely finish together, and the one done
+        first leaves its core to the decode (30 % of a photo's second pass on the large set of bench/RESULTS.md "The
+        second pass on 20+ MP photos", half on its 15+ MP progressive JPEGs). One file ahead: memory stays one photo."""
+        path, kind, signals = item
+        times = sampled_times(self.library, media_id) if kind == "video" else None  # SQLite stays on this thread
+        if self._reader is None:  # made here, so that it inherits this thread's lower priority
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cots-signal-read")
+        return self._reader.submit(self._decode, path, kind, signals, times)
+
+    @staticmethod
+    def _decode(path: str, kind: str, signals: list[Signal], times: list[float] | None) -> tuple:
+        """(image, frames, decode error) for one file: a photo at the side its signals ask for, a video's
+        sampled frames (only the signals that read videos have work in one), nothing when no second-pass
+        signal needs pixels."""
+        try:
+            if kind == "video":
+                return None, frames_at(path, times or [0.0], second_pass_side(signals)), None
+            if any(s.second_pass for s in signals):
+                return decode_for_second_pass(path, second_pass_side(signals)), None, None
+        except MediaError as error:
+            return None, None, f"the {'video' if kind == 'video' else 'photo'} cannot be read: {error}"
+        return None, None, None
 
     def _extract_all(self, signals: list[Signal], path: str, image, decode_error: str | None,
                      frames: list | None = None) -> list[tuple]:
@@ -283,18 +346,9 @@ class SignalRunner:
                                             thread_name_prefix="cots-signal")
         return list(self._pool.map(one, signals))
 
-    def _read_one(self, media_id: int, path: str, kind: str, signals: list[Signal], report: SignalReport) -> None:
-        image, frames, decode_error = None, None, None
-        if kind == "video":  # only the signals that read videos have work in one
-            try:
-                frames = decode_video_frames(self.library, media_id, path, second_pass_side(signals))
-            except MediaError as error:
-                decode_error = f"the video cannot be read: {error}"
-        elif any(s.second_pass for s in signals):
-            try:
-                image = decode_for_second_pass(path, second_pass_side(signals))
-            except MediaError as error:
-                decode_error = f"the photo cannot be read: {error}"
+    def _read_one(self, media_id: int, path: str, signals: list[Signal], decoded: tuple,
+                  report: SignalReport) -> None:
+        image, frames, decode_error = decoded
         results = self._extract_all(signals, path, image, decode_error, frames)
         now = time.time()
         try:

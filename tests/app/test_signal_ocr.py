@@ -113,3 +113,23 @@ def test_unavailable_is_none_when_installed_and_names_the_package_when_not(monke
 def test_words_the_recogniser_merged_are_indexed_with_their_parts_too():
     assert index_text("EXIT12 GateB12") == "EXIT12 EXIT 12 GateB12 Gate B12 B 12"
     assert index_text("RECEIPT IKEA 2019") == "RECEIPT IKEA 2019"  # nothing merged: unchanged
+
+
+def test_prepare_opens_the_sessions_once_even_beside_a_first_extract():
+    """``prepare()`` (called by the indexer while embeddings run) opens the detector and recogniser sessions that
+    rapidocr would open on the first photo; an extract racing it shares the one engine and still reads text."""
+    import threading
+
+    signal = OcrSignal(threads=1)
+    photo = _photo("coffee")
+    _draw(photo, "OPEN 24 HOURS", 40, (40, 40), sign=True)
+    found = []
+    reader = threading.Thread(target=lambda: found.append(signal.extract("", photo)))
+    reader.start()
+    signal.prepare()
+    reader.join()
+    engine = signal._load()
+    assert engine.text_det is not None and engine.text_rec is not None
+    assert {"open", "24", "hours"} <= _words(found[0].text)
+    signal.prepare()  # a second call loads nothing new
+    assert signal._load() is engine

