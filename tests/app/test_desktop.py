@@ -150,3 +150,52 @@ def test_a_cache_the_desktop_keeps_is_refreshed_and_none_is_created(data_dir, tm
     assert main(["desktop", "uninstall"]) == 0
     assert (tmp_path / "calls").read_text().split() == [
         "gtk-update-icon-cache", "-q", "-t", "-f", str(data_dir / "icons" / "hicolor")]
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Pids of the processes whose environment holds ``variable`` (NAME=VALUE)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if variable.encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow  # the app's start in a fresh process (~5 s)
+def test_a_desktop_launcher_starts_the_app_from_the_installed_entry(data_dir, tmp_path):
+    """`gio launch` (GLib's launcher, what GNOME's and many docks' menus use; Debian: libglib2.0-bin) reads
+    the installed entry as a menu would and runs its Exec line: the app starts and opens its library."""
+    import time
+
+    tool = shutil.which("gio")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("gio is missing: install libglib2.0-bin (.ci/run does)")
+        pytest.skip("gio is not installed (Debian package libglib2.0-bin)")
+    assert main(["desktop", "install"]) == 0
+    marker = f"COTS_DATA_DIR={tmp_path / 'launched'}"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               COTS_DATA_DIR=str(tmp_path / "launched"))
+    errors = tmp_path / "launch.err"
+    with open(errors, "w") as stream:  # not a pipe: the app inherits it and would hold it open
+        done = subprocess.run([tool, "launch", str(data_dir / "applications" / "cots.desktop")], env=env,
+                              stdout=subprocess.DEVNULL, stderr=stream, timeout=60)
+    assert done.returncode == 0, errors.read_text()
+    library = tmp_path / "launched" / "libraries" / "library.db"
+    try:
+        deadline = time.monotonic() + 90
+        while not library.is_file() and time.monotonic() < deadline:  # the window opens its default library
+            time.sleep(0.5)
+        running = _processes_with(marker)
+        assert library.is_file() and running, f"the launched app did not open its library: {errors.read_text()}"
+        time.sleep(2)
+        assert _processes_with(marker), "the launched app exited"
+    finally:
+        for pid in _processes_with(marker):
+            try:
+                os.kill(pid, 15)
+            except OSError:
+                pass
