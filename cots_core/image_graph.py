@@ -24,9 +24,6 @@ GRAPH_FILE, MANIFEST_FILE = "image.onnx", "manifest.json"  # image_runtime's fil
 MAX_PIXEL_ERROR = 1e-5  # numpy preprocessing vs torchvision's, per value, on the sample library's photos
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST}
-MAX_RESIZED_ASPECT = 16  # as cots_core.transforms (which imports torch)
-
-
 def preprocess_spec(vision, image_size: int) -> dict | None:
     """What ``preprocess`` needs of a model's vision config, or None where it cannot reproduce the transform."""
     if vision.resize_backend != "pil" or vision.resize not in ("shortest_edge", "squash") \
@@ -36,12 +33,18 @@ def preprocess_spec(vision, image_size: int) -> dict | None:
             "mean": [float(v) for v in vision.mean], "std": [float(v) for v in vision.std]}
 
 
-def _crop_elongated(image: Image.Image) -> Image.Image:
+# The evaluation transform keeps only the centre square; cropping a very long image to this ratio first
+# leaves that square as it was and bounds the resize (a 50000x1 image would become 11.2M x 224 pixels).
+MAX_RESIZED_ASPECT = 16
+
+
+def crop_elongated(image: Image.Image, max_aspect: int = MAX_RESIZED_ASPECT) -> Image.Image:
+    """The centre of ``image`` with its long side at most ``max_aspect`` times its short side."""
     width, height = image.size
     short = max(1, min(width, height))
-    if max(width, height) <= MAX_RESIZED_ASPECT * short:
+    if max(width, height) <= max_aspect * short:
         return image
-    keep = MAX_RESIZED_ASPECT * short
+    keep = max_aspect * short
     if width > height:
         left = (width - keep) // 2
         return image.crop((left, 0, left + keep, height))
@@ -52,7 +55,7 @@ def _crop_elongated(image: Image.Image) -> Image.Image:
 def preprocess(image: Image.Image, spec: dict) -> np.ndarray:
     """[3, S, S] float32, as the model's evaluation transform gives it (torchvision on a PIL image)."""
     size, resample = int(spec["image_size"]), _RESAMPLE[spec["interpolation"]]
-    image = to_rgb(_crop_elongated(image))
+    image = to_rgb(crop_elongated(image))
     width, height = image.size
     if spec["resize"] == "squash":
         image = image.resize((size, size), resample)

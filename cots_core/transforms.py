@@ -9,6 +9,7 @@ from torchvision.transforms import v2 as T
 from torchvision.transforms.functional import InterpolationMode
 
 from cots_core.config import VisionConfig
+from cots_core.image_graph import crop_elongated  # torch-free: the query image path shares it
 from cots_core.images import to_rgb
 
 _INTERPOLATION = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
@@ -61,22 +62,3 @@ class _FloorCenterCrop(torch.nn.Module):
             return T.CenterCrop(self.size)(image)  # pads, as transformers does
         top, left = int((height - self.size) / 2.0), int((width - self.size) / 2.0)
         return image[..., top:top + self.size, left:left + self.size]
-
-
-# The evaluation transform keeps only the centre square; cropping a very long image to this ratio first
-# leaves that square as it was and bounds the resize (a 50000x1 image would become 11.2M x 224 pixels).
-MAX_RESIZED_ASPECT = 16
-
-
-def crop_elongated(image: Image.Image, max_aspect: int = MAX_RESIZED_ASPECT) -> Image.Image:
-    """The centre of ``image`` with its long side at most ``max_aspect`` times its short side."""
-    width, height = image.size
-    short = max(1, min(width, height))
-    if max(width, height) <= max_aspect * short:
-        return image
-    keep = max_aspect * short
-    if width > height:
-        left = (width - keep) // 2
-        return image.crop((left, 0, left + keep, height))
-    top = (height - keep) // 2
-    return image.crop((0, top, width, top + keep))
