@@ -106,15 +106,20 @@ def _matches_torch(encoder: OnnxImageEncoder, model: nn.Module) -> float:
 
 
 @contextlib.contextmanager
-def _quiet_exporter():
-    """The exporter's own loggers (hundreds of INFO lines under `cots -v`) held at WARNING meanwhile."""
+def quiet_exporter():
+    """The exporter prints its progress and warns about its own internals, nothing for the person to act on:
+    its loggers (hundreds of INFO lines under `cots -v`) held at WARNING, its warnings ignored and its prints
+    swallowed meanwhile. Also for the text graph (``cots_core.text_graph_export``) and the quantiser."""
     loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export",
                                                     "torch._dynamo")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
-        yield
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
@@ -141,10 +146,7 @@ def export_image_graph(model: nn.Module, folder: Path) -> None:
     path = ImagePath(model).eval()
     probe = _probe(model).to(next(model.parameters()).device)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    # the exporter prints its progress and warns about its own internals: nothing for the person to act on
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()), _quiet_exporter():
-        warnings.simplefilter("ignore")
+    with torch.no_grad(), quiet_exporter():
         program = torch.onnx.export(path, (probe,), None, input_names=["pixels"], output_names=["embeddings"],
                                     dynamic_shapes={"pixels": {0: batch}}, dynamo=True, optimize=True,
                                     verbose=False)
@@ -313,8 +315,7 @@ def _decide(model: nn.Module, fp32: OnnxImageEncoder, threads: int) -> dict:
 
     int8_path = fp32.folder / INT8_GRAPH_FILE
     remove_damaged(int8_path)  # written anew, never through what stands there (a FIFO would block the write)
-    with warnings.catch_warnings(), _quiet_exporter(), _quiet_root_logger():
-        warnings.simplefilter("ignore")
+    with quiet_exporter(), _quiet_root_logger():
         quantize_dynamic(str(fp32.folder / GRAPH_FILE), str(int8_path), weight_type=QuantType.QInt8)
     graph = read_regular_file(int8_path, MAX_GRAPH_BYTES)
     int8 = OnnxImageEncoder(session(graph, threads), model.model_id, fp32.folder)

@@ -11,12 +11,9 @@ verdict, so queries stay on PyTorch and ``cots status`` says why.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ import torch
 from torch import nn
 
 from cots_core.folder_safety import remove_damaged
+from cots_core.image_runtime import quiet_exporter
 from cots_core.onnx_cache import (
     file_stamp,
     model_folder,
@@ -119,24 +117,6 @@ def tokenizer_as_data(text_model: TextQueryModel) -> tuple[str, bytes, dict] | N
 
 
 # -- export and check ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _quiet_exporter():
-    """The exporter prints its progress and warns about its own internals: nothing for the person to act on."""
-    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export",
-                                                    "torch._dynamo")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
 def _export(tower: nn.Module, tokens: dict[str, torch.Tensor], staging: Path) -> None:
     """The tower as ``staging/GRAPH_FILE`` with its weights in ``staging/WEIGHTS_FILE`` (ONNX external data)."""
     import onnx
@@ -144,7 +124,7 @@ def _export(tower: nn.Module, tokens: dict[str, torch.Tensor], staging: Path) ->
     batch = torch.export.Dim("batch", min=1, max=4096)
     length = torch.export.Dim("length", min=1, max=4096)
     inputs = (tokens["input_ids"], tokens["attention_mask"])
-    with torch.no_grad(), _quiet_exporter():
+    with torch.no_grad(), quiet_exporter():
         program = torch.onnx.export(tower.eval(), inputs, None, input_names=["input_ids", "attention_mask"],
                                     output_names=["embeddings"], dynamo=True, optimize=True, verbose=False,
                                     dynamic_shapes={"input_ids": {0: batch, 1: length},
