@@ -119,8 +119,7 @@ class EngineService:
     def switch_model(self, source: str, on_progress, control: IndexControl) -> str:
         """Re-embed with ``source``; the current model answers searches until every item is re-embedded
         (the indexer switches the library's model at the end of a complete run)."""
-
-        from app.library.encoder import Encoder
+        from app.library.encoder import Encoder  # here: the window's first paint imports no torch
 
         new = Encoder.load(source, self.device)
         self.index(on_progress, control, encoder=new)  # swaps the search engine the moment the library switches
