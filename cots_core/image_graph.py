@@ -2,7 +2,7 @@
 preprocessing in PIL and numpy, and its ONNX image graph (``image_runtime`` exports it) run by ONNX Runtime.
 
 Only where both were checked against PyTorch when the graph was written or last loaded with torch
-(``image_runtime.record_light_check``): the graph's cosine on the probe batch, and this preprocessing's pixels
+(``image_runtime._record_light_check`` keeps the verdict in the graph's manifest): the graph's cosine on the probe batch, and this preprocessing's pixels
 against the model's own transform on the sample library's photos. Only the "pil" resize backend (cots-lite and
 COTS towers) is reproduced; CLIP-family towers resample uint8 tensors as transformers does, which PIL does not,
 so their query images go through PyTorch.
@@ -24,6 +24,11 @@ GRAPH_FILE, MANIFEST_FILE = "image.onnx", "manifest.json"  # image_runtime's fil
 MAX_PIXEL_ERROR = 1e-5  # numpy preprocessing vs torchvision's, per value, on the sample library's photos
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST}
+# The evaluation transform keeps only the centre square; cropping a very long image to this ratio first
+# leaves that square as it was and bounds the resize (a 50000x1 image would become 11.2M x 224 pixels).
+MAX_RESIZED_ASPECT = 16
+
+
 def preprocess_spec(vision, image_size: int) -> dict | None:
     """What ``preprocess`` needs of a model's vision config, or None where it cannot reproduce the transform."""
     if vision.resize_backend != "pil" or vision.resize not in ("shortest_edge", "squash") \
@@ -31,11 +36,6 @@ def preprocess_spec(vision, image_size: int) -> dict | None:
         return None
     return {"image_size": int(image_size), "resize": vision.resize, "interpolation": vision.interpolation,
             "mean": [float(v) for v in vision.mean], "std": [float(v) for v in vision.std]}
-
-
-# The evaluation transform keeps only the centre square; cropping a very long image to this ratio first
-# leaves that square as it was and bounds the resize (a 50000x1 image would become 11.2M x 224 pixels).
-MAX_RESIZED_ASPECT = 16
 
 
 def crop_elongated(image: Image.Image, max_aspect: int = MAX_RESIZED_ASPECT) -> Image.Image:
@@ -99,7 +99,7 @@ def load_image_graph(model_id: str, root: Path | None = None) -> OnnxImageModel 
     manifest = read_manifest(folder, MANIFEST_FILE)
     light = (manifest or {}).get("light") if isinstance((manifest or {}).get("light"), dict) else None
     if not manifest or manifest.get("model_id") != model_id or not light or not light.get("accepted") \
-            or not isinstance(light.get("preprocess"), dict):
+            or light.get("sha256") != manifest.get("sha256") or not isinstance(light.get("preprocess"), dict):
         return None
     try:
         graph = read_regular_file(folder / GRAPH_FILE, MAX_GRAPH_BYTES)

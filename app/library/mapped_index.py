@@ -24,8 +24,6 @@ from app.library.vector_index import EfChoice, HnswParams, ids_checksum
 class MappedIndex:
     """The live vectors of a saved hnswlib file, memory-mapped, searched exactly; read-only."""
 
-    read_only = True
-
     def __init__(self, path: Path, dim: int, params: HnswParams, elements: int, per_element: int,
                  ef_choice: EfChoice | None):
         self.dim, self.params, self.ef_choice = dim, params, ef_choice
@@ -38,7 +36,8 @@ class MappedIndex:
         live = (records[:, 2] & 1) == 0  # the third byte of the link header is hnswlib's deleted mark
         self._rows = np.flatnonzero(live)
         self._labels = labels[self._rows]
-        self._order: np.ndarray | None = None  # rows by label, for ``get``
+        self._order: np.ndarray | None = None  # positions by label, and the labels so sorted, for ``get``
+        self._sorted_labels: np.ndarray | None = None
 
     @property
     def ef_search(self) -> int:
@@ -61,13 +60,14 @@ class MappedIndex:
             return np.zeros(0, np.int64), ids[:0]
         if self._order is None:
             self._order = np.argsort(self._labels, kind="stable")
-        sorted_labels = self._labels[self._order]
+            self._sorted_labels = self._labels[self._order]
+        sorted_labels = self._sorted_labels
         at = np.minimum(np.searchsorted(sorted_labels, ids), len(sorted_labels) - 1)
         found = sorted_labels[at] == ids
         return self._order[at[found]], ids[found]
 
     def get(self, ids) -> np.ndarray:
-        """Stored vectors of the given ids, [n, dim] (ids not in the index are left out, as hnswlib raises)."""
+        """Stored vectors of the given ids, [n, dim] (an id not in the index is left out; hnswlib would raise)."""
         positions, _ = self._find(ids)
         return np.array(self._vectors[self._rows[positions]], dtype=np.float32)
 
@@ -95,7 +95,8 @@ class MappedIndex:
     def add(self, ids, vectors, num_threads: int = 1) -> None:
         raise TypeError("a mapped index is read-only: load the index to change it")
 
-    remove = add
+    def remove(self, ids) -> None:
+        raise TypeError("a mapped index is read-only: load the index to change it")
 
     @classmethod
     def load(cls, prefix: Path, dim: int, params: HnswParams | None = None) -> tuple[MappedIndex, dict] | None:

@@ -42,6 +42,8 @@ def test_a_mapped_index_answers_as_the_loaded_one(tmp_path):
     assert 101 in mapped and 100 not in mapped  # 100 was deleted
     with pytest.raises(TypeError):
         mapped.add([1], _unit(1, dim, 2))
+    with pytest.raises(TypeError, match="read-only"):
+        mapped.remove([101])
 
 
 def test_files_that_disagree_are_not_mapped(tmp_path):
