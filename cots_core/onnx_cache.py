@@ -7,6 +7,7 @@ no FIFO) and written through a fresh staging file, so a damaged entry is made an
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from cots_core.folder_safety import read_regular_file
+from cots_core.folder_safety import NotARegularFile, read_regular_file
 from cots_core.paths import data_dir
 
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes
@@ -58,10 +59,6 @@ def read_manifest(folder: Path, name: str) -> dict | None:
 def regular_file_sha256(path: Path, max_bytes: int) -> str:
     """SHA-256 of ``path``, read in chunks, if it is a regular file of at most ``max_bytes`` (``NotARegularFile``,
     an OSError, otherwise): for files too large to hold in memory at once."""
-    import hashlib
-
-    from cots_core.folder_safety import NotARegularFile
-
     digest = hashlib.sha256()
     descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(descriptor, "rb") as stream:

@@ -202,18 +202,26 @@ def export_text_graph(text_model: TextQueryModel, root: Path | None = None, imag
     return manifest
 
 
-def ensure_text_graph(text_model: TextQueryModel, root: Path | None = None, image_size: int | None = None) -> dict:
-    """The manifest of ``text_model``'s checked text graph: the one in the cache when intact, else written now
-    (once per model id; a graph that failed its check is not tried again with the same torch)."""
-    state = text_graph_state(text_model.model_id, root, load=False)
+def settled_manifest(model_id: str, root: Path | None = None) -> dict | None:
+    """The manifest of ``model_id``'s text graph when nothing is left to write: checked and intact (its weights
+    stamped again when they were hashed just now, so that later loads need not hash them), or failed its check
+    with this torch (not tried again). None: the graph is to be written."""
+    folder = model_folder(model_id, root)
+    state = text_graph_state(model_id, root, load=False)
     if state.usable:
-        folder, weights = model_folder(text_model.model_id, root), state.manifest["weights"]
-        if weights.get("stamp") != file_stamp(folder / WEIGHTS_FILE):  # hashed just now: stamped again, once
-            weights["stamp"] = file_stamp(folder / WEIGHTS_FILE)
+        weights, stamp = state.manifest["weights"], file_stamp(folder / WEIGHTS_FILE)
+        if weights.get("stamp") != stamp:
+            weights["stamp"] = stamp
             write_manifest(folder, MANIFEST_FILE, state.manifest)
         return state.manifest
-    manifest = read_manifest(model_folder(text_model.model_id, root), MANIFEST_FILE)
-    if (manifest and manifest.get("format") == FORMAT_VERSION and manifest.get("model_id") == text_model.model_id
+    manifest = read_manifest(folder, MANIFEST_FILE)
+    if (manifest and manifest.get("format") == FORMAT_VERSION and manifest.get("model_id") == model_id
             and manifest.get("torch") == torch.__version__ and not (manifest.get("verdict") or {}).get("accepted")):
         return manifest
-    return export_text_graph(text_model, root, image_size)
+    return None
+
+
+def ensure_text_graph(text_model: TextQueryModel, root: Path | None = None, image_size: int | None = None) -> dict:
+    """The manifest of ``text_model``'s checked text graph: the settled one (``settled_manifest``), else
+    written now (once per model id)."""
+    return settled_manifest(text_model.model_id, root) or export_text_graph(text_model, root, image_size)

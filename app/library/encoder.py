@@ -111,9 +111,11 @@ class Encoder:
         it cannot be written (logged; searches then stay on PyTorch and ``cots status`` says why)."""
         from cots_core import text_graph, text_graph_export
 
-        state = text_graph.text_graph_state(self.model_id, load=False) if text_graph.runtime_wanted() else None
-        if state is None or (state.usable and state.manifest["weights"].get("stamp")):
+        if not text_graph.runtime_wanted():
             return None
+        settled = text_graph_export.settled_manifest(self.model_id)  # checked, or failed with this torch
+        if settled is not None:
+            return settled
         try:
             from cots_core import loading
 
@@ -127,7 +129,7 @@ class Encoder:
             if on_export is not None:
                 on_export()
             with self._lock:
-                manifest = text_graph_export.ensure_text_graph(text_model, image_size=self.image_size)
+                manifest = text_graph_export.export_text_graph(text_model, image_size=self.image_size)
         except Exception as error:  # noqa: BLE001 - any exporter failure only means: text stays on PyTorch
             log.warning("the text graph of %s cannot be written (%s: %s): text queries stay on PyTorch",
                         self.model_id, type(error).__name__, str(error)[:200])
