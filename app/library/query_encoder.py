@@ -21,8 +21,6 @@ class GraphQueryEncoder:
     """Text through the model's ONNX text graph; anything else through the full ``Encoder`` of ``source``,
     loaded on first use (thread-safe) and checked to be the same model."""
 
-    text_runtime = "onnxruntime"
-
     def __init__(self, text_model, source: str, device: str | None = None):
         self.text_model, self.source, self._device = text_model, source, device
         self._full = None
