@@ -2,9 +2,10 @@
 
 First-pass signals (place, EXIF: a header read) run inside the indexer's decode workers for each file it
 reads. ``SignalRunner`` is the second pass: after the run's embeddings are stored, it gives every readable
-photo the results it lacks (work = photos without a row for the signal at its current version), one file
-at a time, each file's results in one transaction, so a cancel or kill -9 loses at most the file in
-flight and the next run resumes. It also catches up first-pass signals for rows indexed before they
+photo the results it lacks (work = photos without a row for the signal at its current version). Each signal
+works through the files on a lane of its own, a few files in flight (``FILES_IN_FLIGHT``); each file's results
+are stored in file order, in one transaction, so a cancel or kill -9 loses at most the files in flight and
+the next run resumes. It also catches up first-pass signals for rows indexed before they
 existed. Searching is never blocked: each write is a short WAL transaction.
 
 A signal whose package is missing is recorded once (the settings row ``signal_unavailable.NAME`` holds
@@ -22,6 +23,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -44,6 +46,9 @@ SECOND_PASS_IMAGE_SIZE = 1280
 # How much nicer (Linux niceness) the second pass's thread is than the thread that started it, so that
 # searches and the rest of the desktop come first.
 SECOND_PASS_NICENESS = 10
+# Photos decoded or read by the signals at once (a video counts for all but one): each signal works through them
+# at its own pace, and memory stays a few photos at 1280 px.
+FILES_IN_FLIGHT = 3
 
 
 def lower_thread_priority(step: int = SECOND_PASS_NICENESS) -> None:
@@ -230,9 +235,9 @@ class SignalReport:
 
 
 class SignalRunner:
-    """The second pass over a library (see the module docstring). ``check()`` is called between files: it
-    waits while paused and raises to cancel (the indexer's ``_check``); ``progress(done, total, path,
-    failed)`` after each file."""
+    """The second pass over a library (see the module docstring). ``check()`` is called before each signal
+    reads a file (on the signal's lane): it waits while paused and raises to cancel (the indexer's
+    ``_check``); ``progress(done, total, path, failed)`` after each file."""
 
     def __init__(self, library: Library, signals: list[Signal], check: Callable[[], None] = lambda: None,
                  progress: Callable[[int, int, str, int], None] | None = None):
@@ -240,8 +245,8 @@ class SignalRunner:
         self.signals = signals
         self.check = check
         self.progress = progress
-        self._pool: ThreadPoolExecutor | None = None  # signals side by side, made on first use (see _extract_all)
-        self._reader: ThreadPoolExecutor | None = None  # decodes the next file (see _decode_ahead)
+        self._reader: ThreadPoolExecutor | None = None  # decodes the files ahead (see _decode_ahead)
+        self._lanes: dict[str, ThreadPoolExecutor] = {}  # one worker per signal (see _lane)
 
     def pending(self) -> int:
         conn = self.library.db.conn
@@ -278,11 +283,11 @@ class SignalRunner:
     def run(self) -> SignalReport:
         try:
             return self._run()
-        finally:
-            for pool in (self._pool, self._reader):
+        finally:  # the reader first: a lane waiting on a decode it cancels then stops at once
+            for pool in [self._reader, *self._lanes.values()]:
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = self._reader = None
+            self._reader, self._lanes = None, {}
 
     def _run(self) -> SignalReport:
         report = SignalReport()
@@ -293,27 +298,56 @@ class SignalRunner:
             work = list(self._next_work().items())
             if not work:
                 return report
-            ahead = self._decode_ahead(*work[0])
-            for index, (media_id, (path, _, signals)) in enumerate(work):
-                self.check()
-                decoded = ahead.result()
-                if index + 1 < len(work):
-                    ahead = self._decode_ahead(*work[index + 1])
-                self._read_one(media_id, path, signals, decoded, report)
-                report.done += 1
-                if self.progress:
-                    self.progress(report.done, max(total, report.done), path, report.failed)
+            in_flight: deque[tuple[int, str, str, list[Future]]] = deque()  # (media id, path, kind, futures)
+            for media_id, item in work:  # a cancel surfaces from the first file whose signals had not begun
+                while in_flight and self._window_full(in_flight, item[1]):
+                    self._finish(*in_flight.popleft(), report, total)
+                in_flight.append((media_id, item[0], item[1], self._submit(media_id, item)))
+            while in_flight:
+                self._finish(*in_flight.popleft(), report, total)
+
+    @staticmethod
+    def _window_full(in_flight: deque, kind: str) -> bool:
+        """Whether a file of ``kind`` must wait for the oldest in flight: at most ``FILES_IN_FLIGHT`` photos,
+        and a video (its sampled frames, up to 32 at 1280 px) with one other file at most, as before lanes."""
+        slots = sum(FILES_IN_FLIGHT - 1 if k == "video" else 1 for _, _, k, _ in in_flight)
+        return slots + (FILES_IN_FLIGHT - 1 if kind == "video" else 1) > FILES_IN_FLIGHT
+
+    def _submit(self, media_id: int, item: tuple[str, str, list[Signal]]) -> list[Future]:
+        """Start one file: its decode on the reader thread, then each signal on its own lane, in file order.
+        Per photo, OCR and faces rarely take the same time; with a barrier per photo the faster one's core sat
+        idle (38 % of the pass's wall time with one stage running on the large set of bench/RESULTS.md "The
+        second pass on 20+ MP photos"). Lanes let OCR work on one photo while faces finish another."""
+        path, kind, signals = item
+        decoded = self._decode_ahead(media_id, item)
+        return [self._lane(signal).submit(self._extract_one, signal, path, decoded) for signal in signals]
+
+    def _finish(self, media_id: int, path: str, _kind: str, futures: list[Future], report: SignalReport,
+                total: int) -> None:
+        """Wait for one file's signals and store their results (in file order, one transaction per file)."""
+        self._store(media_id, path, [future.result() for future in futures], report)
+        report.done += 1
+        if self.progress:
+            self.progress(report.done, max(total, report.done), path, report.failed)
 
     def _decode_ahead(self, media_id: int, item: tuple[str, str, list[Signal]]) -> Future:
-        """The file decoded for its signals (``_decode``) on a thread of its own, so that the next photo's
-        decode runs while this photo's signals do: OCR and faces rarely finish together, and the one done
-        first leaves its core to the decode (30 % of a photo's second pass on the large set of bench/RESULTS.md "The
-        second pass on 20+ MP photos", half on its 15+ MP progressive JPEGs). One file ahead: memory stays one photo."""
+        """The file decoded for its signals (``_decode``) on a thread of its own, ahead of the signals, so that
+        decoding takes a core OCR or faces leave idle (30 % of a photo's second pass on the large set, half on its
+        15+ MP progressive JPEGs)."""
         path, kind, signals = item
         times = sampled_times(self.library, media_id) if kind == "video" else None  # SQLite stays on this thread
         if self._reader is None:  # made here, so that it inherits this thread's lower priority
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cots-signal-read")
         return self._reader.submit(self._decode, path, kind, signals, times)
+
+    def _lane(self, signal: Signal) -> ThreadPoolExecutor:
+        """The signal's own worker thread (made on this thread, so that it inherits the lower priority): OCR's
+        onnxruntime and dlib release the GIL and are single-threaded, so with two cores the signals run side by
+        side; with one core, one thread runs them all."""
+        key = signal.name if (os.cpu_count() or 1) >= 2 else ""
+        if key not in self._lanes:
+            self._lanes[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cots-signal-{key or 'all'}")
+        return self._lanes[key]
 
     @staticmethod
     def _decode(path: str, kind: str, signals: list[Signal], times: list[float] | None) -> tuple:
@@ -329,27 +363,17 @@ class SignalRunner:
             return None, None, f"the {'video' if kind == 'video' else 'photo'} cannot be read: {error}"
         return None, None, None
 
-    def _extract_all(self, signals: list[Signal], path: str, image, decode_error: str | None,
-                     frames: list | None = None) -> list[tuple]:
-        """(signal, output, error) for each signal. With two cores or more the signals of one photo run side
-        by side (OCR's onnxruntime and dlib both release the GIL; each is single-threaded), so the photo costs
-        the slowest signal rather than their sum; the pool's threads inherit this thread's lower priority."""
-        def one(signal: Signal) -> tuple:
-            if decode_error is not None and signal.second_pass:
-                return signal, None, decode_error
-            return (signal, *extract_safely(signal, path, image if signal.second_pass else None, frames))
+    def _extract_one(self, signal: Signal, path: str, decoded: Future) -> tuple:
+        """(signal, output, error) for one signal on one file, once the file is decoded. ``check()`` first: the
+        lanes hold while the run is paused and read nothing more once it is cancelled (what it raises reaches
+        the runner's thread through the future)."""
+        self.check()
+        image, frames, decode_error = decoded.result()
+        if decode_error is not None and signal.second_pass:
+            return signal, None, decode_error
+        return (signal, *extract_safely(signal, path, image if signal.second_pass else None, frames))
 
-        if len(signals) < 2 or (os.cpu_count() or 1) < 2:
-            return [one(signal) for signal in signals]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=min(len(self.signals), os.cpu_count() or 1),
-                                            thread_name_prefix="cots-signal")
-        return list(self._pool.map(one, signals))
-
-    def _read_one(self, media_id: int, path: str, signals: list[Signal], decoded: tuple,
-                  report: SignalReport) -> None:
-        image, frames, decode_error = decoded
-        results = self._extract_all(signals, path, image, decode_error, frames)
+    def _store(self, media_id: int, path: str, results: list[tuple], report: SignalReport) -> None:
         now = time.time()
         try:
             with self.library.db.transaction() as conn:

@@ -133,3 +133,6 @@ def test_prepare_opens_the_sessions_once_even_beside_a_first_extract():
     assert {"open", "24", "hours"} <= _words(found[0].text)
     signal.prepare()  # a second call loads nothing new
     assert signal._load() is engine
+    # onnxruntime keeps its memory arena (rapidocr turns it off): the detector reuses its activations' memory
+    for model in (engine.text_det, engine.text_rec):
+        assert model.session.session.get_session_options().enable_cpu_mem_arena

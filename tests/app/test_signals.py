@@ -485,6 +485,59 @@ def test_the_next_photo_is_decoded_while_this_photos_signals_run(library, many, 
         assert set(decode_niceness) == set(FakeText.niceness)
 
 
+class QuickSignal:
+    """A second-pass signal that reads a photo at once, noting which."""
+
+    name: ClassVar[str] = "quick"
+    version: ClassVar[int] = 1
+    second_pass: ClassVar[bool] = True
+    seen: ClassVar[list[str]] = []
+
+    def unavailable(self):
+        return None
+
+    def extract(self, path, image):
+        QuickSignal.seen.append(os.path.basename(path).split(".")[0])
+        return SignalOutput(text="", facts={})
+
+
+def test_each_signal_reads_the_photos_at_its_own_pace_a_few_photos_ahead_at_most(library, many, fake_signals,
+                                                                                  monkeypatch):
+    """Signals do not wait for each other photo by photo: while a slow one is still on the first photo, a
+    quick one goes on with the next, up to FILES_IN_FLIGHT photos decoded at once (memory stays a few photos);
+    every photo's results are still stored, in order."""
+    from app.library import signal_runner
+
+    monkeypatch.setattr(signal_runner.os, "cpu_count", lambda: 2)  # a lane per signal
+    monkeypatch.setattr(signal_registry, "SIGNAL_CLASSES", (FakeText, QuickSignal))
+    QuickSignal.seen = []
+    decoded, held = [], []
+    real_decode = signal_runner.decode_for_second_pass
+
+    def decode(path, long_side=signal_runner.SECOND_PASS_IMAGE_SIZE):
+        decoded.append(os.path.basename(path).split(".")[0])
+        return real_decode(path, long_side)
+
+    def on_call(path):  # the slow signal holds the first photo until the quick one is as far ahead as it may go
+        if held:
+            return
+        deadline = time.monotonic() + 10
+        while len(QuickSignal.seen) < signal_runner.FILES_IN_FLIGHT and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # time enough to run further, were it allowed
+        held.append((len(QuickSignal.seen), len(decoded)))
+
+    monkeypatch.setattr(signal_runner, "decode_for_second_pass", decode)
+    FakeText.on_call = on_call
+    encoder = fake_encoder()
+    library.add_folder(many)
+    report = run_indexer(library, encoder)
+    assert held == [(signal_runner.FILES_IN_FLIGHT, signal_runner.FILES_IN_FLIGHT)]
+    assert report.signals_done == 6 and QuickSignal.seen == FakeText.calls == decoded
+    stored = library.db.conn.execute("SELECT signal, COUNT(*) FROM signal_results GROUP BY signal").fetchall()
+    assert dict(stored) == {"faketext": 6, "quick": 6}
+
+
 def test_second_pass_models_load_beside_the_embedding_pass_and_only_when_photos_are_new(library, many, fake_signals,
                                                                                         monkeypatch):
     """The indexer calls each second-pass signal's ``prepare()`` once, on a thread as nice as the second pass,
