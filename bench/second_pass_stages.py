@@ -233,6 +233,12 @@ def cli_ratio(photos: list[Path], set_name: str, repeat: int, codes: list[Path])
     for path in photos:
         (folder / photo_name(path)).symlink_to(path)
     rows = []
+    codes = [code.resolve() for code in codes]
+    for code in codes:  # each run must import its own checkout's code
+        imported = subprocess.run([sys.executable, "-c", "import app; print(app.__file__)"], cwd=code,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        if not Path(imported).resolve().is_relative_to(code):
+            raise SystemExit(f"{code}: `app` comes from {imported}, not from this checkout")
     for run in range(repeat):
         for code in codes:
             env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1")
@@ -243,8 +249,10 @@ def cli_ratio(photos: list[Path], set_name: str, repeat: int, codes: list[Path])
                 db = Path(tempfile.mkdtemp()) / "lib.db"
                 load = os.getloadavg()[0]
                 cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # run from the checkout: Python puts the working directory before PYTHONPATH, so from anywhere
+                # else every --code would have run the caller's own checkout
                 out = subprocess.run([sys.executable, "-m", "app.cli", "index", "--db", str(db), *flags, str(folder)],
-                                     env=env, capture_output=True, text=True, check=True).stdout
+                                     env=env, capture_output=True, text=True, check=True, cwd=code).stdout
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 seconds = float(re.search(r"done in ([0-9.]+)s", out).group(1))
                 rows.append({"set": set_name, "cli": "embeddings only" if flags else "with second pass", "run": run,
@@ -267,7 +275,7 @@ def models_load_seconds() -> dict:
             "print(o, time.perf_counter() - t)")  # rapidocr opens its ONNX sessions on first use: opened here
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
     ocr, faces = map(float, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                           check=True).stdout.split())
+                                           check=True, cwd=ROOT).stdout.split())
     return {"models_load_s": round(ocr + faces, 2), "ocr_load_s": round(ocr, 2), "faces_load_s": round(faces, 2),
             "load": round(os.getloadavg()[0], 2)}
 

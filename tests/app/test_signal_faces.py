@@ -148,3 +148,40 @@ def test_the_runner_decodes_photos_large_enough_for_identity_with_ocr_off_too():
 
     assert second_pass_side([FaceSignal()]) == 2 * MAX_SIDE
     assert second_pass_side([FaceSignal(), OcrSignal()]) == max(2 * MAX_SIDE, OcrSignal().max_side)
+
+
+def _hog_candidates(detector, names: list[str]) -> list:
+    import numpy as np
+
+    found = []
+    for name in names:
+        small = photo(name)
+        small.thumbnail((640, 640))
+        rects, margins, kinds = detector.run(np.asarray(small), 1, -0.5)
+        found.append(([(r.left(), r.top(), r.right(), r.bottom()) for r in rects], list(margins), list(kinds)))
+    return found
+
+
+def test_the_shipped_hog_detector_is_dlibs_own_and_a_damaged_copy_falls_back_to_it(monkeypatch, tmp_path):
+    """resources/faces/frontal_face_hog.svm (dlib's detector in its binary form, ~1 ms to load against 0.26 s)
+    proposes exactly what ``dlib.get_frontal_face_detector()`` does, candidates and margins alike; a copy that
+    is missing, altered or damaged is not used."""
+    import dlib
+
+    import app.library.signals.faces as faces
+
+    names = ["astronaut.jpg", "cameraman.jpg", "grace_hopper.jpg", "motorcycle.jpg", "cat.jpg"]
+    own = _hog_candidates(dlib.get_frontal_face_detector(), names)
+    assert sum(len(rects) for rects, _, _ in own) >= 3  # faces (and weak candidates) to compare
+    assert _hog_candidates(faces.frontal_face_detector(), names) == own
+    shipped = faces.resource_path(*faces.FACE_HOG_FILE).read_bytes()
+    loaded = []
+    monkeypatch.setattr(dlib, "fhog_object_detector", lambda path: loaded.append(path) or dlib.get_frontal_face_detector())
+    for content in (None, shipped[:-1] + bytes([shipped[-1] ^ 1]), shipped[:50_000]):
+        copy = tmp_path / "frontal_face_hog.svm"
+        copy.unlink(missing_ok=True)
+        if content is not None:
+            copy.write_bytes(content)
+        monkeypatch.setattr(faces, "resource_path", lambda *parts: copy)
+        assert _hog_candidates(faces.frontal_face_detector(), names[:1]) == own[:1]
+    assert loaded == []  # none of them reached dlib's loader

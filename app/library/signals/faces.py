@@ -16,6 +16,7 @@ reduced copy (crowds seen from afar), hidden faces.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from cots_resources import FACE_HOG_FILE, FACE_HOG_SHA256, resource_path
 from PIL import Image
 
 from app.library.signals.base import (
@@ -91,6 +93,22 @@ def models_folder() -> Path | None:
         return None
     folder = Path(next(iter(spec.submodule_search_locations))) / "models"
     return folder if all((folder / name).is_file() for name in MODEL_FILES.values()) else None
+
+
+def frontal_face_detector() -> Any:
+    """dlib's frontal face HOG detector, from the copy shipped in dlib's binary form (~1 ms; the file is
+    ``resources/make_face_hog.py``'s, checked against its SHA-256); from dlib's own text form (0.26-0.30 s
+    holding the GIL, which stalls the embedding pass beside which the models load) when that copy is missing,
+    altered or does not load."""
+    import dlib
+
+    try:
+        data = resource_path(*FACE_HOG_FILE).read_bytes()
+        if hashlib.sha256(data).hexdigest() == FACE_HOG_SHA256:
+            return dlib.fhog_object_detector(str(resource_path(*FACE_HOG_FILE)))
+    except (OSError, RuntimeError):  # unreadable; dlib's serialization_error
+        pass
+    return dlib.get_frontal_face_detector()
 
 
 def load_rgb(path: str, image: Image.Image | None, max_side: int | None = None) -> Image.Image:
@@ -189,7 +207,7 @@ class FaceSignal:
                 if folder is None:
                     raise SignalError(self.unavailable() or f"{MODELS_PACKAGE} is missing")
                 self._models = FaceModels(
-                    hog=dlib.get_frontal_face_detector(),
+                    hog=frontal_face_detector(),
                     cnn=dlib.cnn_face_detection_model_v1(str(folder / MODEL_FILES["detector"])),
                     landmarks=dlib.shape_predictor(str(folder / MODEL_FILES["landmarks"])),
                     identity=dlib.face_recognition_model_v1(str(folder / MODEL_FILES["identity"])))
