@@ -243,6 +243,7 @@ def cli_ratio(photos: list[Path], set_name: str, repeat: int, codes: list[Path])
         for code in codes:
             env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1")
             env.pop("OMP_NUM_THREADS", None)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed cots has its .pyc files: so do the runs after the first
             if OMP_THREADS is not None:
                 env["OMP_NUM_THREADS"] = OMP_THREADS
             for flags in (["--no-ocr", "--no-faces"], []):
