@@ -177,11 +177,11 @@ def test_the_shipped_hog_detector_is_dlibs_own_and_a_damaged_copy_falls_back_to_
     shipped = faces.resource_path(*faces.FACE_HOG_FILE).read_bytes()
     loaded = []
     monkeypatch.setattr(dlib, "fhog_object_detector", lambda path: loaded.append(path) or dlib.get_frontal_face_detector())
-    for content in (None, shipped[:-1] + bytes([shipped[-1] ^ 1]), shipped[:50_000]):
-        copy = tmp_path / "frontal_face_hog.svm"
+    copy = tmp_path / "frontal_face_hog.svm"
+    monkeypatch.setattr(faces, "resource_path", lambda *parts: copy)
+    for content in (None, shipped[:-1] + bytes([shipped[-1] ^ 1]), shipped[:50_000]):  # missing, altered, cut
         copy.unlink(missing_ok=True)
         if content is not None:
             copy.write_bytes(content)
-        monkeypatch.setattr(faces, "resource_path", lambda *parts: copy)
         assert _hog_candidates(faces.frontal_face_detector(), names[:1]) == own[:1]
     assert loaded == []  # none of them reached dlib's loader
