@@ -309,7 +309,7 @@ class SignalRunner:
     @staticmethod
     def _window_full(in_flight: deque, kind: str) -> bool:
         """Whether a file of ``kind`` must wait for the oldest in flight: at most ``FILES_IN_FLIGHT`` photos,
-        and a video (its sampled frames, up to 32 at 1280 px) with one other file at most, as before lanes."""
+        and a video (its sampled frames, up to 32 at 1280 px) with one other file at most."""
         slots = sum(FILES_IN_FLIGHT - 1 if k == "video" else 1 for _, _, k, _ in in_flight)
         return slots + (FILES_IN_FLIGHT - 1 if kind == "video" else 1) > FILES_IN_FLIGHT
 

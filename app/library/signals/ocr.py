@@ -175,7 +175,7 @@ class OcrSignal:
                 "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 # rapidocr turns onnxruntime's memory arena off, so every detector run allocates and frees
-                # its activations anew: 16-18 % of the detector's time on 20+ MP photos, for ~95 MB kept
+                # its activations anew: 14-18 % of the detector's time, for ~95 MB kept while OCR runs
                 # (bench/RESULTS.md "The second pass on 20+ MP photos"); the output is bit-identical
                 "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
             })
