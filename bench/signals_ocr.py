@@ -13,6 +13,7 @@ The chosen recipe is REPORTED on real + plain. Word-level precision = share of r
 in the photo; recall = share of the photo's words recognised (case-insensitive, edge punctuation removed).
 
     nice -n 10 python bench/signals_ocr.py --threads 1 --sides 640,960,1280,1920
+    nice -n 10 python bench/signals_ocr.py --det-sides 800,736,704 --seeds 4   # the detector's input size
 """
 from __future__ import annotations
 
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sides", default="640,960,1280,1920", help="longest sides to compare")
     parser.add_argument("--side", type=int, default=None, help="the side reported on real photos")
+    parser.add_argument("--det-sides", default=None,
+                        help="compare the detector's input sizes instead (OcrSignal det_side) at --side, e.g. 800,736")
     parser.add_argument("--seeds", type=int, default=2, help="placements per phrase and text height")
     parser.add_argument("--cost-only", action="store_true",
                         help="only seconds per 12 MP photo at each of --sides, with 1 and 2 threads")
@@ -191,11 +194,19 @@ def main() -> None:
 
     print("\n## choosing the size (rendered set: "
           f"{len(rendered)} phone-size photos, {len(PHRASES)} phrases x {len(TEXT_HEIGHTS)} heights x {args.seeds})")
-    print("| longest side | recall h=1.5% | h=3% | h=6% | precision | median s/photo |")
+    # (column value, OcrSignal arguments): the longest side OCR reads at, or (--det-sides) the detector's input
+    if args.det_sides:
+        read_side = args.side or OcrSignal().max_side
+        recipes = [(d, {"max_side": read_side, "det_side": d}) for d in map(int, args.det_sides.split(","))]
+        print(f"(lines read at {read_side} px; the column is the detector's input, OcrSignal det_side)")
+    else:
+        recipes = [(side, {"max_side": side}) for side in map(int, args.sides.split(","))]
+    print(f"| {'detector side' if args.det_sides else 'longest side'} | recall h=1.5% | h=3% | h=6% | precision | "
+          "median s/photo |")
     print("|---|---|---|---|---|---|")
     runs: dict[int, list[tuple[str, list[tuple[str, float]], list[str]]]] = {}
-    for side in [int(s) for s in args.sides.split(",")]:
-        signal = OcrSignal(threads=args.threads, max_side=side, min_score=0.0)
+    for side, recipe in recipes:
+        signal = OcrSignal(threads=args.threads, min_score=0.0, **recipe)
         signal._load()
         runs[side] = []
         per_h: dict[float, list[int]] = {h: [0, 0] for h in TEXT_HEIGHTS}
@@ -214,6 +225,15 @@ def main() -> None:
         print(f"| {side} | " + " | ".join(f"{a / b:.2f}" for a, b in per_h.values())
               + f" | {hits / max(1, found):.2f} | {statistics.median(seconds):.2f} |")
 
+    if args.det_sides:  # the real photos with text and the plain ones, at the shipped line threshold
+        real_photos = text_photos()
+        print(f"\n## real photos with text + plain photos, threshold {OcrSignal().min_score}, per detector side")
+        for side, recipe in recipes:
+            signal = OcrSignal(threads=args.threads, min_score=0.0, **recipe)
+            report = [(n, lines_with_scores(signal, photo)[0], words(truth)) for n, photo, truth in real_photos]
+            report += [(n, lines_with_scores(signal, image)[0], []) for n, image in bases.items()]
+            print(f"detector side {side}: " + pr_table(report, [OcrSignal().min_score])[-1])
+        return
     side = args.side or OcrSignal().max_side
     signal = OcrSignal(threads=args.threads, max_side=side, min_score=0.0)
     signal._load()
