@@ -78,24 +78,23 @@ PEOPLE_SDIST = ["face_recognition-1.3.0/tests/test_images/" + name for name in (
 PEOPLE_SDIST += ["insightface-2.1/python-package/insightface/data/images/t1.jpg"]
 
 
-def phone_photos(work: Path) -> list[Path]:
+def deb_photos(files: dict[str, list[str]], work: Path) -> list[Path]:
+    """The files of each Debian package in ``files`` (package -> paths inside it), fetched into ``work``."""
     from signals_faces import fetch_deb
 
     photos = []
-    for package, paths in PHONE.items():
+    for package, paths in files.items():
         root = fetch_deb(package, work)
         photos += [root / p for p in paths if (root / p).is_file()]
     return photos
+
+
+def phone_photos(work: Path) -> list[Path]:
+    return deb_photos(PHONE, work)
 
 
 def large_photos(work: Path) -> list[Path]:
-    from signals_faces import fetch_deb
-
-    photos = []
-    for package, paths in LARGE.items():
-        root = fetch_deb(package, work)
-        photos += [root / p for p in paths if (root / p).is_file()]
-    return photos
+    return deb_photos(LARGE, work)
 
 
 def text_or_people_photos(work: Path) -> list[Path]:

@@ -301,10 +301,10 @@ class SignalRunner:
             in_flight: deque[tuple[int, str, str, list[Future]]] = deque()  # (media id, path, kind, futures)
             for media_id, item in work:  # a cancel surfaces from the first file whose signals had not begun
                 while in_flight and self._window_full(in_flight, item[1]):
-                    self._finish(*in_flight.popleft(), report, total)
+                    self._finish(in_flight.popleft(), report, total)
                 in_flight.append((media_id, item[0], item[1], self._submit(media_id, item)))
             while in_flight:
-                self._finish(*in_flight.popleft(), report, total)
+                self._finish(in_flight.popleft(), report, total)
 
     @staticmethod
     def _window_full(in_flight: deque, kind: str) -> bool:
@@ -322,9 +322,10 @@ class SignalRunner:
         decoded = self._decode_ahead(media_id, item)
         return [self._lane(signal).submit(self._extract_one, signal, path, decoded) for signal in signals]
 
-    def _finish(self, media_id: int, path: str, _kind: str, futures: list[Future], report: SignalReport,
-                total: int) -> None:
-        """Wait for one file's signals and store their results (in file order, one transaction per file)."""
+    def _finish(self, file: tuple[int, str, str, list[Future]], report: SignalReport, total: int) -> None:
+        """Wait for one file's signals (an ``in_flight`` entry) and store their results (in file order, one
+        transaction per file)."""
+        media_id, path, _, futures = file
         self._store(media_id, path, [future.result() for future in futures], report)
         report.done += 1
         if self.progress:
